@@ -1,0 +1,20 @@
+"""Interpreter semantics for every op edge-opt uses (the executable specification).
+
+`make_interpreter(module)` returns an xDSL `Interpreter` with all of them registered;
+most users want `edge_opt.ir.session.run` or `Session` instead.
+"""
+
+from __future__ import annotations
+
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.interpreter import Interpreter
+from xdsl.interpreters.func import FuncFunctions
+
+from edge_opt.ir.interpreters.nn import NnFunctions
+
+
+def make_interpreter(module: ModuleOp) -> Interpreter:
+    interpreter = Interpreter(module)
+    interpreter.register_implementations(FuncFunctions())
+    interpreter.register_implementations(NnFunctions())
+    return interpreter

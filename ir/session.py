@@ -1,0 +1,170 @@
+"""Running a module: the one-line API for users and tests.
+
+    from edge_opt.ir.session import run
+    (logits,) = run(module, "forward", {"input": x})
+
+`Session` keeps the parameter state between calls (a training step writes it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ModuleOp, StringAttr, TensorType
+
+from edge_opt.dialects import nn
+from edge_opt.ir.dtypes import numpy_dtype, to_numpy
+from edge_opt.ir.errors import InputError
+from edge_opt.ir.interpreters import make_interpreter
+from edge_opt.ir.interpreters.nn import NnFunctions, ParamState
+
+NAME_ATTR = "nn.name"
+"""Argument/result attribute holding the graph-level name of a function input/output."""
+
+Inputs = Sequence[np.ndarray] | Mapping[str, np.ndarray]
+
+
+def get_function(module: ModuleOp, name: str) -> func.FuncOp:
+    for op in module.ops:
+        if isinstance(op, func.FuncOp) and op.sym_name.data == name:
+            return op
+    available = [op.sym_name.data for op in module.ops if isinstance(op, func.FuncOp)]
+    raise InputError(
+        f"the module has no function @{name} (it has: "
+        f"{', '.join('@' + n for n in available) or 'none'})"
+    )
+
+
+def _names(attrs, count: int, hints: Sequence[str | None], prefix: str) -> list[str]:
+    names = []
+    for i in range(count):
+        name = None
+        if attrs is not None and NAME_ATTR in attrs.data[i].data:
+            attr = attrs.data[i].data[NAME_ATTR]
+            assert isinstance(attr, StringAttr)
+            name = attr.data
+        names.append(name or hints[i] or f"{prefix}{i}")
+    return names
+
+
+def input_names(function: func.FuncOp) -> list[str]:
+    """Graph-level names of the inputs: the `nn.name` argument attribute, else the SSA
+    name, else `arg<i>`."""
+    args = function.body.block.args
+    return _names(function.arg_attrs, len(args), [a.name_hint for a in args], "arg")
+
+
+def output_names(function: func.FuncOp) -> list[str]:
+    """Graph-level names of the outputs: the `nn.name` result attribute, else
+    `output<i>`."""
+    count = len(function.function_type.outputs.data)
+    return _names(function.res_attrs, count, [None] * count, "output")
+
+
+def params_of(module: ModuleOp) -> dict[str, nn.ParamOp]:
+    return {op.sym_name.data: op for op in module.ops if isinstance(op, nn.ParamOp)}
+
+
+def _check_array(what: str, array: np.ndarray, type: TensorType) -> np.ndarray:
+    array = np.asarray(array)
+    expected = tuple(type.get_shape())
+    if array.shape != expected:
+        raise InputError(
+            f"{what} has shape {list(array.shape)}, expected {list(expected)} ({type})"
+        )
+    dtype = numpy_dtype(type.element_type)
+    if array.dtype != dtype:
+        if not np.can_cast(array.dtype, dtype, "same_kind"):
+            raise InputError(
+                f"{what} has dtype {array.dtype}, expected {dtype} ({type})"
+            )
+        array = array.astype(dtype)
+    return array
+
+
+class Session:
+    """A module plus its parameter values; `run` interprets one function.
+
+    `params` overrides or supplies parameter values by name (e.g. from the model's
+    `.npz`); parameters not given use their inline `nn.param` value. A function that
+    stores parameters (a training step) updates `self.params`.
+    """
+
+    def __init__(
+        self, module: ModuleOp, params: Mapping[str, np.ndarray] | None = None
+    ):
+        self.module = module
+        declared = params_of(module)
+        given = dict(params or {})
+        unknown = sorted(set(given) - set(declared))
+        if unknown:
+            raise InputError(
+                f"values given for parameters the module does not declare: "
+                f"{', '.join(unknown)}"
+            )
+        self.params = ParamState()
+        missing = []
+        for name, op in declared.items():
+            if name in given:
+                self.params[name] = _check_array(
+                    f"parameter @{name}", given[name], op.type
+                )
+            elif op.value is not None:
+                self.params[name] = to_numpy(op.value)
+            else:
+                missing.append(name)
+        if missing:
+            raise InputError(
+                f"{len(missing)} parameter(s) have no value: "
+                f"{', '.join('@' + n for n in missing[:8])}"
+                f"{' ...' if len(missing) > 8 else ''}; load the model's .npz or pass "
+                "them in params"
+            )
+        self._interpreter = make_interpreter(module)
+        self._interpreter.set_data(NnFunctions, "params", self.params)
+
+    def run(self, function: str = "forward", inputs: Inputs = ()) -> tuple[np.ndarray, ...]:
+        fn = get_function(self.module, function)
+        args = self._arguments(fn, inputs)
+        return tuple(self._interpreter.call_op(fn, args))
+
+    @staticmethod
+    def _arguments(fn: func.FuncOp, inputs: Inputs) -> tuple[np.ndarray, ...]:
+        types = fn.function_type.inputs.data
+        names = input_names(fn)
+        if isinstance(inputs, Mapping):
+            missing = [n for n in names if n not in inputs]
+            extra = sorted(set(inputs) - set(names))
+            if missing or extra:
+                raise InputError(
+                    f"@{fn.sym_name.data} takes inputs {names}; "
+                    + (f"missing {missing}" if missing else "")
+                    + ("; " if missing and extra else "")
+                    + (f"unknown {extra}" if extra else "")
+                )
+            values = [inputs[n] for n in names]
+        else:
+            values = list(inputs)
+            if len(values) != len(types):
+                raise InputError(
+                    f"@{fn.sym_name.data} takes {len(types)} input(s) {names}, got "
+                    f"{len(values)}"
+                )
+        return tuple(
+            _check_array(f"input '{name}'", value, type)
+            for name, value, type in zip(names, values, types, strict=True)
+            if isinstance(type, TensorType)
+        )
+
+
+def run(
+    module: ModuleOp,
+    function: str = "forward",
+    inputs: Inputs = (),
+    params: Mapping[str, np.ndarray] | None = None,
+) -> tuple[np.ndarray, ...]:
+    """Interprets `@function` on `inputs` (positional, or by input name) and returns its
+    results."""
+    return Session(module, params).run(function, inputs)

@@ -1,0 +1,335 @@
+"""Shape arithmetic of the graph-level ops, as pure functions.
+
+The `nn` verifiers, the op builders, the ONNX importer and the random-model strategy all
+call these, so the rule for (say) a strided, dilated, padded convolution is written once.
+Every function raises `ShapeError` with a sentence that says which rule was broken; the
+callers add the op name.
+
+Conventions (PyTorch's, which is also ONNX's for these ops):
+- 2-D spatial ops take NCHW tensors; `padding` is `(top, left, bottom, right)`, ONNX's
+  `pads` order for two spatial axes.
+- Output size of a window op over one axis of size `n`, padded with `p0 + p1`:
+  `floor((n + p0 + p1 - d*(k-1) - 1) / s) + 1` (or `ceil` in ceil mode, dropping a last
+  window that would start in the end padding).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+
+class ShapeError(ValueError):
+    """A shape rule of an op is broken."""
+
+
+Shape = tuple[int, ...]
+
+
+def normalize_axis(axis: int, rank: int) -> int:
+    """Map a possibly negative axis into `[0, rank)`."""
+    if not -rank <= axis < rank:
+        raise ShapeError(f"axis {axis} is out of range for rank {rank}")
+    return axis % rank
+
+
+def normalize_axes(axes: Sequence[int], rank: int) -> tuple[int, ...]:
+    """Normalize axes and reject duplicates."""
+    normalized = tuple(normalize_axis(a, rank) for a in axes)
+    if len(set(normalized)) != len(normalized):
+        raise ShapeError(f"axes {list(axes)} repeat an axis")
+    return normalized
+
+
+def broadcast(*shapes: Sequence[int]) -> Shape:
+    """NumPy broadcasting of shapes."""
+    rank = max((len(s) for s in shapes), default=0)
+    result: list[int] = []
+    for i in range(rank):
+        dims = {s[len(s) - rank + i] for s in shapes if len(s) - rank + i >= 0}
+        dims.discard(1)
+        if len(dims) > 1:
+            raise ShapeError(
+                f"shapes {' and '.join(str(list(s)) for s in shapes)} do not broadcast "
+                f"(axis {i - rank} has sizes {sorted(dims)})"
+            )
+        result.append(dims.pop() if dims else 1)
+    return tuple(result)
+
+
+def window_output_size(
+    size: int,
+    kernel: int,
+    stride: int,
+    pad_begin: int,
+    pad_end: int,
+    dilation: int = 1,
+    ceil_mode: bool = False,
+) -> int:
+    """Number of windows along one axis (see module docstring)."""
+    if kernel < 1 or stride < 1 or dilation < 1:
+        raise ShapeError(
+            f"kernel ({kernel}), stride ({stride}) and dilation ({dilation}) must be >= 1"
+        )
+    if pad_begin < 0 or pad_end < 0:
+        raise ShapeError(f"padding ({pad_begin}, {pad_end}) must be >= 0")
+    span = size + pad_begin + pad_end - dilation * (kernel - 1) - 1
+    if span < 0:
+        raise ShapeError(
+            f"the window (kernel {kernel}, dilation {dilation}) is larger than the "
+            f"padded input ({size} + {pad_begin} + {pad_end})"
+        )
+    if not ceil_mode:
+        return span // stride + 1
+    out = -(-span // stride) + 1
+    # PyTorch/ONNX: the last window must start inside the input or the begin padding.
+    if (out - 1) * stride >= size + pad_begin:
+        out -= 1
+    return out
+
+
+def _check_pairs(name: str, values: Sequence[int], count: int) -> None:
+    if len(values) != count:
+        raise ShapeError(f"{name} must have {count} values, got {list(values)}")
+
+
+def conv2d(
+    input: Sequence[int],
+    weight: Sequence[int],
+    stride: Sequence[int],
+    padding: Sequence[int],
+    dilation: Sequence[int],
+    groups: int,
+) -> Shape:
+    """NCHW convolution; weight is (out_channels, in_channels / groups, kh, kw)."""
+    if len(input) != 4 or len(weight) != 4:
+        raise ShapeError(
+            f"input and weight must have rank 4 (NCHW and OIHW), got {list(input)} "
+            f"and {list(weight)}"
+        )
+    _check_pairs("stride", stride, 2)
+    _check_pairs("dilation", dilation, 2)
+    _check_pairs("padding", padding, 4)
+    n, c, h, w = input
+    o, ci, kh, kw = weight
+    if groups < 1 or c % groups or o % groups:
+        raise ShapeError(
+            f"groups ({groups}) must divide input channels ({c}) and output "
+            f"channels ({o})"
+        )
+    if ci * groups != c:
+        raise ShapeError(
+            f"weight in-channels ({ci}) x groups ({groups}) must equal input "
+            f"channels ({c})"
+        )
+    oh = window_output_size(h, kh, stride[0], padding[0], padding[2], dilation[0])
+    ow = window_output_size(w, kw, stride[1], padding[1], padding[3], dilation[1])
+    return (n, o, oh, ow)
+
+
+def conv_transpose2d(
+    input: Sequence[int],
+    weight: Sequence[int],
+    stride: Sequence[int],
+    padding: Sequence[int],
+    output_padding: Sequence[int],
+    dilation: Sequence[int],
+    groups: int,
+) -> Shape:
+    """Transposed NCHW convolution; weight is (in_channels, out_channels / groups, kh, kw).
+
+    Output size per axis: `(n - 1)*s - p0 - p1 + d*(k - 1) + output_padding + 1`.
+    """
+    if len(input) != 4 or len(weight) != 4:
+        raise ShapeError(
+            f"input and weight must have rank 4 (NCHW and IOHW), got {list(input)} "
+            f"and {list(weight)}"
+        )
+    _check_pairs("stride", stride, 2)
+    _check_pairs("dilation", dilation, 2)
+    _check_pairs("padding", padding, 4)
+    _check_pairs("output_padding", output_padding, 2)
+    n, c, h, w = input
+    ci, og, kh, kw = weight
+    if ci != c:
+        raise ShapeError(f"weight in-channels ({ci}) must equal input channels ({c})")
+    if groups < 1 or c % groups:
+        raise ShapeError(f"groups ({groups}) must divide input channels ({c})")
+    if any(s < 1 for s in stride) or any(d < 1 for d in dilation):
+        raise ShapeError("stride and dilation must be >= 1")
+    if any(p < 0 for p in padding):
+        raise ShapeError(f"padding {list(padding)} must be >= 0")
+    for op, s, d in zip(output_padding, stride, dilation):
+        if not 0 <= op < max(s, d):
+            raise ShapeError(
+                f"output_padding ({op}) must be >= 0 and smaller than stride or dilation"
+            )
+    sizes = []
+    for axis, (size, k) in enumerate(((h, kh), (w, kw))):
+        out = (
+            (size - 1) * stride[axis]
+            - padding[axis]
+            - padding[axis + 2]
+            + dilation[axis] * (k - 1)
+            + output_padding[axis]
+            + 1
+        )
+        if out < 1:
+            raise ShapeError(f"output size along spatial axis {axis} would be {out}")
+        sizes.append(out)
+    return (n, og * groups, sizes[0], sizes[1])
+
+
+def pool2d(
+    input: Sequence[int],
+    kernel: Sequence[int],
+    stride: Sequence[int],
+    padding: Sequence[int],
+    dilation: Sequence[int] = (1, 1),
+    ceil_mode: bool = False,
+) -> Shape:
+    """Output shape of a 2-D max or average pool over an NCHW tensor."""
+    if len(input) != 4:
+        raise ShapeError(f"input must have rank 4 (NCHW), got {list(input)}")
+    _check_pairs("kernel", kernel, 2)
+    _check_pairs("stride", stride, 2)
+    _check_pairs("dilation", dilation, 2)
+    _check_pairs("padding", padding, 4)
+    for axis in range(2):
+        if padding[axis] > kernel[axis] // 2 or padding[axis + 2] > kernel[axis] // 2:
+            raise ShapeError(
+                f"padding {list(padding)} must be at most half the kernel {list(kernel)}"
+            )
+    n, c, h, w = input
+    oh = window_output_size(
+        h, kernel[0], stride[0], padding[0], padding[2], dilation[0], ceil_mode
+    )
+    ow = window_output_size(
+        w, kernel[1], stride[1], padding[1], padding[3], dilation[1], ceil_mode
+    )
+    return (n, c, oh, ow)
+
+
+def linear(input: Sequence[int], weight: Sequence[int]) -> Shape:
+    """`x @ W.T`: (..., in) x (out, in) -> (..., out)."""
+    if len(input) < 1 or len(weight) != 2:
+        raise ShapeError(
+            f"input must have rank >= 1 and weight rank 2, got {list(input)} and "
+            f"{list(weight)}"
+        )
+    if input[-1] != weight[1]:
+        raise ShapeError(
+            f"input features ({input[-1]}) must equal weight in-features ({weight[1]})"
+        )
+    return (*input[:-1], weight[0])
+
+
+def matmul(
+    a: Sequence[int], b: Sequence[int], transpose_a: bool, transpose_b: bool
+) -> Shape:
+    """Batched matrix product with broadcast batch dims, both operands rank >= 2."""
+    if len(a) < 2 or len(b) < 2:
+        raise ShapeError(
+            f"operands must have rank >= 2, got {list(a)} and {list(b)}"
+        )
+    m, ka = (a[-1], a[-2]) if transpose_a else (a[-2], a[-1])
+    kb, n = (b[-1], b[-2]) if transpose_b else (b[-2], b[-1])
+    if ka != kb:
+        raise ShapeError(
+            f"contraction sizes differ: {ka} (lhs {list(a)}"
+            f"{', transposed' if transpose_a else ''}) vs {kb} (rhs {list(b)}"
+            f"{', transposed' if transpose_b else ''})"
+        )
+    batch = broadcast(a[:-2], b[:-2])
+    return (*batch, m, n)
+
+
+def transpose(input: Sequence[int], perm: Sequence[int]) -> Shape:
+    if sorted(perm) != list(range(len(input))):
+        raise ShapeError(
+            f"permutation {list(perm)} is not a permutation of the {len(input)} axes"
+        )
+    return tuple(input[p] for p in perm)
+
+
+def concat(inputs: Sequence[Sequence[int]], axis: int) -> Shape:
+    if not inputs:
+        raise ShapeError("needs at least one input")
+    rank = len(inputs[0])
+    axis = normalize_axis(axis, rank)
+    for i, s in enumerate(inputs):
+        if len(s) != rank or any(
+            d != d0 for j, (d, d0) in enumerate(zip(s, inputs[0])) if j != axis
+        ):
+            raise ShapeError(
+                f"input {i} has shape {list(s)}, which differs from {list(inputs[0])} "
+                f"outside axis {axis}"
+            )
+    out = list(inputs[0])
+    out[axis] = sum(s[axis] for s in inputs)
+    return tuple(out)
+
+
+def slice_(
+    input: Sequence[int],
+    starts: Sequence[int],
+    ends: Sequence[int],
+    steps: Sequence[int],
+) -> Shape:
+    """Per axis, the indices `range(start, end, step)`, as in Python's `range`.
+
+    Bounds are explicit: `0 <= start < size` (or `start == end` for an empty axis is not
+    allowed), `-1 <= end <= size`; no negative-index wrapping.
+    """
+    rank = len(input)
+    if not len(starts) == len(ends) == len(steps) == rank:
+        raise ShapeError(
+            f"starts, ends and steps must have one value per axis ({rank})"
+        )
+    out = []
+    for axis, (size, start, end, step) in enumerate(zip(input, starts, ends, steps)):
+        if step == 0:
+            raise ShapeError(f"step along axis {axis} is 0")
+        if not (0 <= start < size and -1 <= end <= size):
+            raise ShapeError(
+                f"bounds [{start}, {end}) along axis {axis} are outside the axis size "
+                f"{size}"
+            )
+        length = len(range(start, end, step))
+        if length == 0:
+            raise ShapeError(f"slice along axis {axis} is empty")
+        out.append(length)
+    return tuple(out)
+
+
+def squeeze(input: Sequence[int], axes: Sequence[int]) -> Shape:
+    axes = normalize_axes(axes, len(input))
+    for a in axes:
+        if input[a] != 1:
+            raise ShapeError(f"axis {a} has size {input[a]}, not 1")
+    return tuple(d for i, d in enumerate(input) if i not in axes)
+
+
+def unsqueeze(input: Sequence[int], axes: Sequence[int]) -> Shape:
+    rank = len(input) + len(axes)
+    axes = normalize_axes(axes, rank)
+    dims = iter(input)
+    return tuple(1 if i in axes else next(dims) for i in range(rank))
+
+
+def reduce(input: Sequence[int], axes: Sequence[int], keepdims: bool) -> Shape:
+    axes = normalize_axes(axes, len(input))
+    if not axes:
+        raise ShapeError("needs at least one axis to reduce")
+    if keepdims:
+        return tuple(1 if i in axes else d for i, d in enumerate(input))
+    return tuple(d for i, d in enumerate(input) if i not in axes)
+
+
+def reshape(input: Sequence[int], shape: Sequence[int]) -> Shape:
+    if math.prod(input) != math.prod(shape):
+        raise ShapeError(
+            f"cannot reshape {list(input)} ({math.prod(input)} elements) into "
+            f"{list(shape)} ({math.prod(shape)} elements)"
+        )
+    return tuple(shape)

@@ -1,0 +1,37 @@
+"""Registries: the dialects and passes of edge-opt, for our driver and for `xdsl-opt`
+(through the `xdsl.universe` entry point in pyproject.toml)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from xdsl.context import Context
+from xdsl.ir import Dialect
+from xdsl.passes import ModulePass
+from xdsl.universe import Universe
+
+
+def _nn() -> Dialect:
+    from edge_opt.dialects.nn import NN
+
+    return NN
+
+
+EDGE_OPT_DIALECTS: dict[str, Callable[[], Dialect]] = {"nn": _nn}
+
+EDGE_OPT_PASSES: dict[str, Callable[[], type[ModulePass]]] = {}
+
+EDGE_OPT_UNIVERSE = Universe(all_dialects=EDGE_OPT_DIALECTS, all_passes=EDGE_OPT_PASSES)
+
+
+def make_context() -> Context:
+    """A context with the upstream dialects our IR uses and all of ours loaded."""
+    from xdsl.dialects.builtin import Builtin
+    from xdsl.dialects.func import Func
+
+    ctx = Context()
+    for dialect in (Builtin, Func):
+        ctx.load_dialect(dialect)
+    for factory in EDGE_OPT_DIALECTS.values():
+        ctx.load_dialect(factory())
+    return ctx
