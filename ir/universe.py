@@ -20,8 +20,18 @@ def _nn() -> Dialect:
 EDGE_OPT_DIALECTS: dict[str, Callable[[], Dialect]] = {"nn": _nn}
 
 EDGE_OPT_PASSES: dict[str, Callable[[], type[ModulePass]]] = {}
+"""Our passes by name (the key is always the pass's `name`)."""
 
-EDGE_OPT_UNIVERSE = Universe(all_dialects=EDGE_OPT_DIALECTS, all_passes=EDGE_OPT_PASSES)
+
+def _universe() -> Universe:
+    from edge_opt.ir.pipelines import PIPELINES
+
+    return Universe(
+        all_dialects=EDGE_OPT_DIALECTS, all_passes={**EDGE_OPT_PASSES, **PIPELINES}
+    )
+
+
+EDGE_OPT_UNIVERSE = _universe()
 
 
 def make_context() -> Context:
