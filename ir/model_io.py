@@ -16,10 +16,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
+from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
+from xdsl.ir import Operation
 from xdsl.parser import Parser
 from xdsl.printer import Printer
 from xdsl.utils.exceptions import ParseError, VerifyException
+from xdsl.utils.lexer import Span
 
 from edge_opt.dialects import nn
 from edge_opt.ir.dtypes import numpy_dtype, to_dense, to_numpy
@@ -34,21 +37,58 @@ def sidecar_path(path: str | os.PathLike[str]) -> Path:
     return Path(path).with_suffix(".npz")
 
 
-def parse_module(text: str, filename: str = "<input>") -> ModuleOp:
-    """Parses and verifies MLIR text; errors become `ModelFileError` with the position."""
+class LocatingParser(Parser):
+    """xDSL's parser, remembering where each op starts so that a verifier error can
+    point at the op's line and column like a parse error does."""
+
+    def __init__(self, ctx: Context, input: str, name: str = "<input>"):
+        super().__init__(ctx, input, name)
+        self.op_spans: dict[Operation, Span] = {}
+
+    def parse_operation(self) -> Operation:
+        span = self._current_token.span
+        op = super().parse_operation()
+        self.op_spans[op] = span
+        return op
+
+
+def parse_module(
+    text: str,
+    filename: str = "<input>",
+    ctx: Context | None = None,
+    implicit_module: bool = True,
+) -> ModuleOp:
+    """Parses and verifies MLIR text; errors become `ModelFileError` with the file,
+    line and column of the offending op."""
+    parser = LocatingParser(ctx or make_context(), text, filename)
     try:
-        module = Parser(make_context(), text, name=filename).parse_module()
+        module = parser.parse_module(implicit_module)
     except ParseError as e:
         raise ModelFileError(f"parse error: {e}") from None
-    verify_module(module, filename)
+    verify_module(module, filename, parser.op_spans)
     return module
 
 
-def verify_module(module: ModuleOp, where: str) -> None:
+def verify_module(
+    module: ModuleOp, where: str, op_spans: Mapping[Operation, Span] | None = None
+) -> None:
+    """Verifies `module`; the error names the first op that fails, at its position in
+    the source when `op_spans` (from `LocatingParser`) knows it."""
     try:
         module.verify()
     except VerifyException as e:
-        raise ModelFileError(f"{where}: invalid IR: {first_line(e)}") from None
+        message = first_line(e)
+        for op in module.walk():
+            try:
+                op.verify(verify_nested_ops=False)
+            except VerifyException as op_error:
+                message = first_line(op_error).removeprefix("Operation does not verify: ")
+                if op_spans and op in op_spans:
+                    raise ModelFileError(
+                        "invalid IR: " + op_spans[op].print_with_context(message).rstrip()
+                    ) from None
+                break
+        raise ModelFileError(f"{where}: invalid IR: {message}") from None
 
 
 def first_line(error: Exception) -> str:
@@ -164,11 +204,18 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> 
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -180,9 +227,18 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
 
 
 def write_npz(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) -> None:
+    """An uncompressed .npz as `np.savez` writes it, but byte-deterministic: sorted
+    members and a fixed timestamp (savez stamps the current time)."""
+
     def write(tmp: str) -> None:
-        with open(tmp, "wb") as f:
-            np.savez(f, **dict(sorted(arrays.items())))
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+            for name, array in sorted(arrays.items()):
+                info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                info.external_attr = 0o644 << 16
+                with archive.open(info, "w", force_zip64=True) as member:
+                    np.lib.format.write_array(
+                        member, np.asanyarray(array), allow_pickle=False
+                    )
 
     atomic_write(path, write)
 

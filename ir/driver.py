@@ -1,0 +1,423 @@
+"""The `edge-opt` command line.
+
+    edge-opt model.mlir -p canonicalize,cse -o out.mlir      # like xdsl-opt / mlir-opt
+    edge-opt model.mlir --pipeline "infer" -o out.mlir       # a named pipeline
+    edge-opt import model.onnx -o model.mlir                 # writes model.mlir + model.npz
+    edge-opt run model.mlir --input x.npz -o outputs.npz     # interprets @forward
+    edge-opt --list-pipelines
+
+The optimizer is xDSL's `xDSLOptMain` with our registries; it reads the `.npz` beside an
+input `.mlir` and writes one beside an output `.mlir`. Every user-fixable problem ends in
+one `edge-opt: error: ...` line and exit status 1, never a traceback; every output file is
+written to a temporary file and renamed, so an error leaves no half-written output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.interpreter import InterpretationError
+from xdsl.passes import ModulePass, PassPipeline
+from xdsl.utils.exceptions import (
+    ArgSpecParseError,
+    DiagnosticException,
+    ParseError,
+    PassFailedException,
+    VerifyException,
+)
+from xdsl.xdsl_opt_main import xDSLOptMain
+
+from edge_opt.ir import model_io
+from edge_opt.ir.errors import ModelFileError, UserError
+from edge_opt.ir.pipelines import PIPELINES, available_passes, expand, parse_pipeline
+from edge_opt.ir.universe import EDGE_OPT_DIALECTS
+
+PROG = "edge-opt"
+
+
+class EdgeOptMain(xDSLOptMain):
+    """xDSL's optimizer driver with edge-opt's dialects, passes, named pipelines and the
+    `.npz` sidecar handling."""
+
+    input_values: dict[str, np.ndarray]
+
+    def __init__(self, args: Sequence[str] | None = None):
+        self.input_values = {}
+        super().__init__(description="edge-opt: compile small neural networks for "
+                         "training on extreme-edge RISC-V SoCs", args=args)
+
+    def register_all_dialects(self) -> None:
+        super().register_all_dialects()
+        for name, factory in EDGE_OPT_DIALECTS.items():
+            if name not in self.ctx.registered_dialect_names:
+                self.ctx.register_dialect(name, factory)
+
+    def register_all_passes(self) -> None:
+        for name, factory in available_passes().items():
+            self.register_pass(name, factory)
+
+    def register_all_frontends(self) -> None:
+        super().register_all_frontends()
+
+        def parse_onnx(stream: IO[bytes]) -> ModuleOp:
+            from edge_opt.ir.onnx_import import import_onnx
+
+            return import_onnx(stream.read())
+
+        self.available_frontends["onnx"] = parse_onnx
+
+    def register_all_arguments(self, arg_parser: argparse.ArgumentParser) -> None:
+        super().register_all_arguments(arg_parser)
+        arg_parser.prog = PROG
+        arg_parser.add_argument(
+            "--pipeline",
+            action="append",
+            default=[],
+            metavar="NAME{options}",
+            help="a named pipeline (see --list-pipelines), run after the -p passes",
+        )
+        arg_parser.add_argument(
+            "--print-ir-after-all",
+            action="store_true",
+            help="print the IR after every pass (named pipelines are expanded)",
+        )
+        arg_parser.add_argument(
+            "--params",
+            metavar="NPZ",
+            help="parameter values (default: the .npz beside the input .mlir)",
+        )
+        arg_parser.add_argument(
+            "--list-pipelines", action="store_true", help="list the named pipelines"
+        )
+        arg_parser.add_argument(
+            "--list-passes", action="store_true", help="list the available passes"
+        )
+
+    def setup_pipeline(self) -> None:
+        passes: list[ModulePass] = []
+        if self.args.passes:
+            passes.extend(parse_pipeline(self.args.passes, self.available_passes))
+        for spec in self.args.pipeline:
+            named = parse_pipeline(spec, {k: v for k, v in PIPELINES.items()})
+            passes.extend(named)
+        self.pipeline = PassPipeline(expand(passes), self._between_passes)
+
+    def _between_passes(
+        self, previous: ModulePass | None, module: ModuleOp, following: ModulePass | None
+    ) -> None:
+        if not self.args.disable_verify:
+            try:
+                module.verify()
+            except VerifyException as e:
+                after = f"after pass '{previous.name}'" if previous else "on input"
+                raise VerifyException(f"invalid IR {after}: {e}") from None
+        if previous is not None and self.args.print_ir_after_all:
+            stripped, _ = model_io.detach_values(module)
+            sys.stdout.write(f"// -----// IR after {previous.name} //----- //\n")
+            sys.stdout.write(model_io.print_module(stripped))
+
+    def _read_chunks(self) -> tuple[list[tuple[str, int]], str]:
+        """The input text, split at `// -----` if asked, with line offsets."""
+        name = self.args.input_file
+        if name is None:
+            data = sys.stdin.buffer.read()
+            extension = "mlir"
+        else:
+            try:
+                data = Path(name).read_bytes()
+            except FileNotFoundError:
+                raise ModelFileError(f"{name}: no such file") from None
+            except OSError as e:
+                raise ModelFileError(f"{name}: cannot read ({e.strerror})") from None
+            extension = Path(name).suffix.lstrip(".") or "mlir"
+        if self.args.frontend:
+            extension = self.args.frontend
+        if extension not in self.available_frontends:
+            raise UserError(
+                f"{name}: unknown input format '.{extension}' (expected one of "
+                f"{', '.join('.' + e for e in self.available_frontends)}; use -f)"
+            )
+        if extension != "mlir":
+            return [(data, 0)], extension  # type: ignore[list-item]
+        text = data.decode("utf-8", errors="replace")
+        if not self.args.split_input_file:
+            return [(text, 0)], extension
+        chunks, offset = [], 0
+        for chunk in text.split("// -----"):
+            chunks.append((chunk, offset))
+            offset += chunk.count("\n")
+        return chunks, extension
+
+    def _parse(self, chunk: str | bytes, extension: str, offset: int) -> ModuleOp:
+        if extension == "onnx":
+            from edge_opt.ir.onnx_import import import_onnx
+
+            return import_onnx(chunk)  # type: ignore[arg-type]
+        # Pad with newlines so that positions in a split chunk are file positions.
+        text = "\n" * offset + chunk  # type: ignore[operator]
+        parser = model_io.LocatingParser(self.ctx, text, self.get_input_name())
+        module = parser.parse_module(not self.args.no_implicit_module)
+        self._attach_sidecar(module)
+        if not self.args.disable_verify:
+            try:
+                model_io.verify_module(module, self.get_input_name(), parser.op_spans)
+            except ModelFileError as e:
+                raise VerifyException(str(e)) from None
+        return module
+
+    def _attach_sidecar(self, module: ModuleOp) -> None:
+        from edge_opt.dialects import nn
+
+        if self.args.params:
+            npz: Path | None = Path(self.args.params)
+            if not npz.exists():  # type: ignore[union-attr]
+                raise ModelFileError(f"{npz}: no such file")
+        elif self.args.input_file:
+            npz = model_io.sidecar_path(self.args.input_file)
+        else:
+            npz = None
+        if npz is None or not npz.exists():
+            return
+        declared = {
+            op.sym_name.data for op in module.ops if isinstance(op, nn.ParamOp)
+        }
+        values = model_io.read_npz(npz)
+        self.input_values = {k: v for k, v in values.items() if k in declared}
+        model_io.attach_values(module, self.input_values, str(npz))
+
+    def run(self) -> None:
+        if self.args.list_pipelines:
+            print_pipelines(sys.stdout)
+            return
+        if self.args.list_passes:
+            for name in sorted(self.available_passes):
+                print(name)
+            return
+        chunks, extension = self._read_chunks()
+        outputs: list[str] = []
+        sidecar: dict[str, np.ndarray] = {}
+        for chunk, offset in chunks:
+            try:
+                module = self._parse(chunk, extension, offset)
+                self.pipeline.apply(self.ctx, module)
+            except ParseError as e:
+                if self.args.parsing_diagnostics:
+                    outputs.append(f"{e}\n")
+                    continue
+                raise
+            except DiagnosticException as e:
+                if self.args.verify_diagnostics:
+                    outputs.append(f"{e}\n")
+                    continue
+                raise
+            text, values = self._render(module)
+            outputs.append(text)
+            sidecar.update(values)
+        self._write_output("// -----\n".join(outputs), sidecar)
+
+    def _render(self, module: ModuleOp) -> tuple[str, dict[str, np.ndarray]]:
+        if self.args.target == "mlir":
+            stripped, values = model_io.detach_values(module)
+            return model_io.print_module(stripped, self.args.print_op_generic), values
+        return self.output_resulting_program(module), {}
+
+    def _write_output(self, text: str, values: dict[str, np.ndarray]) -> None:
+        output = self.args.output_file
+        if output is None:
+            sys.stdout.write(text)
+            changed = [
+                k
+                for k, v in values.items()
+                if k not in self.input_values or not np.array_equal(v, self.input_values[k])
+            ]
+            if changed:
+                print(
+                    f"{PROG}: note: {len(changed)} parameter value(s) are not printed; "
+                    "use -o FILE.mlir to write them to FILE.npz",
+                    file=sys.stderr,
+                )
+            return
+        if values:
+            model_io.write_npz(model_io.sidecar_path(output), values)
+        model_io.write_text(output, text)
+
+
+def print_pipelines(stream: IO[str]) -> None:
+    from xdsl.passes import get_pass_option_infos
+
+    for name, factory in sorted(PIPELINES.items()):
+        cls = factory()
+        options = get_pass_option_infos(cls)
+        spec = ""
+        if options:
+            spec = "{" + " ".join(
+                f"{o.name.replace('_', '-')}={o.default_value}" for o in options
+            ) + "}"
+        stream.write(f"{name}{spec}\n    {cls.description}\n")
+
+
+# --------------------------------------------------------------------------------------
+# Subcommands
+# --------------------------------------------------------------------------------------
+
+
+def _import_command(argv: Sequence[str]) -> None:
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} import",
+        description="Convert an ONNX model to edge-opt MLIR (model.mlir + model.npz).",
+    )
+    parser.add_argument("model", help="the .onnx file")
+    parser.add_argument(
+        "-o", "--output", help="output .mlir (default: the model's name with .mlir)"
+    )
+    parser.add_argument(
+        "--input-shape",
+        action="append",
+        default=[],
+        metavar="NAME=D0,D1,...",
+        help="static shape for an input with symbolic dimensions",
+    )
+    args = parser.parse_args(argv)
+    from edge_opt.ir.onnx_import import import_onnx
+
+    shapes: dict[str, tuple[int, ...]] = {}
+    for item in args.input_shape:
+        name, _, dims = item.partition("=")
+        try:
+            shapes[name] = tuple(int(d) for d in dims.split(","))
+        except ValueError:
+            raise UserError(
+                f"--input-shape {item}: expected NAME=D0,D1,... with integer sizes"
+            ) from None
+    output = Path(args.output) if args.output else Path(args.model).with_suffix(".mlir")
+    if not Path(args.model).exists():
+        raise ModelFileError(f"{args.model}: no such file")
+    module = import_onnx(args.model, input_shapes=shapes or None)
+    sidecar = model_io.save_model(module, output)
+    from edge_opt.ir.session import params_of
+
+    count = sum(p.type.element_count() for p in params_of(module).values())
+    print(
+        f"wrote {output}"
+        + (f" and {sidecar}" if sidecar else "")
+        + f" ({len(params_of(module))} parameters, {count:,} values)"
+    )
+
+
+def _run_command(argv: Sequence[str]) -> None:
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} run",
+        description="Interpret a function of a model on arrays from an .npz file.",
+    )
+    parser.add_argument("model", help="the .mlir file (its .npz is read too)")
+    parser.add_argument(
+        "--input",
+        metavar="NPZ",
+        help="arrays named like the function's inputs (default: none, for functions "
+        "without inputs)",
+    )
+    parser.add_argument("--function", default="forward", help="default: forward")
+    parser.add_argument(
+        "--params", metavar="NPZ", help="parameter values (default: the model's .npz)"
+    )
+    parser.add_argument("-o", "--output", metavar="NPZ", help="write the outputs here")
+    args = parser.parse_args(argv)
+    from edge_opt.ir.session import Session, get_function, input_names, output_names
+
+    module = model_io.load_model(args.model, args.params)
+    arrays = model_io.read_npz(args.input) if args.input else {}
+    session = Session(module)
+    function = get_function(module, args.function)
+    wanted = input_names(function)
+    unused = sorted(set(arrays) - set(wanted))
+    if unused:
+        print(f"note: @{args.function} does not take {', '.join(unused)}; ignored")
+    inputs = {k: v for k, v in arrays.items() if k in wanted}
+    results = session.run(args.function, inputs)
+    names = output_names(function)
+    for name, value in zip(names, results):
+        print(_summary(name, value))
+    if args.output:
+        model_io.write_npz(args.output, dict(zip(names, results)))
+        print(f"wrote {args.output}")
+
+
+def _summary(name: str, value: np.ndarray) -> str:
+    shape = "x".join(str(d) for d in value.shape) or "scalar"
+    text = f"{name}: {value.dtype}[{shape}]"
+    if value.size and np.issubdtype(value.dtype, np.number):
+        text += (
+            f" min {value.min():.6g} max {value.max():.6g} mean {value.mean():.6g}"
+        )
+    if value.size <= 16:
+        text += f" = {np.array2string(value.reshape(-1), precision=6, separator=', ')}"
+    return text
+
+
+SUBCOMMANDS: dict[str, Callable[[Sequence[str]], None]] = {
+    "import": _import_command,
+    "run": _run_command,
+}
+
+
+def _error_message(error: BaseException) -> str:
+    if isinstance(error, ParseError):
+        return f"parse error: {error}"
+    if isinstance(error, VerifyException):
+        return str(error) if str(error).startswith("invalid IR") else (
+            f"invalid IR: {model_io.first_line(error)}"
+        )
+    if isinstance(error, PassFailedException):
+        return f"pass failed: {error}"
+    if isinstance(error, InterpretationError):
+        return f"interpretation failed: {error}"
+    if isinstance(error, ArgSpecParseError):
+        return f"bad pass pipeline: {error}"
+    return str(error)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] in SUBCOMMANDS:
+            SUBCOMMANDS[argv[0]](argv[1:])
+        else:
+            EdgeOptMain(argv).run()
+        return 0
+    except (
+        UserError,
+        ParseError,
+        VerifyException,
+        PassFailedException,
+        InterpretationError,
+        ArgSpecParseError,
+        DiagnosticException,
+    ) as e:
+        print(f"{PROG}: error: {_error_message(e)}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # A bug of ours: say so, in one line unless asked.
+        if os.environ.get("EDGE_OPT_DEBUG"):
+            raise
+        print(
+            f"{PROG}: internal error: {type(e).__name__}: {e} (this is a bug in "
+            "edge-opt; rerun with EDGE_OPT_DEBUG=1 for the traceback and report it)",
+            file=sys.stderr,
+        )
+        return 70
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,26 @@
+// -p and --pipeline, --print-ir-after-all, --list-pipelines.
+
+// RUN: edge-opt --list-pipelines | filecheck %s --check-prefix=LIST
+// LIST: infer
+// LIST-NEXT: inference only: canonicalize, cse, dce
+
+// RUN: edge-opt %s -p cse | filecheck %s --check-prefix=CSE
+// CSE:      %a = nn.relu %x : tensor<2x3xf32>
+// CSE-NEXT: %s = nn.add %a, %a
+
+// RUN: edge-opt %s --pipeline infer --print-ir-after-all | filecheck %s --check-prefix=AFTER
+// AFTER:      // -----// IR after canonicalize //----- //
+// AFTER-NOT:  %dead
+// AFTER:      %b = nn.relu %x
+// AFTER:      // -----// IR after cse //----- //
+// AFTER-NOT:  %b = nn.relu
+// AFTER:      %s = nn.add %a, %a
+// AFTER:      // -----// IR after dce //----- //
+
+func.func @forward(%x: tensor<2x3xf32>) -> tensor<2x3xf32> {
+  %a = nn.relu %x : tensor<2x3xf32>
+  %b = nn.relu %x : tensor<2x3xf32>
+  %dead = nn.sigmoid %x : tensor<2x3xf32>
+  %s = nn.add %a, %b : (tensor<2x3xf32>, tensor<2x3xf32>) -> tensor<2x3xf32>
+  func.return %s : tensor<2x3xf32>
+}
