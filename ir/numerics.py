@@ -23,8 +23,11 @@ def erf(x: np.ndarray) -> np.ndarray:
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
-    # tanh form: exact, and no overflow for large |x|.
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
+    # exp(-|x|) never overflows and neither branch cancels, so the result is accurate
+    # relative to its size on both sides, as torch's (the tanh form 0.5 * (1 + tanh(x/2))
+    # rounds to 0 below x ~ -17 in float32).
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
 def gelu(x: np.ndarray, approximate: str = "none") -> np.ndarray:
