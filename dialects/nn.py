@@ -53,7 +53,7 @@ from xdsl.printer import Printer
 from xdsl.traits import (
     ConstantLike,
     HasParent,
-    NoMemoryEffect,
+    MemoryReadEffect,
     Pure,
     SymbolOpInterface,
     SymbolTable,
@@ -195,23 +195,26 @@ class ParamOp(IRDLOperation):
             )
 
 
+def resolve_param(op: Operation, ref: SymbolRefAttr, type: Attribute) -> ParamOp:
+    """The `nn.param` that `ref` names from `op`, checked to have type `type`."""
+    name = ref.string_value()
+    param = SymbolTable.lookup_symbol(op, ref)
+    if param is None:
+        raise VerifyException(f"{op.name}: no parameter named @{name} in the module")
+    if not isinstance(param, ParamOp):
+        raise VerifyException(f"{op.name}: @{name} is a {param.name}, not an nn.param")
+    if param.type != type:
+        raise VerifyException(
+            f"{op.name}: {'result' if op.results else 'value'} type {type} does not "
+            f"match the type {param.type} of @{name}"
+        )
+    return param
+
+
 class _LoadSymbolUse(SymbolUserOpInterface):
     def verify(self, op: Operation) -> None:
         assert isinstance(op, LoadOp)
-        param = SymbolTable.lookup_symbol(op, op.param)
-        if param is None:
-            raise VerifyException(
-                f"nn.load: no parameter named @{op.param.string_value()} in the module"
-            )
-        if not isinstance(param, ParamOp):
-            raise VerifyException(
-                f"nn.load: @{op.param.string_value()} is a {param.name}, not an nn.param"
-            )
-        if param.type != op.result.type:
-            raise VerifyException(
-                f"nn.load: result type {op.result.type} does not match the type "
-                f"{param.type} of @{op.param.string_value()}"
-            )
+        resolve_param(op, op.param, op.result.type)
 
 
 @irdl_op_definition
@@ -226,7 +229,7 @@ class LoadOp(IRDLOperation):
     param = prop_def(SymbolRefAttr)
     result = result_def(TensorType)
 
-    traits = traits_def(NoMemoryEffect(), _LoadSymbolUse())
+    traits = traits_def(MemoryReadEffect(), _LoadSymbolUse())
 
     assembly_format = "$param `:` type($result) attr-dict"
 
@@ -1035,6 +1038,28 @@ class ReshapeOp(NNOperation):
 
 
 @irdl_op_definition
+class BroadcastToOp(NNOperation):
+    """NumPy broadcasting of the input to the result type's shape (ONNX `Expand`)."""
+
+    name = "nn.broadcast_to"
+
+    input = operand_def(TensorType)
+    result = result_def(TensorType)
+
+    traits = traits_def(Pure())
+    assembly_format = "$input attr-dict `:` type($input) `->` type($result)"
+
+    def __init__(self, input: SSAValue | Operation, shape: Sequence[int]):
+        shapes.broadcast_to(_shape(input), shape)
+        super().__init__(
+            operands=[input], result_types=[TensorType(_element(input), shape)]
+        )
+
+    def expected_shape(self) -> tuple[int, ...]:
+        return shapes.broadcast_to(_shape(self.input), _shape(self.result))
+
+
+@irdl_op_definition
 class TransposeOp(NNOperation):
     """`result.shape[i] = input.shape[perm[i]]`."""
 
@@ -1252,6 +1277,7 @@ NN = Dialect(
         AvgPool2dOp,
         GlobalAvgPoolOp,
         ReshapeOp,
+        BroadcastToOp,
         TransposeOp,
         ConcatOp,
         SliceOp,

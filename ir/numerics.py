@@ -265,6 +265,33 @@ def max_pool2d_indices(
     return np.take_along_axis(idx, arg[..., None], axis=-1)[..., 0]
 
 
+def avg_pool2d_divisor(
+    size: Sequence[int],
+    kernel: Sequence[int],
+    stride: Sequence[int],
+    padding: Sequence[int],
+    ceil_mode: bool,
+    count_include_pad: bool,
+    dtype: np.dtype,
+) -> np.ndarray:
+    """The divisor of each average-pool window, shape (1, 1, oh, ow): the input
+    positions it covers, plus the declared padding if `count_include_pad` (never the
+    extra ceil-mode padding), as PyTorch."""
+    h, w = size
+    dilation = (1, 1)
+    pt, pl, pb, pr = _pool_padding(size, kernel, stride, padding, dilation, ceil_mode)
+    counted = np.zeros((1, 1, h + pt + pb, w + pl + pr), dtype=dtype)
+    if count_include_pad:
+        counted[:, :, : h + padding[0] + padding[2], : w + padding[1] + padding[3]] = 1
+    else:
+        counted[:, :, pt : pt + h, pl : pl + w] = 1
+    windows = _crop_windows(
+        _windows(counted, kernel, stride, dilation), size, kernel, stride, padding,
+        dilation, ceil_mode,
+    )
+    return np.sum(windows, axis=(4, 5))
+
+
 def avg_pool2d(
     x: np.ndarray,
     kernel: Sequence[int],
@@ -274,33 +301,19 @@ def avg_pool2d(
     count_include_pad: bool,
 ) -> np.ndarray:
     dilation = (1, 1)
-    pt, pl, pb, pr = _pool_padding(
-        x.shape[2:], kernel, stride, padding, dilation, ceil_mode
-    )
-    h, w = x.shape[2:]
+    size = x.shape[2:]
+    pt, pl, pb, pr = _pool_padding(size, kernel, stride, padding, dilation, ceil_mode)
     xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
-    # Which padded positions count in the divisor: the input, plus the declared
-    # padding if count_include_pad, never the extra ceil-mode padding.
-    counted = np.zeros((1, 1, h + pt + pb, w + pl + pr), dtype=x.dtype)
-    if count_include_pad:
-        counted[:, :, : h + padding[0] + padding[2], : w + padding[1] + padding[3]] = 1
-    else:
-        counted[:, :, pt : pt + h, pl : pl + w] = 1
     sums = np.sum(
         _crop_windows(
-            _windows(xp, kernel, stride, dilation), (h, w), kernel, stride, padding,
+            _windows(xp, kernel, stride, dilation), size, kernel, stride, padding,
             dilation, ceil_mode,
         ),
         axis=(4, 5),
     )
-    counts = np.sum(
-        _crop_windows(
-            _windows(counted, kernel, stride, dilation), (h, w), kernel, stride,
-            padding, dilation, ceil_mode,
-        ),
-        axis=(4, 5),
+    return sums / avg_pool2d_divisor(
+        size, kernel, stride, padding, ceil_mode, count_include_pad, x.dtype
     )
-    return sums / counts
 
 
 def matmul(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
@@ -23,9 +24,10 @@ from xdsl.transforms.dead_code_elimination import DeadCodeElimination
 from xdsl.utils.exceptions import ArgSpecParseError
 
 from edge_opt.ir.errors import UserError
+from edge_opt.passes.options import EdgeOptPass
 
 
-class NamedPipeline(ModulePass, ABC):
+class NamedPipeline(EdgeOptPass, ABC):
     """A pass made of passes; subclasses list them in `passes()`."""
 
     description: str = ""
@@ -47,15 +49,86 @@ class InferPipeline(NamedPipeline):
     description = "inference only: canonicalize, cse, dce"
 
     def passes(self) -> tuple[ModulePass, ...]:
-        return (
-            CanonicalizePass(),
-            CommonSubexpressionElimination(),
-            DeadCodeElimination(),
+        return _cleanup()
+
+
+def _cleanup() -> tuple[ModulePass, ...]:
+    return (
+        CanonicalizePass(),
+        CommonSubexpressionElimination(),
+        DeadCodeElimination(),
+    )
+
+
+@dataclass(frozen=True)
+class TrainingPipeline(NamedPipeline, ABC):
+    """Options every training pipeline takes (see `autodiff`): the loss on the first
+    output of `@forward` (`cross-entropy` against integer labels, or `mse` against
+    `labels` of the output's type), the optimizer and its hyper-parameters. The batch
+    size is the model's leading input dimension."""
+
+    loss: Literal["cross-entropy", "mse"] = "cross-entropy"
+    reduction: Literal["mean", "sum"] = "mean"
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    beta1: float = 0.9
+    beta2: float = 0.999
+    epsilon: float = 1e-8
+
+    def strategy(self) -> tuple[ModulePass, ...]:
+        """The passes that choose what trains."""
+        return ()
+
+    def passes(self) -> tuple[ModulePass, ...]:
+        from edge_opt.passes.autodiff import AutodiffPass
+
+        autodiff = AutodiffPass(
+            loss=self.loss,
+            reduction=self.reduction,
+            optimizer=self.optimizer,
+            lr=self.lr,
+            momentum=self.momentum,
+            nesterov=self.nesterov,
+            weight_decay=self.weight_decay,
+            beta1=self.beta1,
+            beta2=self.beta2,
+            epsilon=self.epsilon,
         )
+        return (*self.strategy(), autodiff, *_cleanup())
+
+
+@dataclass(frozen=True)
+class TrainFullPipeline(TrainingPipeline):
+    """Trains every parameter the model marks trainable (all of an imported model's but
+    batch-norm running statistics), with full backpropagation."""
+
+    name = "train-full"
+    description = "every trainable parameter, full backpropagation (BioTrain, TrainDeeploy)"
+
+
+@dataclass(frozen=True)
+class TrainLastPipeline(TrainingPipeline):
+    """Trains the last `layers` parametrised layers (TrainDeeploy's linear probing is
+    `layers=1`); backpropagation stops where the first trained layer is."""
+
+    name = "train-last"
+    description = "the last k parametrised layers (TrainDeeploy LP/FT)"
+
+    layers: int = 1
+
+    def strategy(self) -> tuple[ModulePass, ...]:
+        from edge_opt.passes.select_last_layers import SelectLastLayersPass
+
+        return (SelectLastLayersPass(layers=self.layers),)
 
 
 PIPELINES: dict[str, Callable[[], type[NamedPipeline]]] = {
     "infer": lambda: InferPipeline,
+    "train-full": lambda: TrainFullPipeline,
+    "train-last": lambda: TrainLastPipeline,
 }
 
 

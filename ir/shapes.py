@@ -333,3 +333,21 @@ def reshape(input: Sequence[int], shape: Sequence[int]) -> Shape:
             f"{list(shape)} ({math.prod(shape)} elements)"
         )
     return tuple(shape)
+
+
+def broadcast_to(input: Sequence[int], shape: Sequence[int]) -> Shape:
+    """`input` broadcast (NumPy rules) to exactly `shape`."""
+    if len(input) > len(shape) or broadcast(input, shape) != tuple(shape):
+        raise ShapeError(f"{list(input)} does not broadcast to {list(shape)}")
+    return tuple(shape)
+
+
+def broadcast_axes(input: Sequence[int], shape: Sequence[int]) -> tuple[int, ...]:
+    """Axes of `shape` along which `input` was broadcast: the leading axes it lacks and
+    the axes where it has size 1 and `shape` does not (what a gradient sums over)."""
+    lead = len(shape) - len(input)
+    return tuple(
+        i
+        for i in range(len(shape))
+        if i < lead or (input[i - lead] == 1 and shape[i] != 1)
+    )

@@ -17,9 +17,37 @@ def _nn() -> Dialect:
     return NN
 
 
-EDGE_OPT_DIALECTS: dict[str, Callable[[], Dialect]] = {"nn": _nn}
+def _train() -> Dialect:
+    from edge_opt.dialects.train import TRAIN
 
-EDGE_OPT_PASSES: dict[str, Callable[[], type[ModulePass]]] = {}
+    return TRAIN
+
+
+EDGE_OPT_DIALECTS: dict[str, Callable[[], Dialect]] = {"nn": _nn, "train": _train}
+
+def _autodiff() -> type[ModulePass]:
+    from edge_opt.passes.autodiff import AutodiffPass
+
+    return AutodiffPass
+
+
+def _freeze() -> type[ModulePass]:
+    from edge_opt.passes.freeze import FreezePass
+
+    return FreezePass
+
+
+def _select_last_layers() -> type[ModulePass]:
+    from edge_opt.passes.select_last_layers import SelectLastLayersPass
+
+    return SelectLastLayersPass
+
+
+EDGE_OPT_PASSES: dict[str, Callable[[], type[ModulePass]]] = {
+    "autodiff": _autodiff,
+    "freeze": _freeze,
+    "select-last-layers": _select_last_layers,
+}
 """Our passes by name (the key is always the pass's `name`)."""
 
 

@@ -11,10 +11,12 @@ from xdsl.interpreter import Interpreter
 from xdsl.interpreters.func import FuncFunctions
 
 from edge_opt.ir.interpreters.nn import NnFunctions
+from edge_opt.ir.interpreters.train import TrainFunctions
 
 
 def make_interpreter(module: ModuleOp) -> Interpreter:
     interpreter = Interpreter(module)
     interpreter.register_implementations(FuncFunctions())
     interpreter.register_implementations(NnFunctions())
+    interpreter.register_implementations(TrainFunctions())
     return interpreter

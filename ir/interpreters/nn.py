@@ -229,6 +229,11 @@ class NnFunctions(InterpreterFunctions):
         return _result(op, np.mean(x, axis=tuple(range(2, x.ndim)), keepdims=True))
 
     run_reshape = impl(nn.ReshapeOp)(_to_result_shape)
+    run_broadcast_to = impl(nn.BroadcastToOp)(
+        lambda self, interpreter, op, args: _result(
+            op, np.broadcast_to(args[0], op.result.type.get_shape()).copy()
+        )
+    )
     run_squeeze = impl(nn.SqueezeOp)(_to_result_shape)
     run_unsqueeze = impl(nn.UnsqueezeOp)(_to_result_shape)
 

@@ -1,0 +1,93 @@
+"""Lowerings of the ONNX normalisations and softmax: Softmax, LogSoftmax,
+LayerNormalization and (inference) BatchNormalization."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+from xdsl.dialects.builtin import TensorType
+from xdsl.ir import SSAValue
+
+from edge_opt.dialects import nn
+from edge_opt.ir.dtypes import numpy_dtype
+from edge_opt.ir.onnx_import.errors import _Unsupported
+from edge_opt.ir.onnx_import.lowerings.common import _normalize
+from edge_opt.ir.onnx_import.registry import _Lowering, _lowering
+from edge_opt.ir.onnx_import.values import _Const, _shape
+
+if TYPE_CHECKING:
+    from edge_opt.ir.onnx_import.importer import _Importer
+
+
+def _softmax_lowering(op: type[nn.SoftmaxOp] | type[nn.LogSoftmaxOp]) -> _Lowering:
+    def lower(self: _Importer, node, ins, attrs):
+        x = self.ssa(ins[0])
+        shape = _shape(x)
+        rank = len(shape)
+        if self.opset >= 13:
+            return [self.emit(op(x, _normalize(attrs.get("axis", -1), rank)))]
+        # Before opset 13: softmax over the input coerced to 2-D at `axis`.
+        axis = _normalize(attrs.get("axis", 1), rank)
+        if all(d == 1 for d in shape[axis + 1 :]):
+            return [self.emit(op(x, axis))]
+        flat = (math.prod(shape[:axis]), math.prod(shape[axis:]))
+        y = self.emit(op(self.emit(nn.ReshapeOp(x, flat)), 1))
+        return [self.emit(nn.ReshapeOp(y, shape))]
+
+    return lower
+
+
+_lowering("Softmax", ["axis"])(_softmax_lowering(nn.SoftmaxOp))
+_lowering("LogSoftmax", ["axis"])(_softmax_lowering(nn.LogSoftmaxOp))
+
+
+@_lowering("LayerNormalization", ["axis", "epsilon", "stash_type"])
+def _layer_norm(self: _Importer, node, ins, attrs):
+    # stash_type selects the precision of the statistics; we compute in the input type.
+    x = self.ssa(ins[0])
+    shape = _shape(x)
+    axis = _normalize(attrs.get("axis", -1), len(shape))
+    epsilon = float(attrs.get("epsilon", 1e-5))
+    normalized = shape[axis:]
+    scale = self.ssa(ins[1], "scale")
+    bias = None if ins[2] is None else self.ssa(ins[2])
+    if _shape(scale) == normalized and (bias is None or _shape(bias) == normalized):
+        if bias is None:
+            bias = self._ssa(_Const(np.zeros(normalized, _dtype(x)), ""))
+        return [self.emit(nn.LayerNormOp(x, scale, bias, axis, epsilon))]
+    # Scale and bias that only broadcast to the normalized shape.
+    ones = self._ssa(_Const(np.ones(normalized, _dtype(x)), ""))
+    zeros = self._ssa(_Const(np.zeros(normalized, _dtype(x)), ""))
+    y = self.emit(nn.LayerNormOp(x, ones, zeros, axis, epsilon))
+    y = self.emit(nn.MulOp(y, scale))
+    if bias is not None:
+        y = self.emit(nn.AddOp(y, bias))
+    if _shape(y) != shape:
+        raise _Unsupported("scale or bias broadcast beyond the input shape")
+    return [y]
+
+
+def _dtype(value: SSAValue) -> np.dtype:
+    assert isinstance(value.type, TensorType)
+    return numpy_dtype(value.type.element_type)
+
+
+@_lowering(
+    "BatchNormalization", ["epsilon", "momentum", "training_mode", "spatial", "is_test"]
+)
+def _batch_norm(self: _Importer, node, ins, attrs):
+    if attrs.get("training_mode", 0):
+        raise _Unsupported("training_mode=1 (import the inference graph)")
+    if not attrs.get("spatial", 1):
+        raise _Unsupported("spatial=0")
+    x = self.ssa(ins[0])
+    operands = [self.ssa(v, "statistic") for v in ins[1:5]]
+    if len(operands) != 4:
+        raise _Unsupported("fewer than 5 inputs")
+    return [
+        self.emit(
+            nn.BatchNormOp(x, *operands, epsilon=float(attrs.get("epsilon", 1e-5)))
+        )
+    ]

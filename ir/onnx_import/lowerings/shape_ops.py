@@ -1,0 +1,185 @@
+"""Lowerings of the ONNX shape ops (Reshape, Flatten, Transpose, Squeeze, Unsqueeze,
+Concat, Slice) and reductions (ReduceMean, ReduceSum)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import onnx
+from xdsl.ir import SSAValue
+
+from edge_opt.dialects import nn
+from edge_opt.ir import shapes
+from edge_opt.ir.model_io import first_line
+from edge_opt.ir.onnx_import.errors import _Unsupported
+from edge_opt.ir.onnx_import.lowerings.common import _int_list, _normalize
+from edge_opt.ir.onnx_import.registry import _lowering
+from edge_opt.ir.onnx_import.values import _Const, _shape
+from edge_opt.ir.shapes import ShapeError
+
+if TYPE_CHECKING:
+    from edge_opt.ir.onnx_import.importer import _Importer
+
+
+def _reshaped(self: _Importer, x: SSAValue, shape: Sequence[int]) -> SSAValue:
+    shape = tuple(int(d) for d in shape)
+    if any(d < 1 for d in shape):
+        raise _Unsupported(f"empty result shape {list(shape)}")
+    if shape == _shape(x):
+        return x
+    return self.emit(nn.ReshapeOp(x, shape))
+
+
+def _evaluated_shape(self: _Importer, node: onnx.NodeProto, ins) -> tuple[int, ...]:
+    """Output shape of a shape op, by the reference evaluator on a stand-in input
+    (keeps ONNX's rules for 0, -1 and allowzero in one place: the spec's code)."""
+    from onnx.reference import ReferenceEvaluator
+
+    feeds = {}
+    for name, value in zip(node.input, ins):
+        if not name:
+            continue
+        if isinstance(value, _Const):
+            feeds[name] = value.array
+        else:
+            shape, dtype = self._shape_and_dtype(value)
+            feeds[name] = np.broadcast_to(np.zeros((), dtype), shape)
+    try:
+        (result,) = ReferenceEvaluator(node, opsets=self.opsets).run(None, feeds)[:1]
+    except Exception as e:
+        raise ShapeError(first_line(e)) from None
+    return tuple(np.shape(result))
+
+
+@_lowering("Reshape", ["allowzero"])
+def _reshape(self: _Importer, node, ins, attrs):
+    x = self.ssa(ins[0])
+    self.constant(ins[1], "shape")
+    return [_reshaped(self, x, _evaluated_shape(self, node, ins))]
+
+
+@_lowering("Flatten", ["axis"])
+def _flatten(self: _Importer, node, ins, attrs):
+    x = self.ssa(ins[0])
+    return [_reshaped(self, x, _evaluated_shape(self, node, ins))]
+
+
+@_lowering("Transpose", ["perm"])
+def _transpose(self: _Importer, node, ins, attrs):
+    x = self.ssa(ins[0])
+    rank = len(_shape(x))
+    perm = _int_list(attrs.get("perm", list(reversed(range(rank)))))
+    if perm == list(range(rank)):
+        return [x]
+    return [self.emit(nn.TransposeOp(x, perm))]
+
+
+def _axes(self: _Importer, ins, attrs, since: int, what: str) -> list[int] | None:
+    """`axes` from the attribute (opset < since) or the second input."""
+    if self.opset < since:
+        return _int_list(attrs["axes"]) if "axes" in attrs else None
+    if "axes" in attrs:
+        raise _Unsupported(f"axes attribute (an input since opset {since})")
+    value = ins[1]
+    return None if value is None else _int_list(self.constant(value, what))
+
+
+@_lowering("Squeeze", ["axes"])
+def _squeeze(self: _Importer, node, ins, attrs):
+    x = self.ssa(ins[0])
+    shape = _shape(x)
+    axes = _axes(self, ins, attrs, 13, "axes")
+    if axes is None:
+        axes = [i for i, d in enumerate(shape) if d == 1]
+    axes = sorted(shapes.normalize_axes(axes, len(shape)))
+    if not axes:
+        return [x]
+    return [self.emit(nn.SqueezeOp(x, axes))]
+
+
+@_lowering("Unsqueeze", ["axes"])
+def _unsqueeze(self: _Importer, node, ins, attrs):
+    x = self.ssa(ins[0])
+    axes = _axes(self, ins, attrs, 13, "axes")
+    if not axes:
+        raise _Unsupported("no axes")
+    axes = sorted(shapes.normalize_axes(axes, len(_shape(x)) + len(axes)))
+    return [self.emit(nn.UnsqueezeOp(x, axes))]
+
+
+@_lowering("Concat", ["axis"])
+def _concat(self: _Importer, node, ins, attrs):
+    values = [self.ssa(v) for v in ins if v is not None]
+    if "axis" not in attrs:
+        raise _Unsupported("no axis")
+    axis = _normalize(attrs["axis"], len(_shape(values[0])))
+    if len(values) == 1:
+        return [values[0]]
+    return [self.emit(nn.ConcatOp(values, axis))]
+
+
+@_lowering("Slice", ["starts", "ends", "axes"])
+def _slice(self: _Importer, node, ins, attrs):
+    x = self.ssa(ins[0])
+    shape = _shape(x)
+    rank = len(shape)
+    if self.opset < 10:
+        if "starts" not in attrs or "ends" not in attrs:
+            raise _Unsupported("no starts or ends")
+        starts, ends = _int_list(attrs["starts"]), _int_list(attrs["ends"])
+        axes = _int_list(attrs.get("axes", range(len(starts))))
+        steps = [1] * len(starts)
+    else:
+        if attrs:
+            raise _Unsupported("attributes (inputs since opset 10)")
+
+        def optional(index: int, what: str) -> list[int] | None:
+            value = ins[index]
+            return None if value is None else _int_list(self.constant(value, what))
+
+        starts = optional(1, "starts")
+        ends = optional(2, "ends")
+        if starts is None or ends is None:
+            raise _Unsupported("missing starts or ends")
+        axes = optional(3, "axes")
+        axes = list(range(len(starts))) if axes is None else axes
+        steps = optional(4, "steps") or [1] * len(starts)
+    if not len(starts) == len(ends) == len(axes) == len(steps):
+        raise ShapeError("starts, ends, axes and steps differ in length")
+    begin, end, step = [0] * rank, list(shape), [1] * rank
+    for axis, a, b, s in zip(shapes.normalize_axes(axes, rank), starts, ends, steps):
+        if s == 0:
+            raise ShapeError(f"step 0 on axis {axis}")
+        # ONNX Slice clamps exactly as Python's slice.indices does.
+        lo, hi, s = slice(a, b, s).indices(shape[axis])
+        if len(range(lo, hi, s)) == 0:
+            raise _Unsupported(f"empty slice on axis {axis}")
+        begin[axis], end[axis], step[axis] = lo, hi, s
+    if begin == [0] * rank and end == list(shape) and step == [1] * rank:
+        return [x]
+    return [self.emit(nn.SliceOp(x, begin, end, step))]
+
+
+def _reduce_lowering(op: type[nn.ReduceMeanOp] | type[nn.ReduceSumOp], since: int):
+    def lower(self: _Importer, node, ins, attrs):
+        x = self.ssa(ins[0])
+        rank = len(_shape(x))
+        axes = _axes(self, ins, attrs, since, "axes")
+        if not axes:
+            if attrs.get("noop_with_empty_axes", 0) or rank == 0:
+                return [x]
+            axes = list(range(rank))
+        axes = sorted(shapes.normalize_axes(axes, rank))
+        return [self.emit(op(x, axes, bool(attrs.get("keepdims", 1))))]
+
+    return lower
+
+
+_lowering("ReduceMean", ["axes", "keepdims", "noop_with_empty_axes"])(
+    _reduce_lowering(nn.ReduceMeanOp, 18)
+)
+_lowering("ReduceSum", ["axes", "keepdims", "noop_with_empty_axes"])(
+    _reduce_lowering(nn.ReduceSumOp, 13)
+)

@@ -1,0 +1,44 @@
+"""Values during the import: what an ONNX value name stands for while the graph is
+imported (a constant, a parameter, an SSA value, or the poison of a node that could not
+be imported)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from xdsl.dialects.builtin import TensorType
+from xdsl.ir import SSAValue
+
+from edge_opt.dialects import nn
+
+
+@dataclass(eq=False)
+class _Const:
+    """A value known at import time."""
+
+    array: np.ndarray
+    source: str
+
+
+@dataclass(eq=False)
+class _Param:
+    """An initializer that becomes an `nn.param` when an op reads it."""
+
+    onnx_name: str
+    array: np.ndarray
+    trainable: bool
+    loads: list[nn.LoadOp] = field(default_factory=list)
+
+
+class _Poison:
+    """The value of a node that could not be imported (already reported)."""
+
+
+_POISON = _Poison()
+_Value = _Const | _Param | SSAValue | _Poison
+
+
+def _shape(value: SSAValue) -> tuple[int, ...]:
+    assert isinstance(value.type, TensorType)
+    return tuple(value.type.get_shape())

@@ -1,0 +1,403 @@
+"""`autodiff`: builds `@train_step(inputs..., labels) -> loss` from `@forward`.
+
+Reverse-mode differentiation at the graph level. The training step is, in order: the
+forward ops (a copy of `@forward`, which stays in the module for inference), the loss on
+`@forward`'s first result, the loss gradient, then the backward ops in reverse order of
+the forward ops, with each parameter's optimizer update emitted as soon as its gradient
+is complete (at its first `nn.load` in forward order), so that gradient buffers die
+early.
+
+Only trainable parameters (`nn.param trainable`) get gradients, and only the backward
+work they need is emitted: a value gets a gradient only if it depends on a trainable
+parameter, so a frozen prefix gets no input-gradient, and a frozen layer in the middle
+propagates the input gradient but computes no weight gradient. A differentiated
+`nn.max_pool2d` runs as `train.max_pool2d_with_indices`, so its backward reads a `ui8`
+index mask instead of keeping the pool's input alive.
+
+Options:
+- `loss`: `cross-entropy` (logits (N, C) against integer labels (N,)) or `mse` (the output
+  against `labels` of the same type); `reduction`: `mean` (default) or `sum`.
+- `optimizer`: `sgd` (with `momentum`, `nesterov`, `weight-decay`) or `adam` (`beta1`,
+  `beta2`, `epsilon`, `weight-decay`); `lr`. Optimizer state (momentum buffers, Adam
+  moments and step counter) becomes zero-initialised parameters marked with the
+  `train.state` / `train.state_of` attributes.
+- `function`: the function to differentiate (default `forward`).
+
+Example (`autodiff{lr=0.1}` on a one-layer model):
+
+    func.func @train_step(%x: tensor<2x4xf32>, %labels: tensor<2xi32>) -> tensor<f32> {
+      %w = nn.load @w : tensor<3x4xf32>
+      %y = nn.linear %x, %w : (tensor<2x4xf32>, tensor<3x4xf32>) -> tensor<2x3xf32>
+      %loss = train.cross_entropy %y, %labels : (...) -> tensor<f32>
+      %dy = train.cross_entropy_grad %y, %labels : (...) -> tensor<2x3xf32>
+      %dw = train.linear_grad_weight %dy, %x : (...) -> tensor<3x4xf32>
+      %w_new = train.sgd %w, %dw {lr = 1.000000e-01 : f32} : tensor<3x4xf32>
+      train.store %w_new, @w : tensor<3x4xf32>
+      func.return %loss : tensor<f32>
+    }
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from xdsl.context import Context
+from xdsl.dialects import func
+from xdsl.dialects.builtin import (
+    ArrayAttr,
+    DictionaryAttr,
+    ModuleOp,
+    StringAttr,
+    SymbolRefAttr,
+    TensorType,
+    i32,
+)
+from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
+from xdsl.utils.exceptions import PassFailedException
+
+from edge_opt.dialects import nn, train
+from edge_opt.ir.dtypes import numpy_dtype, to_dense
+from edge_opt.passes.gradients import RULES, GradientBuilder
+from edge_opt.passes.options import EdgeOptPass
+
+NAME_ATTR = "nn.name"
+STATE_ATTR = "train.state"
+"""On an optimizer-state `nn.param`: which state (`momentum`, `exp_avg`, ...)."""
+STATE_OF_ATTR = "train.state_of"
+"""On an optimizer-state `nn.param`: the parameter it belongs to."""
+TRAIN_STEP = "train_step"
+
+
+@dataclass(frozen=True)
+class OptimizerOptions:
+    kind: Literal["sgd", "adam"] = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    beta1: float = 0.9
+    beta2: float = 0.999
+    epsilon: float = 1e-8
+
+
+@dataclass(frozen=True)
+class AutodiffPass(EdgeOptPass):
+    """Builds `@train_step` from `@forward` (see the module docstring)."""
+
+    name = "autodiff"
+
+    loss: Literal["cross-entropy", "mse"] = "cross-entropy"
+    reduction: Literal["mean", "sum"] = "mean"
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    beta1: float = 0.9
+    beta2: float = 0.999
+    epsilon: float = 1e-8
+    function: str = "forward"
+
+    def optimizer_options(self) -> OptimizerOptions:
+        return OptimizerOptions(
+            self.optimizer, self.lr, self.momentum, self.nesterov, self.weight_decay,
+            self.beta1, self.beta2, self.epsilon,
+        )
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        forward = find_function(op, self.function)
+        if any(isinstance(o, func.FuncOp) and o.sym_name.data == TRAIN_STEP
+               for o in op.ops):
+            raise PassFailedException(
+                f"autodiff: the module already has @{TRAIN_STEP}; run autodiff once"
+            )
+        trainable = {
+            o.sym_name.data for o in op.ops if isinstance(o, nn.ParamOp) and o.is_trainable
+        }
+        if not trainable:
+            raise PassFailedException(
+                "autodiff: no parameter is trainable; mark some `trainable` or use a "
+                "training pipeline (freeze{trainable=REGEX}, train-last, ...)"
+            )
+        builder = TrainStepBuilder(op, forward, trainable, self.optimizer_options())
+        train_step = builder.build(self.loss, self.reduction)
+        op.body.block.insert_op_after(train_step, forward)
+
+
+def find_function(module: ModuleOp, name: str) -> func.FuncOp:
+    for op in module.ops:
+        if isinstance(op, func.FuncOp) and op.sym_name.data == name:
+            return op
+    raise PassFailedException(f"autodiff: the module has no function @{name}")
+
+
+def _is_float_tensor(value: SSAValue) -> bool:
+    return isinstance(value.type, TensorType) and numpy_dtype(
+        value.type.element_type
+    ).kind == "f"
+
+
+def requires_grad(function: func.FuncOp, trainable: set[str]) -> set[SSAValue]:
+    """Float values of `function` that depend on a trainable parameter."""
+    result: set[SSAValue] = set()
+    for op in function.body.block.ops:
+        if isinstance(op, nn.LoadOp):
+            if op.param.string_value() in trainable:
+                result.add(op.result)
+        elif any(o in result for o in op.operands):
+            result.update(r for r in op.results if _is_float_tensor(r))
+    return result
+
+
+class TrainStepBuilder:
+    """Builds `@train_step`: forward copy, loss, backward sweep with updates."""
+
+    def __init__(self, module: ModuleOp, forward: func.FuncOp, trainable: set[str],
+                 optimizer: OptimizerOptions):
+        self.module = module
+        self.forward = forward
+        self.trainable = trainable
+        self.block = Block()
+        self.grads = GradientBuilder(self.block)
+        self.optimizer = OptimizerEmitter(module, self.grads, optimizer)
+
+    def build(self, loss: str, reduction: str) -> func.FuncOp:
+        returned = self.forward.body.block.last_op
+        assert isinstance(returned, func.ReturnOp)
+        if not returned.arguments:
+            raise PassFailedException(f"autodiff: @{self.forward.sym_name.data} returns nothing")
+        output = returned.arguments[0]
+        labels_type = self._labels_type(loss, output)
+        mapping, requires, body = self._copy_forward(labels_type)
+        logits = mapping[output]
+        labels = self.block.args[-1]
+        if loss == "cross-entropy":
+            loss_value = self.grads.emit(train.CrossEntropyOp(logits, labels, reduction))
+            seed = self.grads.emit(train.CrossEntropyGradOp(logits, labels, reduction))
+        else:
+            loss_value = self.grads.emit(train.MseOp(logits, labels, reduction))
+            seed = self.grads.emit(train.MseGradOp(logits, labels, reduction))
+        loss_value.name_hint = "loss"
+        if logits.name_hint is not None:
+            seed.name_hint = f"d_{logits.name_hint}"
+        if logits in requires:
+            self._backward(body, requires, {logits: seed})
+        self.block.add_op(func.ReturnOp(loss_value))
+        return self._function(labels_type, loss_value)
+
+    def _labels_type(self, loss: str, output: SSAValue) -> TensorType:
+        assert isinstance(output.type, TensorType)
+        if loss == "mse":
+            return output.type
+        shape = output.type.get_shape()
+        if len(shape) != 2:
+            raise PassFailedException(
+                f"autodiff: loss=cross-entropy needs @{self.forward.sym_name.data} to "
+                f"return (batch, classes) logits, but it returns {output.type}; use "
+                "loss=mse or reshape the output"
+            )
+        return TensorType(i32, shape[:1])
+
+    def _copy_forward(
+        self, labels_type: TensorType
+    ) -> tuple[dict[SSAValue, SSAValue], set[SSAValue], list[Operation]]:
+        """Copies the forward ops into the new block; a differentiated max-pool becomes
+        `train.max_pool2d_with_indices`. Returns the value mapping, the copied values
+        that need gradients, and the copied ops."""
+        source = self.forward.body.block
+        requires_source = requires_grad(self.forward, self.trainable)
+        for arg in source.args:
+            self.block.insert_arg(arg.type, len(self.block.args)).name_hint = arg.name_hint
+        labels = self.block.insert_arg(labels_type, len(self.block.args))
+        labels.name_hint = "labels"
+        mapping: dict[SSAValue, SSAValue] = dict(zip(source.args, self.block.args))
+        body: list[Operation] = []
+        for op in source.ops:
+            if isinstance(op, func.ReturnOp):
+                continue
+            if isinstance(op, nn.MaxPool2dOp) and op.input in requires_source:
+                copy: Operation = train.MaxPool2dWithIndicesOp(
+                    mapping[op.input],
+                    op.kernel.get_values(),
+                    op.stride.get_values(),
+                    op.padding.get_values(),
+                    op.dilation.get_values(),
+                    op.ceil_mode is not None,
+                )
+                copy.results[0].name_hint = op.result.name_hint
+                if op.result.name_hint is not None:
+                    copy.results[1].name_hint = f"{op.result.name_hint}_indices"
+                mapping[op.result] = copy.results[0]
+            else:
+                copy = op.clone(value_mapper=mapping)
+            self.block.add_op(copy)
+            body.append(copy)
+        requires = {mapping[v] for v in requires_source}
+        return mapping, requires, body
+
+    def _backward(self, body: Sequence[Operation], requires: set[SSAValue],
+                  adjoints: dict[SSAValue, SSAValue]) -> None:
+        loads: dict[str, list[nn.LoadOp]] = {}
+        for op in body:
+            if isinstance(op, nn.LoadOp) and op.param.string_value() in self.trainable:
+                loads.setdefault(op.param.string_value(), []).append(op)
+        # A parameter's gradient is complete once every use of its loads has been
+        # differentiated: that is when its update is emitted.
+        pending = {
+            name: sum(1 for l in ls for _ in l.result.uses) for name, ls in loads.items()
+        }
+        for op in reversed(body):
+            if not isinstance(op, nn.LoadOp):
+                self._differentiate(op, requires, adjoints)
+            for operand in op.operands:
+                owner = operand.owner
+                if isinstance(owner, nn.LoadOp) and owner.param.string_value() in pending:
+                    name = owner.param.string_value()
+                    pending[name] -= 1
+                    if pending[name] == 0:
+                        self._update(name, loads[name], adjoints)
+
+    def _differentiate(self, op: Operation, requires: set[SSAValue],
+                       adjoints: dict[SSAValue, SSAValue]) -> None:
+        dy = adjoints.get(op.results[0]) if op.results else None
+        needs = [o in requires for o in op.operands]
+        if dy is None or not any(needs):
+            return
+        rule = RULES.get(type(op))
+        if rule is None:
+            raise PassFailedException(
+                f"autodiff: no gradient rule for {op.name} (result "
+                f"%{op.results[0].name_hint or '?'}); it cannot be trained through"
+            )
+        for operand, grad, need in zip(op.operands, rule(self.grads, op, dy, needs),
+                                       needs, strict=True):
+            if need and grad is not None:
+                self._accumulate(adjoints, operand, grad)
+
+    def _update(self, name: str, loads: list[nn.LoadOp],
+                adjoints: dict[SSAValue, SSAValue]) -> None:
+        grads = [adjoints[l.result] for l in loads if l.result in adjoints]
+        if not grads:
+            return  # the parameter does not reach the loss
+        grad = grads[0]
+        for more in grads[1:]:
+            grad = self.grads.emit(nn.AddOp(grad, more))
+        grad.name_hint = f"d_{name}"
+        self.optimizer.update(name, loads[0].result, grad)
+
+    def _accumulate(self, adjoints: dict[SSAValue, SSAValue], value: SSAValue,
+                    grad: SSAValue) -> None:
+        if value in adjoints:
+            grad = self.grads.emit(nn.AddOp(adjoints[value], grad))
+        if grad.name_hint is None and value.name_hint is not None:
+            grad.name_hint = f"d_{value.name_hint}"
+        adjoints[value] = grad
+
+    def _function(self, labels_type: TensorType, loss: SSAValue) -> func.FuncOp:
+        arg_attrs = self.forward.arg_attrs
+        names = (
+            list(arg_attrs.data)
+            if arg_attrs is not None
+            else [DictionaryAttr({}) for _ in self.forward.body.block.args]
+        )
+        names.append(DictionaryAttr({NAME_ATTR: StringAttr("labels")}))
+        function = func.FuncOp(
+            TRAIN_STEP,
+            ([a.type for a in self.block.args], [loss.type]),
+            Region(self.block),
+            arg_attrs=ArrayAttr(names),
+            res_attrs=ArrayAttr([DictionaryAttr({NAME_ATTR: StringAttr("loss")})]),
+        )
+        return function
+
+
+class OptimizerEmitter:
+    """Emits one parameter's update (and creates its optimizer state parameters)."""
+
+    def __init__(self, module: ModuleOp, grads: GradientBuilder,
+                 options: OptimizerOptions):
+        self.module = module
+        self.grads = grads
+        self.options = options
+        self.params = {
+            o.sym_name.data: o for o in module.ops if isinstance(o, nn.ParamOp)
+        }
+        self._step: SSAValue | None = None
+
+    def update(self, name: str, value: SSAValue, grad: SSAValue) -> None:
+        o = self.options
+        emit = self.grads.emit
+        if o.kind == "adam":
+            m = self._state(name, "exp_avg")
+            v = self._state(name, "exp_avg_sq")
+            update = train.AdamOp(
+                value, grad, emit(nn.LoadOp(m, value.type)),  # type: ignore[arg-type]
+                emit(nn.LoadOp(v, value.type)),  # type: ignore[arg-type]
+                self._adam_step(), o.lr, o.beta1, o.beta2, o.epsilon, o.weight_decay,
+            )
+            self.grads.block.add_op(update)
+            self._store(update.new_exp_avg, m)
+            self._store(update.new_exp_avg_sq, v)
+            new = update.new_param
+        elif o.momentum:
+            buffer = self._state(name, "momentum")
+            update = train.SgdMomentumOp(
+                value, grad, emit(nn.LoadOp(buffer, value.type)),  # type: ignore[arg-type]
+                o.lr, o.momentum, o.weight_decay, o.nesterov,
+            )
+            self.grads.block.add_op(update)
+            self._store(update.new_momentum_buffer, buffer)
+            new = update.new_param
+        else:
+            new = emit(train.SgdOp(value, grad, o.lr, o.weight_decay))
+        new.name_hint = f"{name}_new"
+        self._store(new, name)
+
+    def _store(self, value: SSAValue, param: str) -> None:
+        self.grads.block.add_op(train.StoreOp(value, param))
+
+    def _adam_step(self) -> SSAValue:
+        """The step count `t` of this step: the `adam_step` parameter plus one, stored
+        back (emitted once, before the first update)."""
+        if self._step is None:
+            name = self._new_param(
+                "adam_step", TensorType(self._float_type(), ()), None, "step"
+            )
+            previous = self.grads.emit(nn.LoadOp(name, TensorType(self._float_type(), ())))
+            self._step = self.grads.emit(
+                nn.AddOp(previous, self.grads.constant(1.0, previous))
+            )
+            self._step.name_hint = "step"
+            self._store(self._step, name)
+        return self._step
+
+    def _float_type(self) -> Attribute:
+        first = next(iter(p for p in self.params.values() if p.is_trainable))
+        return first.type.element_type
+
+    def _state(self, owner: str, kind: str) -> str:
+        return self._new_param(f"{owner}_{kind}", self.params[owner].type, owner, kind)
+
+    def _new_param(self, base: str, type: TensorType, owner: str | None,
+                   kind: str) -> str:
+        name, suffix = base, 1
+        while name in self.params:
+            name, suffix = f"{base}_{suffix}", suffix + 1
+        zeros = to_dense(np.zeros(type.get_shape(), numpy_dtype(type.element_type)), type)
+        param = nn.ParamOp(name, type, trainable=False, value=zeros)
+        param.attributes[STATE_ATTR] = StringAttr(kind)
+        if owner is not None:
+            param.attributes[STATE_OF_ATTR] = SymbolRefAttr(owner)
+            anchor: Operation = self.params[owner]
+            while (nxt := anchor.next_op) is not None and isinstance(nxt, nn.ParamOp) \
+                    and STATE_OF_ATTR in nxt.attributes:
+                anchor = nxt
+            self.module.body.block.insert_op_after(param, anchor)
+        else:
+            last_param = [o for o in self.module.ops if isinstance(o, nn.ParamOp)][-1]
+            self.module.body.block.insert_op_after(param, last_param)
+        self.params[name] = param
+        return name

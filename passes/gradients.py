@@ -1,0 +1,459 @@
+"""Reverse-mode gradient rules, one per `nn` op, used by the `autodiff` pass.
+
+A rule receives the op (in the function being differentiated), the gradient `dy` of its
+result and which operands need a gradient, and emits the ops that compute those
+gradients, returning one value (or None) per operand. Each rule reads only the forward
+values its gradient needs: a relu's backward reads its output, a linear layer's weight
+gradient reads its input only if the weight trains, a max-pool reads the index mask that
+`train.max_pool2d_with_indices` produced instead of its input.
+
+Rules build ops with the `nn`/`train` builders through `GradientBuilder.emit`, which
+appends them to the backward pass in order.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from xdsl.dialects.builtin import TensorType
+from xdsl.ir import Block, Operation, SSAValue
+
+from edge_opt.dialects import nn, train
+from edge_opt.ir import shapes
+from edge_opt.ir.dtypes import numpy_dtype, to_dense
+
+Grads = list[SSAValue | None]
+Rule = Callable[["GradientBuilder", Operation, SSAValue, Sequence[bool]], Grads]
+
+RULES: dict[type[Operation], Rule] = {}
+
+
+def rule(*op_types: type[Operation]) -> Callable[[Rule], Rule]:
+    def register(f: Rule) -> Rule:
+        for op_type in op_types:
+            RULES[op_type] = f
+        return f
+
+    return register
+
+
+def _type(value: SSAValue) -> TensorType:
+    assert isinstance(value.type, TensorType)
+    return value.type
+
+
+def _shape(value: SSAValue) -> tuple[int, ...]:
+    return _type(value).get_shape()
+
+
+@dataclass
+class GradientBuilder:
+    """Appends backward ops to `block`; helpers for the common gradient plumbing."""
+
+    block: Block
+
+    def emit(self, op: Operation) -> SSAValue:
+        self.block.add_op(op)
+        return op.results[0]
+
+    def constant(self, value: float, like: SSAValue) -> SSAValue:
+        element = _type(like).element_type
+        array = np.asarray(value, dtype=numpy_dtype(element))
+        return self.emit(nn.ConstantOp(to_dense(array, TensorType(element, ()))))
+
+    def scale(self, value: SSAValue, factor: float) -> SSAValue:
+        return self.emit(nn.MulOp(value, self.constant(factor, value)))
+
+    def reduce_to(self, grad: SSAValue, shape: Sequence[int]) -> SSAValue:
+        """Sums `grad` over the axes along which an operand of `shape` was broadcast."""
+        axes = shapes.broadcast_axes(shape, _shape(grad))
+        if not axes:
+            return grad
+        summed = self.emit(nn.ReduceSumOp(grad, axes, keepdims=True))
+        if _shape(summed) == tuple(shape):
+            return summed
+        return self.emit(nn.ReshapeOp(summed, shape))
+
+    def expand_to(self, grad: SSAValue, keep_shape: Sequence[int],
+                  shape: Sequence[int]) -> SSAValue:
+        """Broadcasts a reduced gradient back: reshape to the keepdims shape, then to
+        `shape`."""
+        if _shape(grad) != tuple(keep_shape):
+            grad = self.emit(nn.ReshapeOp(grad, keep_shape))
+        return self.emit(nn.BroadcastToOp(grad, shape))
+
+    def sum_over(self, grad: SSAValue, axes: Sequence[int]) -> SSAValue:
+        return self.emit(nn.ReduceSumOp(grad, axes)) if axes else grad
+
+
+# --------------------------------------------------------------------------------------
+# Element-wise
+# --------------------------------------------------------------------------------------
+
+
+def _unary(grad_op: type[train.ElementwiseGradOp], saved: str) -> Rule:
+    """`dx = grad_op(dy, y)` (saved = "output") or `grad_op(dy, x)` ("input")."""
+
+    def vjp(b: GradientBuilder, op: Operation, dy: SSAValue, needs: Sequence[bool]):
+        value = op.results[0] if saved == "output" else op.operands[0]
+        return [b.emit(grad_op(dy, value))]
+
+    return vjp
+
+
+for _op, _grad, _saved in (
+    (nn.ReluOp, train.ReluGradOp, "output"),
+    (nn.SigmoidOp, train.SigmoidGradOp, "output"),
+    (nn.TanhOp, train.TanhGradOp, "output"),
+    (nn.SiluOp, train.SiluGradOp, "input"),
+    (nn.HardswishOp, train.HardswishGradOp, "input"),
+    (nn.ErfOp, train.ErfGradOp, "input"),
+):
+    RULES[_op] = _unary(_grad, _saved)
+
+
+@rule(nn.GeluOp)
+def _gelu(b: GradientBuilder, op: nn.GeluOp, dy: SSAValue, needs: Sequence[bool]):
+    return [b.emit(train.GeluGradOp(dy, op.input, op.approximate.data))]
+
+
+@rule(nn.SqrtOp)
+def _sqrt(b: GradientBuilder, op: nn.SqrtOp, dy: SSAValue, needs: Sequence[bool]):
+    return [b.emit(nn.DivOp(b.scale(dy, 0.5), op.result))]
+
+
+@rule(nn.ExpOp)
+def _exp(b: GradientBuilder, op: nn.ExpOp, dy: SSAValue, needs: Sequence[bool]):
+    return [b.emit(nn.MulOp(dy, op.result))]
+
+
+@rule(nn.LogOp)
+def _log(b: GradientBuilder, op: nn.LogOp, dy: SSAValue, needs: Sequence[bool]):
+    return [b.emit(nn.DivOp(dy, op.input))]
+
+
+@rule(nn.NegOp)
+def _neg(b: GradientBuilder, op: nn.NegOp, dy: SSAValue, needs: Sequence[bool]):
+    return [b.emit(nn.NegOp(dy))]
+
+
+@rule(nn.AddOp)
+def _add(b: GradientBuilder, op: nn.AddOp, dy: SSAValue, needs: Sequence[bool]):
+    return [
+        b.reduce_to(dy, _shape(op.lhs)) if needs[0] else None,
+        b.reduce_to(dy, _shape(op.rhs)) if needs[1] else None,
+    ]
+
+
+@rule(nn.SubOp)
+def _sub(b: GradientBuilder, op: nn.SubOp, dy: SSAValue, needs: Sequence[bool]):
+    return [
+        b.reduce_to(dy, _shape(op.lhs)) if needs[0] else None,
+        b.reduce_to(b.emit(nn.NegOp(dy)), _shape(op.rhs)) if needs[1] else None,
+    ]
+
+
+@rule(nn.MulOp)
+def _mul(b: GradientBuilder, op: nn.MulOp, dy: SSAValue, needs: Sequence[bool]):
+    return [
+        b.reduce_to(b.emit(nn.MulOp(dy, op.rhs)), _shape(op.lhs)) if needs[0] else None,
+        b.reduce_to(b.emit(nn.MulOp(dy, op.lhs)), _shape(op.rhs)) if needs[1] else None,
+    ]
+
+
+@rule(nn.DivOp)
+def _div(b: GradientBuilder, op: nn.DivOp, dy: SSAValue, needs: Sequence[bool]):
+    d_lhs = d_rhs = None
+    if needs[0]:
+        d_lhs = b.reduce_to(b.emit(nn.DivOp(dy, op.rhs)), _shape(op.lhs))
+    if needs[1]:
+        # d(l/r)/dr = -(l/r)/r = -result/r
+        ratio = b.emit(nn.DivOp(b.emit(nn.MulOp(dy, op.result)), op.rhs))
+        d_rhs = b.reduce_to(b.emit(nn.NegOp(ratio)), _shape(op.rhs))
+    return [d_lhs, d_rhs]
+
+
+@rule(nn.PowOp)
+def _pow(b: GradientBuilder, op: nn.PowOp, dy: SSAValue, needs: Sequence[bool]):
+    d_lhs = d_rhs = None
+    if needs[0]:
+        exponent = b.emit(nn.SubOp(op.rhs, b.constant(1.0, op.rhs)))
+        slope = b.emit(nn.MulOp(op.rhs, b.emit(nn.PowOp(op.lhs, exponent))))
+        d_lhs = b.reduce_to(b.emit(nn.MulOp(dy, slope)), _shape(op.lhs))
+    if needs[1]:
+        slope = b.emit(nn.MulOp(op.result, b.emit(nn.LogOp(op.lhs))))
+        d_rhs = b.reduce_to(b.emit(nn.MulOp(dy, slope)), _shape(op.rhs))
+    return [d_lhs, d_rhs]
+
+
+@rule(nn.SoftmaxOp)
+def _softmax(b: GradientBuilder, op: nn.SoftmaxOp, dy: SSAValue, needs: Sequence[bool]):
+    return [b.emit(train.SoftmaxGradOp(dy, op.result, op.axis.value.data))]
+
+
+@rule(nn.LogSoftmaxOp)
+def _log_softmax(b: GradientBuilder, op: nn.LogSoftmaxOp, dy: SSAValue,
+                 needs: Sequence[bool]):
+    return [b.emit(train.LogSoftmaxGradOp(dy, op.result, op.axis.value.data))]
+
+
+# --------------------------------------------------------------------------------------
+# Linear algebra and convolutions
+# --------------------------------------------------------------------------------------
+
+
+@rule(nn.LinearOp)
+def _linear(b: GradientBuilder, op: nn.LinearOp, dy: SSAValue, needs: Sequence[bool]):
+    grads: Grads = [
+        b.emit(train.LinearGradInputOp(dy, op.weight)) if needs[0] else None,
+        b.emit(train.LinearGradWeightOp(dy, op.input)) if needs[1] else None,
+    ]
+    if op.bias is not None:
+        leading = tuple(range(len(_shape(dy)) - 1))
+        grads.append(b.sum_over(dy, leading) if needs[2] else None)
+    return grads
+
+
+@rule(nn.MatmulOp)
+def _matmul(b: GradientBuilder, op: nn.MatmulOp, dy: SSAValue, needs: Sequence[bool]):
+    ta, tb = op.transpose_lhs is not None, op.transpose_rhs is not None
+    d_lhs = d_rhs = None
+    if needs[0]:
+        if ta:
+            full = nn.MatmulOp(op.rhs, dy, transpose_lhs=tb, transpose_rhs=True)
+        else:
+            full = nn.MatmulOp(dy, op.rhs, transpose_rhs=not tb)
+        d_lhs = b.reduce_to(b.emit(full), _shape(op.lhs))
+    if needs[1]:
+        if tb:
+            full = nn.MatmulOp(dy, op.lhs, transpose_lhs=True, transpose_rhs=ta)
+        else:
+            full = nn.MatmulOp(op.lhs, dy, transpose_lhs=not ta)
+        d_rhs = b.reduce_to(b.emit(full), _shape(op.rhs))
+    return [d_lhs, d_rhs]
+
+
+def _conv_attrs(op: nn._ConvLikeOp) -> dict[str, object]:
+    attrs: dict[str, object] = {
+        "stride": op.stride.get_values(),
+        "padding": op.padding.get_values(),
+        "dilation": op.dilation.get_values(),
+        "groups": op.groups.value.data,
+    }
+    if isinstance(op, nn.ConvTranspose2dOp):
+        attrs["output_padding"] = op.output_padding.get_values()
+    return attrs
+
+
+@rule(nn.Conv2dOp, nn.ConvTranspose2dOp)
+def _conv(b: GradientBuilder, op: nn._ConvLikeOp, dy: SSAValue, needs: Sequence[bool]):
+    attrs = _conv_attrs(op)
+    if isinstance(op, nn.Conv2dOp):
+        grad_input, grad_weight = train.Conv2dGradInputOp, train.Conv2dGradWeightOp
+    else:
+        grad_input = train.ConvTranspose2dGradInputOp
+        grad_weight = train.ConvTranspose2dGradWeightOp
+    grads: Grads = [
+        b.emit(grad_input(dy, op.weight, _type(op.input), **attrs)) if needs[0] else None,
+        b.emit(grad_weight(dy, op.input, _type(op.weight), **attrs)) if needs[1] else None,
+    ]
+    if op.bias is not None:
+        grads.append(b.sum_over(dy, (0, 2, 3)) if needs[2] else None)
+    return grads
+
+
+# --------------------------------------------------------------------------------------
+# Normalisations
+# --------------------------------------------------------------------------------------
+
+
+@rule(nn.LayerNormOp)
+def _layer_norm(b: GradientBuilder, op: nn.LayerNormOp, dy: SSAValue,
+                needs: Sequence[bool]):
+    axis, eps = op.axis.value.data, op.epsilon.value.data
+    leading = tuple(range(shapes.normalize_axis(axis, len(_shape(dy)))))
+    return [
+        b.emit(train.LayerNormGradInputOp(dy, op.input, op.scale, axis, eps))
+        if needs[0] else None,
+        b.emit(train.LayerNormGradScaleOp(dy, op.input, axis, eps)) if needs[1] else None,
+        b.sum_over(dy, leading) if needs[2] else None,
+    ]
+
+
+def _channel_axes(value: SSAValue) -> tuple[int, ...]:
+    return (0, *range(2, len(_shape(value))))
+
+
+@rule(nn.BatchNormOp)
+def _batch_norm(b: GradientBuilder, op: nn.BatchNormOp, dy: SSAValue,
+                needs: Sequence[bool]):
+    eps, training = op.epsilon.value.data, op.training is not None
+    grads: Grads = [
+        b.emit(train.BatchNormGradInputOp(
+            dy, op.input, op.scale, op.mean, op.var, eps, training))
+        if needs[0] else None,
+        b.emit(train.BatchNormGradScaleOp(dy, op.input, op.mean, op.var, eps, training))
+        if needs[1] else None,
+        b.sum_over(dy, _channel_axes(dy)) if needs[2] else None,
+        None,
+        None,
+    ]
+    if not training and (needs[3] or needs[4]):
+        grads[3], grads[4] = _batch_norm_statistics_grads(b, op, dy, needs)
+    # In training mode the output does not depend on the mean/var operands.
+    return grads
+
+
+def _batch_norm_statistics_grads(
+    b: GradientBuilder, op: nn.BatchNormOp, dy: SSAValue, needs: Sequence[bool]
+) -> tuple[SSAValue | None, SSAValue | None]:
+    """Inference mode, y = (x - mean) * scale * (var + eps)^-1/2 + bias:
+    dmean = -sum(dy) * scale * rstd, dvar = -1/2 * sum(dy * (x - mean)) * scale * rstd^3."""
+    rank = len(_shape(dy))
+    channels = _shape(op.mean)
+    keep = (1, channels[0]) + (1,) * (rank - 2)
+    axes = _channel_axes(dy)
+    var_eps = b.emit(nn.AddOp(op.var, b.constant(op.epsilon.value.data, op.var)))
+    rstd = b.emit(nn.DivOp(b.constant(1.0, op.var), b.emit(nn.SqrtOp(var_eps))))
+    scaled = b.emit(nn.MulOp(op.scale, rstd))
+    d_mean = d_var = None
+    if needs[3]:
+        d_mean = b.emit(nn.NegOp(b.emit(nn.MulOp(b.sum_over(dy, axes), scaled))))
+    if needs[4]:
+        centered = b.emit(nn.SubOp(op.input, b.emit(nn.ReshapeOp(op.mean, keep))))
+        total = b.sum_over(b.emit(nn.MulOp(dy, centered)), axes)
+        cube = b.emit(nn.MulOp(scaled, b.emit(nn.MulOp(rstd, rstd))))
+        d_var = b.scale(b.emit(nn.MulOp(total, cube)), -0.5)
+    return d_mean, d_var
+
+
+@rule(nn.GroupNormOp)
+def _group_norm(b: GradientBuilder, op: nn.GroupNormOp, dy: SSAValue,
+                needs: Sequence[bool]):
+    groups, eps = op.groups.value.data, op.epsilon.value.data
+    return [
+        b.emit(train.GroupNormGradInputOp(dy, op.input, op.scale, groups, eps))
+        if needs[0] else None,
+        b.emit(train.GroupNormGradScaleOp(dy, op.input, groups, eps)) if needs[1] else None,
+        b.sum_over(dy, _channel_axes(dy)) if needs[2] else None,
+    ]
+
+
+# --------------------------------------------------------------------------------------
+# Pooling
+# --------------------------------------------------------------------------------------
+
+
+def _pool_attrs(op: nn._Pool2dOp | train._PoolAttrsOp) -> dict[str, object]:
+    return {
+        "kernel": op.kernel.get_values(),
+        "stride": op.stride.get_values(),
+        "padding": op.padding.get_values(),
+        "ceil_mode": op.ceil_mode is not None,
+    }
+
+
+@rule(train.MaxPool2dWithIndicesOp)
+def _max_pool(b: GradientBuilder, op: train.MaxPool2dWithIndicesOp, dy: SSAValue,
+              needs: Sequence[bool]):
+    """The autodiff pass runs a differentiated `nn.max_pool2d` as this op, so that the
+    backward reads its index mask rather than keeping the input alive."""
+    return [
+        b.emit(train.MaxPool2dGradOp(
+            dy, op.indices, _type(op.input), dilation=op.dilation.get_values(),
+            **_pool_attrs(op)))
+    ]
+
+
+@rule(nn.AvgPool2dOp)
+def _avg_pool(b: GradientBuilder, op: nn.AvgPool2dOp, dy: SSAValue,
+              needs: Sequence[bool]):
+    return [
+        b.emit(train.AvgPool2dGradOp(
+            dy, _type(op.input), count_include_pad=op.count_include_pad is not None,
+            **_pool_attrs(op)))
+    ]
+
+
+@rule(nn.GlobalAvgPoolOp)
+def _global_avg_pool(b: GradientBuilder, op: nn.GlobalAvgPoolOp, dy: SSAValue,
+                     needs: Sequence[bool]):
+    shape = _shape(op.input)
+    spread = b.emit(nn.BroadcastToOp(dy, shape))
+    return [b.scale(spread, 1.0 / math.prod(shape[2:]))]
+
+
+# --------------------------------------------------------------------------------------
+# Shape ops and reductions
+# --------------------------------------------------------------------------------------
+
+
+@rule(nn.ReshapeOp, nn.SqueezeOp, nn.UnsqueezeOp)
+def _reshape(b: GradientBuilder, op: Operation, dy: SSAValue, needs: Sequence[bool]):
+    return [b.emit(nn.ReshapeOp(dy, _shape(op.operands[0])))]
+
+
+@rule(nn.BroadcastToOp)
+def _broadcast_to(b: GradientBuilder, op: nn.BroadcastToOp, dy: SSAValue,
+                  needs: Sequence[bool]):
+    return [b.reduce_to(dy, _shape(op.input))]
+
+
+@rule(nn.TransposeOp)
+def _transpose(b: GradientBuilder, op: nn.TransposeOp, dy: SSAValue,
+               needs: Sequence[bool]):
+    perm = op.perm.get_values()
+    inverse = [perm.index(i) for i in range(len(perm))]
+    return [b.emit(nn.TransposeOp(dy, inverse))]
+
+
+@rule(nn.ConcatOp)
+def _concat(b: GradientBuilder, op: nn.ConcatOp, dy: SSAValue, needs: Sequence[bool]):
+    shape = _shape(dy)
+    axis = shapes.normalize_axis(op.axis.value.data, len(shape))
+    grads: Grads = []
+    offset = 0
+    for operand, need in zip(op.inputs, needs, strict=True):
+        size = _shape(operand)[axis]
+        if need:
+            starts = [offset if a == axis else 0 for a in range(len(shape))]
+            ends = [offset + size if a == axis else d for a, d in enumerate(shape)]
+            grads.append(b.emit(nn.SliceOp(dy, starts, ends)))
+        else:
+            grads.append(None)
+        offset += size
+    return grads
+
+
+@rule(nn.SliceOp)
+def _slice(b: GradientBuilder, op: nn.SliceOp, dy: SSAValue, needs: Sequence[bool]):
+    return [
+        b.emit(train.SliceGradOp(
+            dy, _type(op.input), op.starts.get_values(), op.ends.get_values(),
+            op.steps.get_values()))
+    ]
+
+
+def _reduce(b: GradientBuilder, op: nn._ReduceOp, dy: SSAValue, mean: bool) -> SSAValue:
+    shape = _shape(op.input)
+    axes = shapes.normalize_axes(op.axes.get_values(), len(shape))
+    keep = [1 if a in axes else d for a, d in enumerate(shape)]
+    spread = b.expand_to(dy, keep, shape)
+    if mean:
+        spread = b.scale(spread, 1.0 / math.prod(shape[a] for a in axes))
+    return spread
+
+
+@rule(nn.ReduceSumOp)
+def _reduce_sum(b: GradientBuilder, op: nn.ReduceSumOp, dy: SSAValue,
+                needs: Sequence[bool]):
+    return [_reduce(b, op, dy, mean=False)]
+
+
+@rule(nn.ReduceMeanOp)
+def _reduce_mean(b: GradientBuilder, op: nn.ReduceMeanOp, dy: SSAValue,
+                 needs: Sequence[bool]):
+    return [_reduce(b, op, dy, mean=True)]
