@@ -58,6 +58,16 @@ IntTensor = TensorType.constr(BaseAttr(IntegerType))
 
 Reduction = Literal["mean", "sum"]
 
+STATE_ATTR = "train.state"
+"""Discardable attribute of an optimizer-state `nn.param`: which state it is (`momentum`,
+`exp_avg`, `exp_avg_sq`, `step`)."""
+STATE_OF_ATTR = "train.state_of"
+"""Discardable attribute of an optimizer-state `nn.param`: the parameter it belongs to."""
+
+
+def is_optimizer_state(param: Operation) -> bool:
+    return STATE_ATTR in param.attributes
+
 ui8 = IntegerType(8, Signedness.UNSIGNED)
 MAX_POOL_WINDOW = 256
 """Largest kernel area whose window-local argmax fits the ui8 index mask."""

@@ -4,6 +4,9 @@
     edge-opt model.mlir --pipeline "infer" -o out.mlir       # a named pipeline
     edge-opt import model.onnx -o model.mlir                 # writes model.mlir + model.npz
     edge-opt run model.mlir --input x.npz -o outputs.npz     # interprets @forward
+    edge-opt run model.mlir --pipeline train-full --function train_step \
+        --input data.npz --steps 100 --save-params trained.npz
+    edge-opt report model.mlir --pipeline train-last --json  # params, bytes, FLOPs
     edge-opt --list-pipelines
 
 The optimizer is xDSL's `xDSLOptMain` with our registries; it reads the `.npz` beside an
@@ -17,7 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
@@ -35,6 +38,7 @@ from xdsl.utils.exceptions import (
 from xdsl.xdsl_opt_main import xDSLOptMain
 
 from edge_opt.ir import model_io
+from edge_opt.ir.commands import SUBCOMMANDS
 from edge_opt.ir.errors import ModelFileError, UserError
 from edge_opt.ir.pipelines import PIPELINES, available_passes, expand, parse_pipeline
 from edge_opt.ir.universe import EDGE_OPT_DIALECTS
@@ -263,110 +267,6 @@ def print_pipelines(stream: IO[str]) -> None:
         stream.write(f"{name}{spec}\n    {cls.description}\n")
 
 
-# --------------------------------------------------------------------------------------
-# Subcommands
-# --------------------------------------------------------------------------------------
-
-
-def _import_command(argv: Sequence[str]) -> None:
-    parser = argparse.ArgumentParser(
-        prog=f"{PROG} import",
-        description="Convert an ONNX model to edge-opt MLIR (model.mlir + model.npz).",
-    )
-    parser.add_argument("model", help="the .onnx file")
-    parser.add_argument(
-        "-o", "--output", help="output .mlir (default: the model's name with .mlir)"
-    )
-    parser.add_argument(
-        "--input-shape",
-        action="append",
-        default=[],
-        metavar="NAME=D0,D1,...",
-        help="static shape for an input with symbolic dimensions",
-    )
-    args = parser.parse_args(argv)
-    from edge_opt.ir.onnx_import import import_onnx
-
-    shapes: dict[str, tuple[int, ...]] = {}
-    for item in args.input_shape:
-        name, _, dims = item.partition("=")
-        try:
-            shapes[name] = tuple(int(d) for d in dims.split(","))
-        except ValueError:
-            raise UserError(
-                f"--input-shape {item}: expected NAME=D0,D1,... with integer sizes"
-            ) from None
-    output = Path(args.output) if args.output else Path(args.model).with_suffix(".mlir")
-    if not Path(args.model).exists():
-        raise ModelFileError(f"{args.model}: no such file")
-    module = import_onnx(args.model, input_shapes=shapes or None)
-    sidecar = model_io.save_model(module, output)
-    from edge_opt.ir.session import params_of
-
-    count = sum(p.type.element_count() for p in params_of(module).values())
-    print(
-        f"wrote {output}"
-        + (f" and {sidecar}" if sidecar else "")
-        + f" ({len(params_of(module))} parameters, {count:,} values)"
-    )
-
-
-def _run_command(argv: Sequence[str]) -> None:
-    parser = argparse.ArgumentParser(
-        prog=f"{PROG} run",
-        description="Interpret a function of a model on arrays from an .npz file.",
-    )
-    parser.add_argument("model", help="the .mlir file (its .npz is read too)")
-    parser.add_argument(
-        "--input",
-        metavar="NPZ",
-        help="arrays named like the function's inputs (default: none, for functions "
-        "without inputs)",
-    )
-    parser.add_argument("--function", default="forward", help="default: forward")
-    parser.add_argument(
-        "--params", metavar="NPZ", help="parameter values (default: the model's .npz)"
-    )
-    parser.add_argument("-o", "--output", metavar="NPZ", help="write the outputs here")
-    args = parser.parse_args(argv)
-    from edge_opt.ir.session import Session, get_function, input_names, output_names
-
-    module = model_io.load_model(args.model, args.params)
-    arrays = model_io.read_npz(args.input) if args.input else {}
-    session = Session(module)
-    function = get_function(module, args.function)
-    wanted = input_names(function)
-    unused = sorted(set(arrays) - set(wanted))
-    if unused:
-        print(f"note: @{args.function} does not take {', '.join(unused)}; ignored")
-    inputs = {k: v for k, v in arrays.items() if k in wanted}
-    results = session.run(args.function, inputs)
-    names = output_names(function)
-    for name, value in zip(names, results):
-        print(_summary(name, value))
-    if args.output:
-        model_io.write_npz(args.output, dict(zip(names, results)))
-        print(f"wrote {args.output}")
-
-
-def _summary(name: str, value: np.ndarray) -> str:
-    shape = "x".join(str(d) for d in value.shape) or "scalar"
-    text = f"{name}: {value.dtype}[{shape}]"
-    if value.size and np.issubdtype(value.dtype, np.number):
-        text += (
-            f" min {value.min():.6g} max {value.max():.6g} mean {value.mean():.6g}"
-        )
-    if value.size <= 16:
-        text += f" = {np.array2string(value.reshape(-1), precision=6, separator=', ')}"
-    return text
-
-
-SUBCOMMANDS: dict[str, Callable[[Sequence[str]], None]] = {
-    "import": _import_command,
-    "run": _run_command,
-}
-
-
 def _error_message(error: BaseException) -> str:
     if isinstance(error, ParseError):
         return f"parse error: {error}"
@@ -388,6 +288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if argv and argv[0] in SUBCOMMANDS:
             SUBCOMMANDS[argv[0]](argv[1:])
+        elif argv and argv[0] == "--list-pipelines":
+            print_pipelines(sys.stdout)
         else:
             EdgeOptMain(argv).run()
         return 0

@@ -125,10 +125,37 @@ class TrainLastPipeline(TrainingPipeline):
         return (SelectLastLayersPass(layers=self.layers),)
 
 
+@dataclass(frozen=True)
+class TrainSparsePipeline(TrainingPipeline):
+    """Trains the layers that `sparse-update` selects under `budget-kib` of backward
+    memory (TinyTrain-style: Fisher information on a calibration batch per unit of
+    memory and compute cost; `calibration` is an .npz with the inputs and `labels`)."""
+
+    name = "train-sparse"
+    description = "layers chosen by importance per cost under a memory budget (TinyTrain)"
+
+    budget_kib: float = 64.0
+    calibration: str | None = None
+    seed: int = 0
+
+    def strategy(self) -> tuple[ModulePass, ...]:
+        from edge_opt.passes.sparse_update import SparseUpdatePass
+
+        return (
+            SparseUpdatePass(
+                budget_kib=self.budget_kib,
+                calibration=self.calibration,
+                loss=self.loss,
+                seed=self.seed,
+            ),
+        )
+
+
 PIPELINES: dict[str, Callable[[], type[NamedPipeline]]] = {
     "infer": lambda: InferPipeline,
     "train-full": lambda: TrainFullPipeline,
     "train-last": lambda: TrainLastPipeline,
+    "train-sparse": lambda: TrainSparsePipeline,
 }
 
 

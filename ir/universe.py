@@ -43,10 +43,17 @@ def _select_last_layers() -> type[ModulePass]:
     return SelectLastLayersPass
 
 
+def _sparse_update() -> type[ModulePass]:
+    from edge_opt.passes.sparse_update import SparseUpdatePass
+
+    return SparseUpdatePass
+
+
 EDGE_OPT_PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "autodiff": _autodiff,
     "freeze": _freeze,
     "select-last-layers": _select_last_layers,
+    "sparse-update": _sparse_update,
 }
 """Our passes by name (the key is always the pass's `name`)."""
 

@@ -59,15 +59,12 @@ from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 from xdsl.utils.exceptions import PassFailedException
 
 from edge_opt.dialects import nn, train
+from edge_opt.dialects.train import STATE_ATTR, STATE_OF_ATTR
 from edge_opt.ir.dtypes import numpy_dtype, to_dense
 from edge_opt.passes.gradients import RULES, GradientBuilder
 from edge_opt.passes.options import EdgeOptPass
 
 NAME_ATTR = "nn.name"
-STATE_ATTR = "train.state"
-"""On an optimizer-state `nn.param`: which state (`momentum`, `exp_avg`, ...)."""
-STATE_OF_ATTR = "train.state_of"
-"""On an optimizer-state `nn.param`: the parameter it belongs to."""
 TRAIN_STEP = "train_step"
 
 
@@ -176,14 +173,20 @@ class TrainStepBuilder:
         labels = self.block.args[-1]
         if loss == "cross-entropy":
             loss_value = self.grads.emit(train.CrossEntropyOp(logits, labels, reduction))
-            seed = self.grads.emit(train.CrossEntropyGradOp(logits, labels, reduction))
         else:
             loss_value = self.grads.emit(train.MseOp(logits, labels, reduction))
-            seed = self.grads.emit(train.MseGradOp(logits, labels, reduction))
         loss_value.name_hint = "loss"
-        if logits.name_hint is not None:
-            seed.name_hint = f"d_{logits.name_hint}"
+        # Without a trainable parameter behind the output there is no backward at all
+        # (not even the loss gradient).
         if logits in requires:
+            if loss == "cross-entropy":
+                seed = self.grads.emit(
+                    train.CrossEntropyGradOp(logits, labels, reduction)
+                )
+            else:
+                seed = self.grads.emit(train.MseGradOp(logits, labels, reduction))
+            if logits.name_hint is not None:
+                seed.name_hint = f"d_{logits.name_hint}"
             self._backward(body, requires, {logits: seed})
         self.block.add_op(func.ReturnOp(loss_value))
         return self._function(labels_type, loss_value)
@@ -245,10 +248,17 @@ class TrainStepBuilder:
             if isinstance(op, nn.LoadOp) and op.param.string_value() in self.trainable:
                 loads.setdefault(op.param.string_value(), []).append(op)
         # A parameter's gradient is complete once every use of its loads has been
-        # differentiated: that is when its update is emitted.
+        # differentiated: that is when its update is emitted. Only uses in the forward
+        # copy count (the loss ops use the output too); a parameter whose loads only the
+        # loss reads (the output is a load) is complete before the sweep.
+        ops = set(body)
         pending = {
-            name: sum(1 for l in ls for _ in l.result.uses) for name, ls in loads.items()
+            name: sum(1 for l in ls for u in l.result.uses if u.operation in ops)
+            for name, ls in loads.items()
         }
+        for name, count in pending.items():
+            if count == 0:
+                self._update(name, loads[name], adjoints)
         for op in reversed(body):
             if not isinstance(op, nn.LoadOp):
                 self._differentiate(op, requires, adjoints)

@@ -71,7 +71,7 @@ def _tail_of(op: Operation, layer_of: dict[SSAValue, Layer]) -> Layer | None:
         return None
     for operand in op.operands:
         layer = layer_of.get(operand)
-        if layer is not None and len(operand.uses) == 1:
+        if layer is not None and operand.has_one_use():
             return layer
     return None
 

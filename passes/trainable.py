@@ -6,7 +6,7 @@ from __future__ import annotations
 from xdsl.dialects.builtin import ModuleOp, UnitAttr
 
 from edge_opt.dialects import nn
-from edge_opt.passes.autodiff import STATE_ATTR
+from edge_opt.dialects.train import is_optimizer_state
 
 
 def model_params(module: ModuleOp) -> list[nn.ParamOp]:
@@ -14,7 +14,7 @@ def model_params(module: ModuleOp) -> list[nn.ParamOp]:
     return [
         op
         for op in module.ops
-        if isinstance(op, nn.ParamOp) and STATE_ATTR not in op.attributes
+        if isinstance(op, nn.ParamOp) and not is_optimizer_state(op)
     ]
 
 

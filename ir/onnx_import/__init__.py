@@ -103,6 +103,9 @@ from edge_opt.ir.onnx_import.importer import (
 from edge_opt.ir.onnx_import.names import sanitize_name, value_hint
 
 __all__ = [
+    "FUNCTION_NAME",
+    "MAX_OPSET",
+    "MIN_OPSET",
     "UnsupportedOnnxError",
     "import_onnx",
     "sanitize_name",

@@ -48,7 +48,11 @@ from edge_opt.ir.testing.strategies import DType, RandomModel, random_models
 
 __all__ = [
     "ALL_OPS",
+    "DEFAULT_TOLERANCES",
+    "DType",
+    "PassOrPipeline",
     "RandomModel",
+    "Trainable",
     "assert_pass_preserves_semantics",
     "random_inputs",
     "random_models",

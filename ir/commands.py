@@ -1,0 +1,233 @@
+"""The `edge-opt` subcommands: `import`, `run` and `report`.
+
+Each takes its own arguments and raises `UserError` (or an xDSL diagnostic) for anything
+the user can fix; `edge_opt.ir.driver.main` turns those into one error line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.utils.exceptions import VerifyException
+
+from edge_opt.ir import model_io
+from edge_opt.ir.errors import ModelFileError, UserError
+from edge_opt.ir.pipelines import PIPELINES, expand, parse_pipeline
+from edge_opt.ir.universe import make_context
+
+PROG = "edge-opt"
+
+
+def _add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-p", "--passes", default="", metavar="PASSES", help="passes to apply first"
+    )
+    parser.add_argument(
+        "--pipeline",
+        action="append",
+        default=[],
+        metavar="NAME{options}",
+        help="a named pipeline (see edge-opt --list-pipelines), after the -p passes",
+    )
+
+
+def _pipeline_spec(args: argparse.Namespace) -> str | None:
+    specs = [s for s in [args.passes, *args.pipeline] if s]
+    return ",".join(specs) if specs else None
+
+
+def apply_pipeline(module: ModuleOp, args: argparse.Namespace) -> None:
+    """Applies `-p` then `--pipeline`, verifying after every pass."""
+    passes = list(parse_pipeline(args.passes)) if args.passes else []
+    for spec in args.pipeline:
+        passes.extend(parse_pipeline(spec, dict(PIPELINES)))
+    ctx = make_context()
+    for p in expand(passes):
+        p.apply(ctx, module)
+        try:
+            module.verify()
+        except VerifyException as e:
+            raise VerifyException(
+                f"invalid IR after pass '{p.name}': {model_io.first_line(e)}"
+            ) from None
+
+
+# --------------------------------------------------------------------------------------
+# import
+# --------------------------------------------------------------------------------------
+
+
+def import_command(argv: Sequence[str]) -> None:
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} import",
+        description="Convert an ONNX model to edge-opt MLIR (model.mlir + model.npz).",
+    )
+    parser.add_argument("model", help="the .onnx file")
+    parser.add_argument(
+        "-o", "--output", help="output .mlir (default: the model's name with .mlir)"
+    )
+    parser.add_argument(
+        "--input-shape",
+        action="append",
+        default=[],
+        metavar="NAME=D0,D1,...",
+        help="static shape for an input with symbolic dimensions",
+    )
+    args = parser.parse_args(argv)
+    from edge_opt.ir.onnx_import import import_onnx
+    from edge_opt.ir.session import params_of
+
+    shapes: dict[str, tuple[int, ...]] = {}
+    for item in args.input_shape:
+        name, _, dims = item.partition("=")
+        try:
+            shapes[name] = tuple(int(d) for d in dims.split(","))
+        except ValueError:
+            raise UserError(
+                f"--input-shape {item}: expected NAME=D0,D1,... with integer sizes"
+            ) from None
+    output = Path(args.output) if args.output else Path(args.model).with_suffix(".mlir")
+    if not Path(args.model).exists():
+        raise ModelFileError(f"{args.model}: no such file")
+    module = import_onnx(args.model, input_shapes=shapes or None)
+    sidecar = model_io.save_model(module, output)
+    params = params_of(module)
+    count = sum(p.type.element_count() for p in params.values())
+    print(
+        f"wrote {output}"
+        + (f" and {sidecar}" if sidecar else "")
+        + f" ({len(params)} parameters, {count:,} values)"
+    )
+
+
+# --------------------------------------------------------------------------------------
+# run
+# --------------------------------------------------------------------------------------
+
+
+def run_command(argv: Sequence[str]) -> None:
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} run",
+        description="Interpret a function of a model on arrays from an .npz file, "
+        "optionally after a pipeline and for several steps (training).",
+    )
+    parser.add_argument("model", help="the .mlir file (its .npz is read too)")
+    parser.add_argument(
+        "--input",
+        metavar="NPZ",
+        help="arrays named like the function's inputs; others are ignored",
+    )
+    parser.add_argument("--function", default="forward", help="default: forward")
+    parser.add_argument(
+        "--params", metavar="NPZ", help="parameter values (default: the model's .npz)"
+    )
+    _add_pipeline_arguments(parser)
+    parser.add_argument(
+        "--steps", type=int, default=1, help="run the function this many times (the "
+        "parameter state carries over: training steps)"
+    )
+    parser.add_argument(
+        "--save-params", metavar="NPZ", help="write every parameter afterwards"
+    )
+    parser.add_argument("-o", "--output", metavar="NPZ", help="write the last outputs")
+    args = parser.parse_args(argv)
+    if args.steps < 1:
+        raise UserError(f"--steps must be >= 1, got {args.steps}")
+    from edge_opt.ir.session import Session, get_function, input_names, output_names
+
+    module = model_io.load_model(args.model, args.params)
+    apply_pipeline(module, args)
+    function = get_function(module, args.function)
+    arrays = model_io.read_npz(args.input) if args.input else {}
+    wanted = input_names(function)
+    unused = sorted(set(arrays) - set(wanted))
+    if unused:
+        print(f"note: @{args.function} does not take {', '.join(unused)}; ignored")
+    inputs = {k: v for k, v in arrays.items() if k in wanted}
+    session = Session(module)
+    names = output_names(function)
+    for step in range(1, args.steps + 1):
+        results = session.run(args.function, inputs)
+        scalars = all(r.ndim == 0 for r in results)
+        if args.steps > 1 or scalars:
+            described = (_scalar_or_shape(n, v) for n, v in zip(names, results))
+            print(f"step {step} " + " ".join(described))
+    if args.steps == 1 and not scalars:
+        for name, value in zip(names, results):
+            print(summary(name, value))
+    if args.output:
+        model_io.write_npz(args.output, dict(zip(names, results)))
+        print(f"wrote {args.output}")
+    if args.save_params:
+        model_io.write_npz(args.save_params, dict(session.params))
+        print(f"wrote {args.save_params} ({len(session.params)} parameters)")
+
+
+def _scalar_or_shape(name: str, value: np.ndarray) -> str:
+    if value.ndim == 0:
+        return f"{name} {float(value):.6g}"
+    return f"{name} {value.dtype}[{'x'.join(map(str, value.shape))}]"
+
+
+def summary(name: str, value: np.ndarray) -> str:
+    shape = "x".join(str(d) for d in value.shape) or "scalar"
+    text = f"{name}: {value.dtype}[{shape}]"
+    if value.size and np.issubdtype(value.dtype, np.number):
+        text += f" min {value.min():.6g} max {value.max():.6g} mean {value.mean():.6g}"
+    if value.size <= 16:
+        text += f" = {np.array2string(value.reshape(-1), precision=6, separator=', ')}"
+    return text
+
+
+# --------------------------------------------------------------------------------------
+# report
+# --------------------------------------------------------------------------------------
+
+
+def report_command(argv: Sequence[str]) -> None:
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} report",
+        description="Parameters, gradient and optimizer bytes and FLOPs of a training "
+        "strategy, per parameter and in total.",
+    )
+    parser.add_argument("model", help="the .mlir file (its .npz is read too)")
+    _add_pipeline_arguments(parser)
+    parser.add_argument(
+        "--compare",
+        nargs="+",
+        metavar="PIPELINE",
+        help="report several pipelines side by side (each on a fresh copy)",
+    )
+    parser.add_argument("--json", action="store_true", help="JSON on stdout")
+    args = parser.parse_args(argv)
+    from edge_opt.ir.report import build_report, format_comparison, format_report
+
+    module = model_io.load_model(args.model)
+    if args.compare:
+        reports = []
+        for spec in args.compare:
+            copy = module.clone()
+            apply_pipeline(copy, argparse.Namespace(passes=args.passes, pipeline=[spec]))
+            reports.append(build_report(copy, spec))
+        if args.json:
+            import json
+
+            print(json.dumps({r.pipeline: r.to_json() for r in reports}, indent=2))
+        else:
+            sys.stdout.write(format_comparison(reports))
+        return
+    apply_pipeline(module, args)
+    report = build_report(module, _pipeline_spec(args))
+    sys.stdout.write(report.dumps() + "\n" if args.json else format_report(report))
+
+
+SUBCOMMANDS: dict[str, Callable[[Sequence[str]], None]] = {
+    "import": import_command,
+    "run": run_command,
+    "report": report_command,
+}

@@ -1,0 +1,303 @@
+"""`edge-opt report`: what a training strategy costs, per parameter and in total.
+
+For a module after a pipeline: which parameters train (those `@train_step` stores), their
+gradient and optimizer-state bytes, and FLOPs (`edge_opt.ir.cost`) split by phase of
+`@train_step` — forward (the ops before the loss), loss (the loss and its gradient),
+backward (the other gradient ops) and optimizer (the updates). Without a `@train_step`
+nothing trains and only `@forward` is counted.
+
+Backward memory is what training adds to inference: the forward values the backward
+reads (saved activations, e.g. a max-pool's index mask rather than its input), the weight
+gradients and the optimizer state. (The memory planner of the buffer level gives the
+planned peak; this is the strategy-level figure the training strategies budget with.)
+
+Per parameter, forward FLOPs are those of the ops that read it (its layer), backward
+FLOPs those of the backward ops that only its update needs (its weight gradient);
+input-gradient work shared by several parameters counts only in the total.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ModuleOp, SymbolRefAttr, TensorType
+from xdsl.ir import Operation, SSAValue
+
+from edge_opt.dialects import nn, train
+from edge_opt.dialects.train import STATE_OF_ATTR, is_optimizer_state
+from edge_opt.ir.cost import flops, numel
+from edge_opt.ir.dtypes import numpy_dtype
+
+_LOSSES = (train.CrossEntropyOp, train.MseOp)
+_LOSS_GRADS = (train.CrossEntropyGradOp, train.MseGradOp)
+_OPTIMIZERS = (train.SgdOp, train.SgdMomentumOp, train.AdamOp)
+
+
+@dataclass
+class ParamReport:
+    name: str
+    shape: list[int]
+    dtype: str
+    trainable: bool
+    params: int
+    bytes: int
+    gradient_bytes: int
+    optimizer_state_bytes: int
+    flops_forward: int
+    flops_backward: int
+    flops_optimizer: int
+
+
+@dataclass
+class Report:
+    pipeline: str | None
+    trainable_params: int
+    total_params: int
+    parameter_bytes: int
+    gradient_bytes: int
+    optimizer_state_bytes: int
+    flops_forward: int
+    flops_loss: int
+    flops_backward: int
+    flops_optimizer: int
+    saved_activation_bytes: int
+    backward_memory_bytes: int
+    parameters: list[ParamReport] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Sections later stages add (e.g. `memory`)."""
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.update(data.pop("extra"))
+        return data
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), indent=2)
+
+
+def _function(module: ModuleOp, name: str) -> func.FuncOp | None:
+    for op in module.ops:
+        if isinstance(op, func.FuncOp) and op.sym_name.data == name:
+            return op
+    return None
+
+
+def _itemsize(param: nn.ParamOp) -> int:
+    return numpy_dtype(param.type.element_type).itemsize
+
+
+def _phases(function: func.FuncOp) -> dict[str, list[Operation]]:
+    """The ops of a training function by phase (see the module docstring)."""
+    phases: dict[str, list[Operation]] = {
+        "forward": [], "loss": [], "backward": [], "optimizer": []
+    }
+    phase = "forward"
+    for op in function.body.block.ops:
+        if isinstance(op, _LOSSES):
+            phase = "loss"
+        elif phase == "loss" and not isinstance(op, _LOSS_GRADS):
+            phase = "backward"
+        if isinstance(op, (*_OPTIMIZERS, train.StoreOp)):
+            phases["optimizer"].append(op)
+        else:
+            phases[phase].append(op)
+    return phases
+
+
+def _readers(ops: list[Operation]) -> dict[str, list[Operation]]:
+    """For each parameter, the ops of `ops` that compute on it (through param-only
+    chains such as a transposed weight)."""
+    sources: dict[SSAValue, set[str]] = {}
+    readers: dict[str, list[Operation]] = {}
+    for op in ops:
+        if isinstance(op, nn.LoadOp):
+            sources[op.result] = {op.param.string_value()}
+            continue
+        read = set().union(*(sources.get(o, set()) for o in op.operands))
+        if op.operands and all(o in sources for o in op.operands):
+            for r in op.results:
+                sources[r] = read
+            continue
+        for name in read:
+            readers.setdefault(name, []).append(op)
+    return readers
+
+
+def _exclusive_owner(
+    ops: list[Operation], params: dict[str, nn.ParamOp]
+) -> dict[Operation, str | None]:
+    """For each backward/optimizer op, the one parameter whose update alone needs it
+    (None if several updates, or none, need it); a store into optimizer state counts
+    for the parameter that state belongs to."""
+    owner: dict[Operation, str | None] = {}
+    for op in reversed(ops):
+        if isinstance(op, train.StoreOp):
+            stored = params[op.param.string_value()]
+            ref = stored.attributes.get(STATE_OF_ATTR)
+            owner[op] = (
+                ref.string_value() if isinstance(ref, SymbolRefAttr)
+                else None if is_optimizer_state(stored) else stored.sym_name.data
+            )
+            continue
+        users = {owner.get(use.operation) for r in op.results for use in r.uses}
+        owner[op] = users.pop() if len(users) == 1 else None
+    return owner
+
+
+def _updated_params(ops: list[Operation], params: dict[str, nn.ParamOp]) -> set[str]:
+    """Model parameters (not optimizer state) that the training step stores."""
+    return {
+        op.param.string_value()
+        for op in ops
+        if isinstance(op, train.StoreOp)
+        and not is_optimizer_state(params[op.param.string_value()])
+    }
+
+
+def saved_activation_bytes(phases: dict[str, list[Operation]]) -> int:
+    """Bytes of the forward values the backward reads (what training must keep from the
+    forward pass; parameters and constants are not counted, they persist anyway)."""
+    produced = {
+        r for op in phases["forward"] if not isinstance(op, (nn.LoadOp, nn.ConstantOp))
+        for r in op.results
+    }
+    read = {
+        o for op in phases["loss"] + phases["backward"] + phases["optimizer"]
+        for o in op.operands if o in produced
+    }
+    return sum(numel(v) * _value_itemsize(v) for v in read)
+
+
+def _value_itemsize(value: SSAValue) -> int:
+    assert isinstance(value.type, TensorType)
+    return numpy_dtype(value.type.element_type).itemsize
+
+
+def build_report(module: ModuleOp, pipeline: str | None = None) -> Report:
+    params = {op.sym_name.data: op for op in module.ops if isinstance(op, nn.ParamOp)}
+    step = _function(module, "train_step")
+    if step is not None:
+        phases = _phases(step)
+    else:
+        forward = _function(module, "forward")
+        ops = list(forward.body.block.ops) if forward is not None else []
+        phases = {"forward": ops, "loss": [], "backward": [], "optimizer": []}
+    trained = _updated_params(phases["optimizer"], params)
+    readers = _readers(phases["forward"])
+    backward_ops = phases["backward"] + phases["optimizer"]
+    owner = _exclusive_owner(backward_ops, params)
+    state_bytes: dict[str, int] = {}
+    for op in params.values():
+        ref = op.attributes.get(STATE_OF_ATTR)
+        if isinstance(ref, SymbolRefAttr):
+            owned = ref.string_value()
+            state_bytes[owned] = state_bytes.get(owned, 0) + op.type.element_count() * _itemsize(op)
+    model_params = [op for op in params.values() if not is_optimizer_state(op)]
+    rows = []
+    for op in model_params:
+        name = op.sym_name.data
+        count = op.type.element_count()
+        size = count * _itemsize(op)
+        trains = name in trained
+        rows.append(ParamReport(
+            name=name,
+            shape=list(op.type.get_shape()),
+            dtype=str(op.type.element_type),
+            trainable=trains,
+            params=count,
+            bytes=size,
+            gradient_bytes=size if trains else 0,
+            optimizer_state_bytes=state_bytes.get(name, 0),
+            flops_forward=sum(flops(o) for o in readers.get(name, [])),
+            flops_backward=sum(
+                flops(o) for o in phases["backward"] if owner.get(o) == name
+            ),
+            flops_optimizer=sum(
+                flops(o) for o in phases["optimizer"] if owner.get(o) == name
+            ),
+        ))
+    saved = saved_activation_bytes(phases)
+    total_state = sum(
+        op.type.element_count() * _itemsize(op)
+        for op in params.values()
+        if is_optimizer_state(op)
+    )
+    return Report(
+        pipeline=pipeline,
+        trainable_params=sum(r.params for r in rows if r.trainable),
+        total_params=sum(r.params for r in rows),
+        parameter_bytes=sum(r.bytes for r in rows),
+        gradient_bytes=sum(r.gradient_bytes for r in rows),
+        optimizer_state_bytes=total_state,
+        flops_forward=sum(flops(o) for o in phases["forward"]),
+        flops_loss=sum(flops(o) for o in phases["loss"]),
+        flops_backward=sum(flops(o) for o in phases["backward"]),
+        flops_optimizer=sum(flops(o) for o in phases["optimizer"]),
+        saved_activation_bytes=saved,
+        backward_memory_bytes=saved + sum(r.gradient_bytes for r in rows) + total_state,
+        parameters=rows,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Text
+# --------------------------------------------------------------------------------------
+
+
+def _n(value: int) -> str:
+    return f"{value:,}"
+
+
+def format_report(report: Report) -> str:
+    header = ("parameter", "shape", "trains", "params", "grad B", "optim B",
+              "fwd FLOPs", "bwd FLOPs")
+    lines = [header]
+    for r in report.parameters:
+        lines.append((
+            r.name, "x".join(map(str, r.shape)) or "scalar", "yes" if r.trainable else "",
+            _n(r.params), _n(r.gradient_bytes), _n(r.optimizer_state_bytes),
+            _n(r.flops_forward), _n(r.flops_backward),
+        ))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    text = []
+    for i, line in enumerate(lines):
+        cells = [c.ljust(w) if j < 3 else c.rjust(w) for j, (c, w) in enumerate(zip(line, widths))]
+        text.append("  ".join(cells).rstrip())
+        if i == 0:
+            text.append("  ".join("-" * w for w in widths))
+    text.append("")
+    text.append(f"pipeline              {report.pipeline or '(none)'}")
+    for label, value in _summary_rows(report):
+        text.append(f"{label:<22}{value}")
+    return "\n".join(text) + "\n"
+
+
+def _summary_rows(report: Report) -> list[tuple[str, str]]:
+    return [
+        ("trainable params", f"{_n(report.trainable_params)} of {_n(report.total_params)}"),
+        ("parameter bytes", _n(report.parameter_bytes)),
+        ("gradient bytes", _n(report.gradient_bytes)),
+        ("optimizer bytes", _n(report.optimizer_state_bytes)),
+        ("saved activations B", _n(report.saved_activation_bytes)),
+        ("backward memory B", _n(report.backward_memory_bytes)),
+        ("forward FLOPs", _n(report.flops_forward)),
+        ("loss FLOPs", _n(report.flops_loss)),
+        ("backward FLOPs", _n(report.flops_backward)),
+        ("optimizer FLOPs", _n(report.flops_optimizer)),
+    ]
+
+
+def format_comparison(reports: list[Report]) -> str:
+    """The totals of several strategies side by side, one column each."""
+    columns = [[r.pipeline or "(none)"] + [v for _, v in _summary_rows(r)] for r in reports]
+    labels = [""] + [label for label, _ in _summary_rows(reports[0])]
+    widths = [max(len(c) for c in col) for col in columns]
+    label_width = max(len(label) for label in labels)
+    text = []
+    for i, label in enumerate(labels):
+        cells = [col[i].rjust(w) for col, w in zip(columns, widths)]
+        text.append(f"{label:<{label_width}}  " + "  ".join(cells))
+    return "\n".join(text) + "\n"
