@@ -254,17 +254,28 @@ class EdgeOptMain(xDSLOptMain):
 
 
 def print_pipelines(stream: IO[str]) -> None:
-    from xdsl.passes import get_pass_option_infos
+    """Each named pipeline with its options and defaults, as a spec that parses back."""
+    from dataclasses import fields
 
     for name, factory in sorted(PIPELINES.items()):
         cls = factory()
-        options = get_pass_option_infos(cls)
-        spec = ""
-        if options:
-            spec = "{" + " ".join(
-                f"{o.name.replace('_', '-')}={o.default_value}" for o in options
-            ) + "}"
-        stream.write(f"{name}{spec}\n    {cls.description}\n")
+        options = " ".join(
+            f"{f.name.replace('_', '-')}={_option_text(f.default)}"
+            for f in fields(cls)
+            if f.default is not None
+        )
+        stream.write(f"{name}{'{' + options + '}' if options else ''}\n")
+        stream.write(f"    {cls.description}\n")
+
+
+def _option_text(value: object) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        # The pass-spec lexer reads no exponents: 1e-08 must be written 0.00000001.
+        text = f"{value:.12f}".rstrip("0")
+        return text + "0" if text.endswith(".") else text
+    return str(value)
 
 
 def _error_message(error: BaseException) -> str:
