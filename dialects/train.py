@@ -103,7 +103,10 @@ def _like(value: SSAValue | Operation, shape: Sequence[int]) -> TensorType:
 
 class TrainOperation(IRDLOperation, ABC):
     """Base of the `train` ops: `check()` raises `ShapeError`, reported with the op
-    name."""
+    name. Operands and results share one element type, except those named in
+    `INDEX_VALUES` (labels, index masks, the step counter)."""
+
+    INDEX_VALUES: ClassVar[tuple[str, ...]] = ()
 
     def check(self) -> None:
         """Raises `ShapeError` if a shape or attribute rule is broken."""
@@ -113,6 +116,17 @@ class TrainOperation(IRDLOperation, ABC):
             self.check()
         except ShapeError as e:
             raise VerifyException(f"{self.name}: {e}") from None
+        exempt = {SSAValue.get(getattr(self, name)) for name in self.INDEX_VALUES}
+        element_types = {
+            value.type.element_type
+            for value in (*self.operands, *self.results)
+            if value not in exempt and isinstance(value.type, TensorType)
+        }
+        if len(element_types) > 1:
+            raise VerifyException(
+                f"{self.name}: operand and result element types differ "
+                f"({', '.join(sorted(str(t) for t in element_types))})"
+            )
 
     @staticmethod
     def expect(what: str, actual: Sequence[int], expected: Sequence[int]) -> None:
@@ -176,6 +190,7 @@ class CrossEntropyOp(_LossOp):
 
     name = "train.cross_entropy"
 
+    INDEX_VALUES: ClassVar = ("labels",)
     logits = operand_def(FloatTensor)
     labels = operand_def(IntTensor)
     loss = result_def(FloatTensor)
@@ -212,6 +227,7 @@ class CrossEntropyGradOp(_LossOp):
 
     name = "train.cross_entropy_grad"
 
+    INDEX_VALUES: ClassVar = ("labels",)
     logits = operand_def(FloatTensor)
     labels = operand_def(IntTensor)
     result = result_def(FloatTensor)
@@ -438,6 +454,14 @@ def _epsilon(value: float) -> FloatAttr:
     return _float(value)
 
 
+def _check_channels(x: Sequence[int], groups: int | None = None) -> None:
+    """The (N, C, ...) input rules of `nn.batch_norm` and `nn.group_norm`."""
+    if len(x) < 2:
+        raise ShapeError(f"input must have rank >= 2, got {list(x)}")
+    if groups is not None and (groups < 1 or x[1] % groups):
+        raise ShapeError(f"groups ({groups}) must divide the channel count ({x[1]})")
+
+
 @irdl_op_definition
 class LayerNormGradInputOp(TrainOperation):
     """Gradient of `nn.layer_norm` w.r.t. its input, from `dy`, the input `x` and the
@@ -538,6 +562,7 @@ class BatchNormGradInputOp(TrainOperation):
 
     def check(self) -> None:
         x = _shape(self.input)
+        _check_channels(x)
         self.expect("the output gradient", _shape(self.grad), x)
         for name in ("scale", "mean", "var"):
             self.expect(name, _shape(getattr(self, name)), x[1:2])
@@ -575,6 +600,7 @@ class BatchNormGradScaleOp(TrainOperation):
 
     def check(self) -> None:
         x = _shape(self.input)
+        _check_channels(x)
         self.expect("the output gradient", _shape(self.grad), x)
         for name in ("mean", "var", "result"):
             self.expect(name, _shape(getattr(self, name)), x[1:2])
@@ -608,6 +634,7 @@ class GroupNormGradInputOp(TrainOperation):
 
     def check(self) -> None:
         x = _shape(self.input)
+        _check_channels(x, self.groups.value.data)
         self.expect("the output gradient", _shape(self.grad), x)
         self.expect("scale", _shape(self.scale), x[1:2])
         self.expect("the result", _shape(self.result), x)
@@ -638,6 +665,7 @@ class GroupNormGradScaleOp(TrainOperation):
 
     def check(self) -> None:
         x = _shape(self.input)
+        _check_channels(x, self.groups.value.data)
         self.expect("the output gradient", _shape(self.grad), x)
         self.expect("the result", _shape(self.result), x[1:2])
 
@@ -874,6 +902,15 @@ class _PoolAttrsOp(TrainOperation, ABC):
         )
 
 
+def _check_mask_window(kernel: Sequence[int]) -> None:
+    kh, kw = kernel
+    if kh * kw > MAX_POOL_WINDOW:
+        raise ShapeError(
+            f"kernel {kh}x{kw} has more than {MAX_POOL_WINDOW} positions, which a "
+            "ui8 index mask cannot address"
+        )
+
+
 @irdl_op_definition
 class MaxPool2dWithIndicesOp(_PoolAttrsOp):
     """`nn.max_pool2d` that also returns, per output, the window-local position
@@ -885,6 +922,7 @@ class MaxPool2dWithIndicesOp(_PoolAttrsOp):
     input = operand_def(FloatTensor)
     result = result_def(FloatTensor)
     indices = result_def(TensorType.constr(ui8))
+    INDEX_VALUES: ClassVar = ("indices",)
     dilation = prop_def(DenseArrayBase.constr(i64), default_value=_ints([1, 1]))
 
     assembly_format = "$input attr-dict `:` type($input) `->` type($result) `,` type($indices)"
@@ -907,12 +945,7 @@ class MaxPool2dWithIndicesOp(_PoolAttrsOp):
         return self.dilation.get_values()
 
     def check(self) -> None:
-        kh, kw = self.kernel.get_values()
-        if kh * kw > MAX_POOL_WINDOW:
-            raise ShapeError(
-                f"kernel {kh}x{kw} has more than {MAX_POOL_WINDOW} positions, which a "
-                "ui8 index mask cannot address"
-            )
+        _check_mask_window(self.kernel.get_values())
         expected = self.pooled_shape(_shape(self.input))
         self.expect("the result", _shape(self.result), expected)
         self.expect("the indices", _shape(self.indices), expected)
@@ -928,6 +961,7 @@ class MaxPool2dGradOp(_PoolAttrsOp):
     grad = operand_def(FloatTensor)
     indices = operand_def(TensorType.constr(ui8))
     result = result_def(FloatTensor)
+    INDEX_VALUES: ClassVar = ("indices",)
     dilation = prop_def(DenseArrayBase.constr(i64), default_value=_ints([1, 1]))
 
     assembly_format = (
@@ -952,6 +986,7 @@ class MaxPool2dGradOp(_PoolAttrsOp):
         return self.dilation.get_values()
 
     def check(self) -> None:
+        _check_mask_window(self.kernel.get_values())
         expected = self.pooled_shape(_shape(self.result))
         self.expect("the output gradient", _shape(self.grad), expected)
         self.expect("the indices", _shape(self.indices), expected)
@@ -1114,6 +1149,7 @@ class AdamOp(_OptimizerOp):
     beta1 = prop_def(FloatAttr, default_value=_float(0.9))
     beta2 = prop_def(FloatAttr, default_value=_float(0.999))
     epsilon = prop_def(FloatAttr, default_value=_float(1e-8))
+    INDEX_VALUES: ClassVar = ("step",)
 
     assembly_format = (
         "$param `,` $grad `,` $exp_avg `,` $exp_avg_sq `,` $step attr-dict `:` "

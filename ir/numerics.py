@@ -233,38 +233,6 @@ def max_pool2d(
     return np.max(win, axis=(4, 5))
 
 
-def max_pool2d_indices(
-    x: np.ndarray,
-    kernel: Sequence[int],
-    stride: Sequence[int],
-    padding: Sequence[int],
-    dilation: Sequence[int],
-    ceil_mode: bool,
-) -> np.ndarray:
-    """Flat index (h * W + w, into each input plane) of every window's maximum (the
-    first one on ties), as PyTorch's `return_indices`."""
-    pt, pl, pb, pr = _pool_padding(
-        x.shape[2:], kernel, stride, padding, dilation, ceil_mode
-    )
-    h, w = x.shape[2:]
-    xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=-np.inf)
-    rows = np.arange(-pt, h + pb)[:, None] * np.ones(w + pl + pr, dtype=np.int64)
-    cols = np.ones(h + pt + pb, dtype=np.int64)[:, None] * np.arange(-pl, w + pr)
-    flat = (rows * w + cols)[None, None]
-    win = _crop_windows(
-        _windows(xp, kernel, stride, dilation), (h, w), kernel, stride, padding,
-        dilation, ceil_mode,
-    )
-    idx = _crop_windows(
-        _windows(flat, kernel, stride, dilation), (h, w), kernel, stride, padding,
-        dilation, ceil_mode,
-    )
-    n, c, oh, ow, kh, kw = win.shape
-    arg = np.argmax(win.reshape(n, c, oh, ow, kh * kw), axis=-1)
-    idx = np.broadcast_to(idx.reshape(1, 1, oh, ow, kh * kw), (n, c, oh, ow, kh * kw))
-    return np.take_along_axis(idx, arg[..., None], axis=-1)[..., 0]
-
-
 def avg_pool2d_divisor(
     size: Sequence[int],
     kernel: Sequence[int],

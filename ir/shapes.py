@@ -337,7 +337,8 @@ def reshape(input: Sequence[int], shape: Sequence[int]) -> Shape:
 
 def broadcast_to(input: Sequence[int], shape: Sequence[int]) -> Shape:
     """`input` broadcast (NumPy rules) to exactly `shape`."""
-    if len(input) > len(shape) or broadcast(input, shape) != tuple(shape):
+    lead = len(shape) - len(input)
+    if lead < 0 or any(d not in (1, shape[lead + i]) for i, d in enumerate(input)):
         raise ShapeError(f"{list(input)} does not broadcast to {list(shape)}")
     return tuple(shape)
 

@@ -43,7 +43,6 @@ from xdsl.ir import Attribute, Block, Operation, Region
 from xdsl.utils.exceptions import VerifyException
 
 from edge_opt.dialects import nn
-from edge_opt.ir import numerics
 from edge_opt.ir.dtypes import tensor_type, to_dense
 from edge_opt.ir.interpreters import make_interpreter
 from edge_opt.ir.session import run
@@ -593,37 +592,6 @@ def test_max_pool2d(case, dtype, ties, seed):
 
 
 @SETTINGS
-@given(case=pool_cases(dilated=True), dtype=DTYPES, ties=st.booleans(), seed=SEEDS)
-def test_max_pool2d_indices(case, dtype, ties, seed):
-    x = _pool_input(np.random.default_rng(seed), case["input"], dtype, ties)
-    attrs = [case[k] for k in ("kernel", "stride", "padding", "dilation", "ceil_mode")]
-    ours = numerics.max_pool2d_indices(x, *attrs)
-    padded, sym = _pre_pad(_t(x), case["padding"], -math.inf)
-    values, indices = F.max_pool2d(
-        padded,
-        case["kernel"],
-        case["stride"],
-        sym,
-        case["dilation"],
-        ceil_mode=case["ceil_mode"],
-        return_indices=True,
-    )
-    keep = (x.shape[2:], case["stride"], case["padding"])
-    values = _drop_end_padding_windows(values, *keep)
-    indices = _drop_end_padding_windows(indices, *keep).numpy()
-    # torch's indices are into the explicitly padded plane: map them back.
-    top, left = case["padding"][0] - sym[0], case["padding"][1] - sym[1]
-    padded_width = padded.shape[3]
-    rows, cols = indices // padded_width - top, indices % padded_width - left
-    expected = rows * x.shape[3] + cols
-    assert ours.shape == expected.shape
-    # A window that covers only padding (possible with dilation) has no maximum
-    # in the input: its value is -inf and its index meaningless, in both.
-    real = np.isfinite(values.numpy())
-    np.testing.assert_array_equal(ours[real], expected[real])
-
-
-@SETTINGS
 @given(
     case=pool_cases(dilated=False),
     count_include_pad=st.booleans(),
@@ -716,6 +684,21 @@ def test_transpose(data, shape, dtype, seed):
     x = _random(np.random.default_rng(seed), shape, dtype)
     ours = _run(lambda a: nn.TransposeOp(a, perm), x)
     _check(ours, _t(x).permute(tuple(perm)), dtype, rtol=0, atol=0)
+
+
+@FEW
+@given(
+    data=st.data(),
+    shape=_shapes(),
+    lead=st.lists(st.integers(1, 3), max_size=2),
+    dtype=ANY_DTYPES,
+    seed=SEEDS,
+)
+def test_broadcast_to(data, shape, lead, dtype, seed):
+    x = _random(np.random.default_rng(seed), shape, dtype)
+    target = [*lead, *(data.draw(st.integers(1, 3)) if d == 1 else d for d in shape)]
+    ours = _run(lambda a: nn.BroadcastToOp(a, target), x)
+    _check(ours, torch.broadcast_to(_t(x), target), dtype, rtol=0, atol=0)
 
 
 @FEW
@@ -1121,7 +1104,7 @@ def test_every_nn_op_is_covered():
             nn.GeluOp, nn.LinearOp, nn.MatmulOp, nn.Conv2dOp, nn.ConvTranspose2dOp,
             nn.SoftmaxOp, nn.LogSoftmaxOp, nn.LayerNormOp, nn.BatchNormOp,
             nn.GroupNormOp, nn.MaxPool2dOp, nn.AvgPool2dOp, nn.GlobalAvgPoolOp,
-            nn.ReshapeOp, nn.TransposeOp, nn.ConcatOp, nn.SliceOp, nn.SqueezeOp,
+            nn.ReshapeOp, nn.BroadcastToOp, nn.TransposeOp, nn.ConcatOp, nn.SliceOp, nn.SqueezeOp,
             nn.UnsqueezeOp, nn.ReduceMeanOp, nn.ReduceSumOp, nn.ConstantOp,
             nn.LoadOp, nn.ParamOp,
         }

@@ -127,3 +127,10 @@ func.func @shapes(%x: tensor<2x3x4xf32>, %i: tensor<2x3xi32>) -> (tensor<6x4xf32
   %it = nn.transpose %i {perm = array<i64: 1, 0>} : tensor<2x3xi32> -> tensor<3x2xi32>
   func.return %r, %t, %c, %s2, %u, %sq, %rm, %rs, %it : tensor<6x4xf32>, tensor<4x2x3xf32>, tensor<2x6x4xf32>, tensor<1x2x2xf32>, tensor<2x1x3x4xf32>, tensor<3x4xf32>, tensor<2x1x4xf32>, tensor<2xf32>, tensor<3x2xi32>
 }
+
+// CHECK-LABEL: func.func @broadcast
+func.func @broadcast(%x: tensor<3x1xf32>) -> tensor<2x3x4xf32> {
+  // CHECK-NEXT: %b = nn.broadcast_to %x : tensor<3x1xf32> -> tensor<2x3x4xf32>
+  %b = nn.broadcast_to %x : tensor<3x1xf32> -> tensor<2x3x4xf32>
+  func.return %b : tensor<2x3x4xf32>
+}

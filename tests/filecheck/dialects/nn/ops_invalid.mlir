@@ -196,3 +196,11 @@ func.func @load_type() -> tensor<2xf32> {
 
 // CHECK: nn.param @v: value type tensor<2xf32> does not match the declared type tensor<3xf32>
 nn.param @v : tensor<3xf32> = dense<1.0> : tensor<2xf32>
+
+// -----
+
+func.func @broadcast_shape(%x: tensor<3x2xf32>) -> tensor<3x4xf32> {
+  // CHECK: nn.broadcast_to: [3, 2] does not broadcast to [3, 4]
+  %y = nn.broadcast_to %x : tensor<3x2xf32> -> tensor<3x4xf32>
+  func.return %y : tensor<3x4xf32>
+}
