@@ -124,7 +124,8 @@ class EdgeOptMain(xDSLOptMain):
                 raise VerifyException(f"invalid IR {after}: {e}") from None
         if previous is not None and self.args.print_ir_after_all:
             stripped, _ = model_io.detach_values(module)
-            sys.stdout.write(f"// -----// IR after {previous.name} //----- //\n")
+            spec = str(previous.pipeline_pass_spec())
+            sys.stdout.write(f"// -----// IR after {spec} //----- //\n")
             sys.stdout.write(model_io.print_module(stripped))
 
     def _read_chunks(self) -> tuple[list[tuple[str, int]], str]:

@@ -137,14 +137,24 @@ def _is_float_tensor(value: SSAValue) -> bool:
     ).kind == "f"
 
 
+def differentiable_operands(op: Operation) -> Sequence[SSAValue]:
+    """The operands `op`'s results depend on differentiably: all of them, but the
+    running statistics of a batch norm in training mode (which normalises with the
+    batch's own statistics)."""
+    if isinstance(op, nn.BatchNormOp) and op.training is not None:
+        return op.operands[:3]
+    return op.operands
+
+
 def requires_grad(function: func.FuncOp, trainable: set[str]) -> set[SSAValue]:
-    """Float values of `function` that depend on a trainable parameter."""
+    """Float values of `function` that depend (differentiably) on a trainable
+    parameter."""
     result: set[SSAValue] = set()
     for op in function.body.block.ops:
         if isinstance(op, nn.LoadOp):
             if op.param.string_value() in trainable:
                 result.add(op.result)
-        elif any(o in result for o in op.operands):
+        elif any(o in result for o in differentiable_operands(op)):
             result.update(r for r in op.results if _is_float_tensor(r))
     return result
 
@@ -176,18 +186,19 @@ class TrainStepBuilder:
         else:
             loss_value = self.grads.emit(train.MseOp(logits, labels, reduction))
         loss_value.name_hint = "loss"
-        # Without a trainable parameter behind the output there is no backward at all
-        # (not even the loss gradient).
-        if logits in requires:
-            if loss == "cross-entropy":
-                seed = self.grads.emit(
-                    train.CrossEntropyGradOp(logits, labels, reduction)
-                )
-            else:
-                seed = self.grads.emit(train.MseGradOp(logits, labels, reduction))
-            if logits.name_hint is not None:
-                seed.name_hint = f"d_{logits.name_hint}"
-            self._backward(body, requires, {logits: seed})
+        if logits not in requires:
+            raise PassFailedException(
+                f"autodiff: no trainable parameter affects the loss (on the first "
+                f"result of @{self.forward.sym_name.data}), so nothing would train; "
+                "check which parameters are trainable (freeze, train-last, ...)"
+            )
+        if loss == "cross-entropy":
+            seed = self.grads.emit(train.CrossEntropyGradOp(logits, labels, reduction))
+        else:
+            seed = self.grads.emit(train.MseGradOp(logits, labels, reduction))
+        if logits.name_hint is not None:
+            seed.name_hint = f"d_{logits.name_hint}"
+        self._backward(body, requires, {logits: seed})
         self.block.add_op(func.ReturnOp(loss_value))
         return self._function(labels_type, loss_value)
 
@@ -247,19 +258,27 @@ class TrainStepBuilder:
         for op in body:
             if isinstance(op, nn.LoadOp) and op.param.string_value() in self.trainable:
                 loads.setdefault(op.param.string_value(), []).append(op)
-        # A parameter's gradient is complete once every use of its loads has been
-        # differentiated: that is when its update is emitted. Only uses in the forward
-        # copy count (the loss ops use the output too); a parameter whose loads only the
-        # loss reads (the output is a load) is complete before the sweep.
-        ops = set(body)
+        # A parameter's gradient is complete once every use of its loads that the loss
+        # depends on has been differentiated: that is when its update is emitted. Uses
+        # the loss does not depend on (another output, the loss ops themselves) add
+        # nothing and must not delay it; a parameter whose loads only the loss reads
+        # (the output is a load) is complete before the sweep.
+        live = set(adjoints)
+        reaching: set[Operation] = set()
+        for op in reversed(body):
+            if any(r in live for r in op.results):
+                reaching.add(op)
+                live.update(differentiable_operands(op))
         pending = {
-            name: sum(1 for l in ls for u in l.result.uses if u.operation in ops)
+            name: sum(1 for l in ls for u in l.result.uses if u.operation in reaching)
             for name, ls in loads.items()
         }
         for name, count in pending.items():
             if count == 0:
                 self._update(name, loads[name], adjoints)
         for op in reversed(body):
+            if op not in reaching:
+                continue
             if not isinstance(op, nn.LoadOp):
                 self._differentiate(op, requires, adjoints)
             for operand in op.operands:
@@ -349,6 +368,8 @@ class OptimizerEmitter:
                 self._adam_step(), o.lr, o.beta1, o.beta2, o.epsilon, o.weight_decay,
             )
             self.grads.block.add_op(update)
+            update.new_exp_avg.name_hint = f"{m}_new"
+            update.new_exp_avg_sq.name_hint = f"{v}_new"
             self._store(update.new_exp_avg, m)
             self._store(update.new_exp_avg_sq, v)
             new = update.new_param
@@ -359,6 +380,7 @@ class OptimizerEmitter:
                 o.lr, o.momentum, o.weight_decay, o.nesterov,
             )
             self.grads.block.add_op(update)
+            update.new_momentum_buffer.name_hint = f"{buffer}_new"
             self._store(update.new_momentum_buffer, buffer)
             new = update.new_param
         else:

@@ -35,12 +35,30 @@ class Layer:
 _AFFINE_TAILS = (nn.AddOp, nn.MulOp, nn.SubOp)
 
 
+def _reaching_output(function: func.FuncOp) -> set[Operation]:
+    """The ops the function's first result depends on."""
+    returned = function.body.block.last_op
+    assert returned is not None
+    work = list(returned.operands[:1])
+    reaching: set[Operation] = set()
+    while work:
+        owner = work.pop().owner
+        if isinstance(owner, Operation) and owner not in reaching:
+            reaching.add(owner)
+            work.extend(owner.operands)
+    return reaching
+
+
 def parametrised_layers(function: func.FuncOp) -> list[Layer]:
-    """The layers of `function` in forward order (see the module docstring)."""
+    """The layers of `function` that its first result (the one training's loss is on)
+    depends on, in forward order (see the module docstring)."""
     param_valued: dict[SSAValue, list[str]] = {}
     layer_of: dict[SSAValue, Layer] = {}
     layers: list[Layer] = []
+    reaching = _reaching_output(function)
     for op in function.body.block.ops:
+        if op not in reaching:
+            continue
         if isinstance(op, nn.LoadOp):
             param_valued[op.result] = [op.param.string_value()]
             continue
