@@ -17,6 +17,7 @@ from xdsl.utils.exceptions import VerifyException
 
 from edge_opt.ir import model_io
 from edge_opt.ir.errors import ModelFileError, UserError
+from edge_opt.ir.memory_report import draw_memory_map, format_memory, memory_figures
 from edge_opt.ir.pipelines import PIPELINES, expand, parse_pipeline
 from edge_opt.ir.universe import make_context
 
@@ -192,8 +193,8 @@ def summary(name: str, value: np.ndarray) -> str:
 def report_command(argv: Sequence[str]) -> None:
     parser = argparse.ArgumentParser(
         prog=f"{PROG} report",
-        description="Parameters, gradient and optimizer bytes and FLOPs of a training "
-        "strategy, per parameter and in total.",
+        description="Parameters, gradient and optimizer bytes, FLOPs and the planned "
+        "memory of a training strategy, per parameter and in total.",
     )
     parser.add_argument("model", help="the .mlir file (its .npz is read too)")
     _add_pipeline_arguments(parser)
@@ -204,26 +205,76 @@ def report_command(argv: Sequence[str]) -> None:
         help="report several pipelines side by side (each on a fresh copy)",
     )
     parser.add_argument("--json", action="store_true", help="JSON on stdout")
+    parser.add_argument(
+        "--target", default="host", help="target whose memory to plan for (default host)"
+    )
+    parser.add_argument(
+        "--weights", default="L2", choices=["L1", "L2", "L3"],
+        help="memory level of parameters and optimizer state (default L2)",
+    )
+    parser.add_argument(
+        "--memory-map", metavar="PNG", help="draw the memory plan of the training step"
+    )
     args = parser.parse_args(argv)
     from edge_opt.ir.report import build_report, format_comparison, format_report
+    from edge_opt.ir.targets import get_target
 
+    target = get_target(args.target)
     module = model_io.load_model(args.model)
-    if args.compare:
-        reports = []
-        for spec in args.compare:
-            copy = module.clone()
-            apply_pipeline(copy, argparse.Namespace(passes=args.passes, pipeline=[spec]))
-            reports.append(build_report(copy, spec))
-        if args.json:
-            import json
+    specs = args.compare or [None]
+    reports = []
+    for spec in specs:
+        copy = module.clone() if args.compare else module
+        pipeline = [spec] if spec is not None else args.pipeline
+        apply_pipeline(copy, argparse.Namespace(passes=args.passes, pipeline=pipeline))
+        report = build_report(copy, spec or _pipeline_spec(args))
+        planned = _planned(copy, target.name, args.weights)
+        report.extra["memory"] = memory_figures(planned, target)
+        report.extra["target"] = target.name
+        reports.append(report)
+        if args.memory_map and not args.compare:
+            function = "train_step" if _has_function(planned, "train_step") else "forward"
+            draw_memory_map(planned, args.memory_map, function, _arena_level(planned))
+            print(f"wrote {args.memory_map}", file=sys.stderr)
+    if args.json:
+        import json
 
-            print(json.dumps({r.pipeline: r.to_json() for r in reports}, indent=2))
-        else:
-            sys.stdout.write(format_comparison(reports))
-        return
-    apply_pipeline(module, args)
-    report = build_report(module, _pipeline_spec(args))
-    sys.stdout.write(report.dumps() + "\n" if args.json else format_report(report))
+        data = (
+            {r.pipeline: r.to_json() for r in reports} if args.compare
+            else reports[0].to_json()
+        )
+        print(json.dumps(data, indent=2))
+    elif args.compare:
+        sys.stdout.write(format_comparison(reports))
+    else:
+        sys.stdout.write(format_report(reports[0]))
+        sys.stdout.write("\n" + format_memory(reports[0].extra["memory"], target))
+
+
+def _planned(module: ModuleOp, target: str, weights: str) -> ModuleOp:
+    """A copy of `module` at the buffer level with a memory plan (the module itself if
+    it is planned already)."""
+    from edge_opt.ir.memory_report import MEMORY_ATTR
+
+    if MEMORY_ATTR in module.attributes:
+        return module
+    planned = module.clone()
+    spec = f"bufferize{{weights={weights}}},plan-memory{{target={target} check=false}}"
+    apply_pipeline(planned, argparse.Namespace(passes=spec, pipeline=[]))
+    return planned
+
+
+def _has_function(module: ModuleOp, name: str) -> bool:
+    from xdsl.dialects import func
+
+    return any(isinstance(o, func.FuncOp) and o.sym_name.data == name for o in module.ops)
+
+
+def _arena_level(module: ModuleOp) -> str:
+    from edge_opt.ir.memory_report import memory_figures
+
+    figures = memory_figures(module)
+    return max(figures, key=lambda level: figures[level]["peak_bytes"]) if figures else "L2"
 
 
 SUBCOMMANDS: dict[str, Callable[[Sequence[str]], None]] = {

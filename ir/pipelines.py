@@ -43,13 +43,13 @@ class NamedPipeline(EdgeOptPass, ABC):
 
 @dataclass(frozen=True)
 class InferPipeline(NamedPipeline):
-    """Inference only: graph clean-ups (canonicalize, cse, dce); nothing trains."""
+    """Inference only: graph raising and clean-ups; nothing trains."""
 
     name = "infer"
-    description = "inference only: canonicalize, cse, dce"
+    description = "inference only: raise-layer-norm, canonicalize, cse, dce"
 
     def passes(self) -> tuple[ModulePass, ...]:
-        return _cleanup()
+        return (*_raise(), *_cleanup())
 
 
 def _cleanup() -> tuple[ModulePass, ...]:
@@ -58,6 +58,14 @@ def _cleanup() -> tuple[ModulePass, ...]:
         CommonSubexpressionElimination(),
         DeadCodeElimination(),
     )
+
+
+def _raise() -> tuple[ModulePass, ...]:
+    """Graph-level raising of exporter idioms into fused ops (fewer, cheaper kernels and
+    far fewer activations kept for training)."""
+    from edge_opt.passes.raise_layer_norm import RaiseLayerNormPass
+
+    return (RaiseLayerNormPass(),)
 
 
 @dataclass(frozen=True)
@@ -97,7 +105,7 @@ class TrainingPipeline(NamedPipeline, ABC):
             beta2=self.beta2,
             epsilon=self.epsilon,
         )
-        return (*self.strategy(), autodiff, *_cleanup())
+        return (*_raise(), *self.strategy(), autodiff, *_cleanup())
 
 
 @dataclass(frozen=True)

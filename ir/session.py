@@ -12,15 +12,25 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 from xdsl.dialects import func
-from xdsl.dialects.builtin import ModuleOp, StringAttr, TensorType
+from xdsl.dialects.builtin import (
+    DictionaryAttr,
+    IntegerAttr,
+    MemRefType,
+    ModuleOp,
+    StringAttr,
+    TensorType,
+)
 
 from edge_opt.dialects import nn
+from edge_opt.dialects.kernel import LEVEL_ATTR, MEMORY_ATTR, OFFSET_ATTR
 from edge_opt.ir.dtypes import numpy_dtype, to_numpy
 from edge_opt.ir.errors import InputError
 from edge_opt.ir.interpreters import make_interpreter
+from edge_opt.ir.interpreters.kernel import KernelFunctions, Memory, view
 from edge_opt.ir.interpreters.nn import NnFunctions, ParamState
 
 NAME_ATTR = "nn.name"
+
 """Argument/result attribute holding the graph-level name of a function input/output."""
 
 Inputs = Sequence[np.ndarray] | Mapping[str, np.ndarray]
@@ -67,7 +77,9 @@ def params_of(module: ModuleOp) -> dict[str, nn.ParamOp]:
     return {op.sym_name.data: op for op in module.ops if isinstance(op, nn.ParamOp)}
 
 
-def _check_array(what: str, array: np.ndarray, type: TensorType) -> np.ndarray:
+def _check_array(
+    what: str, array: np.ndarray, type: TensorType | MemRefType
+) -> np.ndarray:
     array = np.asarray(array)
     expected = tuple(type.get_shape())
     if array.shape != expected:
@@ -124,11 +136,35 @@ class Session:
             )
         self._interpreter = make_interpreter(module)
         self._interpreter.set_data(NnFunctions, "params", self.params)
+        self._place_in_memory()
+
+    def _place_in_memory(self) -> None:
+        """For a planned module, memory as on the device: one arena per level for the
+        buffers, and each parameter a view of its level's persistent region."""
+        plan = self.module.attributes.get(MEMORY_ATTR)
+        if not isinstance(plan, DictionaryAttr):
+            return
+        arenas, persistent = {}, {}
+        for level, figures in plan.data.items():
+            assert isinstance(figures, DictionaryAttr)
+            sizes = {k: v.value.data for k, v in figures.data.items()}  # type: ignore[attr-defined]
+            arenas[level] = sizes["arena"]
+            persistent[level] = Memory.with_sizes({level: sizes["persistent"]}).arenas[level]
+        self._interpreter.set_data(KernelFunctions, "memory", Memory.with_sizes(arenas))
+        for name, op in params_of(self.module).items():
+            level, offset = op.attributes.get(LEVEL_ATTR), op.attributes.get(OFFSET_ATTR)
+            if not isinstance(level, StringAttr) or not isinstance(offset, IntegerAttr):
+                raise InputError(f"parameter @{name} has no planned place")
+            type = MemRefType(op.type.element_type, op.type.get_shape())
+            placed = view(persistent[level.data], offset.value.data, type)
+            placed[...] = self.params[name]
+            self.params[name] = placed
 
     def run(self, function: str = "forward", inputs: Inputs = ()) -> tuple[np.ndarray, ...]:
         fn = get_function(self.module, function)
         args = self._arguments(fn, inputs)
-        return tuple(self._interpreter.call_op(fn, args))
+        # Copies: at the buffer level results are views of the memory arenas.
+        return tuple(np.array(r) for r in self._interpreter.call_op(fn, args))
 
     @staticmethod
     def _arguments(fn: func.FuncOp, inputs: Inputs) -> tuple[np.ndarray, ...]:
@@ -155,7 +191,7 @@ class Session:
         return tuple(
             _check_array(f"input '{name}'", value, type)
             for name, value, type in zip(names, values, types, strict=True)
-            if isinstance(type, TensorType)
+            if isinstance(type, TensorType | MemRefType)
         )
 
 

@@ -23,7 +23,17 @@ def _train() -> Dialect:
     return TRAIN
 
 
-EDGE_OPT_DIALECTS: dict[str, Callable[[], Dialect]] = {"nn": _nn, "train": _train}
+def _kernel() -> Dialect:
+    from edge_opt.dialects.kernel import KERNEL
+
+    return KERNEL
+
+
+EDGE_OPT_DIALECTS: dict[str, Callable[[], Dialect]] = {
+    "nn": _nn,
+    "train": _train,
+    "kernel": _kernel,
+}
 
 def _autodiff() -> type[ModulePass]:
     from edge_opt.passes.autodiff import AutodiffPass
@@ -49,9 +59,30 @@ def _sparse_update() -> type[ModulePass]:
     return SparseUpdatePass
 
 
+def _bufferize() -> type[ModulePass]:
+    from edge_opt.passes.bufferize import BufferizePass
+
+    return BufferizePass
+
+
+def _plan_memory() -> type[ModulePass]:
+    from edge_opt.passes.plan_memory import PlanMemoryPass
+
+    return PlanMemoryPass
+
+
+def _raise_layer_norm() -> type[ModulePass]:
+    from edge_opt.passes.raise_layer_norm import RaiseLayerNormPass
+
+    return RaiseLayerNormPass
+
+
 EDGE_OPT_PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "autodiff": _autodiff,
+    "bufferize": _bufferize,
     "freeze": _freeze,
+    "plan-memory": _plan_memory,
+    "raise-layer-norm": _raise_layer_norm,
     "select-last-layers": _select_last_layers,
     "sparse-update": _sparse_update,
 }

@@ -10,6 +10,7 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.interpreter import Interpreter
 from xdsl.interpreters.func import FuncFunctions
 
+from edge_opt.ir.interpreters.kernel import KernelFunctions
 from edge_opt.ir.interpreters.nn import NnFunctions
 from edge_opt.ir.interpreters.train import TrainFunctions
 
@@ -19,4 +20,5 @@ def make_interpreter(module: ModuleOp) -> Interpreter:
     interpreter.register_implementations(FuncFunctions())
     interpreter.register_implementations(NnFunctions())
     interpreter.register_implementations(TrainFunctions())
+    interpreter.register_implementations(KernelFunctions())
     return interpreter

@@ -1,0 +1,458 @@
+"""The `kernel` dialect: the buffer level.
+
+Ops in destination-passing style on `memref`s whose memory space names the memory level
+(`memref<1x64x32x32xf32, "L2">`): each reads its `ins` and writes its `outs`, and each is
+one call of a runtime kernel of the C backend. Every tensor-level compute op (`nn.*`,
+`train.*`) has exactly one kernel op with the same name after the dot and the same
+properties: `nn.conv2d` -> `kernel.conv2d`, `train.conv2d_grad_input` ->
+`kernel.conv2d_grad_input`. Its semantics are the tensor op's applied to the contents of
+its input buffers, written to its output buffers (so a kernel op is verified, and
+interpreted, through its tensor-level twin: `KernelOp.tensor_equivalent`).
+
+Storage:
+- `kernel.alloc` is a buffer in the arena of its memory level; after `plan-memory` it has
+  an `offset` (bytes) in that arena. Its lifetime ends at its last use.
+- `kernel.get_param @p` is the persistent buffer of parameter `@p` (an optimizer update
+  writes it in place); `kernel.constant` is a read-only buffer with a value.
+- `kernel.view` reinterprets a buffer with another shape (reshape, squeeze, unsqueeze):
+  no copy, same storage.
+- `kernel.copy` copies one buffer into another of the same shape.
+
+Some kernels may write their output over an input (`KernelOp.INPLACE`: element-wise
+ops, optimizer updates); the bufferizer uses that to reuse a dying input's buffer.
+"""
+
+from __future__ import annotations
+
+from abc import ABC
+from collections.abc import Sequence
+from typing import ClassVar
+
+from xdsl.dialects.builtin import (
+    DenseIntOrFPElementsAttr,
+    IntegerAttr,
+    MemRefType,
+    StringAttr,
+    SymbolRefAttr,
+    TensorType,
+    i64,
+)
+from xdsl.ir import Attribute, Block, Dialect, Operation, SSAValue
+from xdsl.irdl import (
+    AttrSizedOperandSegments,
+    IRDLOperation,
+    ParsePropInAttrDict,
+    irdl_op_definition,
+    operand_def,
+    opt_prop_def,
+    prop_def,
+    result_def,
+    traits_def,
+    var_operand_def,
+)
+from xdsl.irdl.operations import OptPropertyDef
+from xdsl.parser import Parser
+from xdsl.printer import Printer
+from xdsl.traits import (
+    MemoryAllocEffect,
+    MemoryReadEffect,
+    MemoryWriteEffect,
+    NoMemoryEffect,
+    SymbolUserOpInterface,
+)
+from xdsl.utils.exceptions import VerifyException
+
+from edge_opt.dialects import nn, train
+
+MEMORY_LEVELS = ("L1", "L2", "L3")
+
+LEVEL_ATTR = "kernel.level"
+"""On an `nn.param`: the memory level of its persistent buffer (set by `bufferize`)."""
+OFFSET_ATTR = "kernel.offset"
+"""On an `nn.param`: its offset in its level's persistent region (set by `plan-memory`)."""
+MEMORY_ATTR = "kernel.memory"
+"""On the module: per level, the planned `arena`, `lower_bound`, `naive`, `persistent`
+and `constants` bytes (set by `plan-memory`)."""
+
+
+def memory_level(type: Attribute) -> str:
+    """The memory level of a buffer type (its memory space)."""
+    if not isinstance(type, MemRefType) or not isinstance(type.memory_space, StringAttr):
+        raise VerifyException(f"expected a memref with a memory level, got {type}")
+    return type.memory_space.data
+
+
+def buffer_type(tensor: TensorType, level: str) -> MemRefType:
+    return MemRefType(tensor.element_type, tensor.get_shape(), memory_space=StringAttr(level))
+
+
+def tensor_type(buffer: Attribute) -> TensorType:
+    assert isinstance(buffer, MemRefType)
+    return TensorType(buffer.element_type, buffer.get_shape())
+
+
+def _check_level(op: Operation, values: Sequence[SSAValue]) -> None:
+    for value in values:
+        try:
+            level = memory_level(value.type)
+        except VerifyException as e:
+            raise VerifyException(f"{op.name}: {e}") from None
+        if level not in MEMORY_LEVELS:
+            raise VerifyException(
+                f"{op.name}: unknown memory level \"{level}\" (expected one of "
+                f"{', '.join(MEMORY_LEVELS)})"
+            )
+
+
+class KernelOp(IRDLOperation, ABC):
+    """A runtime kernel call: `kernel.<name> ins(...) outs(...) {properties}`."""
+
+    TENSOR_OP: ClassVar[type[IRDLOperation]]
+    """The tensor-level op whose semantics this kernel implements."""
+    INPLACE: ClassVar[dict[int, tuple[int, ...]]] = {}
+    """For an output index, the inputs whose buffer it may be written over."""
+
+    inputs = var_operand_def(MemRefType)
+    outputs = var_operand_def(MemRefType)
+
+    irdl_options = (AttrSizedOperandSegments(as_property=True), ParsePropInAttrDict())
+    traits = traits_def(MemoryReadEffect(), MemoryWriteEffect())
+    assembly_format = (
+        "`ins` `(` $inputs `:` type($inputs) `)` `outs` `(` $outputs `:` "
+        "type($outputs) `)` attr-dict"
+    )
+
+    def __init__(
+        self,
+        inputs: Sequence[SSAValue | Operation],
+        outputs: Sequence[SSAValue | Operation],
+        properties: dict[str, Attribute] | None = None,
+    ):
+        super().__init__(operands=[inputs, outputs], properties=properties or {})
+
+    def tensor_equivalent(self) -> Operation:
+        """The tensor-level op on block arguments of this op's buffer shapes, with the
+        same properties: its rules and semantics are this kernel's."""
+        block = Block(arg_types=[tensor_type(v.type) for v in self.inputs])
+        properties = {
+            k: v for k, v in self.properties.items() if k != "operandSegmentSizes"
+        }
+        return self.TENSOR_OP.create(
+            operands=list(block.args),
+            result_types=[tensor_type(v.type) for v in self.outputs],
+            properties=properties,
+        )
+
+    def verify_(self) -> None:
+        _check_level(self, [*self.inputs, *self.outputs])
+        for i, output in enumerate(self.outputs):
+            for j, input in enumerate(self.inputs):
+                if output == input and j not in self.INPLACE.get(i, ()):
+                    raise VerifyException(
+                        f"{self.name}: output {i} is input {j}'s buffer, but this "
+                        "kernel cannot run in place"
+                    )
+        twin = self.tensor_equivalent()
+        try:
+            twin.verify_()
+        except VerifyException as e:
+            message = str(e).replace(self.TENSOR_OP.name, self.name, 1)
+            raise VerifyException(message) from None
+
+
+def _property_field(definition) -> object:
+    if isinstance(definition, OptPropertyDef):
+        return opt_prop_def(definition.constr, definition.default_value)
+    return prop_def(definition.constr, definition.default_value)
+
+
+def kernel_op(
+    tensor_op: type[IRDLOperation], inplace: dict[int, tuple[int, ...]] | None = None
+) -> type[KernelOp]:
+    """Declares the kernel op of `tensor_op` (see the module docstring)."""
+    short = tensor_op.name.split(".", 1)[1]
+    namespace: dict[str, object] = {
+        "name": f"kernel.{short}",
+        "TENSOR_OP": tensor_op,
+        "INPLACE": inplace or {},
+        "__doc__": f"Buffer form of `{tensor_op.name}`: {tensor_op.__doc__ or ''}",
+        "__module__": __name__,
+        "__annotations__": {"TENSOR_OP": ClassVar, "INPLACE": ClassVar},
+    }
+    for name, definition in tensor_op.get_irdl_definition().properties.items():
+        namespace[name] = _property_field(definition)
+    class_name = "".join(part.capitalize() for part in short.split("_")) + "KernelOp"
+    cls = type(class_name, (KernelOp,), namespace)
+    return irdl_op_definition(cls)
+
+
+# --------------------------------------------------------------------------------------
+# The kernel ops, one line per runtime kernel.
+# --------------------------------------------------------------------------------------
+
+_IN_PLACE_0 = {0: (0,)}
+_IN_PLACE_BINARY = {0: (0, 1)}
+
+ReluKernelOp = kernel_op(nn.ReluOp, _IN_PLACE_0)
+SigmoidKernelOp = kernel_op(nn.SigmoidOp, _IN_PLACE_0)
+TanhKernelOp = kernel_op(nn.TanhOp, _IN_PLACE_0)
+SiluKernelOp = kernel_op(nn.SiluOp, _IN_PLACE_0)
+HardswishKernelOp = kernel_op(nn.HardswishOp, _IN_PLACE_0)
+ErfKernelOp = kernel_op(nn.ErfOp, _IN_PLACE_0)
+SqrtKernelOp = kernel_op(nn.SqrtOp, _IN_PLACE_0)
+ExpKernelOp = kernel_op(nn.ExpOp, _IN_PLACE_0)
+LogKernelOp = kernel_op(nn.LogOp, _IN_PLACE_0)
+NegKernelOp = kernel_op(nn.NegOp, _IN_PLACE_0)
+GeluKernelOp = kernel_op(nn.GeluOp, _IN_PLACE_0)
+AddKernelOp = kernel_op(nn.AddOp, _IN_PLACE_BINARY)
+SubKernelOp = kernel_op(nn.SubOp, _IN_PLACE_BINARY)
+MulKernelOp = kernel_op(nn.MulOp, _IN_PLACE_BINARY)
+DivKernelOp = kernel_op(nn.DivOp, _IN_PLACE_BINARY)
+PowKernelOp = kernel_op(nn.PowOp, _IN_PLACE_BINARY)
+LinearKernelOp = kernel_op(nn.LinearOp)
+MatmulKernelOp = kernel_op(nn.MatmulOp)
+Conv2dKernelOp = kernel_op(nn.Conv2dOp)
+ConvTranspose2dKernelOp = kernel_op(nn.ConvTranspose2dOp)
+SoftmaxKernelOp = kernel_op(nn.SoftmaxOp)
+LogSoftmaxKernelOp = kernel_op(nn.LogSoftmaxOp)
+LayerNormKernelOp = kernel_op(nn.LayerNormOp)
+BatchNormKernelOp = kernel_op(nn.BatchNormOp, _IN_PLACE_0)
+GroupNormKernelOp = kernel_op(nn.GroupNormOp)
+MaxPool2dKernelOp = kernel_op(nn.MaxPool2dOp)
+AvgPool2dKernelOp = kernel_op(nn.AvgPool2dOp)
+GlobalAvgPoolKernelOp = kernel_op(nn.GlobalAvgPoolOp)
+BroadcastToKernelOp = kernel_op(nn.BroadcastToOp)
+TransposeKernelOp = kernel_op(nn.TransposeOp)
+ConcatKernelOp = kernel_op(nn.ConcatOp)
+SliceKernelOp = kernel_op(nn.SliceOp)
+ReduceMeanKernelOp = kernel_op(nn.ReduceMeanOp)
+ReduceSumKernelOp = kernel_op(nn.ReduceSumOp)
+
+CrossEntropyKernelOp = kernel_op(train.CrossEntropyOp)
+CrossEntropyGradKernelOp = kernel_op(train.CrossEntropyGradOp)
+MseKernelOp = kernel_op(train.MseOp)
+MseGradKernelOp = kernel_op(train.MseGradOp, _IN_PLACE_0)
+ReluGradKernelOp = kernel_op(train.ReluGradOp, _IN_PLACE_0)
+SigmoidGradKernelOp = kernel_op(train.SigmoidGradOp, _IN_PLACE_0)
+TanhGradKernelOp = kernel_op(train.TanhGradOp, _IN_PLACE_0)
+SiluGradKernelOp = kernel_op(train.SiluGradOp, _IN_PLACE_0)
+HardswishGradKernelOp = kernel_op(train.HardswishGradOp, _IN_PLACE_0)
+ErfGradKernelOp = kernel_op(train.ErfGradOp, _IN_PLACE_0)
+GeluGradKernelOp = kernel_op(train.GeluGradOp, _IN_PLACE_0)
+SoftmaxGradKernelOp = kernel_op(train.SoftmaxGradOp)
+LogSoftmaxGradKernelOp = kernel_op(train.LogSoftmaxGradOp)
+LayerNormGradInputKernelOp = kernel_op(train.LayerNormGradInputOp)
+LayerNormGradScaleKernelOp = kernel_op(train.LayerNormGradScaleOp)
+BatchNormGradInputKernelOp = kernel_op(train.BatchNormGradInputOp)
+BatchNormGradScaleKernelOp = kernel_op(train.BatchNormGradScaleOp)
+GroupNormGradInputKernelOp = kernel_op(train.GroupNormGradInputOp)
+GroupNormGradScaleKernelOp = kernel_op(train.GroupNormGradScaleOp)
+LinearGradInputKernelOp = kernel_op(train.LinearGradInputOp)
+LinearGradWeightKernelOp = kernel_op(train.LinearGradWeightOp)
+Conv2dGradInputKernelOp = kernel_op(train.Conv2dGradInputOp)
+Conv2dGradWeightKernelOp = kernel_op(train.Conv2dGradWeightOp)
+ConvTranspose2dGradInputKernelOp = kernel_op(train.ConvTranspose2dGradInputOp)
+ConvTranspose2dGradWeightKernelOp = kernel_op(train.ConvTranspose2dGradWeightOp)
+MaxPool2dWithIndicesKernelOp = kernel_op(train.MaxPool2dWithIndicesOp)
+MaxPool2dGradKernelOp = kernel_op(train.MaxPool2dGradOp)
+AvgPool2dGradKernelOp = kernel_op(train.AvgPool2dGradOp)
+SliceGradKernelOp = kernel_op(train.SliceGradOp)
+SgdKernelOp = kernel_op(train.SgdOp, _IN_PLACE_0)
+SgdMomentumKernelOp = kernel_op(train.SgdMomentumOp, {0: (0,), 1: (2,)})
+AdamKernelOp = kernel_op(train.AdamOp, {0: (0,), 1: (2,), 2: (3,)})
+
+KERNEL_OPS: tuple[type[KernelOp], ...] = tuple(
+    cls for cls in list(globals().values())
+    if isinstance(cls, type) and issubclass(cls, KernelOp) and cls is not KernelOp
+)
+KERNEL_OF: dict[type[IRDLOperation], type[KernelOp]] = {
+    cls.TENSOR_OP: cls for cls in KERNEL_OPS
+}
+"""The kernel op of each tensor-level compute op."""
+
+
+# --------------------------------------------------------------------------------------
+# Storage
+# --------------------------------------------------------------------------------------
+
+
+@irdl_op_definition
+class AllocOp(IRDLOperation):
+    """A buffer in the arena of its memory level, live until its last use. `offset`
+    (bytes from the arena's start) is set by `plan-memory`.
+
+        %a = kernel.alloc {offset = 1024 : i64} : memref<1x64x32x32xf32, "L2">
+    """
+
+    name = "kernel.alloc"
+
+    result = result_def(MemRefType)
+    offset = opt_prop_def(IntegerAttr.constr(type=i64))
+
+    traits = traits_def(MemoryAllocEffect())
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "attr-dict `:` type($result)"
+
+    def __init__(self, type: MemRefType, offset: int | None = None):
+        super().__init__(
+            result_types=[type],
+            properties={"offset": None if offset is None else IntegerAttr(offset, 64)},
+        )
+
+    def verify_(self) -> None:
+        _check_level(self, [self.result])
+        if self.offset is not None and self.offset.value.data < 0:
+            raise VerifyException(f"kernel.alloc: offset {self.offset.value.data} < 0")
+
+
+class _ParamUse(SymbolUserOpInterface):
+    def verify(self, op: Operation) -> None:
+        assert isinstance(op, GetParamOp)
+        nn.resolve_param(op, op.param, tensor_type(op.result.type))
+
+
+@irdl_op_definition
+class GetParamOp(IRDLOperation):
+    """The persistent buffer of parameter `@param` (reads and in-place writes of the
+    parameter go through it).
+
+        %w = kernel.get_param @fc_weight : memref<10x128xf32, "L2">
+    """
+
+    name = "kernel.get_param"
+
+    param = prop_def(SymbolRefAttr)
+    result = result_def(MemRefType)
+
+    traits = traits_def(NoMemoryEffect(), _ParamUse())
+    assembly_format = "$param `:` type($result) attr-dict"
+
+    def __init__(self, param: str | SymbolRefAttr, type: MemRefType):
+        if isinstance(param, str):
+            param = SymbolRefAttr(param)
+        super().__init__(properties={"param": param}, result_types=[type])
+
+    def verify_(self) -> None:
+        _check_level(self, [self.result])
+
+
+@irdl_op_definition
+class ConstantOp(IRDLOperation):
+    """A read-only buffer holding `value`.
+
+        %c = kernel.constant dense<2.0> : memref<f32, "L2">
+    """
+
+    name = "kernel.constant"
+
+    value = prop_def(DenseIntOrFPElementsAttr)
+    result = result_def(MemRefType)
+
+    traits = traits_def(NoMemoryEffect())
+
+    def __init__(self, value: DenseIntOrFPElementsAttr, level: str):
+        assert isinstance(value.type, TensorType)
+        super().__init__(
+            properties={"value": value}, result_types=[buffer_type(value.type, level)]
+        )
+
+    def verify_(self) -> None:
+        _check_level(self, [self.result])
+        if tensor_type(self.result.type) != self.value.type:
+            raise VerifyException(
+                f"kernel.constant: value type {self.value.type} does not match the "
+                f"buffer {self.result.type}"
+            )
+
+    def print(self, printer: Printer) -> None:
+        printer.print_string(" ")
+        printer.print_attribute(self.value)
+        printer.print_string(" -> ")
+        printer.print_attribute(self.result.type)
+        printer.print_op_attributes(self.attributes)
+
+    @classmethod
+    def parse(cls, parser: Parser) -> ConstantOp:
+        value = parser.parse_attribute()
+        if not isinstance(value, DenseIntOrFPElementsAttr):
+            parser.raise_error("kernel.constant expects a dense<...> literal")
+        parser.parse_punctuation("->")
+        type = parser.parse_type()
+        if not isinstance(type, MemRefType):
+            parser.raise_error("kernel.constant expects a memref result type")
+        op = cls(value, memory_level(type))
+        op.attributes |= parser.parse_optional_attr_dict()
+        return op
+
+
+@irdl_op_definition
+class ViewOp(IRDLOperation):
+    """The same storage with another shape of the same element count and type (the
+    buffer form of reshape, squeeze and unsqueeze).
+
+        %v = kernel.view %a : memref<4x8x1x1xf32, "L2"> -> memref<4x8xf32, "L2">
+    """
+
+    name = "kernel.view"
+
+    source = operand_def(MemRefType)
+    result = result_def(MemRefType)
+
+    traits = traits_def(NoMemoryEffect())
+    assembly_format = "$source attr-dict `:` type($source) `->` type($result)"
+
+    def __init__(self, source: SSAValue | Operation, shape: Sequence[int]):
+        type = SSAValue.get(source).type
+        assert isinstance(type, MemRefType)
+        super().__init__(
+            operands=[source],
+            result_types=[MemRefType(type.element_type, shape, memory_space=type.memory_space)],
+        )
+
+    def verify_(self) -> None:
+        _check_level(self, [self.source, self.result])
+        src, dst = self.source.type, self.result.type
+        assert isinstance(src, MemRefType) and isinstance(dst, MemRefType)
+        if (
+            src.element_type != dst.element_type
+            or src.element_count() != dst.element_count()
+            or src.memory_space != dst.memory_space
+        ):
+            raise VerifyException(
+                f"kernel.view: {src} and {dst} differ in element type, count or memory "
+                "level"
+            )
+
+
+@irdl_op_definition
+class CopyOp(IRDLOperation):
+    """Copies `source` into `dest` (same shape and element type; the levels may differ).
+
+        kernel.copy %a, %b : memref<8xf32, "L2">, memref<8xf32, "L2">
+    """
+
+    name = "kernel.copy"
+
+    source = operand_def(MemRefType)
+    dest = operand_def(MemRefType)
+
+    traits = traits_def(MemoryReadEffect(), MemoryWriteEffect())
+    assembly_format = "$source `,` $dest attr-dict `:` type($source) `,` type($dest)"
+
+    def __init__(self, source: SSAValue | Operation, dest: SSAValue | Operation):
+        super().__init__(operands=[source, dest])
+
+    def verify_(self) -> None:
+        _check_level(self, [self.source, self.dest])
+        if tensor_type(self.source.type) != tensor_type(self.dest.type):
+            raise VerifyException(
+                f"kernel.copy: {self.source.type} and {self.dest.type} differ in shape "
+                "or element type"
+            )
+
+
+KERNEL = Dialect(
+    "kernel",
+    [*KERNEL_OPS, AllocOp, GetParamOp, ConstantOp, ViewOp, CopyOp],
+    [],
+)

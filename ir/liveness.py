@@ -1,0 +1,62 @@
+"""Liveness of the buffers of a buffer-level function.
+
+The order of ops is the schedule. A `kernel.alloc` buffer is live from its alloc to its
+last use, through `kernel.view`s of it, and to the end if the function returns it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from xdsl.dialects import func
+from xdsl.dialects.builtin import MemRefType
+from xdsl.ir import Operation, SSAValue
+
+from edge_opt.dialects import kernel
+from edge_opt.dialects.kernel import memory_level
+from edge_opt.ir.dtypes import numpy_dtype
+from edge_opt.ir.memory_plan import Buffer
+
+
+def byte_size(type: MemRefType) -> int:
+    return type.element_count() * numpy_dtype(type.element_type).itemsize
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """One `kernel.alloc` of a function with its lifetime (op indices)."""
+
+    op: kernel.AllocOp
+    buffer: Buffer
+    level: str
+
+
+def allocations(function: func.FuncOp) -> list[Allocation]:
+    """The arena buffers of `function` with their lifetimes (see the module docstring)."""
+    ops = list(function.body.block.ops)
+    index = {op: i for i, op in enumerate(ops)}
+    result = []
+    for op in ops:
+        if not isinstance(op, kernel.AllocOp):
+            continue
+        end = max((_last_use(v, index) for v in _aliases(op.result)), default=index[op])
+        name = f"{function.sym_name.data}:{index[op]}:{op.result.name_hint or ''}"
+        assert isinstance(op.result.type, MemRefType)
+        result.append(Allocation(
+            op, Buffer(name, byte_size(op.result.type), index[op], end),
+            memory_level(op.result.type),
+        ))
+    return result
+
+
+def _aliases(value: SSAValue) -> Iterator[SSAValue]:
+    """A buffer and every view of it, transitively."""
+    yield value
+    for use in value.uses:
+        if isinstance(use.operation, kernel.ViewOp):
+            yield from _aliases(use.operation.result)
+
+
+def _last_use(value: SSAValue, index: dict[Operation, int]) -> int:
+    return max((index[use.operation] for use in value.uses), default=0)
