@@ -973,6 +973,13 @@ def test_training_pipelines_verify_and_run(
         if any(params(model.module)[n].is_trainable for n in layer.params)
     ]
     assume(len(candidates) >= (int(layers.group(1)) if layers else 1))
+    # Something the strategy keeps trainable must reach the loss, else autodiff refuses.
+    selected = (
+        {n for layer in candidates[-int(layers.group(1)) :] for n in layer.params}
+        if layers
+        else set(params(model.module))
+    )
+    assume(trainable(model.module) & selected & reaching_params(model.module))
     spec = with_options(pipeline, f"loss=mse {OPTIMIZER_OPTIONS[optimizer]}")
     module = assert_pass_preserves_semantics(spec, model.module, model.inputs)
     if layers:
