@@ -1,0 +1,483 @@
+"""Prints a planned, buffer-level module as C (`network.h`, `network.c`).
+
+Printer state lives in `FunctionContext` (one per function) and `ModulePrinter`; each
+kernel op is printed by its entry in `EMITTERS` (`edge_opt.backends.c.kernels.*`), a
+table from op class to a function that writes one runtime call. An op without an entry
+raises: the printer never skips what it does not know.
+
+The generated code follows the PULP model: a function's body runs on every core of the
+team (`edge_fork`); each runtime kernel splits its work by core id and ends with a
+barrier. Buffers are fixed addresses: `kernel.alloc`s are pointers into one static arena
+per memory level at their planned offsets, parameters are static arrays placed in their
+level's section (`PI_L2`, ...), constants are `static const` arrays.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from xdsl.dialects import func
+from xdsl.dialects.builtin import (
+    DictionaryAttr,
+    IntegerAttr,
+    MemRefType,
+    ModuleOp,
+    StringAttr,
+)
+from xdsl.ir import Operation, SSAValue
+
+from edge_opt.dialects import kernel, nn
+from edge_opt.dialects.kernel import LEVEL_ATTR, MEMORY_ATTR, memory_level
+from edge_opt.ir.dtypes import numpy_dtype, to_numpy
+
+CTYPES = {
+    np.dtype(np.float32): "float",
+    np.dtype(np.int32): "int32_t",
+    np.dtype(np.int64): "int64_t",
+    np.dtype(np.int8): "int8_t",
+    np.dtype(np.uint8): "uint8_t",
+}
+
+SECTIONS = {"L1": "PI_L1", "L2": "PI_L2", "L3": "PI_L3"}
+
+PUBLIC_NAMES = {"forward": "infer", "train_step": "train_step"}
+"""C names of the functions every model has (others keep their own name)."""
+
+
+class EmitError(Exception):
+    """The module cannot be printed as C (the message says why and what to do)."""
+
+
+def ctype(type: MemRefType) -> str:
+    dtype = numpy_dtype(type.element_type)
+    if dtype not in CTYPES:
+        raise EmitError(f"no C type for element type {type.element_type}")
+    return CTYPES[dtype]
+
+
+def c_identifier(name: str) -> str:
+    name = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    return f"v_{name}" if not name or name[0].isdigit() else name
+
+
+def c_literal(value: float | int, ctype_: str) -> str:
+    if ctype_ != "float":
+        return str(int(value))
+    value = float(np.float32(value))
+    if math.isnan(value):
+        return "__builtin_nanf(\"\")"
+    if math.isinf(value):
+        return "__builtin_inff()" if value > 0 else "-__builtin_inff()"
+    text = f"{value:.9g}"
+    if "e" not in text and "." not in text:
+        text += ".0"
+    return text + "f"
+
+
+def c_array(values: np.ndarray, ctype_: str, per_line: int = 8, indent: str = "  ") -> str:
+    flat = values.reshape(-1)
+    items = [c_literal(v, ctype_) for v in flat.tolist()]
+    lines = [
+        indent + ", ".join(items[i : i + per_line]) for i in range(0, len(items), per_line)
+    ]
+    return "{\n" + ",\n".join(lines) + "\n}"
+
+
+Emitter = Callable[["FunctionContext", Operation], None]
+EMITTERS: dict[type[Operation], Emitter] = {}
+
+
+def emitter(*op_types: type[Operation]) -> Callable[[Emitter], Emitter]:
+    """Registers the C form of kernel ops."""
+
+    def register(f: Emitter) -> Emitter:
+        for op_type in op_types:
+            EMITTERS[op_type] = f
+        return f
+
+    return register
+
+
+@dataclass
+class FunctionContext:
+    """Printer state of one function body."""
+
+    module: ModulePrinter
+    function: func.FuncOp
+    names: dict[SSAValue, str] = field(default_factory=dict)
+    used: set[str] = field(default_factory=set)
+    declarations: list[str] = field(default_factory=list)
+    statements: list[str] = field(default_factory=list)
+    structs: int = 0
+
+    # --- helpers for kernel emitters ----------------------------------------------
+
+    def ptr(self, value: SSAValue) -> str:
+        """The C pointer of a buffer."""
+        return self.names[value]
+
+    @staticmethod
+    def shape(value: SSAValue) -> tuple[int, ...]:
+        assert isinstance(value.type, MemRefType)
+        return tuple(value.type.get_shape())
+
+    def numel(self, value: SSAValue) -> int:
+        return math.prod(self.shape(value))
+
+    @staticmethod
+    def ctype(value: SSAValue) -> str:
+        assert isinstance(value.type, MemRefType)
+        return ctype(value.type)
+
+    def call(self, function: str, *args: object) -> None:
+        self.statements.append(f"  {function}({', '.join(str(a) for a in args)});")
+
+    def params(self, struct: str, **fields: object) -> str:
+        """Declares a `static const struct` of kernel parameters; returns its address."""
+        name = f"p{self.structs}"
+        self.structs += 1
+        body = ", ".join(f".{k} = {_c_value(v)}" for k, v in fields.items())
+        self.declarations.append(f"  static const {struct} {name} = {{{body}}};")
+        return f"&{name}"
+
+    # --- names ------------------------------------------------------------------------
+
+    def fresh(self, hint: str | None) -> str:
+        base = c_identifier(hint or "buf")
+        name, n = base, 1
+        while name in self.used or name in _RESERVED:
+            name, n = f"{base}_{n}", n + 1
+        self.used.add(name)
+        return name
+
+
+_RESERVED = {
+    "args", "auto", "break", "case", "char", "const", "continue", "default", "do",
+    "double", "else", "enum", "extern", "float", "for", "goto", "if", "inline", "int",
+    "long", "register", "restrict", "return", "short", "signed", "sizeof", "static",
+    "struct", "switch", "typedef", "union", "unsigned", "void", "volatile", "while",
+}
+
+
+def _c_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return c_literal(value, "float")
+    if isinstance(value, (list, tuple)):
+        return "{" + ", ".join(_c_value(v) for v in value) + "}"
+    if isinstance(value, str):
+        return value
+    raise EmitError(f"no C form for kernel parameter {value!r}")
+
+
+@dataclass
+class ModulePrinter:
+    """Prints the module's storage and functions."""
+
+    module: ModuleOp
+    constants: list[str] = field(default_factory=list)
+    constant_names: dict[bytes, str] = field(default_factory=dict)
+
+    def arenas(self) -> dict[str, int]:
+        plan = self.module.attributes.get(MEMORY_ATTR)
+        if not isinstance(plan, DictionaryAttr):
+            raise EmitError("the module has no memory plan: run bufferize and plan-memory")
+        sizes = {}
+        for level, figures in plan.data.items():
+            assert isinstance(figures, DictionaryAttr)
+            arena = figures.data["arena"]
+            assert isinstance(arena, IntegerAttr)
+            sizes[level] = arena.value.data
+        return sizes
+
+    def params(self) -> list[nn.ParamOp]:
+        return [op for op in self.module.ops if isinstance(op, nn.ParamOp)]
+
+    def functions(self) -> list[func.FuncOp]:
+        return [op for op in self.module.ops if isinstance(op, func.FuncOp)]
+
+    def constant(self, op: kernel.ConstantOp) -> str:
+        """A `static const` array with the op's value (shared between equal values)."""
+        assert isinstance(op.result.type, MemRefType)
+        type_ = ctype(op.result.type)
+        value = to_numpy(op.value)
+        key = type_.encode() + value.tobytes()
+        if key not in self.constant_names:
+            name = f"edge_const_{len(self.constant_names)}"
+            self.constant_names[key] = name
+            self.constants.append(
+                f"static const {type_} {name}[{value.size}] = {c_array(value, type_)};"
+            )
+        return self.constant_names[key]
+
+
+def param_symbol(name: str) -> str:
+    return f"edge_param_{c_identifier(name)}"
+
+
+def public_name(function: func.FuncOp) -> str:
+    name = function.sym_name.data
+    return PUBLIC_NAMES.get(name, c_identifier(name))
+
+
+def function_signature(function: func.FuncOp) -> str:
+    """`float train_step(const float *image, const int32_t *labels)`: inputs by pointer,
+    a single rank-0 float result returned, other results written to `*_out` pointers."""
+    from edge_opt.ir.session import input_names, output_names
+
+    args = [
+        f"const {ctype(a.type)} *{c_identifier(n)}"  # type: ignore[arg-type]
+        for n, a in zip(input_names(function), function.body.block.args)
+    ]
+    results = function.function_type.outputs.data
+    returns = "void"
+    if _returns_scalar(function):
+        returns = ctype(results[0])  # type: ignore[arg-type]
+    else:
+        args += [
+            f"{ctype(t)} *{c_identifier(n)}_out"  # type: ignore[arg-type]
+            for n, t in zip(output_names(function), results)
+        ]
+    return f"{returns} {public_name(function)}({', '.join(args) or 'void'})"
+
+
+def _returns_scalar(function: func.FuncOp) -> bool:
+    results = function.function_type.outputs.data
+    return (
+        len(results) == 1
+        and isinstance(results[0], MemRefType)
+        and results[0].get_shape() == ()
+        and ctype(results[0]) == "float"
+    )
+
+
+def print_function(printer: ModulePrinter, function: func.FuncOp) -> str:
+    """The body (run by every core) and the public wrapper of one function."""
+    from edge_opt.ir.session import input_names, output_names
+
+    ctx = FunctionContext(printer, function)
+    name = public_name(function)
+    block = function.body.block
+    inputs = input_names(function)
+    outputs = output_names(function)
+    fields = [f"  const {ctype(a.type)} *{c_identifier(n)};"  # type: ignore[arg-type]
+              for n, a in zip(inputs, block.args)]
+    fields += [f"  {ctype(t)} *{c_identifier(n)}_out;"  # type: ignore[arg-type]
+               for n, t in zip(outputs, function.function_type.outputs.data)]
+    for n, a in zip(inputs, block.args):
+        ctx.names[a] = ctx.fresh(n)
+        ctx.declarations.append(
+            f"  const {ctype(a.type)} *const {ctx.names[a]} = "  # type: ignore[arg-type]
+            f"args->{c_identifier(n)};"
+        )
+    for op in block.ops:
+        _print_op(ctx, op)
+    lines = ["typedef struct {\n" + ("\n".join(fields) or "  int unused;") +
+             f"\n}} edge_{name}_args_t;", "",
+             f"/* @{function.sym_name.data}: {_kernel_count(function)} kernel calls, run by "
+             "every core of the team. */",
+             f"static void edge_{name}_body(void *arg) {{",
+             f"  const edge_{name}_args_t *args = (const edge_{name}_args_t *)arg;"]
+    lines += ctx.declarations + [""] + ctx.statements
+    lines.append("}")
+    lines.append("")
+    lines += _wrapper(function, inputs, outputs)
+    return "\n".join(lines) + "\n"
+
+
+def _wrapper(function: func.FuncOp, inputs: list[str], outputs: list[str]) -> list[str]:
+    """The public function: packs its arguments and runs the body on the team."""
+    name = public_name(function)
+    values = [c_identifier(n) for n in inputs]
+    lines = [function_signature(function) + " {"]
+    if _returns_scalar(function):
+        result = function.function_type.outputs.data[0]
+        lines.append(f"  {ctype(result)} result = 0;")  # type: ignore[arg-type]
+        values.append("&result")
+    else:
+        values += [f"{c_identifier(n)}_out" for n in outputs]
+    lines.append(f"  edge_{name}_args_t args = {{{', '.join(values) or '0'}}};")
+    lines.append(f"  edge_fork(edge_{name}_body, &args);")
+    if _returns_scalar(function):
+        lines.append("  return result;")
+    lines.append("}")
+    return lines
+
+
+def _kernel_count(function: func.FuncOp) -> int:
+    return sum(1 for op in function.body.block.ops if isinstance(op, kernel.KernelOp))
+
+
+def _print_op(ctx: FunctionContext, op: Operation) -> None:
+    if isinstance(op, kernel.AllocOp):
+        _declare_alloc(ctx, op)
+    elif isinstance(op, kernel.GetParamOp):
+        name = ctx.fresh(op.param.string_value())
+        ctx.names[op.result] = name
+        ctx.declarations.append(
+            f"  {ctype(op.result.type)} *const {name} = "  # type: ignore[arg-type]
+            f"{param_symbol(op.param.string_value())};"
+        )
+    elif isinstance(op, kernel.ConstantOp):
+        name = ctx.fresh(op.result.name_hint or "constant")
+        ctx.names[op.result] = name
+        ctx.declarations.append(
+            f"  const {ctype(op.result.type)} *const {name} = "  # type: ignore[arg-type]
+            f"{ctx.module.constant(op)};"
+        )
+    elif isinstance(op, kernel.ViewOp):
+        ctx.names[op.result] = ctx.names[op.source]
+    elif isinstance(op, kernel.CopyOp):
+        ctx.statements.append("  /* kernel.copy */")
+        ctx.call("edge_copy", ctx.ptr(op.source), ctx.ptr(op.dest),
+                 f"{ctx.numel(op.source)} * sizeof({ctx.ctype(op.source)})")
+    elif isinstance(op, func.ReturnOp):
+        _print_return(ctx, op)
+    else:
+        emit = EMITTERS.get(type(op))
+        if emit is None:
+            raise EmitError(f"no C emitter for {op.name}")
+        target = op.operands[-1] if op.operands else None
+        label = ctx.names.get(target, "") if target is not None else ""
+        tensor_op = getattr(op, "TENSOR_OP", None)
+        source = tensor_op.name if tensor_op is not None else op.name
+        ctx.statements.append(f"  /* {source} -> {label} */")
+        emit(ctx, op)
+
+
+def _declare_alloc(ctx: FunctionContext, op: kernel.AllocOp) -> None:
+    if op.offset is None:
+        raise EmitError("a kernel.alloc has no offset: run plan-memory")
+    assert isinstance(op.result.type, MemRefType)
+    level = memory_level(op.result.type)
+    name = ctx.fresh(op.result.name_hint)
+    ctx.names[op.result] = name
+    type_ = ctype(op.result.type)
+    shape = "x".join(map(str, op.result.type.get_shape())) or "scalar"
+    ctx.declarations.append(
+        f"  {type_} *const {name} = ({type_} *)(edge_arena_{level} + "
+        f"{op.offset.value.data}); /* {shape} */"
+    )
+
+
+def _print_return(ctx: FunctionContext, op: func.ReturnOp) -> None:
+    from edge_opt.ir.session import output_names
+
+    outputs = output_names(ctx.function)
+    ctx.statements.append("  if (edge_core_id() == 0) {")
+    for name, value in zip(outputs, op.operands):
+        size = f"{ctx.numel(value)} * sizeof({ctx.ctype(value)})"
+        target = "args->" + c_identifier(name) + "_out"
+        ctx.statements.append(f"    edge_copy_serial({ctx.ptr(value)}, {target}, {size});")
+    ctx.statements.append("  }")
+    ctx.statements.append("  edge_barrier();")
+
+
+def print_network_c(module: ModuleOp) -> str:
+    """`network.c`: storage (arenas, parameters, constants) and every function."""
+    printer = ModulePrinter(module)
+    functions = [print_function(printer, f) for f in printer.functions()]
+    lines = [
+        "/* Generated by edge-opt. Do not edit: regenerate from the model instead. */",
+        '#include "network.h"',
+        '#include "edge_runtime.h"',
+        "",
+        "/* One arena per memory level: every buffer of a function at its planned offset. */",
+    ]
+    for level, size in sorted(printer.arenas().items()):
+        if size:
+            lines.append(
+                f"{SECTIONS[level]} static uint8_t edge_arena_{level}[{size}] "
+                "__attribute__((aligned(16)));"
+            )
+    lines += ["", "/* Parameters and optimizer state, in their memory level. */"]
+    table = []
+    for param in printer.params():
+        lines.append(_param_definition(param))
+        table.append(param)
+    lines += [""] + printer.constants + [""]
+    lines.append("static const edge_param_t edge_param_table[] = {")
+    for param in table:
+        dtype = numpy_dtype(param.type.element_type)
+        lines.append(
+            f'  {{"{param.sym_name.data}", {param_symbol(param.sym_name.data)}, '
+            f"{param.type.element_count()}, {dtype.itemsize}}},"
+        )
+    lines.append("};")
+    lines.append("")
+    lines.append("const edge_param_t *edge_params(size_t *count) {")
+    lines.append(f"  *count = {len(table)};")
+    lines.append("  return edge_param_table;")
+    lines.append("}")
+    lines.append("")
+    lines += functions
+    return "\n".join(lines) + "\n"
+
+
+def _param_definition(param: nn.ParamOp) -> str:
+    level = param.attributes.get(LEVEL_ATTR)
+    if not isinstance(level, StringAttr):
+        raise EmitError(f"@{param.sym_name.data} has no memory level: run bufferize")
+    dtype = numpy_dtype(param.type.element_type)
+    if dtype not in CTYPES:
+        raise EmitError(f"@{param.sym_name.data}: no C type for {param.type.element_type}")
+    type_ = CTYPES[dtype]
+    count = param.type.element_count()
+    value = to_numpy(param.value) if param.value is not None else None
+    if value is None:
+        raise EmitError(f"@{param.sym_name.data} has no value (load the model's .npz)")
+    init = "{0}" if not np.any(value) else c_array(value, type_)
+    return (
+        f"{SECTIONS[level.data]} {type_} {param_symbol(param.sym_name.data)}[{count}] "
+        f"__attribute__((aligned(16))) = {init};"
+    )
+
+
+def print_network_h(module: ModuleOp) -> str:
+    printer = ModulePrinter(module)
+    lines = [
+        "/* Generated by edge-opt. Do not edit: regenerate from the model instead. */",
+        "#ifndef EDGE_NETWORK_H",
+        "#define EDGE_NETWORK_H",
+        "",
+        "#include <stddef.h>",
+        "#include <stdint.h>",
+        "",
+        "/* A parameter's storage, for saving and restoring trained values. */",
+        "typedef struct {",
+        "  const char *name;",
+        "  void *data;",
+        "  size_t count;",
+        "  size_t element_size;",
+        "} edge_param_t;",
+        "",
+        "/* Every parameter (and optimizer state), in declaration order. */",
+        "const edge_param_t *edge_params(size_t *count);",
+        "",
+    ]
+    for function in printer.functions():
+        lines.append(f"/* @{function.sym_name.data} */")
+        lines.append(function_signature(function) + ";")
+        lines.append("")
+    lines.append("#endif /* EDGE_NETWORK_H */")
+    return "\n".join(lines) + "\n"
+
+
+def emitters_missing() -> list[str]:
+    """Kernel ops without a C emitter (a convention test lists the gaps)."""
+    from edge_opt.backends.c import kernels  # noqa: F401  (registers the emitters)
+
+    return sorted(op.name for op in kernel.KERNEL_OPS if op not in EMITTERS)
+
+
+def emit_sources(module: ModuleOp) -> dict[str, str]:
+    from edge_opt.backends.c import kernels  # noqa: F401  (registers the emitters)
+
+    return {"network.h": print_network_h(module), "network.c": print_network_c(module)}

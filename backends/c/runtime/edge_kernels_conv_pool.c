@@ -1,0 +1,2 @@
+/* edge-opt runtime: conv_pool kernels. */
+#include "edge_runtime.h"

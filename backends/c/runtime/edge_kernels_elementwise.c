@@ -1,0 +1,151 @@
+/* edge-opt runtime: element-wise kernels (see edge_kernels_elementwise.h). */
+#include "edge_runtime.h"
+
+static inline float sigmoid(float x) {
+  /* exp of a non-positive number only: no overflow, accurate on both sides */
+  float e = edge_expf(x >= 0.0f ? -x : x);
+  return x >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
+}
+
+static inline float gelu(float x) {
+  return 0.5f * x * (1.0f + edge_erff(x * 0.70710678118654752f));
+}
+
+static inline float gelu_tanh(float x) {
+  return 0.5f * x * (1.0f + edge_tanhf(0.79788456080286536f * (x + 0.044715f * x * x * x)));
+}
+
+static inline float hardswish(float x) {
+  float c = x + 3.0f;
+  c = c < 0.0f ? 0.0f : (c > 6.0f ? 6.0f : c);
+  return x * c / 6.0f;
+}
+
+#define UNARY(name, expr)                                                              \
+  void edge_##name##_f32(int32_t n, const float *x, float *y) {                        \
+    int32_t begin, end;                                                                \
+    edge_split(n, &begin, &end);                                                       \
+    for (int32_t i = begin; i < end; i++) {                                            \
+      float v = x[i];                                                                  \
+      y[i] = (expr);                                                                   \
+    }                                                                                  \
+    edge_barrier();                                                                    \
+  }
+
+UNARY(relu, v > 0.0f ? v : 0.0f)
+UNARY(sigmoid, sigmoid(v))
+UNARY(tanh, edge_tanhf(v))
+UNARY(silu, v * sigmoid(v))
+UNARY(hardswish, hardswish(v))
+UNARY(erf, edge_erff(v))
+UNARY(sqrt, edge_sqrtf(v))
+UNARY(exp, edge_expf(v))
+UNARY(log, edge_logf(v))
+UNARY(neg, -v)
+UNARY(gelu, gelu(v))
+UNARY(gelu_tanh, gelu_tanh(v))
+
+/* The element offsets of output element `index` in lhs and rhs. */
+static inline void broadcast_offsets(const edge_broadcast_t *p, int32_t index,
+                                     int32_t *lhs, int32_t *rhs) {
+  *lhs = 0;
+  *rhs = 0;
+  for (int axis = p->rank - 1; axis >= 0; axis--) {
+    int32_t coordinate = index % p->shape[axis];
+    index /= p->shape[axis];
+    *lhs += coordinate * p->lhs_strides[axis];
+    *rhs += coordinate * p->rhs_strides[axis];
+  }
+}
+
+#define BINARY(name, expr)                                                             \
+  void edge_##name##_f32(const edge_broadcast_t *p, const float *lhs, const float *rhs, \
+                         float *out) {                                                 \
+    int32_t n = 1;                                                                     \
+    for (int axis = 0; axis < p->rank; axis++) n *= p->shape[axis];                    \
+    int32_t begin, end;                                                                \
+    edge_split(n, &begin, &end);                                                       \
+    if (begin < end) {                                                                 \
+      int32_t l, r;                                                                    \
+      broadcast_offsets(p, begin, &l, &r);                                             \
+      int32_t coordinate[6] = {0};                                                     \
+      int32_t rest = begin;                                                            \
+      for (int axis = p->rank - 1; axis >= 0; axis--) {                                \
+        coordinate[axis] = (int32_t)(rest % p->shape[axis]);                           \
+        rest /= p->shape[axis];                                                        \
+      }                                                                                \
+      for (int32_t i = begin; i < end; i++) {                                          \
+        float a = lhs[l], b = rhs[r];                                                  \
+        out[i] = (expr);                                                               \
+        for (int axis = p->rank - 1; axis >= 0; axis--) {                              \
+          l += p->lhs_strides[axis];                                                   \
+          r += p->rhs_strides[axis];                                                   \
+          if (++coordinate[axis] < p->shape[axis]) break;                              \
+          l -= (int32_t)p->lhs_strides[axis] * p->shape[axis];                         \
+          r -= (int32_t)p->rhs_strides[axis] * p->shape[axis];                         \
+          coordinate[axis] = 0;                                                        \
+        }                                                                              \
+      }                                                                                \
+    }                                                                                  \
+    edge_barrier();                                                                    \
+  }
+
+BINARY(add, a + b)
+BINARY(sub, a - b)
+BINARY(mul, a * b)
+BINARY(div, a / b)
+BINARY(pow, edge_powf(a, b))
+
+static inline float silu_grad(float dy, float x) {
+  float s = sigmoid(x);
+  return dy * s * (1.0f + x * (1.0f - s));
+}
+
+static inline float hardswish_grad(float dy, float x) {
+  return x <= -3.0f ? 0.0f : (x < 3.0f ? dy * (x / 3.0f + 0.5f) : dy);
+}
+
+static inline float gelu_grad(float dy, float x) {
+  float cdf = 0.5f * (1.0f + edge_erff(x * 0.70710678118654752f));
+  float pdf = edge_expf(-0.5f * x * x) * 0.39894228040143268f;
+  return dy * (cdf + x * pdf);
+}
+
+static inline float gelu_tanh_grad(float dy, float x) {
+  const float beta = 0.79788456080286536f, kappa = 0.044715f;
+  float inner = edge_tanhf(beta * (x + kappa * x * x * x));
+  float left = 0.5f * (1.0f + inner);
+  float right = (1.0f - inner * inner) * beta * (1.0f + 3.0f * kappa * x * x);
+  return dy * (left + 0.5f * x * right);
+}
+
+#define GRAD(name, expr)                                                               \
+  void edge_##name##_grad_f32(int32_t n, const float *dy, const float *saved,          \
+                              float *dx) {                                             \
+    int32_t begin, end;                                                                \
+    edge_split(n, &begin, &end);                                                       \
+    for (int32_t i = begin; i < end; i++) {                                            \
+      float g = dy[i], s = saved[i];                                                   \
+      dx[i] = (expr);                                                                  \
+    }                                                                                  \
+    edge_barrier();                                                                    \
+  }
+
+GRAD(relu, s > 0.0f ? g : 0.0f)
+GRAD(sigmoid, g * s * (1.0f - s))
+GRAD(tanh, g * (1.0f - s * s))
+GRAD(silu, silu_grad(g, s))
+GRAD(hardswish, hardswish_grad(g, s))
+GRAD(erf, g * 1.12837916709551257f * edge_expf(-s * s))
+GRAD(gelu, gelu_grad(g, s))
+GRAD(gelu_tanh, gelu_tanh_grad(g, s))
+
+void edge_copy(const void *src, void *dst, size_t bytes) {
+  int32_t begin, end;
+  edge_split((int32_t)bytes, &begin, &end);
+  const uint8_t *s = (const uint8_t *)src;
+  uint8_t *d = (uint8_t *)dst;
+  if (s != d)
+    for (int32_t i = begin; i < end; i++) d[i] = s[i];
+  edge_barrier();
+}

@@ -1,0 +1,2 @@
+/* edge-opt runtime: int8 kernels. */
+#include "edge_runtime.h"

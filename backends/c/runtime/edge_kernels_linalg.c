@@ -1,0 +1,2 @@
+/* edge-opt runtime: linalg kernels. */
+#include "edge_runtime.h"

@@ -1,0 +1,2 @@
+/* edge-opt runtime: norm kernels. */
+#include "edge_runtime.h"

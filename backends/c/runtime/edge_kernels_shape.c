@@ -1,0 +1,2 @@
+/* edge-opt runtime: shape kernels. */
+#include "edge_runtime.h"

@@ -1,0 +1,2 @@
+/* edge-opt runtime: train kernels. */
+#include "edge_runtime.h"

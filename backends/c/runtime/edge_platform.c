@@ -1,0 +1,66 @@
+/* edge-opt runtime: the hosted (POSIX threads) and bare (single core) platforms.
+ * On the PULP SDK, edge_platform.h maps everything to pmsis and this file is empty. */
+#include "edge_platform.h"
+
+#if defined(EDGE_BARE)
+int edge_core_id(void) { return 0; }
+int edge_num_cores(void) { return 1; }
+void edge_barrier(void) {}
+void edge_fork(void (*body)(void *), void *arg) { body(arg); }
+void edge_set_num_cores(int cores) { (void)cores; }
+
+#elif !defined(EDGE_TARGET_PULP)
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static int team_size = 1;
+static pthread_barrier_t team_barrier;
+static _Thread_local int thread_core_id = 0;
+
+struct edge_thread {
+  int core;
+  void (*body)(void *);
+  void *arg;
+};
+
+int edge_core_id(void) { return thread_core_id; }
+int edge_num_cores(void) { return team_size; }
+
+void edge_barrier(void) {
+  if (team_size > 1) pthread_barrier_wait(&team_barrier);
+}
+
+void edge_set_num_cores(int cores) {
+  if (cores < 1 || cores > EDGE_MAX_CORES) {
+    fprintf(stderr, "edge runtime: %d cores requested, must be 1..%d\n", cores,
+            EDGE_MAX_CORES);
+    exit(2);
+  }
+  team_size = cores;
+}
+
+static void *run_core(void *data) {
+  struct edge_thread *t = data;
+  thread_core_id = t->core;
+  t->body(t->arg);
+  return NULL;
+}
+
+void edge_fork(void (*body)(void *), void *arg) {
+  pthread_t threads[EDGE_MAX_CORES];
+  struct edge_thread work[EDGE_MAX_CORES];
+  if (team_size > 1) pthread_barrier_init(&team_barrier, NULL, (unsigned)team_size);
+  for (int core = 1; core < team_size; core++) {
+    work[core] = (struct edge_thread){core, body, arg};
+    if (pthread_create(&threads[core], NULL, run_core, &work[core]) != 0) {
+      fprintf(stderr, "edge runtime: cannot start thread %d\n", core);
+      exit(2);
+    }
+  }
+  thread_core_id = 0;
+  body(arg);
+  for (int core = 1; core < team_size; core++) pthread_join(threads[core], NULL);
+  if (team_size > 1) pthread_barrier_destroy(&team_barrier);
+}
+#endif

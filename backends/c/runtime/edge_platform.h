@@ -1,0 +1,64 @@
+/* edge-opt runtime: the execution platform.
+ *
+ * A PULP cluster runs one team of cores; every core executes the same kernel sequence,
+ * each kernel splits its work by core id and ends with a barrier. This header gives that
+ * model three implementations:
+ *   - EDGE_TARGET_PULP: the PULP/GAP9 SDK (pmsis): pi_core_id, team fork and barrier,
+ *     section macros PI_L1/PI_L2/PI_L3 from the SDK;
+ *   - a hosted build (default): POSIX threads, so that data races really race;
+ *   - EDGE_BARE (set automatically for freestanding RISC-V without the SDK): one core.
+ */
+#ifndef EDGE_PLATFORM_H
+#define EDGE_PLATFORM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if !defined(EDGE_TARGET_PULP) && !defined(EDGE_BARE) && defined(__riscv) && !defined(__linux__)
+#define EDGE_BARE 1
+#endif
+
+#if defined(EDGE_TARGET_PULP)
+#include "pmsis.h"
+#define EDGE_MAX_CORES 8
+static inline int edge_core_id(void) { return pi_core_id(); }
+#ifndef NUM_CORES
+#define NUM_CORES 8
+#endif
+static inline int edge_num_cores(void) { return pi_cl_team_nb_cores(); }
+static inline void edge_barrier(void) { pi_cl_team_barrier(); }
+static inline void edge_fork(void (*body)(void *), void *arg) {
+  pi_cl_team_fork(NUM_CORES, body, arg);
+}
+#else
+/* Section macros of the PULP SDK: empty off-target. */
+#ifndef PI_L1
+#define PI_L1
+#endif
+#ifndef PI_L2
+#define PI_L2
+#endif
+#ifndef PI_L3
+#define PI_L3
+#endif
+#define EDGE_MAX_CORES 8
+int edge_core_id(void);
+int edge_num_cores(void);
+void edge_barrier(void);
+/* Runs body(arg) on every core of the team and returns when all are done. */
+void edge_fork(void (*body)(void *), void *arg);
+/* Team size for the next forks (hosted: threads, 1..EDGE_MAX_CORES; bare: 1). */
+void edge_set_num_cores(int cores);
+#endif
+
+/* The share [*begin, *end) of `count` work items of this core: contiguous chunks in
+ * core order, so a result never depends on the number of cores. */
+static inline void edge_split(int32_t count, int32_t *begin, int32_t *end) {
+  int32_t cores = edge_num_cores();
+  int32_t chunk = (count + cores - 1) / cores;
+  int32_t first = chunk * edge_core_id();
+  *begin = first < count ? first : count;
+  *end = first + chunk < count ? first + chunk : count;
+}
+
+#endif /* EDGE_PLATFORM_H */
