@@ -157,6 +157,9 @@ class KernelOp(IRDLOperation, ABC):
             twin.verify_()
         except VerifyException as e:
             message = str(e).replace(self.TENSOR_OP.name, self.name, 1)
+            if not message.startswith(self.name):
+                # A type constraint of the twin's definition: its message names no op.
+                message = f"{self.name}: {message}"
             raise VerifyException(message) from None
 
 
@@ -225,6 +228,7 @@ BroadcastToKernelOp = kernel_op(nn.BroadcastToOp)
 TransposeKernelOp = kernel_op(nn.TransposeOp)
 ConcatKernelOp = kernel_op(nn.ConcatOp)
 SliceKernelOp = kernel_op(nn.SliceOp)
+GatherKernelOp = kernel_op(nn.GatherOp)
 ReduceMeanKernelOp = kernel_op(nn.ReduceMeanOp)
 ReduceSumKernelOp = kernel_op(nn.ReduceSumOp)
 
@@ -257,6 +261,7 @@ MaxPool2dWithIndicesKernelOp = kernel_op(train.MaxPool2dWithIndicesOp)
 MaxPool2dGradKernelOp = kernel_op(train.MaxPool2dGradOp)
 AvgPool2dGradKernelOp = kernel_op(train.AvgPool2dGradOp)
 SliceGradKernelOp = kernel_op(train.SliceGradOp)
+ScatterKernelOp = kernel_op(train.ScatterOp, _IN_PLACE_0)
 SgdKernelOp = kernel_op(train.SgdOp, _IN_PLACE_0)
 SgdMomentumKernelOp = kernel_op(train.SgdMomentumOp, {0: (0,), 1: (2,)})
 AdamKernelOp = kernel_op(train.AdamOp, {0: (0,), 1: (2,), 2: (3,)})

@@ -1155,6 +1155,40 @@ class SliceOp(NNOperation):
         )
 
 
+@irdl_op_definition
+class GatherOp(NNOperation):
+    """The slices of the input at `indices` along `axis`, in the order listed (repeats
+    allowed): `torch.index_select(input, axis, indices)`, ONNX `Gather` with constant
+    1-D indices. Indices are in `[0, size)`; the importer resolves ONNX's negative ones.
+
+        %y = nn.gather %x {axis = 0 : i64, indices = array<i64: 3, 1>} : tensor<4x5xf32> -> tensor<2x5xf32>
+    """
+
+    name = "nn.gather"
+
+    input = operand_def(TensorType)
+    result = result_def(TensorType)
+    axis = prop_def(IntegerAttr[I64])
+    indices = prop_def(DenseArrayBase.constr(i64))
+
+    traits = traits_def(Pure())
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "$input attr-dict `:` type($input) `->` type($result)"
+
+    def __init__(self, input: SSAValue | Operation, indices: Sequence[int], axis: int):
+        shape = shapes.gather(_shape(input), indices, axis)
+        super().__init__(
+            operands=[input],
+            result_types=[TensorType(_element(input), shape)],
+            properties={"axis": _int(axis), "indices": _ints(indices)},
+        )
+
+    def expected_shape(self) -> tuple[int, ...]:
+        return shapes.gather(
+            _shape(self.input), self.indices.get_values(), self.axis.value.data
+        )
+
+
 class _AxesShapeOp(NNOperation, ABC):
     input = operand_def(TensorType)
     result = result_def(TensorType)
@@ -1280,6 +1314,7 @@ NN = Dialect(
         TransposeOp,
         ConcatOp,
         SliceOp,
+        GatherOp,
         SqueezeOp,
         UnsqueezeOp,
         ReduceMeanOp,

@@ -64,6 +64,15 @@ STATE_ATTR = "train.state"
 STATE_OF_ATTR = "train.state_of"
 """Discardable attribute of an optimizer-state `nn.param`: the parameter it belongs to."""
 
+CHANNELS_ATTR = "train.channels"
+"""Discardable attribute of a trainable `nn.param` (`array<i64: ...>`, sorted, unique):
+the only channels (indices along `train.channel_axis`) that training updates; the
+`autodiff` pass computes the gradient for those alone and scatters their update back.
+Set by `sparse-update`'s channel-level selection."""
+CHANNEL_AXIS_ATTR = "train.channel_axis"
+"""Discardable attribute next to `train.channels` (`i64`): the parameter axis the
+channels index (0, the output channels of a linear or convolution weight and bias)."""
+
 
 def is_optimizer_state(param: Operation) -> bool:
     return STATE_ATTR in param.attributes
@@ -1062,6 +1071,45 @@ class SliceGradOp(TrainOperation):
         )
 
 
+@irdl_op_definition
+class ScatterOp(TrainOperation):
+    """`dest` with its slices at `indices` along `axis` replaced by the slices of
+    `values`, in order (`torch.Tensor.index_copy(axis, indices, values)`). Indices are
+    unique and in `[0, size)`. A channel-restricted update writes its new channels back
+    into the whole parameter with it:
+
+        %w_new = train.scatter %w, %w_channels_new {axis = 0 : i64, indices = array<i64: 1, 5>} : tensor<8x4xf32>, tensor<2x4xf32>
+    """
+
+    name = "train.scatter"
+
+    T: ClassVar = VarConstraint("T", BaseAttr(TensorType))
+    dest = operand_def(T)
+    values = operand_def(TensorType)
+    result = result_def(T)
+    axis = prop_def(IntegerAttr[I64])
+    indices = prop_def(DenseArrayBase.constr(i64))
+
+    traits = traits_def(Pure())
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "$dest `,` $values attr-dict `:` type($dest) `,` type($values)"
+
+    def __init__(self, dest: SSAValue | Operation, values: SSAValue | Operation,
+                 indices: Sequence[int], axis: int):
+        shapes.scatter(_shape(dest), _shape(values), indices, axis)
+        super().__init__(
+            operands=[dest, values],
+            result_types=[SSAValue.get(dest).type],
+            properties={"axis": _int(axis), "indices": _ints(indices)},
+        )
+
+    def check(self) -> None:
+        shapes.scatter(
+            _shape(self.dest), _shape(self.values), self.indices.get_values(),
+            self.axis.value.data,
+        )
+
+
 # --------------------------------------------------------------------------------------
 # Optimizers (torch.optim semantics); results are the new values, stored by train.store
 # --------------------------------------------------------------------------------------
@@ -1209,6 +1257,7 @@ TRAIN = Dialect(
         MaxPool2dGradOp,
         AvgPool2dGradOp,
         SliceGradOp,
+        ScatterOp,
         SgdOp,
         SgdMomentumOp,
         AdamOp,

@@ -12,7 +12,8 @@ The convention (exact integers, so reports are stable and comparable):
 - softmax / log-softmax 5 per element (max, subtract, exp, sum, divide), layer / group norm
   and training-mode batch norm 7 per element, inference batch norm 4, and their input
   gradients 10 per element;
-- shape ops, constants, loads and stores are free;
+- shape ops (including `nn.gather` and `train.scatter`, which only move data),
+  constants, loads and stores are free;
 - optimizers per parameter element: SGD 2 (+2 with weight decay), SGD with momentum 4
   (+2), Adam 12 (+2).
 
@@ -161,6 +162,7 @@ FLOPS: dict[type[Operation], Callable[[Operation], int]] = {
     nn.TransposeOp: _free,
     nn.ConcatOp: _free,
     nn.SliceOp: _free,
+    nn.GatherOp: _free,
     nn.SqueezeOp: _free,
     nn.UnsqueezeOp: _free,
     nn.ReduceMeanOp: _per_input(1),
@@ -196,6 +198,7 @@ FLOPS: dict[type[Operation], Callable[[Operation], int]] = {
     train.MaxPool2dGradOp: _pool_grad,
     train.AvgPool2dGradOp: _pool_grad,
     train.SliceGradOp: _free,
+    train.ScatterOp: _free,
     train.SgdOp: _optimizer(2),
     train.SgdMomentumOp: _optimizer(4),
     train.AdamOp: _optimizer(12),

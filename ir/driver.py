@@ -98,6 +98,35 @@ class EdgeOptMain(xDSLOptMain):
             help="parameter values (default: the .npz beside the input .mlir)",
         )
         arg_parser.add_argument(
+            "--emit",
+            choices=["mlir", "c"],
+            default="mlir",
+            help="mlir (default): the IR; c: a C project in the -o directory",
+        )
+        arg_parser.add_argument(
+            "--soc",
+            default="host",
+            help="with --emit c: the SoC to plan memory for (host, gap9, siracusa)",
+        )
+        arg_parser.add_argument(
+            "--weights",
+            default="L2",
+            choices=["L1", "L2", "L3"],
+            help="with --emit c: memory level of parameters (default L2)",
+        )
+        arg_parser.add_argument(
+            "--input",
+            metavar="NPZ",
+            help="with --emit c: the batch the generated test runs (arrays named like "
+            "the inputs, and labels); default a seeded random batch",
+        )
+        arg_parser.add_argument(
+            "--steps",
+            type=int,
+            default=3,
+            help="with --emit c: steps of the generated test (default 3)",
+        )
+        arg_parser.add_argument(
             "--list-pipelines", action="store_true", help="list the named pipelines"
         )
         arg_parser.add_argument(
@@ -206,6 +235,9 @@ class EdgeOptMain(xDSLOptMain):
                 print(name)
             return
         chunks, extension = self._read_chunks()
+        if self.args.emit == "c":
+            self._emit_c(chunks, extension)
+            return
         outputs: list[str] = []
         sidecar: dict[str, np.ndarray] = {}
         for chunk, offset in chunks:
@@ -226,6 +258,30 @@ class EdgeOptMain(xDSLOptMain):
             outputs.append(text)
             sidecar.update(values)
         self._write_output("// -----\n".join(outputs), sidecar)
+
+    def _emit_c(self, chunks: list[tuple[str, int]], extension: str) -> None:
+        from edge_opt.backends.c.compile import emit_c_project
+        from edge_opt.backends.c.emitter import EmitError
+
+        if self.args.output_file is None:
+            raise UserError("--emit c writes a project directory: give it with -o DIR")
+        if len(chunks) != 1:
+            raise UserError("--emit c takes one module (no --split-input-file)")
+        chunk, offset = chunks[0]
+        module = self._parse(chunk, extension, offset)
+        self.pipeline.apply(self.ctx, module)
+        arrays = model_io.read_npz(self.args.input) if self.args.input else None
+        try:
+            data = emit_c_project(
+                module, self.args.output_file, arrays, self.args.steps, self.args.soc,
+                self.args.weights,
+            )
+        except EmitError as e:
+            raise UserError(f"cannot emit C: {e}") from None
+        print(
+            f"wrote {self.args.output_file}/ (test of @{data.function}, {data.steps} "
+            f"step(s); build and run with: make -C {self.args.output_file} host)"
+        )
 
     def _render(self, module: ModuleOp) -> tuple[str, dict[str, np.ndarray]]:
         if self.args.target == "mlir":

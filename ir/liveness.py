@@ -40,7 +40,7 @@ def allocations(function: func.FuncOp) -> list[Allocation]:
     for op in ops:
         if not isinstance(op, kernel.AllocOp):
             continue
-        end = max((_last_use(v, index) for v in _aliases(op.result)), default=index[op])
+        end = max(index[op], *(_last_use(v, index) for v in _aliases(op.result)))
         name = f"{function.sym_name.data}:{index[op]}:{op.result.name_hint or ''}"
         assert isinstance(op.result.type, MemRefType)
         result.append(Allocation(
@@ -59,4 +59,6 @@ def _aliases(value: SSAValue) -> Iterator[SSAValue]:
 
 
 def _last_use(value: SSAValue, index: dict[Operation, int]) -> int:
-    return max((index[use.operation] for use in value.uses), default=0)
+    """The index of the last op that uses `value` (-1 if none: an unused buffer lives
+    at its alloc only)."""
+    return max((index[use.operation] for use in value.uses), default=-1)

@@ -116,7 +116,11 @@ def buffer_rectangles(module: ModuleOp, function: str, level: str) -> tuple[list
         kind = "gradient" if a.buffer.start > loss_at else "activation"
         rects.append(Rect(a.op.result.name_hint or "", kind, a.buffer.start, a.buffer.end,
                           a.op.offset.value.data, a.buffer.size))
-    arena = max((r.offset + r.size for r in rects), default=0)
+    # The persistent region starts at the planned arena's top (aligned, and the
+    # largest over functions), not at this function's highest buffer.
+    arena = memory_figures(module).get(level, {}).get(
+        "peak_bytes", max((r.offset + r.size for r in rects), default=0)
+    )
     for op in module.ops:
         if not isinstance(op, nn.ParamOp):
             continue

@@ -307,3 +307,8 @@ def slice_(
         for start, end, step in zip(starts, ends, steps)
     )
     return x[index]
+
+
+def gather(x: np.ndarray, indices: Sequence[int], axis: int) -> np.ndarray:
+    """The slices of `x` at `indices` along `axis` (`torch.index_select`)."""
+    return np.take(x, np.asarray(indices, dtype=np.int64), axis=axis)

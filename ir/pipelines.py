@@ -145,6 +145,7 @@ class TrainSparsePipeline(TrainingPipeline):
     budget_kib: float = 64.0
     calibration: str | None = None
     seed: int = 0
+    channels: bool = True
 
     def strategy(self) -> tuple[ModulePass, ...]:
         from edge_opt.passes.sparse_update import SparseUpdatePass
@@ -155,6 +156,9 @@ class TrainSparsePipeline(TrainingPipeline):
                 calibration=self.calibration,
                 loss=self.loss,
                 seed=self.seed,
+                channels=self.channels,
+                optimizer=self.optimizer,
+                momentum=self.momentum,
             ),
         )
 

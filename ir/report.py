@@ -3,8 +3,9 @@
 For a module after a pipeline: which parameters train (those `@train_step` stores), their
 gradient and optimizer-state bytes, and FLOPs (`edge_opt.ir.cost`) split by phase of
 `@train_step` — forward (the ops before the loss), loss (the loss and its gradient),
-backward (the other gradient ops) and optimizer (the updates). Without a `@train_step`
-nothing trains and only `@forward` is counted.
+backward (the other gradient ops) and optimizer (the updates, with the scatter of a
+channel-restricted update, and the stores). Without a `@train_step` nothing trains and
+only `@forward` is counted.
 
 Backward memory is what training adds to inference: the forward values the backward
 reads (saved activations, e.g. a max-pool's index mask rather than its input), the weight
@@ -14,6 +15,11 @@ planned peak; this is the strategy-level figure the training strategies budget w
 Per parameter, forward FLOPs are those of the ops that read it (its layer), backward
 FLOPs those of the backward ops that only its update needs (its weight gradient);
 input-gradient work shared by several parameters counts only in the total.
+
+A parameter updated only at some channels (`train.channels`, see
+`edge_opt.passes.channels`) counts what its update really touches: its gradient bytes
+are those of the optimizer op's gradient operand, its optimizer state has the restricted
+shape, and `trained_params` counts the trained channels' elements only.
 """
 
 from __future__ import annotations
@@ -43,6 +49,9 @@ class ParamReport:
     dtype: str
     trainable: bool
     params: int
+    trained_params: int
+    """Elements the training step updates: `params`, or the trained channels' elements
+    of a channel-restricted parameter; 0 if it does not train."""
     bytes: int
     gradient_bytes: int
     optimizer_state_bytes: int
@@ -100,7 +109,7 @@ def _phases(function: func.FuncOp) -> dict[str, list[Operation]]:
             phase = "loss"
         elif phase == "loss" and not isinstance(op, _LOSS_GRADS):
             phase = "backward"
-        if isinstance(op, (*_OPTIMIZERS, train.StoreOp)):
+        if isinstance(op, (*_OPTIMIZERS, train.ScatterOp, train.StoreOp)):
             phases["optimizer"].append(op)
         else:
             phases[phase].append(op)
@@ -157,6 +166,18 @@ def _updated_params(ops: list[Operation], params: dict[str, nn.ParamOp]) -> set[
     }
 
 
+def _optimizer_updates(
+    ops: list[Operation], owner: dict[Operation, str | None]
+) -> dict[str, Operation]:
+    """The optimizer op that updates each parameter (by the store it feeds)."""
+    updates: dict[str, Operation] = {}
+    for op in ops:
+        name = owner.get(op)
+        if isinstance(op, _OPTIMIZERS) and name is not None:
+            updates[name] = op
+    return updates
+
+
 def saved_activation_bytes(phases: dict[str, list[Operation]]) -> int:
     """Bytes of the forward values the backward reads (what training must keep from the
     forward pass; parameters and constants are not counted, they persist anyway)."""
@@ -189,6 +210,7 @@ def build_report(module: ModuleOp, pipeline: str | None = None) -> Report:
     readers = _readers(phases["forward"])
     backward_ops = phases["backward"] + phases["optimizer"]
     owner = _exclusive_owner(backward_ops, params)
+    updates = _optimizer_updates(phases["optimizer"], owner)
     state_bytes: dict[str, int] = {}
     for op in params.values():
         ref = op.attributes.get(STATE_OF_ATTR)
@@ -202,14 +224,27 @@ def build_report(module: ModuleOp, pipeline: str | None = None) -> Report:
         count = op.type.element_count()
         size = count * _itemsize(op)
         trains = name in trained
+        # The optimizer reads the gradient (and the value) of what it updates: for a
+        # channel-restricted parameter, the trained channels only.
+        update = updates.get(name)
+        trained_count = (
+            0 if not trains else numel(update.operands[0]) if update is not None
+            else count
+        )
+        gradient = (
+            0 if not trains
+            else numel(update.operands[1]) * _itemsize(op) if update is not None
+            else size
+        )
         rows.append(ParamReport(
             name=name,
             shape=list(op.type.get_shape()),
             dtype=str(op.type.element_type),
             trainable=trains,
             params=count,
+            trained_params=trained_count,
             bytes=size,
-            gradient_bytes=size if trains else 0,
+            gradient_bytes=gradient,
             optimizer_state_bytes=state_bytes.get(name, 0),
             flops_forward=sum(flops(o) for o in readers.get(name, [])),
             flops_backward=sum(
@@ -227,7 +262,7 @@ def build_report(module: ModuleOp, pipeline: str | None = None) -> Report:
     )
     return Report(
         pipeline=pipeline,
-        trainable_params=sum(r.params for r in rows if r.trainable),
+        trainable_params=sum(r.trained_params for r in rows),
         total_params=sum(r.params for r in rows),
         parameter_bytes=sum(r.bytes for r in rows),
         gradient_bytes=sum(r.gradient_bytes for r in rows),
@@ -256,8 +291,12 @@ def format_report(report: Report) -> str:
               "fwd FLOPs", "bwd FLOPs")
     lines = [header]
     for r in report.parameters:
+        trains = (
+            "" if not r.trainable else "yes" if r.trained_params == r.params
+            else f"{r.trained_params // (r.params // r.shape[0])}/{r.shape[0]} ch"
+        )
         lines.append((
-            r.name, "x".join(map(str, r.shape)) or "scalar", "yes" if r.trainable else "",
+            r.name, "x".join(map(str, r.shape)) or "scalar", trains,
             _n(r.params), _n(r.gradient_bytes), _n(r.optimizer_state_bytes),
             _n(r.flops_forward), _n(r.flops_backward),
         ))
@@ -290,10 +329,25 @@ def _summary_rows(report: Report) -> list[tuple[str, str]]:
     ]
 
 
+def _memory_rows(report: Report) -> list[tuple[str, str]]:
+    rows = []
+    for level, f in sorted(report.extra.get("memory", {}).items()):
+        rows.append((f"{level} arena peak B", _n(f["peak_bytes"])))
+        rows.append((f"{level} lower bound B", _n(f["lower_bound_bytes"])))
+        rows.append((f"{level} persistent B", _n(f["persistent_bytes"])))
+        if "fits" in f:
+            rows.append((f"{level} fits {report.extra.get('target', '')}",
+                         "yes" if f["fits"] else "NO"))
+    return rows
+
+
 def format_comparison(reports: list[Report]) -> str:
     """The totals of several strategies side by side, one column each."""
-    columns = [[r.pipeline or "(none)"] + [v for _, v in _summary_rows(r)] for r in reports]
-    labels = [""] + [label for label, _ in _summary_rows(reports[0])]
+    def rows(r: Report) -> list[tuple[str, str]]:
+        return _summary_rows(r) + _memory_rows(r)
+
+    columns = [[r.pipeline or "(none)"] + [v for _, v in rows(r)] for r in reports]
+    labels = [""] + [label for label, _ in rows(reports[0])]
     widths = [max(len(c) for c in col) for col in columns]
     label_width = max(len(label) for label in labels)
     text = []

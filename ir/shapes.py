@@ -302,6 +302,44 @@ def slice_(
     return tuple(out)
 
 
+def _indices(input: Sequence[int], indices: Sequence[int], axis: int) -> int:
+    """Checks `indices` into axis `axis` of `input`; returns the normalized axis."""
+    axis = normalize_axis(axis, len(input))
+    if not indices:
+        raise ShapeError("indices must not be empty")
+    outside = [i for i in indices if not 0 <= i < input[axis]]
+    if outside:
+        raise ShapeError(
+            f"indices {outside} are outside [0, {input[axis]}) (axis {axis} of "
+            f"{list(input)})"
+        )
+    return axis
+
+
+def gather(input: Sequence[int], indices: Sequence[int], axis: int) -> Shape:
+    """The slices of `input` at `indices` along `axis` (repeats allowed, any order):
+    the axis gets `len(indices)` entries."""
+    axis = _indices(input, indices, axis)
+    return (*input[:axis], len(indices), *input[axis + 1 :])
+
+
+def scatter(
+    dest: Sequence[int], values: Sequence[int], indices: Sequence[int], axis: int
+) -> Shape:
+    """`dest` with its slices at `indices` along `axis` replaced by `values`' slices:
+    indices unique, `values` of `gather(dest, indices, axis)`'s shape."""
+    axis = _indices(dest, indices, axis)
+    if len(set(indices)) != len(indices):
+        raise ShapeError(f"indices {list(indices)} repeat an index")
+    expected = (*dest[:axis], len(indices), *dest[axis + 1 :])
+    if tuple(values) != expected:
+        raise ShapeError(
+            f"values have shape {list(values)}, expected {list(expected)} (the "
+            f"destination's with axis {axis} of size len(indices) = {len(indices)})"
+        )
+    return tuple(dest)
+
+
 def squeeze(input: Sequence[int], axes: Sequence[int]) -> Shape:
     axes = normalize_axes(axes, len(input))
     for a in axes:

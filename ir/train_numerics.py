@@ -406,6 +406,18 @@ def slice_grad(
     return dx
 
 
+def scatter(
+    dest: np.ndarray, values: np.ndarray, indices: Sequence[int], axis: int
+) -> np.ndarray:
+    """A copy of `dest` with its slices at `indices` (unique) along `axis` replaced by
+    those of `values` (`torch.Tensor.index_copy`)."""
+    result = np.array(dest, copy=True)
+    axis = shapes.normalize_axis(axis, dest.ndim)
+    index = (slice(None),) * axis + (np.asarray(indices, dtype=np.int64),)
+    result[index] = values
+    return result
+
+
 # --------------------------------------------------------------------------------------
 # Optimizers
 # --------------------------------------------------------------------------------------

@@ -23,6 +23,16 @@ Options:
   `train.state` / `train.state_of` attributes.
 - `function`: the function to differentiate (default `forward`).
 
+Channel-restricted updates: a trainable parameter with the attributes
+`train.channels = array<i64: ...>` and `train.channel_axis = 0` (see
+`edge_opt.passes.channels`; `sparse-update` sets them) is updated only at those output
+channels. Its weight gradient is computed for them alone (`dy` gathered to those
+channels before the weight-gradient op), then `%sel = nn.gather %w`, the optimizer on
+`%sel` (its state has `%sel`'s shape), `train.scatter %w, %sel_new` and `train.store`.
+Only the weight or bias of `nn.linear` and of `nn.conv2d` with `groups = 1` can be
+restricted; any other reader of such a parameter is an error naming the op. A
+restriction to every channel is no restriction.
+
 Example (`autodiff{lr=0.1}` on a one-layer model):
 
     func.func @train_step(%x: tensor<2x4xf32>, %labels: tensor<2xi32>) -> tensor<f32> {
@@ -61,6 +71,7 @@ from xdsl.utils.exceptions import PassFailedException
 from edge_opt.dialects import nn, train
 from edge_opt.dialects.train import STATE_ATTR, STATE_OF_ATTR
 from edge_opt.ir.dtypes import numpy_dtype, to_dense
+from edge_opt.passes.channels import ChannelRestriction, check_uses, restriction_of
 from edge_opt.passes.gradients import RULES, GradientBuilder
 from edge_opt.passes.options import EdgeOptPass
 
@@ -106,6 +117,11 @@ class AutodiffPass(EdgeOptPass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         forward = find_function(op, self.function)
+        if any(not isinstance(t, TensorType) for t in forward.function_type.inputs.data):
+            raise PassFailedException(
+                f"autodiff: @{self.function} is already at the buffer level; run "
+                "autodiff (or a training pipeline) before bufferize"
+            )
         if any(isinstance(o, func.FuncOp) and o.sym_name.data == TRAIN_STEP
                for o in op.ops):
             raise PassFailedException(
@@ -119,7 +135,10 @@ class AutodiffPass(EdgeOptPass):
                 "autodiff: no parameter is trainable; mark some `trainable` or use a "
                 "training pipeline (freeze{trainable=REGEX}, train-last, ...)"
             )
-        builder = TrainStepBuilder(op, forward, trainable, self.optimizer_options())
+        restrictions = channel_restrictions(op, forward, trainable)
+        builder = TrainStepBuilder(
+            op, forward, trainable, self.optimizer_options(), restrictions
+        )
         train_step = builder.build(self.loss, self.reduction)
         op.body.block.insert_op_after(train_step, forward)
 
@@ -129,6 +148,27 @@ def find_function(module: ModuleOp, name: str) -> func.FuncOp:
         if isinstance(op, func.FuncOp) and op.sym_name.data == name:
             return op
     raise PassFailedException(f"autodiff: the module has no function @{name}")
+
+
+def channel_restrictions(
+    module: ModuleOp, forward: func.FuncOp, trainable: set[str]
+) -> dict[str, ChannelRestriction]:
+    """The channel restrictions of the trainable parameters (module docstring), checked
+    against their uses in `forward`; one that covers every channel is dropped."""
+    result: dict[str, ChannelRestriction] = {}
+    for op in module.ops:
+        if not isinstance(op, nn.ParamOp) or op.sym_name.data not in trainable:
+            continue
+        try:
+            restriction = restriction_of(op)
+            if restriction is None:
+                continue
+            check_uses(forward, op)
+        except PassFailedException as e:
+            raise PassFailedException(f"autodiff: {e}") from None
+        if len(restriction.channels) < op.type.get_shape()[restriction.axis]:
+            result[op.sym_name.data] = restriction
+    return result
 
 
 def _is_float_tensor(value: SSAValue) -> bool:
@@ -163,13 +203,17 @@ class TrainStepBuilder:
     """Builds `@train_step`: forward copy, loss, backward sweep with updates."""
 
     def __init__(self, module: ModuleOp, forward: func.FuncOp, trainable: set[str],
-                 optimizer: OptimizerOptions):
+                 optimizer: OptimizerOptions,
+                 restrictions: dict[str, ChannelRestriction] | None = None):
         self.module = module
         self.forward = forward
         self.trainable = trainable
+        self.restrictions = restrictions or {}
         self.block = Block()
         self.grads = GradientBuilder(self.block)
-        self.optimizer = OptimizerEmitter(module, self.grads, optimizer)
+        self.optimizer = OptimizerEmitter(
+            module, self.grads, optimizer, self.restrictions
+        )
 
     def build(self, loss: str, reduction: str) -> func.FuncOp:
         returned = self.forward.body.block.last_op
@@ -249,6 +293,10 @@ class TrainStepBuilder:
                 copy = op.clone(value_mapper=mapping)
             self.block.add_op(copy)
             body.append(copy)
+            if isinstance(op, nn.LoadOp):
+                restriction = self.restrictions.get(op.param.string_value())
+                if restriction is not None:
+                    self.grads.restricted[copy.results[0]] = restriction
         requires = {mapping[v] for v in requires_source}
         return mapping, requires, body
 
@@ -347,21 +395,45 @@ class OptimizerEmitter:
     """Emits one parameter's update (and creates its optimizer state parameters)."""
 
     def __init__(self, module: ModuleOp, grads: GradientBuilder,
-                 options: OptimizerOptions):
+                 options: OptimizerOptions,
+                 restrictions: dict[str, ChannelRestriction] | None = None):
         self.module = module
         self.grads = grads
         self.options = options
+        self.restrictions = restrictions or {}
         self.params = {
             o.sym_name.data: o for o in module.ops if isinstance(o, nn.ParamOp)
         }
         self._step: SSAValue | None = None
 
     def update(self, name: str, value: SSAValue, grad: SSAValue) -> None:
+        """The update of parameter `name` (current value `value`) by `grad`; a
+        channel-restricted one updates the gathered channels and scatters them back."""
+        restriction = self.restrictions.get(name)
+        whole = value
+        if restriction is not None:
+            value = self.grads.emit(
+                nn.GatherOp(whole, restriction.channels, restriction.axis)
+            )
+            value.name_hint = f"{name}_channels"
+        new = self._optimizer_step(name, value, grad)
+        if restriction is not None:
+            new.name_hint = f"{name}_channels_new"
+            new = self.grads.emit(
+                train.ScatterOp(whole, new, restriction.channels, restriction.axis)
+            )
+        new.name_hint = f"{name}_new"
+        self._store(new, name)
+
+    def _optimizer_step(self, name: str, value: SSAValue, grad: SSAValue) -> SSAValue:
+        """The optimizer op(s) on `value` (and the stores of its state); returns the
+        new value. The state has `value`'s type."""
         o = self.options
         emit = self.grads.emit
+        assert isinstance(value.type, TensorType)
         if o.kind == "adam":
-            m = self._state(name, "exp_avg")
-            v = self._state(name, "exp_avg_sq")
+            m = self._state(name, "exp_avg", value.type)
+            v = self._state(name, "exp_avg_sq", value.type)
             update = train.AdamOp(
                 value, grad, emit(nn.LoadOp(m, value.type)),  # type: ignore[arg-type]
                 emit(nn.LoadOp(v, value.type)),  # type: ignore[arg-type]
@@ -374,7 +446,7 @@ class OptimizerEmitter:
             self._store(update.new_exp_avg_sq, v)
             new = update.new_param
         elif o.momentum:
-            buffer = self._state(name, "momentum")
+            buffer = self._state(name, "momentum", value.type)
             update = train.SgdMomentumOp(
                 value, grad, emit(nn.LoadOp(buffer, value.type)),  # type: ignore[arg-type]
                 o.lr, o.momentum, o.weight_decay, o.nesterov,
@@ -385,8 +457,7 @@ class OptimizerEmitter:
             new = update.new_param
         else:
             new = emit(train.SgdOp(value, grad, o.lr, o.weight_decay))
-        new.name_hint = f"{name}_new"
-        self._store(new, name)
+        return new
 
     def _store(self, value: SSAValue, param: str) -> None:
         self.grads.block.add_op(train.StoreOp(value, param))
@@ -410,8 +481,8 @@ class OptimizerEmitter:
         first = next(iter(p for p in self.params.values() if p.is_trainable))
         return first.type.element_type
 
-    def _state(self, owner: str, kind: str) -> str:
-        return self._new_param(f"{owner}_{kind}", self.params[owner].type, owner, kind)
+    def _state(self, owner: str, kind: str, type: TensorType) -> str:
+        return self._new_param(f"{owner}_{kind}", type, owner, kind)
 
     def _new_param(self, base: str, type: TensorType, owner: str | None,
                    kind: str) -> str:

@@ -9,8 +9,10 @@ In place where legal:
 - an element-wise kernel (and a batch norm, an optimizer update) writes over an input
   buffer that dies at that op, when the kernel allows it (`KernelOp.INPLACE`);
 - the value a `train.store` writes into parameter `@p` is computed directly into `@p`'s
-  buffer when nothing reads `@p`'s old value after the op that computes it (an
-  optimizer update writes the parameter buffer in place); otherwise it is copied there.
+  buffer when nothing reads `@p`'s old value (or a view of it) after the op that
+  computes it and `@p` is stored once (an optimizer update writes the parameter buffer
+  in place); otherwise it is copied there, after copying out the old value if it is
+  still read later.
 
 Options: `level` (memory level of activations and gradients, default `L2`), `weights`
 (level of parameters and optimizer state, default `L2`). Parameters record their level
@@ -27,7 +29,7 @@ from typing import Literal
 
 from xdsl.context import Context
 from xdsl.dialects import func
-from xdsl.dialects.builtin import ModuleOp, StringAttr, TensorType
+from xdsl.dialects.builtin import MemRefType, ModuleOp, StringAttr, TensorType
 from xdsl.ir import Block, Operation, SSAValue
 from xdsl.utils.exceptions import PassFailedException
 
@@ -187,16 +189,19 @@ class FunctionBufferizer:
         return all(self.index[use.operation] <= position for use in value.uses)
 
     def _aliased_later(self, buffer: SSAValue, op: Operation) -> bool:
-        """Whether another tensor value with this buffer (a view's source) is used after
-        `op`."""
-        position = self.index[op]
-        for value, buf in self.buffers.items():
-            if buf is buffer or (
-                isinstance(buf.owner, kernel.ViewOp) and buf.owner.source is buffer
-            ):
-                if any(self.index[u.operation] > position for u in value.uses):
-                    return True
-        return False
+        """Whether another tensor value stored in this buffer (itself, or a view of it,
+        of a view of it, ...) is used after `op`."""
+        return bool(self._values_in(buffer, self.index[op]))
+
+    def _values_in(self, buffer: SSAValue, position: int) -> list[SSAValue]:
+        """The tensor values lowered so far whose storage is `buffer` (directly or
+        through a chain of views) and that are used after `position`."""
+        return [
+            value
+            for value, buf in self.buffers.items()
+            if _storage(buf) is buffer
+            and any(self.index[u.operation] > position for u in value.uses)
+        ]
 
     # ----------------------------------------------------------------------------------
 
@@ -204,9 +209,16 @@ class FunctionBufferizer:
         """Values that can be computed straight into the parameter they are stored to:
         nothing reads the parameter's old value after the op that computes them."""
         targets: dict[SSAValue, str] = {}
+        stores: dict[str, int] = {}
+        for op in self.ops:
+            if isinstance(op, train.StoreOp):
+                name = op.param.string_value()
+                stores[name] = stores.get(name, 0) + 1
         for op in self.ops:
             if not isinstance(op, train.StoreOp):
                 continue
+            if stores[op.param.string_value()] > 1:
+                continue  # an earlier value would be overwritten early: copy instead
             value, name = op.value, op.param.string_value()
             producer = value.owner
             if not isinstance(producer, Operation) or type(producer) not in kernel.KERNEL_OF:
@@ -223,16 +235,61 @@ class FunctionBufferizer:
         for op in self.ops:
             if not (isinstance(op, nn.LoadOp) and op.param.string_value() == name):
                 continue
-            for use in op.result.uses:
-                user = use.operation
-                if self.index[user] > position:
-                    return False
-                if user is producer and use.index not in kernel_op.INPLACE.get(output, ()):
-                    return False
+            # The old value, and every view of it (reshapes of the parameter are views
+            # of its buffer, overwritten with it).
+            for old in _with_views(op.result):
+                for use in old.uses:
+                    user = use.operation
+                    if self.index[user] > position:
+                        return False
+                    if user is producer and (
+                        old is not op.result
+                        or use.index not in kernel_op.INPLACE.get(output, ())
+                    ):
+                        return False
         return True
 
     def _store(self, op: train.StoreOp) -> None:
         name = op.param.string_value()
         if self.redirect.get(op.value) == name:
             return  # computed in place into the parameter's buffer
-        self._emit(kernel.CopyOp(self.buffers[op.value], self._param_buffer(name)))
+        target = self._param_buffer(name)
+        self._preserve_old_value(target, op)
+        self._emit(kernel.CopyOp(self.buffers[op.value], target))
+
+    def _preserve_old_value(self, target: SSAValue, store: train.StoreOp) -> None:
+        """Values in the parameter's buffer (its old value, views of it) that are still
+        read after `store` move to a snapshot copied out before the buffer is
+        overwritten."""
+        old = [v for v in self._values_in(target, self.index[store]) if v != store.value]
+        if not old:
+            return
+        assert isinstance(target.type, MemRefType)
+        snapshot = self._emit(kernel.AllocOp(target.type)).results[0]
+        snapshot.name_hint = f"{target.name_hint or 'param'}_old"
+        self.owned.add(snapshot)
+        self._emit(kernel.CopyOp(target, snapshot))
+        for value in old:
+            if self.buffers[value] is target:
+                self.buffers[value] = snapshot
+            else:
+                shape = self.buffers[value].type.get_shape()  # type: ignore[attr-defined]
+                viewed = self._emit(kernel.ViewOp(snapshot, shape)).results[0]
+                viewed.name_hint = value.name_hint
+                self.buffers[value] = viewed
+
+
+def _storage(buffer: SSAValue) -> SSAValue:
+    """The buffer a view (of a view ...) reads and writes."""
+    while isinstance(buffer.owner, kernel.ViewOp):
+        buffer = buffer.owner.source
+    return buffer
+
+
+def _with_views(value: SSAValue) -> list[SSAValue]:
+    """`value` and the tensor values that bufferize makes views of it, transitively."""
+    result = [value]
+    for use in value.uses:
+        if isinstance(use.operation, _VIEWS):
+            result.extend(_with_views(use.operation.results[0]))
+    return result

@@ -9,13 +9,17 @@ gradient reads its input only if the weight trains, a max-pool reads the index m
 
 Rules build ops with the `nn`/`train` builders through `GradientBuilder.emit`, which
 appends them to the backward pass in order.
+
+A parameter updated only at some output channels (`edge_opt.passes.channels`) gets its
+gradient for those alone: the linear and convolution rules gather `dy` to those channels
+before the weight-gradient op, whose result then has the restricted shape.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from xdsl.dialects.builtin import TensorType
@@ -24,6 +28,7 @@ from xdsl.ir import Block, Operation, SSAValue
 from edge_opt.dialects import nn, train
 from edge_opt.ir import shapes
 from edge_opt.ir.dtypes import numpy_dtype, to_dense
+from edge_opt.passes.channels import ChannelRestriction
 
 Grads = list[SSAValue | None]
 Rule = Callable[["GradientBuilder", Operation, SSAValue, Sequence[bool]], Grads]
@@ -51,9 +56,16 @@ def _shape(value: SSAValue) -> tuple[int, ...]:
 
 @dataclass
 class GradientBuilder:
-    """Appends backward ops to `block`; helpers for the common gradient plumbing."""
+    """Appends backward ops to `block`; helpers for the common gradient plumbing.
+
+    `restricted` maps the values of channel-restricted parameters (their `nn.load`s) to
+    the channels whose gradient is wanted."""
 
     block: Block
+    restricted: dict[SSAValue, ChannelRestriction] = field(default_factory=dict)
+    _gathered: dict[tuple[SSAValue, tuple[int, ...], int], SSAValue] = field(
+        default_factory=dict
+    )
 
     def emit(self, op: Operation) -> SSAValue:
         self.block.add_op(op)
@@ -87,6 +99,25 @@ class GradientBuilder:
 
     def sum_over(self, grad: SSAValue, axes: Sequence[int]) -> SSAValue:
         return self.emit(nn.ReduceSumOp(grad, axes)) if axes else grad
+
+    def zeros(self, type: TensorType) -> SSAValue:
+        array = np.zeros(type.get_shape(), numpy_dtype(type.element_type))
+        return self.emit(nn.ConstantOp(to_dense(array, type)))
+
+    def channels_of(self, dy: SSAValue, param: SSAValue | None, axis: int) -> SSAValue:
+        """`dy`, or its slices along `axis` (its output-channel axis) at the channels
+        `param`'s update is restricted to; one gather per `dy` and channel set, shared
+        by a weight and its bias."""
+        restriction = self.restricted.get(param) if param is not None else None
+        if restriction is None:
+            return dy
+        key = (dy, restriction.channels, axis)
+        if key not in self._gathered:
+            gathered = self.emit(nn.GatherOp(dy, restriction.channels, axis))
+            if dy.name_hint is not None:
+                gathered.name_hint = f"{dy.name_hint}_channels"
+            self._gathered[key] = gathered
+        return self._gathered[key]
 
 
 # --------------------------------------------------------------------------------------
@@ -207,13 +238,17 @@ def _log_softmax(b: GradientBuilder, op: nn.LogSoftmaxOp, dy: SSAValue,
 
 @rule(nn.LinearOp)
 def _linear(b: GradientBuilder, op: nn.LinearOp, dy: SSAValue, needs: Sequence[bool]):
+    out = len(_shape(dy)) - 1
     grads: Grads = [
         b.emit(train.LinearGradInputOp(dy, op.weight)) if needs[0] else None,
-        b.emit(train.LinearGradWeightOp(dy, op.input)) if needs[1] else None,
+        b.emit(train.LinearGradWeightOp(b.channels_of(dy, op.weight, out), op.input))
+        if needs[1] else None,
     ]
     if op.bias is not None:
-        leading = tuple(range(len(_shape(dy)) - 1))
-        grads.append(b.sum_over(dy, leading) if needs[2] else None)
+        leading = tuple(range(out))
+        grads.append(
+            b.sum_over(b.channels_of(dy, op.bias, out), leading) if needs[2] else None
+        )
     return grads
 
 
@@ -256,12 +291,20 @@ def _conv(b: GradientBuilder, op: nn._ConvLikeOp, dy: SSAValue, needs: Sequence[
     else:
         grad_input = train.ConvTranspose2dGradInputOp
         grad_weight = train.ConvTranspose2dGradWeightOp
+    weight_type = _type(op.weight)
+    restriction = b.restricted.get(op.weight)
+    if restriction is not None:  # `autodiff` allows it for nn.conv2d, groups = 1
+        weight_type = restriction.restrict(weight_type)
     grads: Grads = [
         b.emit(grad_input(dy, op.weight, _type(op.input), **attrs)) if needs[0] else None,
-        b.emit(grad_weight(dy, op.input, _type(op.weight), **attrs)) if needs[1] else None,
+        b.emit(grad_weight(b.channels_of(dy, op.weight, 1), op.input, weight_type,
+                           **attrs))
+        if needs[1] else None,
     ]
     if op.bias is not None:
-        grads.append(b.sum_over(dy, (0, 2, 3)) if needs[2] else None)
+        grads.append(
+            b.sum_over(b.channels_of(dy, op.bias, 1), (0, 2, 3)) if needs[2] else None
+        )
     return grads
 
 
@@ -394,6 +437,36 @@ def _global_avg_pool(b: GradientBuilder, op: nn.GlobalAvgPoolOp, dy: SSAValue,
 @rule(nn.ReshapeOp, nn.SqueezeOp, nn.UnsqueezeOp)
 def _reshape(b: GradientBuilder, op: Operation, dy: SSAValue, needs: Sequence[bool]):
     return [b.emit(nn.ReshapeOp(dy, _shape(op.operands[0])))]
+
+
+@rule(nn.GatherOp)
+def _gather(b: GradientBuilder, op: nn.GatherOp, dy: SSAValue, needs: Sequence[bool]):
+    """`dy`'s slices scattered into zeros of the input's type at the gathered indices.
+    An index gathered several times receives the sum of its slices: the positions of
+    `dy` are split into rounds (the r-th occurrence of every index), each round has
+    unique indices and is one `train.scatter` into zeros, and the rounds are added."""
+    indices = op.indices.get_values()
+    axis = shapes.normalize_axis(op.axis.value.data, len(_shape(op.input)))
+    rounds: list[list[int]] = []
+    seen: dict[int, int] = {}
+    for position, index in enumerate(indices):
+        occurrence = seen.get(index, 0)
+        seen[index] = occurrence + 1
+        if occurrence == len(rounds):
+            rounds.append([])
+        rounds[occurrence].append(position)
+    zeros = b.zeros(_type(op.input))
+    total: SSAValue | None = None
+    for positions in rounds:
+        part = (
+            dy if len(positions) == len(indices)
+            else b.emit(nn.GatherOp(dy, positions, axis))
+        )
+        scattered = b.emit(
+            train.ScatterOp(zeros, part, [indices[p] for p in positions], axis)
+        )
+        total = scattered if total is None else b.emit(nn.AddOp(total, scattered))
+    return [total]
 
 
 @rule(nn.BroadcastToOp)

@@ -126,15 +126,19 @@ class RaiseLayerNorm(RewritePattern):
         element = match.x.type.element_type
         dtype = numpy_dtype(element)
         scale, bias = match.scale, match.bias
+        hint = match.last.results[0].name_hint
         if scale is None:
             new_ops.append(nn.ConstantOp(to_dense(np.ones(normalized, dtype), TensorType(element, normalized))))
             scale = new_ops[-1].results[0]
+            # Named, else the rewriter gives them the replaced result's name.
+            scale.name_hint = f"{hint or 'norm'}_scale"
         if bias is None:
             new_ops.append(nn.ConstantOp(to_dense(np.zeros(normalized, dtype), TensorType(element, normalized))))
             bias = new_ops[-1].results[0]
+            bias.name_hint = f"{hint or 'norm'}_bias"
         norm = nn.LayerNormOp(match.x, scale, bias, match.axis - len(_shape(match.x)),
                               match.epsilon)
-        norm.result.name_hint = match.last.results[0].name_hint
+        norm.result.name_hint = hint
         new_ops.append(norm)
         rewriter.replace(match.last, new_ops, [norm.result])
 

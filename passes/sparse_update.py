@@ -1,29 +1,49 @@
-"""`sparse-update`: chooses which layers train under a backward-memory budget.
+"""`sparse-update`: chooses which layers (and channels) train under a backward-memory
+budget.
 
 After TinyTrain (Kwon et al., 2024) and sparse update (Lin et al., 2022): train the layers
-that buy the most loss reduction per byte and FLOP of backward work, within the budget.
+that buy the most loss reduction per byte and FLOP of backward work, within the budget;
+where it pays, train only the most important output channels of a layer.
 
-The criterion, per parametrised layer `l` (see `edge_opt.passes.layers`):
+The options, per parametrised layer `l` (see `edge_opt.passes.layers`): train all of its
+trainable parameters, or — with `channels` (default), when every one of them can be
+updated by channel (the weight and bias of an `nn.linear`, or of an `nn.conv2d` with
+`groups = 1`, see `edge_opt.passes.channels`) — only its top-k output channels by Fisher
+information, for k = O/4 and O/2 of its O channels (at least 1, fewer than O). A partial
+option saves weight-gradient bytes, optimizer state and weight-gradient FLOPs (k/O of
+them), not the saved input activation.
 
-- importance `F_l`: the empirical Fisher information of its parameters on a calibration
-  batch, `sum over its parameter elements of g^2`, with `g` the gradient of the mean loss
-  (computed by interpreting a training step in which every candidate trains);
-- cost: the backward memory `M_l` (saved activations + weight gradients + optimizer
-  state, as `edge-opt report` counts it) and backward FLOPs `C_l` of training `l` alone
-  (which includes backpropagating from the loss down to `l`);
-- score `S_l = (F_l / sum F) / (M_l / sum M + C_l / sum C)`: importance per unit of
-  relative cost.
+The criterion, per option `o`:
 
-Layers are taken in decreasing score; each is added if the selection (measured exactly, by
-differentiating it) stays within `budget-kib` of backward memory, else skipped. Parameters
-outside the selection are frozen. The pass prints its table (importance, costs, score and
-decision per layer) to stderr.
+- importance `F_o`: the empirical Fisher information of the parameters it trains on a
+  calibration batch, `sum of g^2` over the trained elements, with `g` the gradient of the
+  mean loss (computed by interpreting a training step in which every candidate trains);
+  a channel's Fisher is the sum over its slice of the weight and bias, and the top-k
+  channels are those with the largest;
+- cost: the backward memory `M_o` (saved activations + weight gradients + optimizer
+  state, as `edge-opt report` counts it) and backward FLOPs `C_o` of training `o` alone
+  (which includes backpropagating from the loss down to the layer), measured exactly:
+  the `build_report` of a training step built with that option;
+- score `S_o = (F_o / sum F) / (M_o / sum M + C_o / sum C)`, the sums over the whole
+  layers: importance per unit of relative cost.
 
-Options: `budget-kib` (required size, KiB of backward memory), `calibration` (an `.npz`
-with the forward's inputs and `labels`; default a seeded random batch), `loss` and `seed`.
+Options are taken in decreasing score, all layers' together; each is added if the
+selection (measured exactly, by differentiating it) stays within `budget-kib` of backward
+memory, else skipped. A layer is selected at most once, in one form: an option of a layer
+already selected in that form or a wider one is skipped, and one that widens it (more of
+its channels, or all of them) replaces the narrower form if the wider selection still
+fits. So a partial option pays when it fits where the whole layer does not (the whole
+layer comes later and is over budget), or when its higher score wins it budget before
+other layers; a layer ends up whole whenever the budget allows it after the better
+options. Parameters outside the selection are frozen; those of a partially selected layer
+get `train.channels` / `train.channel_axis`. The pass prints its table (importance, costs,
+score and decision per option) to stderr.
 
-Not yet: channel-level selection (updating a subset of a layer's output channels), which
-saves weight-gradient bytes and FLOPs but not the saved input activation.
+Options: `budget-kib` (required size, KiB of backward memory), `channels` (consider
+channel-level options; default true), `calibration` (an `.npz` with the forward's inputs
+and `labels`; default a seeded random batch), `loss`, `optimizer` and `momentum` (the
+training step's, whose optimizer state the budget counts: Adam keeps two moments per
+trained element, momentum SGD one buffer) and `seed`.
 """
 
 from __future__ import annotations
@@ -34,37 +54,68 @@ from typing import Literal
 
 import numpy as np
 from xdsl.context import Context
+from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.utils.exceptions import PassFailedException
 
+from edge_opt.dialects import nn
 from edge_opt.ir.report import build_report
 from edge_opt.passes.autodiff import AutodiffPass, find_function
+from edge_opt.passes.channels import output_channels, set_restriction
 from edge_opt.passes.layers import Layer, parametrised_layers
 from edge_opt.passes.options import EdgeOptPass
 from edge_opt.passes.trainable import model_params, set_trainable
 
+Restrictions = dict[str, tuple[int, ...]]
+"""Parameter name to the channels (of axis 0) it trains, for the restricted ones."""
+
 
 @dataclass
-class LayerScore:
+class Option:
+    """One option: a layer trained whole (`channels` None) or at some channels."""
+
     layer: Layer
     params: int
     fisher: float
     memory: int
     flops: int
+    trained: tuple[str, ...] = ()
+    channels: tuple[int, ...] | None = None
+    out_channels: int = 0
     score: float = 0.0
     selected: bool = False
     reason: str = ""
 
+    @property
+    def label(self) -> str:
+        if self.channels is None:
+            return "all"
+        return f"{len(self.channels)}/{self.out_channels} ch"
+
+    @property
+    def width(self) -> int:
+        """How much of the layer it trains (channels; the whole layer is widest)."""
+        return len(self.channels) if self.channels is not None else sys.maxsize
+
+    def restrictions(self) -> Restrictions:
+        if self.channels is None:
+            return {}
+        return {name: self.channels for name in self.trained}
+
 
 @dataclass(frozen=True)
 class SparseUpdatePass(EdgeOptPass):
-    """Selects the layers to train under a backward-memory budget (module docstring)."""
+    """Selects the layers (and channels) to train under a backward-memory budget
+    (module docstring)."""
 
     name = "sparse-update"
 
     budget_kib: float = 64.0
+    channels: bool = True
     calibration: str | None = None
     loss: Literal["cross-entropy", "mse"] = "cross-entropy"
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    momentum: float = 0.0
     seed: int = 0
     function: str = "forward"
 
@@ -74,29 +125,82 @@ class SparseUpdatePass(EdgeOptPass):
                 f"sparse-update: budget-kib must be > 0, got {self.budget_kib}"
             )
         params = {p.sym_name.data: p for p in model_params(op)}
+        for param in params.values():
+            set_restriction(param, None)  # this pass decides what trains
         candidates = {n for n, p in params.items() if p.is_trainable}
+        forward = find_function(op, self.function)
         layers = [
             layer
-            for layer in parametrised_layers(find_function(op, self.function))
+            for layer in parametrised_layers(forward)
             if any(n in candidates for n in layer.params)
         ]
         if not layers:
             raise PassFailedException("sparse-update: no layer has a trainable parameter")
         fisher = self._fisher(op, candidates)
-        scores = []
-        for layer in layers:
-            trained = [n for n in layer.params if n in candidates]
-            memory, flops = self._cost(op, set(trained))
-            f = sum(fisher.get(n, 0.0) for n in trained)
-            count = sum(params[n].type.element_count() for n in trained)
-            scores.append(LayerScore(layer, count, f, memory, flops))
-        selection = self._select(op, candidates, scores)
+        options = [
+            option
+            for layer in layers
+            for option in self._layer_options(
+                op, forward, layer, tuple(n for n in layer.params if n in candidates),
+                fisher, params,
+            )
+        ]
+        selection, restrictions = self._select(op, options)
         for name, param in params.items():
             set_trainable(param, name in selection)
-        print(format_selection(scores, self.budget_kib), file=sys.stderr, end="")
+            set_restriction(param, restrictions.get(name))
+        print(format_selection(options, self.budget_kib), file=sys.stderr, end="")
 
-    def _fisher(self, module: ModuleOp, trainable: set[str]) -> dict[str, float]:
-        """Sum of squared gradients per parameter on the calibration batch."""
+    def _layer_options(
+        self,
+        module: ModuleOp,
+        forward: func.FuncOp,
+        layer: Layer,
+        trained: tuple[str, ...],
+        fisher: dict[str, np.ndarray],
+        params: dict[str, nn.ParamOp],
+    ) -> list[Option]:
+        """The whole layer and, with `channels` and a restrictable layer, its top-k
+        output channels by Fisher information for k = O/4 and O/2 (at least 1, < O)."""
+        options = [self._option(module, layer, trained, None, fisher, params)]
+        out = _restrictable(forward, params, trained) if self.channels else None
+        if out is None:
+            return options
+        per_channel = sum(
+            fisher[n].reshape(out, -1).astype(np.float64).sum(axis=1) for n in trained
+        )
+        ranked = sorted(range(out), key=lambda c: (-per_channel[c], c))
+        for k in sorted({max(1, out // 4), max(1, out // 2)} - {out}):
+            top = tuple(sorted(ranked[:k]))
+            options.append(self._option(module, layer, trained, top, fisher, params))
+        return options
+
+    def _option(
+        self,
+        module: ModuleOp,
+        layer: Layer,
+        trained: tuple[str, ...],
+        channels: tuple[int, ...] | None,
+        fisher: dict[str, np.ndarray],
+        params: dict[str, nn.ParamOp],
+    ) -> Option:
+        option = Option(layer, 0, 0.0, 0, 0, trained, channels)
+        if channels is not None:
+            option.out_channels = params[trained[0]].type.get_shape()[0]
+        for name in trained:
+            squares = fisher[name].astype(np.float64)
+            if channels is not None:
+                squares = squares[list(channels)]
+            option.params += squares.size
+            option.fisher += float(np.sum(squares))
+        option.memory, option.flops = self._cost(
+            module, set(trained), option.restrictions()
+        )
+        return option
+
+    def _fisher(self, module: ModuleOp, trainable: set[str]) -> dict[str, np.ndarray]:
+        """Squared gradient of every element of every candidate parameter on the
+        calibration batch."""
         from edge_opt.ir.session import Session
 
         probe = module.clone()
@@ -108,10 +212,7 @@ class SparseUpdatePass(EdgeOptPass):
         session = Session(probe)
         before = {k: v.astype(np.float64) for k, v in session.params.items()}
         session.run("train_step", self._calibration_batch(probe))
-        return {
-            name: float(np.sum((before[name] - session.params[name]) ** 2))
-            for name in trainable
-        }
+        return {name: (before[name] - session.params[name]) ** 2 for name in trainable}
 
     def _calibration_batch(self, module: ModuleOp) -> dict[str, np.ndarray]:
         from edge_opt.ir import model_io
@@ -140,40 +241,81 @@ class SparseUpdatePass(EdgeOptPass):
                 batch[name] = rng.integers(0, _classes(step), shape).astype(dtype)
         return batch
 
-    def _cost(self, module: ModuleOp, trained: set[str]) -> tuple[int, int]:
-        """Backward memory (bytes) and backward FLOPs of training exactly `trained`."""
+    def _cost(self, module: ModuleOp, trained: set[str],
+              restrictions: Restrictions) -> tuple[int, int]:
+        """Backward memory (bytes) and backward FLOPs of training exactly `trained`,
+        restricted to the given channels."""
         probe = module.clone()
         for param in model_params(probe):
-            set_trainable(param, param.sym_name.data in trained)
-        AutodiffPass(loss=self.loss, function=self.function).apply(Context(), probe)
+            name = param.sym_name.data
+            set_trainable(param, name in trained)
+            set_restriction(param, restrictions.get(name))
+        AutodiffPass(
+            loss=self.loss, optimizer=self.optimizer, momentum=self.momentum,
+            function=self.function,
+        ).apply(Context(), probe)
         report = build_report(probe)
         return report.backward_memory_bytes, report.flops_backward
 
-    def _select(self, module: ModuleOp, candidates: set[str],
-                scores: list[LayerScore]) -> set[str]:
-        total_f = sum(s.fisher for s in scores) or 1.0
-        total_m = sum(s.memory for s in scores) or 1
-        total_c = sum(s.flops for s in scores) or 1
-        for s in scores:
-            s.score = (s.fisher / total_f) / (s.memory / total_m + s.flops / total_c)
+    def _select(
+        self, module: ModuleOp, options: list[Option]
+    ) -> tuple[set[str], Restrictions]:
+        whole = [o for o in options if o.channels is None]
+        total_f = sum(o.fisher for o in whole) or 1.0
+        total_m = sum(o.memory for o in whole) or 1
+        total_c = sum(o.flops for o in whole) or 1
+        for o in options:
+            o.score = (o.fisher / total_f) / (o.memory / total_m + o.flops / total_c)
         budget = self.budget_kib * 1024
-        selection: set[str] = set()
-        for s in sorted(scores, key=lambda s: -s.score):
-            trained = selection | {n for n in s.layer.params if n in candidates}
-            memory, _ = self._cost(module, trained)
-            if memory <= budget:
-                selection = trained
-                s.selected = True
-                s.reason = f"selected (total {memory / 1024:.1f} KiB)"
-            else:
-                s.reason = f"over budget (total would be {memory / 1024:.1f} KiB)"
-        if not selection:
-            cheapest = min(s.memory for s in scores)
+        chosen: dict[int, Option] = {}  # by id of the layer
+        for o in sorted(options, key=lambda o: -o.score):
+            current = chosen.get(id(o.layer))
+            if current is not None and current.width >= o.width:
+                o.reason = f"layer already selected ({current.label})"
+                continue
+            trial = {**chosen, id(o.layer): o}
+            memory, _ = self._cost(module, *_merged(trial.values()))
+            if memory > budget:
+                o.reason = f"over budget (total would be {memory / 1024:.2f} KiB)"
+                continue
+            if current is not None:
+                current.selected = False
+                current.reason = f"widened to {o.label} (below)"
+            chosen = trial
+            o.selected = True
+            what = "" if o.channels is None else (
+                f", {len(o.channels)} of {o.out_channels} channels"
+            )
+            o.reason = f"selected{what} (total {memory / 1024:.2f} KiB)"
+        if not chosen:
+            cheapest = min(options, key=lambda o: o.memory)
             raise PassFailedException(
                 f"sparse-update: budget-kib={self.budget_kib:g} is too small: the "
-                f"cheapest layer alone needs {cheapest / 1024:.1f} KiB of backward memory"
+                f"cheapest layer alone needs {cheapest.memory / 1024:.2f} KiB of "
+                f"backward memory ({cheapest.trained[0]}, {cheapest.label})"
             )
-        return selection
+        return _merged(chosen.values())
+
+
+def _merged(options) -> tuple[set[str], Restrictions]:
+    """The parameters and restrictions of a set of options (one per layer)."""
+    trained: set[str] = set()
+    restrictions: Restrictions = {}
+    for o in options:
+        trained.update(o.trained)
+        restrictions.update(o.restrictions())
+    return trained, restrictions
+
+
+def _restrictable(
+    forward: func.FuncOp, params: dict[str, nn.ParamOp], trained: tuple[str, ...]
+) -> int | None:
+    """The layer's output-channel count if every trained parameter of it can be updated
+    by channel and they share that count, else None."""
+    counts = {output_channels(forward, params[n]) for n in trained}
+    if len(counts) != 1 or None in counts:
+        return None
+    return counts.pop()
 
 
 def _classes(step) -> int:
@@ -187,16 +329,21 @@ def _classes(step) -> int:
     return 2
 
 
-def format_selection(scores: list[LayerScore], budget_kib: float) -> str:
+def format_selection(scores: list[Option], budget_kib: float) -> str:
     lines = [
-        f"sparse-update: budget {budget_kib:g} KiB of backward memory; layers by score "
-        "(importance per relative memory + compute cost):",
-        f"  {'layer (its first parameter)':<40} {'params':>8} {'fisher':>10} {'mem KiB':>9} {'bwd MFLOP':>10} "
-        f"{'score':>7}  decision",
+        (
+            f"sparse-update: budget {budget_kib:g} KiB of backward memory; layers by "
+            "score (importance per relative memory + compute cost):"
+        ),
+        (
+            f"  {'layer (its first parameter)':<40} {'trains':>9} {'params':>8} "
+            f"{'fisher':>10} {'mem KiB':>9} {'bwd MFLOP':>10} {'score':>7}  decision"
+        ),
     ]
     for s in sorted(scores, key=lambda s: -s.score):
         lines.append(
-            f"  {s.layer.params[0][:40]:<40} {s.params:>8} {s.fisher:>10.3g} "
-            f"{s.memory / 1024:>9.1f} {s.flops / 1e6:>10.3f} {s.score:>7.3f}  {s.reason}"
+            f"  {s.layer.params[0][:40]:<40} {s.label:>9} {s.params:>8} "
+            f"{s.fisher:>10.3g} {s.memory / 1024:>9.2f} {s.flops / 1e6:>10.3f} "
+            f"{s.score:>7.3f}  {s.reason}"
         )
     return "\n".join(lines) + "\n"

@@ -20,15 +20,26 @@ CFLAGS = ["-O2", "-Wall", "-Wextra", "-Werror", "-std=gnu11", "-fPIC", "-shared"
 
 
 @functools.cache
-def runtime() -> ctypes.CDLL:
+def _build() -> ctypes.CDLL | str:
+    """The loaded library, or the compiler's error (cached too, so that a broken
+    runtime fails every test at once instead of recompiling for each)."""
     build = Path(tempfile.mkdtemp(prefix="edge_runtime_"))
     library = build / "libedge_runtime.so"
     sources = sorted(str(p) for p in RUNTIME.glob("*.c"))
-    subprocess.run(
+    result = subprocess.run(
         ["gcc", *CFLAGS, f"-I{RUNTIME}", *sources, "-o", str(library), "-lm"],
-        check=True, capture_output=True, text=True,
+        capture_output=True, text=True,
     )
+    if result.returncode != 0:
+        return result.stderr
     return ctypes.CDLL(str(library))
+
+
+def runtime() -> ctypes.CDLL:
+    library = _build()
+    if isinstance(library, str):
+        raise RuntimeError(f"the C runtime does not compile:\n{library}")
+    return library
 
 
 def pointer(array: np.ndarray) -> ctypes.c_void_p:

@@ -393,8 +393,8 @@ def conv_net(seed: int = 0) -> tuple[ModuleOp, list[np.ndarray], np.ndarray]:
 def token_net(seed: int = 0) -> tuple[ModuleOp, list[np.ndarray], np.ndarray]:
     """Batch 3 of 6 tokens of width 8, 4 classes: single-head attention written with
     both matmul transpose flags, layer norm, an MLP with tanh-gelu, then a head that
-    uses every remaining element-wise, slicing, broadcasting and reduction op; `wq` is
-    loaded twice (its gradient sums two uses)."""
+    uses every remaining element-wise, slicing, gathering, broadcasting and reduction
+    op; `wq` is loaded twice (its gradient sums two uses)."""
     b = ModelBuilder(seed, (3, 6, 8))
     (x,) = b.args
     q = b(nn.LinearOp(x, b.param("wq", (8, 8))))
@@ -433,14 +433,20 @@ def token_net(seed: int = 0) -> tuple[ModuleOp, list[np.ndarray], np.ndarray]:
     silu = b(nn.SqueezeOp(b(nn.SiluOp(cat4)), (1,)))
     pooled = b(nn.ReduceMeanOp(silu, (1,)))  # (3, 11)
     summed = b(nn.ReduceSumOp(silu, (-1,), keepdims=True))  # (3, 3, 1)
+    # A gather that picks one feature twice (its gradient sums both).
+    picked = b(nn.ReduceMeanOp(b(nn.GatherOp(mixed, (7, 0, 7), -1)), (1,)))  # (3, 3)
     features = b(
         nn.ConcatOp(
-            [pooled, b(nn.ReshapeOp(summed, (3, 3))), b(nn.ReduceMeanOp(h2, (1,)))], 1
+            [
+                pooled, b(nn.ReshapeOp(summed, (3, 3))), b(nn.ReduceMeanOp(h2, (1,))),
+                picked,
+            ],
+            1,
         )
-    )  # (3, 22)
-    shift = b(nn.BroadcastToOp(b.param("shift", (1, 22), "small"), (3, 22)))
+    )  # (3, 25)
+    shift = b(nn.BroadcastToOp(b.param("shift", (1, 25), "small"), (3, 25)))
     features = b(nn.HardswishOp(b(nn.AddOp(features, shift))))
-    hidden = b(nn.LinearOp(features, b.param("wh", (8, 22))))
+    hidden = b(nn.LinearOp(features, b.param("wh", (8, 25))))
     hidden = b(nn.ReluOp(b(nn.LinearOp(hidden, b.load("wq")))))  # wq again
     logits = b(nn.LogSoftmaxOp(b(nn.LinearOp(hidden, b.param("head", (4, 8)))), 1))
     labels = b.rng.integers(0, 4, 3).astype(np.int32)
@@ -809,6 +815,7 @@ def _perturbed(op_type: type[Operation], factor: float):
         (nn.ConvTranspose2dOp, conv_net),
         (nn.SoftmaxOp, token_net),
         (nn.SliceOp, token_net),
+        (nn.GatherOp, token_net),
     ],
     ids=lambda v: getattr(v, "__name__", None),
 )

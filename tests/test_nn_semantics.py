@@ -753,6 +753,30 @@ def test_slice(case, dtype, seed):
     _check(ours, expected, dtype, rtol=0, atol=0)
 
 
+@st.composite
+def gathers(draw, unique: bool = False):
+    """A shape, an axis (either sign) and indices into it: any order, repeats allowed
+    unless `unique`."""
+    shape = draw(_shapes(min_dims=1, max_side=5))
+    axis = draw(st.integers(-len(shape), len(shape) - 1))
+    indices = draw(
+        st.lists(
+            st.integers(0, shape[axis] - 1), min_size=1, max_size=6, unique=unique
+        )
+    )
+    return shape, indices, axis
+
+
+@SETTINGS
+@given(case=gathers(), dtype=ANY_DTYPES, seed=SEEDS)
+def test_gather(case, dtype, seed):
+    shape, indices, axis = case
+    x = _random(np.random.default_rng(seed), shape, dtype)
+    ours = _run(lambda a: nn.GatherOp(a, indices, axis), x)
+    expected = torch.index_select(_t(x), axis, torch.tensor(indices))
+    _check(ours, expected, dtype, rtol=0, atol=0)
+
+
 @FEW
 @given(
     data=st.data(),
@@ -1051,6 +1075,22 @@ INVALID = [
         "bounds [4, -1) along axis 0 are outside the axis size 4", id="slice-bounds",
     ),
     pytest.param(
+        nn.GatherOp, [_t32(4, 3)], _t32(2, 3), {"axis": _i(0), "indices": _ints(1, 4)},
+        "indices [4] are outside [0, 4) (axis 0 of [4, 3])", id="gather-range",
+    ),
+    pytest.param(
+        nn.GatherOp, [_t32(4, 3)], _t32(0, 3), {"axis": _i(0), "indices": _ints()},
+        "indices must not be empty", id="gather-empty",
+    ),
+    pytest.param(
+        nn.GatherOp, [_t32(4, 3)], _t32(4, 2), {"axis": _i(2), "indices": _ints(0, 1)},
+        "axis 2 is out of range for rank 2", id="gather-axis",
+    ),
+    pytest.param(
+        nn.GatherOp, [_t32(4, 3)], _t32(2, 3), {"axis": _i(1), "indices": _ints(0, 1)},
+        "result shape [2, 3] does not match the shape [4, 2]", id="gather-result",
+    ),
+    pytest.param(
         nn.SqueezeOp, [_t32(2, 1)], _t32(1), {"axes": _ints(0)},
         "axis 0 has size 2, not 1", id="squeeze-size",
     ),
@@ -1104,7 +1144,8 @@ def test_every_nn_op_is_covered():
             nn.GeluOp, nn.LinearOp, nn.MatmulOp, nn.Conv2dOp, nn.ConvTranspose2dOp,
             nn.SoftmaxOp, nn.LogSoftmaxOp, nn.LayerNormOp, nn.BatchNormOp,
             nn.GroupNormOp, nn.MaxPool2dOp, nn.AvgPool2dOp, nn.GlobalAvgPoolOp,
-            nn.ReshapeOp, nn.BroadcastToOp, nn.TransposeOp, nn.ConcatOp, nn.SliceOp, nn.SqueezeOp,
+            nn.ReshapeOp, nn.BroadcastToOp, nn.TransposeOp, nn.ConcatOp, nn.SliceOp,
+            nn.GatherOp, nn.SqueezeOp,
             nn.UnsqueezeOp, nn.ReduceMeanOp, nn.ReduceSumOp, nn.ConstantOp,
             nn.LoadOp, nn.ParamOp,
         }

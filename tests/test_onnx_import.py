@@ -819,6 +819,57 @@ def test_slice_attribute_form():
     single_op("Slice", (4, 5, 6), opset=9, starts=[1, -4], ends=[1000, -1], axes=[0, 2])
 
 
+@pytest.mark.parametrize(
+    "indices, axis",
+    [
+        (np.array([2, 0, 2], np.int64), 0),  # repeats, any order
+        (np.array([-1, 1], np.int64), 1),  # negative: from the end
+        (np.array(3, np.int64), -1),  # a scalar index drops the axis
+        (np.array(-2, np.int32), 1),
+        (np.array([[0, 1], [1, 0], [2, 2]], np.int64), 2),  # 2-D indices
+    ],
+    ids=["repeats", "negative", "scalar", "scalar-negative-int32", "2-d"],
+)
+def test_gather(indices, axis):
+    module = single_op(
+        "Gather", (3, 4, 5), initializers={"i": indices}, inputs=["i"], axis=axis
+    )
+    assert "nn.gather" in ops_of(module)
+
+
+def test_gather_of_a_parameter_keeps_it_trainable():
+    """An embedding-style lookup with constant indices: the table stays a parameter."""
+    table = np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32)
+    nodes = [
+        helper.make_node("Gather", ["table", "i"], ["rows"], axis=0),
+        helper.make_node("Add", ["x", "rows"], ["y"]),
+    ]
+    model = make_model(
+        nodes, {"x": (3, 4)}, ["y"], {"table": table, "i": np.array([5, 0, 5])}
+    )
+    module = check_against_ort(model, random_inputs({"x": (3, 4)}))
+    assert [p.sym_name.data for p in params_of(module).values()] == ["table"]
+    assert params_of(module)["table"].is_trainable
+
+
+def test_gather_with_input_indices_is_unsupported():
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["x", "i"], ["y"], name="lookup")],
+        "test",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, (3, 2)),
+            helper.make_tensor_value_info("i", TensorProto.INT64, (2,)),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8
+    )
+    with pytest.raises(UnsupportedOnnxError) as info:
+        import_onnx(model)
+    assert info.value.problems["Gather: non-constant indices"] == ["lookup"]
+
+
 @pytest.mark.parametrize("op_type", ["ReduceMean", "ReduceSum"])
 @pytest.mark.parametrize("opset", [13, 18])
 @pytest.mark.parametrize("axes", [None, [1], [0, -1]])
@@ -1046,28 +1097,25 @@ def test_unsupported_ops_are_all_listed():
         helper.make_node("Relu", ["x"], ["a"]),
         helper.make_node("Cos", ["a"], ["b"], name="cos_1"),
         helper.make_node("Cos", ["b"], ["c"], name="cos_2"),
-        helper.make_node("Gather", ["c", "idx"], ["d"], name="gather"),
+        helper.make_node("Round", ["c"], ["d"], name="round"),
         helper.make_node(
             "FusedThing", ["d"], ["e"], name="fused", domain="com.example"
         ),
         helper.make_node("Conv", ["e", "w"], ["f"], name="conv3d"),
         helper.make_node("Softmax", ["f"], ["y"], name="ok_after_error"),
     ]
-    initializers = {
-        "idx": np.array([0], np.int64),
-        "w": np.ones((1, 1, 1, 1, 1), np.float32),
-    }
+    initializers = {"w": np.ones((1, 1, 1, 1, 1), np.float32)}
     model = make_model(nodes, {"x": (1, 1, 2, 2, 2)}, ["y"], initializers)
     with pytest.raises(UnsupportedOnnxError) as info:
         import_onnx(model)
     problems = info.value.problems
     assert problems["Cos"] == ["cos_1", "cos_2"]
-    assert problems["Gather"] == ["gather"]
+    assert problems["Round"] == ["round"]
     assert problems["com.example.FusedThing"] == ["fused"]
     assert len(problems) == 3  # Conv and Softmax read poisoned values: not reported
     message = str(info.value)
     assert "Cos: 2 nodes (e.g. 'cos_1')" in message
-    assert "Gather: 1 node ('gather')" in message
+    assert "Round: 1 node ('round')" in message
     assert "com.example.FusedThing" in message
 
 

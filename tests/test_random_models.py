@@ -169,6 +169,10 @@ def features(module: ModuleOp) -> set[str]:
             found.add("avg_pool2d-count-include-pad")
         elif isinstance(op, nn.SliceOp) and min(op.steps.get_values()) < 0:
             found.add("slice-negative-step")
+        elif isinstance(op, nn.GatherOp):
+            indices = op.indices.get_values()
+            if len(set(indices)) < len(indices):
+                found.add("gather-repeated")
         elif isinstance(op, nn.GeluOp) and op.approximate.data == "tanh":
             found.add("gelu-tanh")
         elif isinstance(op, nn.ReduceSumOp | nn.ReduceMeanOp) and op.keepdims:
@@ -184,7 +188,7 @@ EXPECTED_FEATURES = {
     "conv_transpose2d-output-padding", "matmul-transpose-lhs", "matmul-transpose-rhs",
     "matmul-broadcast", "batch_norm-training", "batch_norm-inference",
     "max_pool2d-ceil", "max_pool2d-dilated", "max_pool2d-padded",
-    "avg_pool2d-count-include-pad", "slice-negative-step", "gelu-tanh",
+    "avg_pool2d-count-include-pad", "slice-negative-step", "gather-repeated", "gelu-tanh",
     "reduce-keepdims", "rank-0",
     *(f"nn.{op}-broadcast" for op in ("add", "sub", "mul", "div", "pow")),
 }  # fmt: skip

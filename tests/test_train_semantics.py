@@ -40,6 +40,7 @@ from edge_opt.ir.interpreters import make_interpreter
 from edge_opt.ir.session import Session, run
 
 from test_nn_semantics import (  # the nn tests' strategies and oracle helpers
+    ANY_DTYPES,
     DTYPES,
     EPSILONS,
     SEEDS,
@@ -53,6 +54,7 @@ from test_nn_semantics import (  # the nn tests' strategies and oracle helpers
     _tol,
     conv2d_cases,
     conv_transpose2d_cases,
+    gathers,
     pool_cases,
     shape_and_axis,
     slices,
@@ -612,6 +614,24 @@ def test_slice_grad(case, dtype, seed):
     _check(ours, expected, dtype, rtol=0, atol=0)
 
 
+@SETTINGS
+@given(case=gathers(unique=True), dtype=ANY_DTYPES, seed=SEEDS)
+def test_scatter(case, dtype, seed):
+    """`torch.Tensor.index_copy`: the listed slices replaced, every other element of
+    the destination unchanged (bit for bit)."""
+    shape, indices, axis = case
+    rng = np.random.default_rng(seed)
+    dest = _random(rng, shape, dtype)
+    values_shape = list(shape)
+    values_shape[axis] = len(indices)
+    values = _random(rng, values_shape, dtype)
+    ours = _run1(lambda d, v: train.ScatterOp(d, v, indices, axis), dest, values)
+    expected = _t(dest).index_copy(axis, torch.tensor(indices), _t(values))
+    _check(ours, expected, dtype, rtol=0, atol=0)
+    # Its adjoint pair: gathering the same indices gives the values back.
+    np.testing.assert_array_equal(np.take(ours, indices, axis=axis), values)
+
+
 # --------------------------------------------------------------------------------------
 # Losses
 # --------------------------------------------------------------------------------------
@@ -884,6 +904,21 @@ def test_run_op(shape, dtype, seed):
     _check(p, _t(x - 0.5 * (dy + 0.5 * dy)), dtype, **_tol(dtype, 1e-6, 1e-6))
 
 
+@FEW
+@given(shape=_shapes(min_dims=1), dtype=DTYPES, seed=SEEDS)
+def test_run_op_scatter(shape, dtype, seed):
+    rng = np.random.default_rng(seed)
+    dest = _random(rng, shape, dtype)
+    values = _random(rng, (1, *shape[1:]), dtype)
+    last = shape[0] - 1
+    block = Block(arg_types=[tensor_type(dest), tensor_type(values)])
+    op = train.ScatterOp(*block.args, [last], 0)
+    (ours,) = make_interpreter(ModuleOp([])).run_op(op, (dest, values))
+    expected = np.concatenate([dest[:last], values])
+    _check(ours, _t(expected), dtype, rtol=0, atol=0)
+    assert not np.shares_memory(ours, dest)  # a new value, the operand is untouched
+
+
 # --------------------------------------------------------------------------------------
 # Convention
 # --------------------------------------------------------------------------------------
@@ -900,7 +935,7 @@ def test_every_train_op_is_covered():
         train.Conv2dGradInputOp, train.Conv2dGradWeightOp,
         train.ConvTranspose2dGradInputOp, train.ConvTranspose2dGradWeightOp,
         train.MaxPool2dWithIndicesOp, train.MaxPool2dGradOp, train.AvgPool2dGradOp,
-        train.SliceGradOp, train.CrossEntropyOp, train.CrossEntropyGradOp,
+        train.SliceGradOp, train.ScatterOp, train.CrossEntropyOp, train.CrossEntropyGradOp,
         train.MseOp, train.MseGradOp, train.SgdOp, train.SgdMomentumOp, train.AdamOp,
         train.StoreOp,
     }

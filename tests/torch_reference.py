@@ -315,6 +315,12 @@ def _slice(op: nn.SliceOp, x: Tensor) -> Tensor:
     return x
 
 
+@_rule(nn.GatherOp)
+def _gather(op: nn.GatherOp, x: Tensor) -> Tensor:
+    indices = torch.tensor(_ints(op.indices), dtype=torch.int64)
+    return torch.index_select(x, op.axis.value.data, indices)
+
+
 @_rule(nn.SqueezeOp)
 def _squeeze(op: nn.SqueezeOp, x: Tensor) -> Tensor:
     return torch.squeeze(x, dim=_ints(op.axes))

@@ -107,6 +107,13 @@ def _run_kernel(self: KernelFunctions, interpreter: Interpreter, op: Operation,
         twin = twins[op] = op.tensor_equivalent()
     count = len(op.inputs)
     inputs, outputs = args[:count], args[count:]
+    # A kernel may write any part of an output before it has read all of its inputs
+    # (a convolution writes row by row): an output that overlaps an input it may not
+    # run in place over would clobber it. Model that: such outputs are poisoned first.
+    for i, buffer in enumerate(outputs):
+        in_place = any(op.outputs[i] == op.inputs[j] for j in op.INPLACE.get(i, ()))
+        if not in_place:
+            buffer.reshape(-1).view(np.uint8)[...] = POISON_BYTE
     # Inputs are read in full before any output is written, as a kernel that may run
     # in place must do too.
     results = interpreter.run_op(twin, tuple(np.array(a) for a in inputs))

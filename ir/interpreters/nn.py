@@ -257,6 +257,12 @@ class NnFunctions(InterpreterFunctions):
             ),
         )
 
+    @impl(nn.GatherOp)
+    def run_gather(self, interpreter: Interpreter, op: nn.GatherOp, args: tuple):
+        return _result(
+            op, numerics.gather(args[0], op.indices.get_values(), op.axis.value.data)
+        )
+
     @impl(nn.ReduceMeanOp)
     def run_reduce_mean(
         self, interpreter: Interpreter, op: nn.ReduceMeanOp, args: tuple

@@ -264,6 +264,12 @@ class TrainFunctions(InterpreterFunctions):
             ),
         )
 
+    @impl(train.ScatterOp)
+    def run_scatter(self, interpreter: Interpreter, op: train.ScatterOp, args):
+        return _typed(
+            op, (tn.scatter(*args, op.indices.get_values(), op.axis.value.data),)
+        )
+
     @impl(train.SgdOp)
     def run_sgd(self, interpreter: Interpreter, op: train.SgdOp, args):
         return _typed(

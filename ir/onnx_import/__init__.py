@@ -59,8 +59,8 @@ become the 2-D op on a height-1 tensor between `nn.unsqueeze` and `nn.squeeze`),
 MatMul, Add, Sub, Mul, Div, Pow, Relu, Gelu, Erf, Sqrt, Exp, Log, Neg, Sigmoid, Tanh,
 HardSwish, Softmax, LogSoftmax, LayerNormalization, BatchNormalization (inference),
 MaxPool, AveragePool (1-D, 2-D), GlobalAveragePool, Reshape, Transpose, Flatten, Squeeze,
-Unsqueeze, Concat, Slice, ReduceMean, ReduceSum, Constant, Identity, Dropout, Shape, Size;
-plus any op the reference evaluator can fold. `com.microsoft`: Gelu (exact) and FastGelu
+Unsqueeze, Concat, Slice, Gather (constant indices), ReduceMean, ReduceSum, Constant,
+Identity, Dropout, Shape, Size; plus any op the reference evaluator can fold. `com.microsoft`: Gelu (exact) and FastGelu
 (tanh form, optional bias). `auto_pad` NOTSET, VALID, SAME_UPPER and SAME_LOWER.
 
 Where the ONNX semantics depend on the opset they follow the model's opset: Softmax and

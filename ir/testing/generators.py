@@ -324,6 +324,18 @@ def _slice(b: _Builder) -> SSAValue:
     return b.emit(nn.SliceOp(x, starts, ends, steps))
 
 
+def _gather(b: _Builder) -> SSAValue:
+    """Indices in any order, with repeats (whose gradients add up) now and then."""
+    x = b.pick(min_rank=1)
+    rank = len(b.shape(x))
+    axis = b.integer(-rank, rank - 1)
+    size = b.shape(x)[axis]
+    indices = b.draw(
+        st.lists(st.integers(0, size - 1), min_size=1, max_size=max(1, b.max_dim))
+    )
+    return b.emit(nn.GatherOp(x, indices, axis))  # type: ignore[arg-type]
+
+
 def _signed(b: _Builder, axes: Sequence[int], rank: int) -> list[int]:
     """Some of the axes written as negative indices."""
     return [a - rank if b.coin() else a for a in axes]
@@ -404,6 +416,7 @@ _GENERATORS: dict[str, Generator] = {
     "broadcast_to": _broadcast_to,
     "concat": _concat,
     "slice": _slice,
+    "gather": _gather,
     "squeeze": _squeeze,
     "unsqueeze": _unsqueeze,
     "reduce_mean": _reduce(nn.ReduceMeanOp),

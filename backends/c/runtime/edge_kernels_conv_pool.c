@@ -1,2 +1,446 @@
-/* edge-opt runtime: conv_pool kernels. */
+/* edge-opt runtime: convolution and pooling kernels (see edge_kernels_conv_pool.h).
+ *
+ * Work is split by output element (edge_split over the flat output). A forward kernel
+ * walks its share row by row, with the window taps that fall inside the input computed
+ * once per row (vertically) and per output (horizontally), so the inner loop over a
+ * window row has no bounds tests. Backward kernels that PyTorch writes as scatters
+ * (transposed convolution, pooling gradients) are gathers here: each input-gradient
+ * element visits the taps (i, j) whose window reaches it, in the order i, j.
+ */
 #include "edge_runtime.h"
+
+/* ceil(a / b) for b > 0 (C division truncates toward zero). */
+static inline int32_t ceil_div(int32_t a, int32_t b) {
+  int32_t q = a / b;
+  return (a % b != 0 && a > 0) ? q + 1 : q;
+}
+
+/* The taps k in [*lo, *hi), k < taps, with 0 <= start + k * step < size. */
+static inline void taps_inside(int32_t start, int32_t step, int32_t taps, int32_t size,
+                               int32_t *lo, int32_t *hi) {
+  int32_t first, last;
+  if (step == 1) {
+    first = start < 0 ? -start : 0;
+    last = size - start;
+  } else {
+    first = start < 0 ? ceil_div(-start, step) : 0;
+    last = ceil_div(size - start, step);
+  }
+  if (last > taps) last = taps;
+  if (last < first) last = first;
+  *lo = first;
+  *hi = last;
+}
+
+/* The window index o < count whose tap `tap` (taps `dilation` apart, windows `stride`
+ * apart, starting at -pad) lands on input coordinate `coordinate`, or -1. */
+static inline int32_t window_at(int32_t coordinate, int32_t pad, int32_t tap,
+                                int32_t dilation, int32_t stride, int32_t count) {
+  int32_t t = coordinate + pad - tap * dilation;
+  if (t < 0) return -1;
+  if (stride > 1) {
+    if (t % stride) return -1;
+    t /= stride;
+  }
+  return t < count ? t : -1;
+}
+
+/* Output rows of `length` elements: the columns [*x0, *x1) of `row` that are in this
+ * core's share [begin, end) of the flat output. */
+static inline void row_share(int32_t row, int32_t length, int32_t begin, int32_t end,
+                             int32_t *x0, int32_t *x1) {
+  const int32_t first = row * length;
+  *x0 = begin > first ? begin - first : 0;
+  *x1 = end - first < length ? end - first : length;
+}
+
+/* ------------------------------------------------------------------------------------
+ * Convolution
+ * ------------------------------------------------------------------------------------ */
+
+/* One output of the convolution: the sum over q < cg, rows i in [i0, i1) and taps j in
+ * [j0, j1), in that order, of x * w. `xq` points at tap (i0, j0) of channel 0, `wq` at
+ * W[k, 0, i0, j0]. */
+static inline float conv_point(const float *xq, const float *wq, int32_t cg, int32_t hw,
+                               int32_t khw, int32_t rows, int32_t row_step, int32_t kw,
+                               int32_t taps, int32_t dw) {
+  float acc = 0.0f;
+  for (int32_t q = 0; q < cg; q++, xq += hw, wq += khw) {
+    const float *xr = xq, *wr = wq;
+    for (int32_t i = 0; i < rows; i++, xr += row_step, wr += kw) {
+      const float *xp = xr;
+      for (int32_t j = 0; j < taps; j++, xp += dw) acc += *xp * wr[j];
+    }
+  }
+  return acc;
+}
+
+/* CONV_BLOCK adjacent outputs, `step` columns apart, whose windows have all kw taps
+ * inside the input: conv_point's sums, in conv_point's order (so an output's bits do not
+ * depend on which of the two computed it), sharing each weight load. The caller passes
+ * step = 1 as a constant where it can, for immediate load offsets. */
+#define CONV_BLOCK 4
+static inline void conv_block(const float *xq, const float *wq, int32_t cg, int32_t hw,
+                              int32_t khw, int32_t rows, int32_t row_step, int32_t kw,
+                              int32_t dw, int32_t step, float out[CONV_BLOCK]) {
+  float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+  for (int32_t q = 0; q < cg; q++, xq += hw, wq += khw) {
+    const float *xr = xq, *wr = wq;
+    for (int32_t i = 0; i < rows; i++, xr += row_step, wr += kw) {
+      const float *xp = xr;
+      for (int32_t j = 0; j < kw; j++, xp += dw) {
+        const float v = wr[j];
+        a0 += xp[0] * v;
+        a1 += xp[step] * v;
+        a2 += xp[2 * step] * v;
+        a3 += xp[3 * step] * v;
+      }
+    }
+  }
+  out[0] = a0;
+  out[1] = a1;
+  out[2] = a2;
+  out[3] = a3;
+}
+
+/* Y = conv(X, W) (+ bias), the oh x ow outputs the struct names. The columns whose
+ * windows are inside the input along x go in groups of CONV_BLOCK from the first of them,
+ * each computed by conv_block (whole, also where a core's share ends inside it: each
+ * core stores its own columns); the others column by column. Which columns are blocked
+ * depends on the geometry only, never on the split. */
+static void conv_forward(const edge_conv2d_t *p, const float *x, const float *w,
+                         const float *bias, float *y) {
+  const int32_t cg = p->c / p->groups, og = p->o / p->groups;
+  const int32_t kh = p->kh, kw = p->kw, khw = kh * kw;
+  const int32_t h = p->h, wd = p->w, hw = h * wd;
+  const int32_t sh = p->stride[0], sw = p->stride[1];
+  const int32_t dh = p->dilation[0], dw = p->dilation[1];
+  const int32_t ow = p->ow, row_step = dh * wd;
+  /* the columns [inner0, inner1) whose windows have all kw taps inside the input */
+  const int32_t reach = wd - 1 + p->padding[1] - (kw - 1) * dw;
+  const int32_t inner0 = ceil_div(p->padding[1], sw);
+  const int32_t inner1 = reach < 0 ? 0 : (reach / sw + 1 < ow ? reach / sw + 1 : ow);
+  if (ow > 0) {
+    int32_t begin, end;
+    edge_split(p->n * p->o * p->oh * ow, &begin, &end);
+    for (int32_t row = begin / ow; row * ow < end; row++) {
+      int32_t x0, x1;
+      row_share(row, ow, begin, end, &x0, &x1);
+      const int32_t oy = row % p->oh, plane = row / p->oh;
+      const int32_t k = plane % p->o, b = plane / p->o;
+      const int32_t ys = oy * sh - p->padding[0];
+      int32_t i0, i1;
+      taps_inside(ys, dh, kh, h, &i0, &i1);
+      const float add = bias ? bias[k] : 0.0f;
+      float *yrow = y + row * ow;
+      if (i0 == i1) { /* every window row is padding */
+        for (int32_t ox = x0; ox < x1; ox++) yrow[ox] = bias ? 0.0f + add : 0.0f;
+        continue;
+      }
+      /* channel 0 of k's group at row tap i0, column 0; W[k, 0, i0, 0] */
+      const float *xg = x + (b * p->c + (k / og) * cg) * hw + (ys + i0 * dh) * wd;
+      const float *wk = w + k * cg * khw + i0 * kw;
+      for (int32_t ox = x0; ox < x1;) {
+        const int32_t group = inner0 + (ox - inner0) / CONV_BLOCK * CONV_BLOCK;
+        if (ox >= inner0 && group + CONV_BLOCK <= inner1) {
+          const int32_t first = group * sw - p->padding[1];
+          float out[CONV_BLOCK];
+          if (sw == 1)
+            conv_block(xg + first, wk, cg, hw, khw, i1 - i0, row_step, kw, dw, 1, out);
+          else
+            conv_block(xg + first, wk, cg, hw, khw, i1 - i0, row_step, kw, dw, sw, out);
+          const int32_t stop = group + CONV_BLOCK < x1 ? group + CONV_BLOCK : x1;
+          for (; ox < stop; ox++) yrow[ox] = bias ? out[ox - group] + add : out[ox - group];
+        } else {
+          const int32_t xs = ox * sw - p->padding[1];
+          int32_t j0, j1;
+          taps_inside(xs, dw, kw, wd, &j0, &j1);
+          const float acc = j0 == j1 ? 0.0f
+                                     : conv_point(xg + xs + j0 * dw, wk + j0, cg, hw, khw,
+                                                  i1 - i0, row_step, kw, j1 - j0, dw);
+          yrow[ox] = bias ? acc + add : acc;
+          ox++;
+        }
+      }
+    }
+  }
+  edge_barrier();
+}
+
+/* X-shaped result (n, c, h, w) of the transposed convolution of dY (n, o, oh, ow):
+ * dX[b, ch, yy, xx] = sum of W[k, q, i, j] dY[b, k, oy, ox] over the taps whose window
+ * (oy, ox) reads (yy, xx), k in ch's group (+ bias[ch]). */
+static void conv_transposed(const edge_conv2d_t *p, const float *dy, const float *w,
+                            const float *bias, float *dx) {
+  const int32_t cg = p->c / p->groups, og = p->o / p->groups;
+  const int32_t kh = p->kh, kw = p->kw, khw = kh * kw;
+  const int32_t oh = p->oh, ow = p->ow, ohw = oh * ow;
+  const int32_t sh = p->stride[0], sw = p->stride[1];
+  const int32_t dh = p->dilation[0], dw = p->dilation[1];
+  const int32_t weight_step = cg * khw; /* from W[k, q] to W[k + 1, q] */
+  if (p->w > 0) {
+    int32_t begin, end;
+    edge_split(p->n * p->c * p->h * p->w, &begin, &end);
+    for (int32_t row = begin / p->w; row * p->w < end; row++) {
+      int32_t x0, x1;
+      row_share(row, p->w, begin, end, &x0, &x1);
+      const int32_t yy = row % p->h, plane = row / p->h;
+      const int32_t ch = plane % p->c, b = plane / p->c;
+      const int32_t g = ch / cg, q = ch % cg;
+      const float *dyg = dy + (b * p->o + g * og) * ohw;
+      const float *wg = w + (g * og * cg + q) * khw;
+      float *dxrow = dx + row * p->w;
+      for (int32_t xx = x0; xx < x1; xx++) {
+        float acc = 0.0f;
+        for (int32_t i = 0; i < kh; i++) {
+          const int32_t oy = window_at(yy, p->padding[0], i, dh, sh, oh);
+          if (oy < 0) continue;
+          for (int32_t j = 0; j < kw; j++) {
+            const int32_t ox = window_at(xx, p->padding[1], j, dw, sw, ow);
+            if (ox < 0) continue;
+            const float *d = dyg + oy * ow + ox;
+            const float *wt = wg + i * kw + j;
+            for (int32_t k = 0; k < og; k++, d += ohw, wt += weight_step) acc += *d * *wt;
+          }
+        }
+        dxrow[xx] = bias ? acc + bias[ch] : acc;
+      }
+    }
+  }
+  edge_barrier();
+}
+
+/* dW (o, c/groups, kh, kw) = sum over b, oy, ox of dY[b, k, oy, ox] X[b, ..., tap]. */
+static void conv_weight_gradient(const edge_conv2d_t *p, const float *dy, const float *x,
+                                 float *dw) {
+  const int32_t cg = p->c / p->groups, og = p->o / p->groups;
+  const int32_t kh = p->kh, kw = p->kw;
+  const int32_t h = p->h, wd = p->w, hw = h * wd;
+  const int32_t oh = p->oh, ow = p->ow, ohw = oh * ow;
+  const int32_t sh = p->stride[0], sw = p->stride[1];
+  int32_t begin, end;
+  edge_split(p->o * cg * kh * kw, &begin, &end);
+  for (int32_t e = begin; e < end; e++) {
+    const int32_t j = e % kw, i = (e / kw) % kh, kq = e / (kw * kh);
+    const int32_t q = kq % cg, k = kq / cg;
+    const int32_t ys = i * p->dilation[0] - p->padding[0];
+    const int32_t xs = j * p->dilation[1] - p->padding[1];
+    int32_t y0, y1, x0, x1;
+    taps_inside(ys, sh, oh, h, &y0, &y1);
+    taps_inside(xs, sw, ow, wd, &x0, &x1);
+    float acc = 0.0f;
+    if (x0 < x1) {
+      for (int32_t b = 0; b < p->n; b++) {
+        const float *dyk = dy + (b * p->o + k) * ohw + x0;
+        const float *xq = x + (b * p->c + (k / og) * cg + q) * hw + xs + x0 * sw;
+        for (int32_t oy = y0; oy < y1; oy++) {
+          const float *d = dyk + oy * ow;
+          const float *xr = xq + (oy * sh + ys) * wd;
+          for (int32_t t = 0; t < x1 - x0; t++, xr += sw) acc += d[t] * *xr;
+        }
+      }
+    }
+    dw[e] = acc;
+  }
+  edge_barrier();
+}
+
+void edge_conv2d_f32(const edge_conv2d_t *p, const float *x, const float *w,
+                     const float *bias, float *y) {
+  conv_forward(p, x, w, bias, y);
+}
+
+void edge_conv2d_grad_input_f32(const edge_conv2d_t *p, const float *dy, const float *w,
+                                float *dx) {
+  conv_transposed(p, dy, w, NULL, dx);
+}
+
+void edge_conv2d_grad_weight_f32(const edge_conv2d_t *p, const float *dy, const float *x,
+                                 float *dw) {
+  conv_weight_gradient(p, dy, x, dw);
+}
+
+void edge_conv_transpose2d_f32(const edge_conv2d_t *p, const float *x, const float *w,
+                               const float *bias, float *y) {
+  conv_transposed(p, x, w, bias, y);
+}
+
+void edge_conv_transpose2d_grad_input_f32(const edge_conv2d_t *p, const float *dy,
+                                          const float *w, float *dx) {
+  conv_forward(p, dy, w, NULL, dx);
+}
+
+void edge_conv_transpose2d_grad_weight_f32(const edge_conv2d_t *p, const float *dy,
+                                           const float *x, float *dw) {
+  /* the op's input plays the convolution's output gradient, dy its input */
+  conv_weight_gradient(p, x, dy, dw);
+}
+
+/* ------------------------------------------------------------------------------------
+ * Pooling
+ * ------------------------------------------------------------------------------------ */
+
+static void max_pool(const edge_pool2d_t *p, const float *x, float *y, uint8_t *indices) {
+  const int32_t kh = p->kh, kw = p->kw, h = p->h, wd = p->w, hw = h * wd;
+  const int32_t dh = p->dilation[0], dw = p->dilation[1];
+  if (p->ow > 0) {
+    int32_t begin, end;
+    edge_split(p->n * p->c * p->oh * p->ow, &begin, &end);
+    for (int32_t row = begin / p->ow; row * p->ow < end; row++) {
+      int32_t x0, x1;
+      row_share(row, p->ow, begin, end, &x0, &x1);
+      const int32_t oy = row % p->oh;
+      const float *xp = x + (row / p->oh) * hw;
+      const int32_t ys = oy * p->stride[0] - p->padding[0];
+      int32_t i0, i1;
+      taps_inside(ys, dh, kh, h, &i0, &i1);
+      for (int32_t ox = x0; ox < x1; ox++) {
+        const int32_t xs = ox * p->stride[1] - p->padding[1];
+        int32_t j0, j1;
+        taps_inside(xs, dw, kw, wd, &j0, &j1);
+        /* padding taps are -inf: they never win, but an all -inf window answers tap 0 */
+        float best = -__builtin_inff();
+        int32_t at = 0;
+        for (int32_t i = i0; i < i1; i++) {
+          const float *xr = xp + (ys + i * dh) * wd + xs + j0 * dw;
+          for (int32_t j = j0; j < j1; j++, xr += dw) {
+            const float v = *xr;
+            /* the first maximum; a NaN wins and stays, as NumPy's max and argmax */
+            if (v > best || (v != v && best == best)) {
+              best = v;
+              at = i * kw + j;
+            }
+          }
+        }
+        y[row * p->ow + ox] = best;
+        if (indices) indices[row * p->ow + ox] = (uint8_t)at;
+      }
+    }
+  }
+  edge_barrier();
+}
+
+void edge_max_pool2d_f32(const edge_pool2d_t *p, const float *x, float *y) {
+  max_pool(p, x, y, NULL);
+}
+
+void edge_max_pool2d_with_indices_f32(const edge_pool2d_t *p, const float *x, float *y,
+                                      uint8_t *indices) {
+  max_pool(p, x, y, indices);
+}
+
+void edge_max_pool2d_grad_f32(const edge_pool2d_t *p, const float *dy,
+                              const uint8_t *indices, float *dx) {
+  const int32_t kh = p->kh, kw = p->kw, oh = p->oh, ow = p->ow, ohw = oh * ow;
+  if (p->w > 0) {
+    int32_t begin, end;
+    edge_split(p->n * p->c * p->h * p->w, &begin, &end);
+    for (int32_t row = begin / p->w; row * p->w < end; row++) {
+      int32_t x0, x1;
+      row_share(row, p->w, begin, end, &x0, &x1);
+      const int32_t yy = row % p->h, plane = row / p->h;
+      const float *dyp = dy + plane * ohw;
+      const uint8_t *ip = indices + plane * ohw;
+      for (int32_t xx = x0; xx < x1; xx++) {
+        float acc = 0.0f;
+        for (int32_t i = 0; i < kh; i++) {
+          const int32_t oy = window_at(yy, p->padding[0], i, p->dilation[0], p->stride[0], oh);
+          if (oy < 0) continue;
+          for (int32_t j = 0; j < kw; j++) {
+            const int32_t ox =
+                window_at(xx, p->padding[1], j, p->dilation[1], p->stride[1], ow);
+            if (ox >= 0 && ip[oy * ow + ox] == i * kw + j) acc += dyp[oy * ow + ox];
+          }
+        }
+        dx[row * p->w + xx] = acc;
+      }
+    }
+  }
+  edge_barrier();
+}
+
+/* The average's divisor along one axis for the window starting at `start`. */
+static inline int32_t avg_extent(const edge_pool2d_t *p, int32_t start, int32_t taps,
+                                 int32_t size, int32_t axis) {
+  int32_t lo = 0, hi = size;
+  if (p->count_include_pad) {
+    lo = -p->padding[axis];
+    hi = size + p->padding[axis + 2];
+  }
+  if (start > lo) lo = start;
+  if (start + taps < hi) hi = start + taps;
+  return hi - lo;
+}
+
+void edge_avg_pool2d_f32(const edge_pool2d_t *p, const float *x, float *y) {
+  const int32_t kh = p->kh, kw = p->kw, h = p->h, wd = p->w, hw = h * wd;
+  if (p->ow > 0) {
+    int32_t begin, end;
+    edge_split(p->n * p->c * p->oh * p->ow, &begin, &end);
+    for (int32_t row = begin / p->ow; row * p->ow < end; row++) {
+      int32_t x0, x1;
+      row_share(row, p->ow, begin, end, &x0, &x1);
+      const int32_t oy = row % p->oh;
+      const float *xp = x + (row / p->oh) * hw;
+      const int32_t ys = oy * p->stride[0] - p->padding[0];
+      int32_t i0, i1;
+      taps_inside(ys, 1, kh, h, &i0, &i1);
+      const int32_t rows = avg_extent(p, ys, kh, h, 0);
+      for (int32_t ox = x0; ox < x1; ox++) {
+        const int32_t xs = ox * p->stride[1] - p->padding[1];
+        int32_t j0, j1;
+        taps_inside(xs, 1, kw, wd, &j0, &j1);
+        float sum = 0.0f;
+        for (int32_t i = i0; i < i1; i++) {
+          const float *xr = xp + (ys + i) * wd + xs;
+          for (int32_t j = j0; j < j1; j++) sum += xr[j];
+        }
+        y[row * p->ow + ox] = sum / (float)(rows * avg_extent(p, xs, kw, wd, 1));
+      }
+    }
+  }
+  edge_barrier();
+}
+
+void edge_avg_pool2d_grad_f32(const edge_pool2d_t *p, const float *dy, float *dx) {
+  const int32_t kh = p->kh, kw = p->kw, oh = p->oh, ow = p->ow, ohw = oh * ow;
+  const int32_t sh = p->stride[0], sw = p->stride[1];
+  if (p->w > 0) {
+    int32_t begin, end;
+    edge_split(p->n * p->c * p->h * p->w, &begin, &end);
+    for (int32_t row = begin / p->w; row * p->w < end; row++) {
+      int32_t x0, x1;
+      row_share(row, p->w, begin, end, &x0, &x1);
+      const int32_t yy = row % p->h;
+      const float *dyp = dy + (row / p->h) * ohw;
+      for (int32_t xx = x0; xx < x1; xx++) {
+        float acc = 0.0f;
+        for (int32_t i = 0; i < kh; i++) {
+          const int32_t oy = window_at(yy, p->padding[0], i, 1, sh, oh);
+          if (oy < 0) continue;
+          const int32_t rows = avg_extent(p, oy * sh - p->padding[0], kh, p->h, 0);
+          for (int32_t j = 0; j < kw; j++) {
+            const int32_t ox = window_at(xx, p->padding[1], j, 1, sw, ow);
+            if (ox < 0) continue;
+            const int32_t divisor = rows * avg_extent(p, ox * sw - p->padding[1], kw, p->w, 1);
+            acc += dyp[oy * ow + ox] / (float)divisor;
+          }
+        }
+        dx[row * p->w + xx] = acc;
+      }
+    }
+  }
+  edge_barrier();
+}
+
+void edge_global_avg_pool_f32(int32_t rows, int32_t size, const float *x, float *y) {
+  int32_t begin, end;
+  edge_split(rows, &begin, &end);
+  for (int32_t r = begin; r < end; r++) {
+    const float *xr = x + r * size;
+    float sum = 0.0f;
+    for (int32_t k = 0; k < size; k++) sum += xr[k];
+    y[r] = sum / (float)size;
+  }
+  edge_barrier();
+}

@@ -1,4 +1,53 @@
-/* edge-opt runtime: linalg kernels (to be written). */
+/* edge-opt runtime: matrix products (nn.linear, nn.matmul) and the linear gradients
+ * (train.linear_grad_input, train.linear_grad_weight).
+ *
+ * Semantics: ir/numerics.py (linear, matmul) and ir/train_numerics.py. Every kernel is
+ * one or more dense products C = A B (+ bias) written to a dense row-major output: the
+ * cores split the output elements (edge_split), and each output element is a single
+ * accumulation over k = 0, 1, ... in that order, plus the bias at the end, whatever core
+ * and register block computes it, so results do not depend on the number of cores.
+ * Arguments come in the operand order of the kernel op: inputs, then outputs. No output
+ * may alias an input. */
 #ifndef EDGE_KERNELS_LINALG_H
 #define EDGE_KERNELS_LINALG_H
-#endif
+
+#include <stdint.h>
+
+/* A linear layer on `rows` = the product of the leading axes of its input. */
+typedef struct {
+  int32_t rows;
+  int32_t in_features;
+  int32_t out_features;
+} edge_linear_t;
+
+/* y (rows, out) = x (rows, in) . w (out, in)^T [+ bias (out)]; bias may be NULL */
+void edge_linear_f32(const edge_linear_t *p, const float *x, const float *w,
+                     const float *bias, float *y);
+/* dx (rows, in) = dy (rows, out) . w (out, in) */
+void edge_linear_grad_input_f32(const edge_linear_t *p, const float *dy, const float *w,
+                                float *dx);
+/* dw (out, in) = dy (rows, out)^T . x (rows, in), summed over the rows */
+void edge_linear_grad_weight_f32(const edge_linear_t *p, const float *dy, const float *x,
+                                 float *dw);
+
+/* A batched product out (batch..., m, n) = op(lhs) . op(rhs), op transposing the last
+ * two axes of an operand when its flag is set. The batch axes (batch_rank <= 4, the
+ * runtime's rank 6 minus the matrix axes) are the output's; an operand's matrix for
+ * batch coordinates (b0, b1, ...) starts at element sum(b_i * *_batch_strides[i]),
+ * the stride being 0 along the axes the operand is broadcast on. */
+typedef struct {
+  int32_t m;
+  int32_t n;
+  int32_t k;
+  int32_t transpose_lhs;
+  int32_t transpose_rhs;
+  int32_t batch_rank;
+  int32_t batch_shape[4];
+  int32_t lhs_batch_strides[4];
+  int32_t rhs_batch_strides[4];
+} edge_matmul_t;
+
+void edge_matmul_f32(const edge_matmul_t *p, const float *lhs, const float *rhs,
+                     float *out);
+
+#endif /* EDGE_KERNELS_LINALG_H */

@@ -1,5 +1,5 @@
 """Lowerings of the ONNX shape ops (Reshape, Flatten, Transpose, Squeeze, Unsqueeze,
-Concat, Slice) and reductions (ReduceMean, ReduceSum)."""
+Concat, Slice, Gather) and reductions (ReduceMean, ReduceSum)."""
 
 from __future__ import annotations
 
@@ -160,6 +160,32 @@ def _slice(self: _Importer, node, ins, attrs):
     if begin == [0] * rank and end == list(shape) and step == [1] * rank:
         return [x]
     return [self.emit(nn.SliceOp(x, begin, end, step))]
+
+
+@_lowering("Gather", ["axis"])
+def _gather(self: _Importer, node, ins, attrs):
+    """Constant indices only: `nn.gather` of the flattened indices (ONNX's negative ones
+    counted from the end), then a squeeze for a scalar index or a reshape to
+    `data.shape[:axis] + indices.shape + data.shape[axis + 1:]` for a multi-axis one."""
+    x = self.ssa(ins[0])
+    shape = _shape(x)
+    indices = np.asarray(self.constant(ins[1], "indices"))
+    if indices.dtype.kind not in "iu":
+        raise _Unsupported(f"indices of type {indices.dtype}")
+    axis = _normalize(attrs.get("axis", 0), len(shape))
+    if indices.size == 0:
+        raise _Unsupported("empty indices")
+    size = shape[axis]
+    flat = [int(i) for i in indices.reshape(-1)]
+    outside = [i for i in flat if not -size <= i < size]
+    if outside:
+        raise ShapeError(f"indices {outside} are outside [-{size}, {size}) (axis {axis})")
+    gathered = self.emit(nn.GatherOp(x, [i % size for i in flat], axis))
+    if indices.ndim == 0:
+        return [self.emit(nn.SqueezeOp(gathered, [axis]))]
+    return [
+        _reshaped(self, gathered, (*shape[:axis], *indices.shape, *shape[axis + 1 :]))
+    ]
 
 
 def _reduce_lowering(op: type[nn.ReduceMeanOp] | type[nn.ReduceSumOp], since: int):

@@ -128,6 +128,16 @@ func.func @shapes(%x: tensor<2x3x4xf32>, %i: tensor<2x3xi32>) -> (tensor<6x4xf32
   func.return %r, %t, %c, %s2, %u, %sq, %rm, %rs, %it : tensor<6x4xf32>, tensor<4x2x3xf32>, tensor<2x6x4xf32>, tensor<1x2x2xf32>, tensor<2x1x3x4xf32>, tensor<3x4xf32>, tensor<2x1x4xf32>, tensor<2xf32>, tensor<3x2xi32>
 }
 
+// nn.gather: indices in any order, repeats allowed; any element type.
+// CHECK-LABEL: func.func @gather
+func.func @gather(%x: tensor<2x3x4xf32>, %i: tensor<2x3xi32>) -> (tensor<2x3x3xf32>, tensor<2x3xi32>) {
+  // CHECK-NEXT: %g = nn.gather %x {axis = -1 : i64, indices = array<i64: 3, 0, 3>} : tensor<2x3x4xf32> -> tensor<2x3x3xf32>
+  %g = nn.gather %x {axis = -1 : i64, indices = array<i64: 3, 0, 3>} : tensor<2x3x4xf32> -> tensor<2x3x3xf32>
+  // CHECK-NEXT: %gi = nn.gather %i {axis = 0 : i64, indices = array<i64: 1, 0>} : tensor<2x3xi32> -> tensor<2x3xi32>
+  %gi = nn.gather %i {axis = 0 : i64, indices = array<i64: 1, 0>} : tensor<2x3xi32> -> tensor<2x3xi32>
+  func.return %g, %gi : tensor<2x3x3xf32>, tensor<2x3xi32>
+}
+
 // CHECK-LABEL: func.func @broadcast
 func.func @broadcast(%x: tensor<3x1xf32>) -> tensor<2x3x4xf32> {
   // CHECK-NEXT: %b = nn.broadcast_to %x : tensor<3x1xf32> -> tensor<2x3x4xf32>

@@ -161,6 +161,54 @@ func.func @slice_bounds(%x: tensor<4xf32>) -> tensor<2xf32> {
 
 // -----
 
+func.func @gather_range(%x: tensor<4x3xf32>) -> tensor<2x3xf32> {
+  // CHECK: nn.gather: indices [4] are outside [0, 4) (axis 0 of [4, 3])
+  %y = nn.gather %x {axis = 0 : i64, indices = array<i64: 1, 4>} : tensor<4x3xf32> -> tensor<2x3xf32>
+  func.return %y : tensor<2x3xf32>
+}
+
+// -----
+
+func.func @gather_negative(%x: tensor<4x3xf32>) -> tensor<1x3xf32> {
+  // CHECK: nn.gather: indices [-1] are outside [0, 4) (axis 0 of [4, 3])
+  %y = nn.gather %x {axis = 0 : i64, indices = array<i64: -1>} : tensor<4x3xf32> -> tensor<1x3xf32>
+  func.return %y : tensor<1x3xf32>
+}
+
+// -----
+
+func.func @gather_empty(%x: tensor<4x3xf32>) -> tensor<4x3xf32> {
+  // CHECK: nn.gather: indices must not be empty
+  %y = nn.gather %x {axis = 1 : i64, indices = array<i64>} : tensor<4x3xf32> -> tensor<4x3xf32>
+  func.return %y : tensor<4x3xf32>
+}
+
+// -----
+
+func.func @gather_axis(%x: tensor<4x3xf32>) -> tensor<4x3xf32> {
+  // CHECK: nn.gather: axis -3 is out of range for rank 2
+  %y = nn.gather %x {axis = -3 : i64, indices = array<i64: 0>} : tensor<4x3xf32> -> tensor<4x3xf32>
+  func.return %y : tensor<4x3xf32>
+}
+
+// -----
+
+func.func @gather_result(%x: tensor<4x3xf32>) -> tensor<2x3xf32> {
+  // CHECK: nn.gather: result shape [2, 3] does not match the shape [4, 2] computed from the operands and attributes
+  %y = nn.gather %x {axis = 1 : i64, indices = array<i64: 2, 2>} : tensor<4x3xf32> -> tensor<2x3xf32>
+  func.return %y : tensor<2x3xf32>
+}
+
+// -----
+
+func.func @gather_element_types(%x: tensor<4x3xf32>) -> tensor<1x3xi32> {
+  // CHECK: nn.gather: operand and result element types differ (f32, i32)
+  %y = nn.gather %x {axis = 0 : i64, indices = array<i64: 0>} : tensor<4x3xf32> -> tensor<1x3xi32>
+  func.return %y : tensor<1x3xi32>
+}
+
+// -----
+
 func.func @squeeze_size(%x: tensor<2x3xf32>) -> tensor<3xf32> {
   // CHECK: nn.squeeze: axis 0 has size 2, not 1
   %y = nn.squeeze %x {axes = array<i64: 0>} : tensor<2x3xf32> -> tensor<3xf32>

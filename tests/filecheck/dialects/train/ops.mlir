@@ -136,6 +136,16 @@ func.func @slice(%dy: tensor<1x3x2xf32>, %i: tensor<1x3x2xi32>) -> (tensor<2x3x4
   func.return %dx, %di : tensor<2x3x4xf32>, tensor<2x3x4xi32>
 }
 
+// train.scatter: the slices at unique indices, in any order, replaced.
+// CHECK-LABEL: func.func @scatter
+func.func @scatter(%w: tensor<8x4xf32>, %rows: tensor<2x4xf32>, %i: tensor<3x5xi32>, %cols: tensor<3x1xi32>) -> (tensor<8x4xf32>, tensor<3x5xi32>) {
+  // CHECK-NEXT: %w_new = train.scatter %w, %rows {axis = 0 : i64, indices = array<i64: 5, 1>} : tensor<8x4xf32>, tensor<2x4xf32>
+  %w_new = train.scatter %w, %rows {axis = 0 : i64, indices = array<i64: 5, 1>} : tensor<8x4xf32>, tensor<2x4xf32>
+  // CHECK-NEXT: %i_new = train.scatter %i, %cols {axis = -1 : i64, indices = array<i64: 4>} : tensor<3x5xi32>, tensor<3x1xi32>
+  %i_new = train.scatter %i, %cols {axis = -1 : i64, indices = array<i64: 4>} : tensor<3x5xi32>, tensor<3x1xi32>
+  func.return %w_new, %i_new : tensor<8x4xf32>, tensor<3x5xi32>
+}
+
 // CHECK-LABEL: func.func @optimizers
 func.func @optimizers(%p: tensor<3xf32>, %g: tensor<3xf32>, %m: tensor<3xf32>, %v: tensor<3xf32>, %t: tensor<f32>) -> (tensor<3xf32>, tensor<3xf32>, tensor<3xf32>, tensor<3xf32>, tensor<3xf32>, tensor<3xf32>, tensor<3xf32>) {
   // CHECK-NEXT: %sgd = train.sgd %p, %g {lr = 1.000000e-01 : f32} : tensor<3xf32>

@@ -510,6 +510,54 @@ func.func @slice_grad_element_types(%dy: tensor<2xi32>) -> tensor<4xf32> {
 
 // -----
 
+func.func @scatter_repeat(%w: tensor<8x4xf32>, %v: tensor<2x4xf32>) -> tensor<8x4xf32> {
+  // CHECK: {{^ *}}train.scatter: indices [3, 3] repeat an index
+  %r = train.scatter %w, %v {axis = 0 : i64, indices = array<i64: 3, 3>} : tensor<8x4xf32>, tensor<2x4xf32>
+  func.return %r : tensor<8x4xf32>
+}
+
+// -----
+
+func.func @scatter_range(%w: tensor<8x4xf32>, %v: tensor<2x4xf32>) -> tensor<8x4xf32> {
+  // CHECK: {{^ *}}train.scatter: indices [8] are outside [0, 8) (axis 0 of [8, 4])
+  %r = train.scatter %w, %v {axis = 0 : i64, indices = array<i64: 0, 8>} : tensor<8x4xf32>, tensor<2x4xf32>
+  func.return %r : tensor<8x4xf32>
+}
+
+// -----
+
+func.func @scatter_values(%w: tensor<8x4xf32>, %v: tensor<2x3xf32>) -> tensor<8x4xf32> {
+  // CHECK: {{^ *}}train.scatter: values have shape [2, 3], expected [2, 4] (the destination's with axis 0 of size len(indices) = 2)
+  %r = train.scatter %w, %v {axis = 0 : i64, indices = array<i64: 0, 1>} : tensor<8x4xf32>, tensor<2x3xf32>
+  func.return %r : tensor<8x4xf32>
+}
+
+// -----
+
+func.func @scatter_empty(%w: tensor<8x4xf32>, %v: tensor<8x4xf32>) -> tensor<8x4xf32> {
+  // CHECK: {{^ *}}train.scatter: indices must not be empty
+  %r = train.scatter %w, %v {axis = 1 : i64, indices = array<i64>} : tensor<8x4xf32>, tensor<8x4xf32>
+  func.return %r : tensor<8x4xf32>
+}
+
+// -----
+
+func.func @scatter_axis(%w: tensor<8x4xf32>, %v: tensor<8x4xf32>) -> tensor<8x4xf32> {
+  // CHECK: {{^ *}}train.scatter: axis 2 is out of range for rank 2
+  %r = train.scatter %w, %v {axis = 2 : i64, indices = array<i64: 0>} : tensor<8x4xf32>, tensor<8x4xf32>
+  func.return %r : tensor<8x4xf32>
+}
+
+// -----
+
+func.func @scatter_element_types(%w: tensor<8x4xf32>, %v: tensor<1x4xf64>) -> tensor<8x4xf32> {
+  // CHECK: {{^ *}}train.scatter: operand and result element types differ (f32, f64)
+  %r = train.scatter %w, %v {axis = 0 : i64, indices = array<i64: 0>} : tensor<8x4xf32>, tensor<1x4xf64>
+  func.return %r : tensor<8x4xf32>
+}
+
+// -----
+
 func.func @adam_step(%p: tensor<3xf32>, %t: tensor<1xf32>) -> tensor<3xf32> {
   // CHECK: {{^ *}}train.adam: step has shape [1], expected []
   %np, %m, %v = train.adam %p, %p, %p, %p, %t {lr = 1.000000e-03 : f32} : tensor<3xf32>, tensor<1xf32>

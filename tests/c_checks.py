@@ -1,0 +1,72 @@
+"""Checks of runtime kernels beyond their numbers: multi-core runs and the RISC-V build.
+
+Running a runtime kernel on a team of several cores (POSIX threads), through ctypes:
+`on_cores(k, kernel, *args)` sets the team size to `k`, forks a team whose body calls
+`kernel(*args)` on every core (as generated code does) and restores the team of one.
+The kernels release the GIL while they run, so the cores really run concurrently and
+meet at the kernels' barriers. Used to check that a kernel's results do not depend on
+the number of cores, bit for bit.
+
+`riscv_calls(source)` compiles one runtime source for the target ISA (RV32IMCF with the
+CORE-V extensions, ilp32f, as BRIEF.md section 6 says) and returns the functions its code
+calls: a kernel may call only the runtime (`edge_*`) and its own static helpers, never
+libgcc (`__divdi3` for a 64-bit division...) or libm.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from c_runtime import RUNTIME, runtime
+
+RISCV_CFLAGS = [
+    "-target", "riscv32-freestanding-none",
+    "-mcpu=generic_rv32+m+c+f+xcvsimd+xcvmem+xcvmac+xcvalu+xcvbi",
+    "-mabi=ilp32f", "-O2", "-fno-math-errno", "-Wall", "-Werror",
+    "-Wno-unused-command-line-argument",
+]
+
+_BODY = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+
+CORE_COUNTS = (1, 2, 3, 8)
+
+
+def on_cores(cores: int, kernel, *args) -> None:
+    lib = runtime()
+    failures: list[BaseException] = []
+
+    def body(_):
+        try:
+            kernel(*args)
+        except BaseException as e:  # noqa: BLE001  (reported below, not lost in C)
+            failures.append(e)
+
+    callback = _BODY(body)
+    lib.edge_set_num_cores(cores)
+    try:
+        lib.edge_fork(callback, None)
+    finally:
+        lib.edge_set_num_cores(1)
+    if failures:
+        raise failures[0]
+
+
+def riscv_calls(source: str) -> set[str]:
+    """External functions called by the RISC-V code of `backends/c/runtime/<source>`
+    (compile errors fail the test)."""
+    out = Path(tempfile.mkdtemp(prefix="edge_riscv_")) / "kernel.s"
+    subprocess.run(
+        [sys.executable, "-m", "ziglang", "cc", *RISCV_CFLAGS, f"-I{RUNTIME}", "-S",
+         str(RUNTIME / source), "-o", str(out)],
+        check=True, capture_output=True, text=True,
+    )
+    assembly = out.read_text(errors="replace")
+    defined = set(re.findall(r"^([A-Za-z_.$][\w.$]*):", assembly, re.MULTILINE))
+    called = set(re.findall(r"^\s+(?:call|tail|jal)\s+(?:ra,\s*)?([A-Za-z_.$][\w.$]*)",
+                            assembly, re.MULTILINE))
+    return {name for name in called if name not in defined}

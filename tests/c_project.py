@@ -1,0 +1,55 @@
+"""Builds and runs generated C projects in tests (gcc on the host)."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from xdsl.dialects.builtin import ModuleOp
+
+from edge_opt.backends.c.compile import emit_c_project
+from edge_opt.backends.c.project import TestData
+
+
+@dataclass
+class CRun:
+    data: TestData
+    losses: list[float]
+    params: dict[str, np.ndarray]
+    stdout: str
+
+
+def build(directory: Path, binary: str = "network_test") -> Path:
+    result = subprocess.run(
+        ["make", "-C", str(directory), binary], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return directory / binary
+
+
+def run_project(directory: Path, steps: int, threads: int = 8,
+                binary: str = "network_test") -> tuple[str, dict[str, np.ndarray]]:
+    dump = directory / f"params_{binary}_{threads}"
+    dump.mkdir(exist_ok=True)
+    result = subprocess.run(
+        [str(directory / binary), "--steps", str(steps), "--threads", str(threads),
+         "--dump-params", str(dump)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode in (0, 1), result.stdout[-4000:] + result.stderr[-4000:]
+    params = {p.stem: np.load(p) for p in sorted(dump.glob("*.npy"))}
+    return result.stdout + result.stderr, params
+
+
+def losses_of(stdout: str) -> list[float]:
+    return [float(line.split()[3]) for line in stdout.splitlines() if line.startswith("step ")]
+
+
+def compile_and_run(module: ModuleOp, directory: Path, arrays=None, steps: int = 3,
+                    threads: int = 8) -> CRun:
+    data = emit_c_project(module, directory, arrays, steps)
+    build(directory)
+    stdout, params = run_project(directory, steps, threads)
+    return CRun(data, losses_of(stdout), params, stdout)

@@ -1,0 +1,270 @@
+"""The int8 C kernels (linear, NHWC conv2d) against an independent NumPy integer
+reference, bit-exact, on teams of 1, 2 and 8 cores; and the RISC-V build, whose inner
+loops must use cv.sdotsp.b (4 int8 MACs per instruction).
+
+The numerics (edge_kernels_int8.h): acc = bias + sum x * w in int32, wrapping modulo
+2^32; y = clip(floor((acc * scale + 2^(shift-1)) / 2^shift), -128, 127), with no
+rounding term when shift == 0.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from c_riscv import compile_riscv, function_lines, innermost_loops, library_calls
+from c_runtime import RUNTIME, pointer, runtime
+
+SETTINGS = settings(max_examples=40, deadline=None)
+CORES = st.sampled_from([1, 2, 8])
+SEEDS = st.integers(0, 2**32 - 1)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def compiled_runtime() -> ctypes.CDLL:
+    """Compiles the runtime once, before any property test."""
+    return runtime()
+
+
+class LinearParams(ctypes.Structure):
+    """`edge_linear_s8_t`"""
+
+    _fields_ = [(name, ctypes.c_int32) for name in ("m", "n", "k", "scale", "shift")]
+
+
+class Conv2dParams(ctypes.Structure):
+    """`edge_conv2d_s8_t`"""
+
+    _fields_ = [
+        *[(name, ctypes.c_int32) for name in (
+            "batch", "height", "width", "in_channels", "out_channels", "kernel_h",
+            "kernel_w", "out_height", "out_width")],
+        ("stride", ctypes.c_int32 * 2),
+        ("padding", ctypes.c_int32 * 4),
+        ("dilation", ctypes.c_int32 * 2),
+        ("scale", ctypes.c_int32),
+        ("shift", ctypes.c_int32),
+    ]
+
+
+def on_cores(cores: int, call) -> None:
+    """Runs `call()` (a kernel call) on every core of a team of `cores` threads."""
+    lib = runtime()
+    callback = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(lambda _arg: call())
+    lib.edge_set_num_cores(cores)
+    try:
+        lib.edge_fork(callback, None)
+    finally:
+        lib.edge_set_num_cores(1)
+
+
+# --------------------------------------------------------------------------------------
+# The reference: Python integers where it matters
+# --------------------------------------------------------------------------------------
+
+
+def wrap32(values: np.ndarray) -> np.ndarray:
+    """int64 values modulo 2^32, as int32 (the accumulator's wrapping)."""
+    return ((values.astype(np.int64) + 2**31) % 2**32 - 2**31).astype(np.int32)
+
+
+def requantize(acc: np.ndarray, scale: int, shift: int) -> np.ndarray:
+    """clip(floor((acc * scale + 2^(shift-1)) / 2^shift), -128, 127), exactly."""
+    product = acc.astype(np.int64) * np.int64(scale)
+    rounding = 2 ** (shift - 1) if shift > 0 else 0
+    quotient = np.floor_divide(product + np.int64(rounding), np.int64(2**shift))
+    return np.clip(quotient, -128, 127).astype(np.int8)
+
+
+def linear_reference(x, w, bias, scale, shift):
+    acc = x.astype(np.int64) @ w.astype(np.int64).T
+    if bias is not None:
+        acc = acc + bias.astype(np.int64)
+    return requantize(wrap32(acc), scale, shift)
+
+
+def conv_output(size: int, pad: int, kernel: int, stride: int, dilation: int) -> int:
+    return (size + pad - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def conv2d_reference(x, w, bias, stride, padding, dilation, scale, shift):
+    """NHWC x, (cout, kh, kw, cin) w: a sum over kernel taps of channel contractions."""
+    top, left, bottom, right = padding
+    n, h, wd, _ = x.shape
+    cout, kh_taps, kw_taps, _ = w.shape
+    oh = conv_output(h, top + bottom, kh_taps, stride[0], dilation[0])
+    ow = conv_output(wd, left + right, kw_taps, stride[1], dilation[1])
+    xp = np.pad(x.astype(np.int64), ((0, 0), (top, bottom), (left, right), (0, 0)))
+    acc = np.zeros((n, oh, ow, cout), np.int64)
+    for kh in range(kh_taps):
+        for kw in range(kw_taps):
+            top_row, left_col = kh * dilation[0], kw * dilation[1]
+            rows = slice(top_row, top_row + (oh - 1) * stride[0] + 1, stride[0])
+            cols = slice(left_col, left_col + (ow - 1) * stride[1] + 1, stride[1])
+            taps = w[:, kh, kw, :].astype(np.int64)
+            acc += np.einsum("nhwc,oc->nhwo", xp[:, rows, cols, :], taps)
+    if bias is not None:
+        acc += bias.astype(np.int64)
+    return requantize(wrap32(acc), scale, shift)
+
+
+def int8(rng, shape) -> np.ndarray:
+    return np.array(rng.integers(-128, 127, size=shape, endpoint=True), np.int8)
+
+
+def scaling(rng, acc: np.ndarray) -> tuple[int, int]:
+    """A scale and shift that map most of `acc` into int8 (some values clip)."""
+    shift = int(rng.integers(0, 24))
+    amax = max(int(np.abs(acc.astype(np.int64)).max()), 1)
+    scale = max(1, int(127 * 2**shift / amax * rng.uniform(0.5, 3.0)))
+    scale = min(scale, 2**31 - 1)
+    return (-scale if rng.random() < 0.2 else scale), shift
+
+
+# --------------------------------------------------------------------------------------
+# Kernels
+# --------------------------------------------------------------------------------------
+
+
+def run_linear(x, w, bias, scale, shift, cores) -> np.ndarray:
+    m, k = x.shape
+    n = w.shape[0]
+    y = np.full((m, n), 99, np.int8)
+    params = LinearParams(m, n, k, scale, shift)
+    bias_ptr = pointer(bias) if bias is not None else None
+    fn = runtime().edge_linear_s8
+    on_cores(cores, lambda: fn(ctypes.byref(params), pointer(x), pointer(w), bias_ptr,
+                               pointer(y)))
+    return y
+
+
+@SETTINGS
+@given(m=st.integers(1, 6), n=st.integers(1, 13), k=st.integers(1, 70),
+       with_bias=st.booleans(), cores=CORES, seed=SEEDS)
+def test_linear(m, n, k, with_bias, cores, seed):
+    rng = np.random.default_rng(seed)
+    x, w = int8(rng, (m, k)), int8(rng, (n, k))
+    bias = (np.array(rng.integers(-(2**20), 2**20, size=n), np.int32) if with_bias
+            else None)
+    acc = x.astype(np.int64) @ w.astype(np.int64).T
+    scale, shift = scaling(rng, acc)
+    expected = linear_reference(x, w, bias, scale, shift)
+    np.testing.assert_array_equal(run_linear(x, w, bias, scale, shift, cores), expected)
+
+
+@st.composite
+def conv_cases(draw):
+    case = {
+        "batch": draw(st.integers(1, 2)),
+        "height": draw(st.integers(1, 7)),
+        "width": draw(st.integers(1, 7)),
+        "cin": draw(st.integers(1, 9)),
+        "cout": draw(st.integers(1, 9)),
+        "kernel": (draw(st.integers(1, 3)), draw(st.integers(1, 3))),
+        "stride": (draw(st.integers(1, 2)), draw(st.integers(1, 2))),
+        "padding": tuple(draw(st.integers(0, 2)) for _ in range(4)),
+        "dilation": (draw(st.integers(1, 2)), draw(st.integers(1, 2))),
+    }
+    top, left, bottom, right = case["padding"]
+    oh = conv_output(case["height"], top + bottom, case["kernel"][0], case["stride"][0],
+                     case["dilation"][0])
+    ow = conv_output(case["width"], left + right, case["kernel"][1], case["stride"][1],
+                     case["dilation"][1])
+    if oh < 1 or ow < 1:
+        case["height"] += case["dilation"][0] * (case["kernel"][0] - 1)
+        case["width"] += case["dilation"][1] * (case["kernel"][1] - 1)
+    return case
+
+
+def run_conv2d(x, w, bias, case, scale, shift, cores) -> np.ndarray:
+    n, h, wd, cin = x.shape
+    cout, kh, kw, _ = w.shape
+    top, left, bottom, right = case["padding"]
+    oh = conv_output(h, top + bottom, kh, case["stride"][0], case["dilation"][0])
+    ow = conv_output(wd, left + right, kw, case["stride"][1], case["dilation"][1])
+    y = np.full((n, oh, ow, cout), 99, np.int8)
+    params = Conv2dParams(
+        n, h, wd, cin, cout, kh, kw, oh, ow, (ctypes.c_int32 * 2)(*case["stride"]),
+        (ctypes.c_int32 * 4)(*case["padding"]), (ctypes.c_int32 * 2)(*case["dilation"]),
+        scale, shift,
+    )
+    bias_ptr = pointer(bias) if bias is not None else None
+    fn = runtime().edge_conv2d_s8
+    on_cores(cores, lambda: fn(ctypes.byref(params), pointer(x), pointer(w), bias_ptr,
+                               pointer(y)))
+    return y
+
+
+@SETTINGS
+@given(case=conv_cases(), with_bias=st.booleans(), cores=CORES, seed=SEEDS)
+def test_conv2d(case, with_bias, cores, seed):
+    rng = np.random.default_rng(seed)
+    x = int8(rng, (case["batch"], case["height"], case["width"], case["cin"]))
+    w = int8(rng, (case["cout"], *case["kernel"], case["cin"]))
+    bias = (np.array(rng.integers(-(2**16), 2**16, size=case["cout"]), np.int32)
+            if with_bias else None)
+    args = (case["stride"], case["padding"], case["dilation"])
+    acc = conv2d_reference(x, w, None, *args, 1, 0).astype(np.int64)  # only for scaling
+    scale, shift = scaling(rng, np.maximum(np.abs(acc), 1) * 64)
+    expected = conv2d_reference(x, w, bias, *args, scale, shift)
+    actual = run_conv2d(x, w, bias, case, scale, shift, cores)
+    np.testing.assert_array_equal(actual, expected)
+
+
+def test_conv2d_larger_layer_on_all_team_sizes():
+    """A realistic layer (3x3, 16 -> 24 channels, padding 1) is the same on any team."""
+    rng = np.random.default_rng(7)
+    case = {"stride": (1, 1), "padding": (1, 1, 1, 1), "dilation": (1, 1)}
+    x, w = int8(rng, (1, 10, 12, 16)), int8(rng, (24, 3, 3, 16))
+    bias = np.array(rng.integers(-1000, 1000, size=24), np.int32)
+    expected = conv2d_reference(x, w, bias, *case.values(), 3, 12)
+    for cores in (1, 2, 8):
+        actual = run_conv2d(x, w, bias, case, 3, 12, cores)
+        np.testing.assert_array_equal(actual, expected)
+
+
+def test_rounding_and_clipping():
+    """Ties round towards +infinity; shift 0 has no rounding term; results clip."""
+    x = np.ones((1, 1), np.int8)
+    w = np.ones((8, 1), np.int8)
+    bias = np.array([2, -4, 4, -2, 200, -300, 6, -6], np.int32)  # acc = bias + 1
+    np.testing.assert_array_equal(
+        run_linear(x, w, bias, 1, 1, 1)[0], [2, -1, 3, 0, 101, -128, 4, -2]
+    )
+    np.testing.assert_array_equal(
+        run_linear(x, w, bias, -2, 0, 1)[0], [-6, 6, -10, 2, -128, 127, -14, 10]
+    )
+    np.testing.assert_array_equal(
+        run_linear(x, w, bias, 1, 1, 1), linear_reference(x, w, bias, 1, 1)
+    )
+
+
+def test_accumulator_wraps_modulo_2_32():
+    x = np.full((2, 9), 127, np.int8)
+    w = np.full((3, 9), 127, np.int8)
+    bias = np.array([2**31 - 1000, -(2**31), 5], np.int32)  # the first one wraps
+    expected = linear_reference(x, w, bias, 1, 24)
+    assert expected[0, 0] < 0  # wrapped to a large negative accumulator
+    np.testing.assert_array_equal(run_linear(x, w, bias, 1, 24, 2), expected)
+
+
+# --------------------------------------------------------------------------------------
+# The RISC-V build: cv.sdotsp.b in the inner loops of both kernels
+# --------------------------------------------------------------------------------------
+
+def test_riscv_inner_loops_use_sdotsp(tmp_path):
+    source = RUNTIME / "edge_kernels_int8.c"
+    compile_riscv(source, tmp_path / "int8.o")
+    assembly = compile_riscv(source, tmp_path / "int8.s", assembly=True)
+    assert library_calls(assembly) == set()  # e.g. no 64-bit division helper
+    for name in ("edge_linear_s8", "edge_conv2d_s8"):
+        loops = innermost_loops(function_lines(assembly, name))
+        simd = [body for body in loops if any("cv.sdotsp.b" in line for line in body)]
+        assert simd, f"{name}: no innermost loop uses cv.sdotsp.b"
+        # the 1x4 block: one loaded input word feeds four dot products
+        widest = max(sum("cv.sdotsp.b" in line for line in body) for body in simd)
+        assert widest >= 4, name
