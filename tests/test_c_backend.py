@@ -193,3 +193,76 @@ def test_emit_c_errors_are_clean(tmp_path: Path, capsys):
     code = main([str(EXAMPLE), "--pipeline", "train-full", "--emit", "c", "-o",
                  str(tmp_path / "new" / "project")])
     assert code == 0 and (tmp_path / "new" / "project" / "network.c").is_file()
+
+
+@settings(max_examples=2, deadline=None, suppress_health_check=list(HealthCheck))
+@given(model=random_models(trainable="all", max_ops=6, dtype="f32"))
+def test_random_models_under_sanitizers(model, tmp_path_factory):
+    module = model.module.clone()
+    try:
+        _apply(module, "train-full{loss=mse lr=0.01}")
+    except PassFailedException:
+        assume(False)
+    directory = tmp_path_factory.mktemp("asan") / "project"
+    reference = Session(model.module).run("forward", model.inputs)[0]
+    target = np.random.default_rng(0).standard_normal(reference.shape).astype(np.float32)
+    emit_c_project(module, directory, {**model.inputs, "labels": target}, steps=3)
+    build(directory, "network_test_asan")
+    result = subprocess.run(
+        [str(directory / "network_test_asan"), "--threads", "8"], capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "runtime error" not in result.stderr
+
+
+def test_parameters_export_and_import(tmp_path: Path):
+    """`edge_params` exposes every parameter's storage and `edge_set_param` replaces one;
+    a training step then uses the imported values (checked against the interpreter)."""
+    import ctypes
+
+    module = _apply(model_io.load_model(EXAMPLE), "train-full{lr=0.1}")
+    project = tmp_path / "project"
+    data = emit_c_project(module, project, steps=1)
+    library = project / "libnetwork.so"
+    sources = [str(project / n) for n in ("network.c",)] + [
+        str(p) for p in sorted((project / "runtime").glob("*.c"))
+    ]
+    subprocess.run(
+        ["gcc", "-O2", "-fPIC", "-shared", "-Wall", "-Wextra", "-Werror", "-std=gnu11",
+         f"-I{project}", f"-I{project / 'runtime'}", *sources, "-o", str(library),
+         "-lm", "-pthread"],
+        check=True, capture_output=True,
+    )
+    net = ctypes.CDLL(str(library))
+
+    class Param(ctypes.Structure):
+        _fields_ = [("name", ctypes.c_char_p), ("data", ctypes.c_void_p),
+                    ("count", ctypes.c_size_t), ("element_size", ctypes.c_size_t)]
+
+    net.edge_params.restype = ctypes.POINTER(Param)
+    count = ctypes.c_size_t()
+    table = net.edge_params(ctypes.byref(count))
+    exported = {
+        table[i].name.decode(): np.ctypeslib.as_array(
+            ctypes.cast(table[i].data, ctypes.POINTER(ctypes.c_float)), (table[i].count,)
+        ).copy()
+        for i in range(count.value)
+    }
+    initial = Session(module).params
+    assert set(exported) == set(initial)
+    for name, value in initial.items():
+        np.testing.assert_array_equal(exported[name], value.reshape(-1))
+    new_bias = np.linspace(-1, 1, 10).astype(np.float32)
+    net.edge_set_param.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t]
+    assert net.edge_set_param(b"fc_bias", new_bias.ctypes.data, new_bias.nbytes) == 0
+    assert net.edge_set_param(b"nope", new_bias.ctypes.data, new_bias.nbytes) == -1
+    assert net.edge_set_param(b"fc_bias", new_bias.ctypes.data, 4) == -2
+    net.init()
+    net.train_step.restype = ctypes.c_float
+    image = np.ascontiguousarray(data.inputs["image"], np.float32)
+    labels = np.ascontiguousarray(data.inputs["labels"], np.int32)
+    loss = net.train_step(ctypes.c_void_p(image.ctypes.data), ctypes.c_void_p(labels.ctypes.data))
+    session = Session(module, {"fc_bias": new_bias})
+    (expected,) = session.run("train_step", {"image": image, "labels": labels})
+    assert abs(loss - float(expected)) <= 1e-4 * max(1.0, abs(float(expected)))

@@ -421,8 +421,31 @@ def print_network_c(module: ModuleOp) -> str:
     lines.append("  return edge_param_table;")
     lines.append("}")
     lines.append("")
+    lines += _IMPORT_AND_INIT
+    lines.append("")
     lines += functions
     return "\n".join(lines) + "\n"
+
+
+_IMPORT_AND_INIT = r"""int edge_set_param(const char *name, const void *data, size_t bytes) {
+  size_t count;
+  const edge_param_t *params = edge_params(&count);
+  for (size_t i = 0; i < count; i++) {
+    const char *a = params[i].name, *b = name;
+    while (*a && *a == *b) a++, b++;
+    if (*a || *b) continue;
+    if (bytes != params[i].count * params[i].element_size) return -2;
+    edge_copy_serial(data, params[i].data, bytes);
+    return 0;
+  }
+  return -1;
+}
+
+void init(void) {
+#if !defined(EDGE_TARGET_PULP)
+  edge_set_num_cores(EDGE_MAX_CORES);
+#endif
+}""".splitlines()
 
 
 def _param_definition(param: nn.ParamOp) -> str:
@@ -462,8 +485,17 @@ def print_network_h(module: ModuleOp) -> str:
         "  size_t element_size;",
         "} edge_param_t;",
         "",
-        "/* Every parameter (and optimizer state), in declaration order. */",
+        "/* Every parameter (and optimizer state), in declaration order: read `data` to",
+        " * export trained values. */",
         "const edge_param_t *edge_params(size_t *count);",
+        "",
+        "/* Imports a parameter's values by name: 0 on success, -1 for an unknown name,",
+        " * -2 if `bytes` is not the parameter's size. */",
+        "int edge_set_param(const char *name, const void *data, size_t bytes);",
+        "",
+        "/* Prepares the runtime (on a host: a team of EDGE_MAX_CORES threads). Call once",
+        " * before the functions below. */",
+        "void init(void);",
         "",
     ]
     for function in printer.functions():
