@@ -216,7 +216,6 @@ def report_command(argv: Sequence[str]) -> None:
         "--memory-map", metavar="PNG", help="draw the memory plan of the training step"
     )
     args = parser.parse_args(argv)
-    from edge_opt.ir.report import build_report, format_comparison, format_report
     from edge_opt.ir.targets import get_target
 
     target = get_target(args.target)
@@ -227,28 +226,49 @@ def report_command(argv: Sequence[str]) -> None:
         copy = module.clone() if args.compare else module
         pipeline = [spec] if spec is not None else args.pipeline
         apply_pipeline(copy, argparse.Namespace(passes=args.passes, pipeline=pipeline))
-        report = build_report(copy, spec or _pipeline_spec(args))
-        planned = _planned(copy, target.name, args.weights)
-        report.extra["memory"] = memory_figures(planned, target)
-        report.extra["target"] = target.name
-        reports.append(report)
-        if args.memory_map and not args.compare:
-            function = "train_step" if _has_function(planned, "train_step") else "forward"
-            draw_memory_map(planned, args.memory_map, function, _arena_level(planned))
-            print(f"wrote {args.memory_map}", file=sys.stderr)
-    if args.json:
+        reports.append(
+            analyse(copy, spec or _pipeline_spec(args), target.name, args.weights,
+                    None if args.compare else args.memory_map)
+        )
+    print_reports(reports, args.json, compare=bool(args.compare))
+
+
+def analyse(module: ModuleOp, pipeline: str | None, target: str, weights: str,
+            memory_map: str | None = None):
+    """The report of a module after its pipeline, with the memory plan of a lowered
+    copy (and its picture when `memory_map` names a PNG)."""
+    from edge_opt.ir.report import build_report
+    from edge_opt.ir.targets import get_target
+
+    report = build_report(module, pipeline)
+    planned = _planned(module, target, weights)
+    report.extra["memory"] = memory_figures(planned, get_target(target))
+    report.extra["target"] = target
+    if memory_map:
+        function = "train_step" if _has_function(planned, "train_step") else "forward"
+        draw_memory_map(planned, memory_map, function, _arena_level(planned))
+        print(f"wrote {memory_map}", file=sys.stderr)
+    return report
+
+
+def print_reports(reports: list, as_json: bool, compare: bool = False) -> None:
+    from edge_opt.ir.report import format_comparison, format_report
+    from edge_opt.ir.targets import get_target
+
+    if as_json:
         import json
 
         data = (
-            {r.pipeline: r.to_json() for r in reports} if args.compare
-            else reports[0].to_json()
+            {r.pipeline: r.to_json() for r in reports} if compare else reports[0].to_json()
         )
         print(json.dumps(data, indent=2))
-    elif args.compare:
+    elif compare:
         sys.stdout.write(format_comparison(reports))
     else:
-        sys.stdout.write(format_report(reports[0]))
-        sys.stdout.write("\n" + format_memory(reports[0].extra["memory"], target))
+        report = reports[0]
+        sys.stdout.write(format_report(report))
+        target = get_target(report.extra["target"])
+        sys.stdout.write("\n" + format_memory(report.extra["memory"], target))
 
 
 def _planned(module: ModuleOp, target: str, weights: str) -> ModuleOp:

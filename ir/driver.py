@@ -106,13 +106,14 @@ class EdgeOptMain(xDSLOptMain):
         arg_parser.add_argument(
             "--soc",
             default="host",
-            help="with --emit c: the SoC to plan memory for (host, gap9, siracusa)",
+            help="with --emit c or --report: the SoC to plan memory for (host, gap9, "
+            "siracusa)",
         )
         arg_parser.add_argument(
             "--weights",
             default="L2",
             choices=["L1", "L2", "L3"],
-            help="with --emit c: memory level of parameters (default L2)",
+            help="with --emit c or --report: memory level of parameters (default L2)",
         )
         arg_parser.add_argument(
             "--input",
@@ -125,6 +126,18 @@ class EdgeOptMain(xDSLOptMain):
             type=int,
             default=3,
             help="with --emit c: steps of the generated test (default 3)",
+        )
+        arg_parser.add_argument(
+            "--report",
+            action="store_true",
+            help="print the report of the module after the passes (as `edge-opt "
+            "report`) instead of the IR",
+        )
+        arg_parser.add_argument(
+            "--json", action="store_true", help="with --report: JSON on stdout"
+        )
+        arg_parser.add_argument(
+            "--memory-map", metavar="PNG", help="draw the memory plan (implies --report)"
         )
         arg_parser.add_argument(
             "--list-pipelines", action="store_true", help="list the named pipelines"
@@ -235,6 +248,9 @@ class EdgeOptMain(xDSLOptMain):
                 print(name)
             return
         chunks, extension = self._read_chunks()
+        if self.args.report or self.args.memory_map:
+            self._report(chunks, extension)
+            return
         if self.args.emit == "c":
             self._emit_c(chunks, extension)
             return
@@ -258,6 +274,18 @@ class EdgeOptMain(xDSLOptMain):
             outputs.append(text)
             sidecar.update(values)
         self._write_output("// -----\n".join(outputs), sidecar)
+
+    def _report(self, chunks: list[tuple[str, int]], extension: str) -> None:
+        from edge_opt.ir.commands import analyse, print_reports
+
+        specs = [s for s in [self.args.passes, *self.args.pipeline] if s]
+        reports = []
+        for chunk, offset in chunks:
+            module = self._parse(chunk, extension, offset)
+            self.pipeline.apply(self.ctx, module)
+            reports.append(analyse(module, ",".join(specs) or None, self.args.soc,
+                                   self.args.weights, self.args.memory_map))
+        print_reports(reports, self.args.json)
 
     def _emit_c(self, chunks: list[tuple[str, int]], extension: str) -> None:
         from edge_opt.backends.c.compile import emit_c_project

@@ -218,3 +218,16 @@ def test_run_steps_prints_loss_and_saves_trained_parameters(tmp_path: Path, caps
 def test_run_rejects_bad_steps(capsys):
     assert main(["run", str(EXAMPLE), "--steps", "0"]) == 1
     assert "--steps must be >= 1" in capsys.readouterr().err
+
+
+def test_optimizer_report_flag_matches_the_report_command(tmp_path, capsys):
+    """`edge-opt model --pipeline P --report --json` is `edge-opt report model --pipeline
+    P --json`; `--memory-map` draws the plan."""
+    assert main([str(EXAMPLE), "--pipeline", "train-last{layers=2}", "--report", "--json"]) == 0
+    flag = json.loads(capsys.readouterr().out)
+    assert main(["report", str(EXAMPLE), "--pipeline", "train-last{layers=2}", "--json"]) == 0
+    command = json.loads(capsys.readouterr().out)
+    assert flag == command
+    picture = tmp_path / "plan.png"
+    assert main([str(EXAMPLE), "--pipeline", "train-full", "--memory-map", str(picture)]) == 0
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
