@@ -39,8 +39,11 @@ ALIGNMENT = 16
 def heuristic_peaks(buffers: Sequence[Buffer]) -> dict[str, int]:
     """The peak of each greedy order alone, then of the final plan."""
     aligned = [Buffer(b.name, align(b.size, ALIGNMENT), b.start, b.end) for b in buffers]
+    breadth = memory_plan._breadths(aligned)
     peaks = {
-        name: memory_plan._place(sorted(aligned, key=key), ALIGNMENT)[1]
+        name: memory_plan._place(
+            sorted(aligned, key=lambda b, key=key: key(b, breadth)), ALIGNMENT
+        )[1]
         for name, key in memory_plan._ORDERS.items()
     }
     final = plan(buffers, ALIGNMENT)

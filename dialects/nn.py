@@ -35,6 +35,7 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Attribute, Dialect, Operation, SSAValue
 from xdsl.irdl import (
+    AttrSizedOperandSegments,
     IRDLOperation,
     ParsePropInAttrDict,
     VarConstraint,
@@ -882,6 +883,141 @@ class GroupNormOp(NNOperation):
 
 
 # --------------------------------------------------------------------------------------
+# Attention
+# --------------------------------------------------------------------------------------
+
+
+@irdl_op_definition
+class AttentionOp(NNOperation):
+    """Multi-head self-attention with explicit heads and projection weights.
+
+    Operands: `x` (B, S, D); `wq`, `wk` (D, H*dk), `wv` (D, H*dv), all in `x @ W`
+    layout (the transpose of `nn.linear`'s weight); `wo` (H*dv, E); optionally the
+    biases `bq`, `bk` (H*dk), `bv` (H*dv) and `bo` (E), all four or none. Properties:
+    `heads` = H, and `scale`, the factor of the scores (explicit: 1/sqrt(dk), PyTorch's
+    default, is not implied). Usually dk = dv = dh; dv may differ (TinyViT's
+    `attn_ratio`). Result (B, S, E). Semantics, step by step (the reference numerics
+    `edge_opt.ir.numerics.attention` and the `lower-attention` pass do exactly these
+    steps, in this order):
+
+        q = x @ wq + bq                          (B, S, H*dk), likewise k (wk, bk)
+        v = x @ wv + bv                          (B, S, H*dv)
+        split heads: q -> reshape (B, S, H, dk) -> transpose (0, 2, 1, 3) = (B, H, S, dk)
+                     (column h*dk + j of q is element j of head h; likewise k, v)
+        s = (q @ k^T) * scale                    (B, H, S, S), matmul then multiply
+        a = softmax(s) over the last axis        (keys; no mask, no dropout)
+        o = a @ v                                (B, H, S, dv)
+        merge heads: o -> transpose (0, 2, 1, 3) -> reshape (B, S, H*dv)
+        y = o @ wo + bo                          (B, S, E)
+
+    `block_rows` (optional, set by `tile-attention-depth-first`) does not change the
+    result: it asks the lowering and the gradient rule to compute the scores, softmax
+    and `a @ v` one head and one block of `block_rows` query rows at a time (the last
+    block may be shorter), so no more than a (block_rows, S) slice of the map exists.
+
+    This is `torch.nn.functional.scaled_dot_product_attention(q, k, v, scale=scale)` on
+    the split heads, between the projections; `torch.nn.MultiheadAttention` with
+    `batch_first=True` and `W = in_proj_weight.T` split in three, `scale = dk**-0.5`.
+
+    Why one op: training keeps only its inputs for the backward (the `autodiff` rule
+    recomputes q, k, v and `a` from them, so the S x S map never lives across the
+    forward/backward gap), and later passes (depth-first tiling per head and query block,
+    fused weights) rewrite it as a whole. The buffer level has no attention kernel:
+    `bufferize` lowers it to primitive ops first (`lower-attention`).
+
+        %y = nn.attention %x, %wq, %wk, %wv, %wo bias(%bq, %bk, %bv, %bo) {heads = 2 : i64, scale = 0.5 : f32} : (tensor<1x8x16xf32>, ...) -> tensor<1x8x16xf32>
+    """
+
+    name = "nn.attention"
+
+    x = operand_def(FloatTensor)
+    wq = operand_def(FloatTensor)
+    wk = operand_def(FloatTensor)
+    wv = operand_def(FloatTensor)
+    wo = operand_def(FloatTensor)
+    bq = opt_operand_def(FloatTensor)
+    bk = opt_operand_def(FloatTensor)
+    bv = opt_operand_def(FloatTensor)
+    bo = opt_operand_def(FloatTensor)
+    result = result_def(FloatTensor)
+    heads = prop_def(IntegerAttr[I64])
+    scale = prop_def(FloatAttr)
+    block_rows = opt_prop_def(IntegerAttr[I64])
+
+    traits = traits_def(Pure())
+    irdl_options = (AttrSizedOperandSegments(as_property=True), ParsePropInAttrDict())
+    assembly_format = (
+        "$x `,` $wq `,` $wk `,` $wv `,` $wo (`bias` `(` $bq^ `,` $bk `,` $bv `,` $bo `)`)? "
+        "attr-dict `:` `(` type($x) `,` type($wq) `,` type($wk) `,` type($wv) `,` "
+        "type($wo) (`,` type($bq)^ `,` type($bk) `,` type($bv) `,` type($bo))? `)` "
+        "`->` type($result)"
+    )
+
+    def __init__(
+        self,
+        x: SSAValue | Operation,
+        wq: SSAValue | Operation,
+        wk: SSAValue | Operation,
+        wv: SSAValue | Operation,
+        wo: SSAValue | Operation,
+        biases: Sequence[SSAValue | Operation] | None = None,
+        *,
+        heads: int,
+        scale: float,
+        block_rows: int | None = None,
+    ):
+        shape = shapes.attention(
+            _shape(x), _shape(wq), _shape(wk), _shape(wv), _shape(wo), heads,
+            None if biases is None else [_shape(b) for b in biases],
+        )
+        bq, bk, bv, bo = [None] * 4 if biases is None else biases
+        super().__init__(
+            operands=[x, wq, wk, wv, wo, bq, bk, bv, bo],
+            result_types=[TensorType(_element(x), shape)],
+            properties={"heads": _int(heads), "scale": FloatAttr(scale, f32)},
+        )
+        if block_rows is not None:
+            self.properties["block_rows"] = _int(block_rows)
+
+    @property
+    def biases(self) -> tuple[SSAValue, SSAValue, SSAValue, SSAValue] | None:
+        """`(bq, bk, bv, bo)`, or None for an op without biases."""
+        if self.bq is None or self.bk is None or self.bv is None or self.bo is None:
+            return None
+        return (self.bq, self.bk, self.bv, self.bo)
+
+    @property
+    def rows_per_block(self) -> int | None:
+        """The query rows of one block of the depth-first schedule, or None (whole
+        heads at once)."""
+        return None if self.block_rows is None else self.block_rows.value.data
+
+    @property
+    def head_sizes(self) -> tuple[int, int]:
+        """`(dk, dv)`: the query/key and the value size of one head."""
+        heads = self.heads.value.data
+        return _shape(self.wq)[1] // heads, _shape(self.wv)[1] // heads
+
+    def expected_shape(self) -> tuple[int, ...]:
+        given = [b for b in (self.bq, self.bk, self.bv, self.bo) if b is not None]
+        if given and len(given) != 4:
+            raise ShapeError("takes the four biases bq, bk, bv, bo or none")
+        if self.scale.type != f32:
+            raise ShapeError(f"scale must be an f32 attribute, got {self.scale.type}")
+        tokens = _shape(self.x)[1] if len(_shape(self.x)) == 3 else None
+        rows = self.rows_per_block
+        if rows is not None and tokens is not None and not 1 <= rows <= tokens:
+            raise ShapeError(
+                f"block_rows must be between 1 and the {tokens} tokens, got {rows}"
+            )
+        return shapes.attention(
+            _shape(self.x), _shape(self.wq), _shape(self.wk), _shape(self.wv),
+            _shape(self.wo), self.heads.value.data,
+            [_shape(b) for b in given] if given else None,
+        )
+
+
+# --------------------------------------------------------------------------------------
 # Pooling
 # --------------------------------------------------------------------------------------
 
@@ -1306,6 +1442,7 @@ NN = Dialect(
         LayerNormOp,
         BatchNormOp,
         GroupNormOp,
+        AttentionOp,
         MaxPool2dOp,
         AvgPool2dOp,
         GlobalAvgPoolOp,

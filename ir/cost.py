@@ -12,6 +12,9 @@ The convention (exact integers, so reports are stable and comparable):
 - softmax / log-softmax 5 per element (max, subtract, exp, sum, divide), layer / group norm
   and training-mode batch norm 7 per element, inference batch norm 4, and their input
   gradients 10 per element;
+- `nn.attention` the sum of the primitive ops `lower-attention` writes for it: the
+  four projections (and their bias adds), `q @ k^T`, the scaling, the softmax and
+  `a @ v`;
 - shape ops (including `nn.gather` and `train.scatter`, which only move data),
   constants, loads and stores are free;
 - optimizers per parameter element: SGD 2 (+2 with weight decay), SGD with momentum 4
@@ -85,6 +88,19 @@ def _matmul(op: nn.MatmulOp) -> int:
     return 2 * numel(op.result) * k
 
 
+def _attention(op: nn.AttentionOp) -> int:
+    batch, tokens, features = _shape(op.x)
+    heads = op.heads.value.data
+    dk, dv = op.head_sizes
+    out = _shape(op.wo)[1]
+    rows = batch * tokens
+    projections = 2 * rows * features * heads * (2 * dk + dv) + 2 * rows * heads * dv * out
+    biases = rows * (heads * (2 * dk + dv) + out) if op.biases is not None else 0
+    scores = batch * heads * tokens * tokens
+    # q @ k^T, the scaling, the softmax, a @ v
+    return projections + biases + scores * (2 * dk + 1 + 5 + 2 * dv)
+
+
 def _pool(op: nn._Pool2dOp | train._PoolAttrsOp) -> int:
     window = math.prod(op.kernel.get_values())
     out = numel(op.results[0])
@@ -154,6 +170,7 @@ FLOPS: dict[type[Operation], Callable[[Operation], int]] = {
     nn.LayerNormOp: _per_output(7),
     nn.BatchNormOp: _batch_norm,
     nn.GroupNormOp: _per_output(7),
+    nn.AttentionOp: _attention,
     nn.MaxPool2dOp: _pool,
     nn.AvgPool2dOp: _pool,
     nn.GlobalAvgPoolOp: _per_input(1),

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -360,6 +361,8 @@ def _option_text(value: object) -> str:
         # The pass-spec lexer reads no exponents: 1e-08 must be written 0.00000001.
         text = f"{value:.12f}".rstrip("0")
         return text + "0" if text.endswith(".") else text
+    if isinstance(value, str) and not re.fullmatch(r"[\w.-]+", value):
+        return f'"{value}"'  # e.g. a regular expression: quoted, so it parses back
     return str(value)
 
 

@@ -6,8 +6,8 @@ one arena. Two buffers whose lifetimes overlap must not overlap in memory; the a
 size is the plan's `peak`.
 
 `lower_bound` is the largest total size of buffers live at one time: no plan can do
-better. `plan` runs several placement heuristics (greedy by size, by lifetime, by area,
-each with best-fit gap selection, as TFLite's and TVM's planners do) and, for small
+better. `plan` runs several placement heuristics (greedy by size, by lifetime, by area, by
+start, by breadth, each with best-fit gap selection, as TFLite's and TVM's planners do) and, for small
 problems, an exhaustive search over placement orders, and keeps the smallest peak (ties:
 the first heuristic in that list, so the result is deterministic).
 """
@@ -110,11 +110,25 @@ def _place(order: Sequence[Buffer], alignment: int) -> tuple[dict[str, int], int
     return offsets, peak
 
 
-_ORDERS: dict[str, Callable[[Buffer], tuple]] = {
-    "greedy-by-size": lambda b: (-b.size, b.start, b.name),
-    "greedy-by-area": lambda b: (-b.size * (b.end - b.start + 1), b.start, b.name),
-    "greedy-by-lifetime": lambda b: (-(b.end - b.start), -b.size, b.name),
-    "greedy-by-start": lambda b: (b.start, -b.size, b.name),
+def _breadths(buffers: Sequence[Buffer]) -> dict[str, int]:
+    """For each buffer, the largest total size of the buffers live with it at one of
+    its op indices (the breadth of its most crowded moment)."""
+    live: dict[int, int] = {}
+    for b in buffers:
+        for time in range(b.start, b.end + 1):
+            live[time] = live.get(time, 0) + b.size
+    return {
+        b.name: max(live[time] for time in range(b.start, b.end + 1)) for b in buffers
+    }
+
+
+_ORDERS: dict[str, Callable[[Buffer, dict[str, int]], tuple]] = {
+    "greedy-by-size": lambda b, _: (-b.size, b.start, b.name),
+    "greedy-by-area": lambda b, _: (-b.size * (b.end - b.start + 1), b.start, b.name),
+    "greedy-by-lifetime": lambda b, _: (-(b.end - b.start), -b.size, b.name),
+    "greedy-by-start": lambda b, _: (b.start, -b.size, b.name),
+    # TFLite's "greedy by breadth": the buffers of the most crowded moments first.
+    "greedy-by-breadth": lambda b, breadth: (-breadth[b.name], -b.size, b.start, b.name),
 }
 
 
@@ -126,13 +140,15 @@ def plan(buffers: Sequence[Buffer], alignment: int = 16) -> Plan:
         raise ValueError("buffer names must be unique")
     aligned = [Buffer(b.name, align(b.size, alignment), b.start, b.end) for b in buffers]
     best: Plan | None = None
+    breadth = _breadths(aligned)
     for strategy, key in _ORDERS.items():
-        offsets, peak = _place(sorted(aligned, key=key), alignment)
+        offsets, peak = _place(sorted(aligned, key=lambda b: key(b, breadth)), alignment)
         if best is None or peak < best.peak:
             best = Plan(offsets, peak, strategy)
     if len(aligned) <= EXHAUSTIVE_LIMIT and best is not None:
         bound = lower_bound(aligned)
-        for order in itertools.permutations(sorted(aligned, key=_ORDERS["greedy-by-size"])):
+        by_size = sorted(aligned, key=lambda b: _ORDERS["greedy-by-size"](b, breadth))
+        for order in itertools.permutations(by_size):
             if best.peak == bound:
                 break
             offsets, peak = _place(order, alignment)

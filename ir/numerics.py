@@ -312,3 +312,44 @@ def slice_(
 def gather(x: np.ndarray, indices: Sequence[int], axis: int) -> np.ndarray:
     """The slices of `x` at `indices` along `axis` (`torch.index_select`)."""
     return np.take(x, np.asarray(indices, dtype=np.int64), axis=axis)
+
+
+def split_heads(t: np.ndarray, heads: int) -> np.ndarray:
+    """(B, S, H*d) -> (B, H, S, d): column h*d + j is element j of head h."""
+    b, s, f = t.shape
+    return np.transpose(np.reshape(t, (b, s, heads, f // heads)), (0, 2, 1, 3))
+
+
+def merge_heads(t: np.ndarray) -> np.ndarray:
+    """(B, H, S, d) -> (B, S, H*d), the inverse of `split_heads`."""
+    b, h, s, d = t.shape
+    return np.reshape(np.transpose(t, (0, 2, 1, 3)), (b, s, h * d))
+
+
+def attention(
+    x: np.ndarray,
+    wq: np.ndarray,
+    wk: np.ndarray,
+    wv: np.ndarray,
+    wo: np.ndarray,
+    biases: Sequence[np.ndarray] | None,
+    heads: int,
+    scale: float,
+) -> np.ndarray:
+    """Multi-head self-attention, `nn.attention`: the steps of its docstring, each the
+    NumPy call the interpreter makes for the primitive op `lower-attention` writes for
+    it (so interpreting the lowered form gives the same bits)."""
+    bq, bk, bv, bo = (None,) * 4 if biases is None else biases
+
+    def project(w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+        y = matmul(x, w, False, False)
+        return y if b is None else np.add(y, b)
+
+    q = split_heads(project(wq, bq), heads)
+    k = split_heads(project(wk, bk), heads)
+    v = split_heads(project(wv, bv), heads)
+    scores = np.multiply(matmul(q, k, False, True), np.asarray(scale, dtype=x.dtype))
+    probabilities = softmax(scores, -1)
+    o = merge_heads(matmul(probabilities, v, False, False))
+    y = matmul(o, wo, False, False)
+    return y if bo is None else np.add(y, bo)

@@ -11,11 +11,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass, PassPipeline
+from xdsl.utils.exceptions import PassFailedException
 from xdsl.transforms.canonicalize import CanonicalizePass
 from xdsl.transforms.common_subexpression_elimination import (
     CommonSubexpressionElimination,
@@ -46,10 +47,19 @@ class InferPipeline(NamedPipeline):
     """Inference only: graph raising and clean-ups; nothing trains."""
 
     name = "infer"
-    description = "inference only: raise-layer-norm, canonicalize, cse, dce"
+    description = (
+        "inference only: raise-layer-norm, raise-attention, canonicalize, cse, dce"
+    )
+
+    attention_rows: int = 0
+    """Query rows per block of depth-first attention tiling; 0: no tiling."""
+    fuse_attention: bool = False
+    """Whether `fuse-attention-weights` runs (where its cost formula says it pays)."""
 
     def passes(self) -> tuple[ModulePass, ...]:
-        return (*_raise(), *_cleanup())
+        _check_attention_rows(self, self.attention_rows)
+        return (*_raise(attention_rows=self.attention_rows),
+                *_fusion(self.fuse_attention), *_cleanup())
 
 
 def _cleanup() -> tuple[ModulePass, ...]:
@@ -60,12 +70,34 @@ def _cleanup() -> tuple[ModulePass, ...]:
     )
 
 
-def _raise() -> tuple[ModulePass, ...]:
+def _raise(attention: bool = True, attention_rows: int = 0) -> tuple[ModulePass, ...]:
     """Graph-level raising of exporter idioms into fused ops (fewer, cheaper kernels and
-    far fewer activations kept for training)."""
+    far fewer activations kept for training). Both raises compute the same function
+    (no approximation, nothing dropped; on the Deeploy models bit for bit). With
+    `attention_rows` > 0 the raised attention is tiled depth first
+    (`tile-attention-depth-first{rows=attention_rows}`)."""
+    from edge_opt.passes.raise_attention import RaiseAttentionPass
     from edge_opt.passes.raise_layer_norm import RaiseLayerNormPass
+    from edge_opt.passes.tile_attention_depth_first import TileAttentionDepthFirstPass
 
-    return (RaiseLayerNormPass(),)
+    if not attention:
+        return (RaiseLayerNormPass(),)
+    tile = (TileAttentionDepthFirstPass(rows=attention_rows),) if attention_rows else ()
+    return (RaiseLayerNormPass(), RaiseAttentionPass(), *tile)
+
+
+def _fusion(enabled: bool) -> tuple[ModulePass, ...]:
+    from edge_opt.passes.fuse_attention_weights import FuseAttentionWeightsPass
+
+    return (FuseAttentionWeightsPass(),) if enabled else ()
+
+
+def _check_attention_rows(pipeline: NamedPipeline, rows: int) -> None:
+    if rows < 0:
+        raise PassFailedException(
+            f"{pipeline.name}: attention-rows must be 0 (no tiling) or a positive "
+            f"number of query rows, got {rows}"
+        )
 
 
 @dataclass(frozen=True)
@@ -85,6 +117,16 @@ class TrainingPipeline(NamedPipeline, ABC):
     beta1: float = 0.9
     beta2: float = 0.999
     epsilon: float = 1e-8
+    attention_rows: int = 0
+    """Query rows per block of depth-first attention tiling (forward and the
+    recomputing backward); 0: no tiling."""
+    fuse_attention: bool = False
+    """Whether `fuse-attention-weights` runs after the strategy chose what trains (it
+    only fuses frozen projections, where its cost formula says it pays)."""
+
+    raise_attention: ClassVar[bool] = True
+    """Whether `raise-attention` runs first (a strategy that rewrites the projections
+    of attention itself needs them unraised)."""
 
     def strategy(self) -> tuple[ModulePass, ...]:
         """The passes that choose what trains."""
@@ -105,7 +147,16 @@ class TrainingPipeline(NamedPipeline, ABC):
             beta2=self.beta2,
             epsilon=self.epsilon,
         )
-        return (*_raise(), *self.strategy(), autodiff, *_cleanup())
+        _check_attention_rows(self, self.attention_rows)
+        if self.attention_rows and not self.raise_attention:
+            raise PassFailedException(
+                f"{self.name}: attention-rows does not apply: this pipeline keeps "
+                "attention unraised (its strategy rewrites the projections); tile "
+                "with another pipeline, or leave attention-rows at 0"
+            )
+        raising = _raise(self.raise_attention, self.attention_rows)
+        fusion = _fusion(self.fuse_attention)
+        return (*raising, *self.strategy(), *fusion, autodiff, *_cleanup())
 
 
 @dataclass(frozen=True)
@@ -163,11 +214,48 @@ class TrainSparsePipeline(TrainingPipeline):
         )
 
 
+@dataclass(frozen=True)
+class TrainLoraPipeline(TrainingPipeline):
+    """Trains low-rank adapters (`insert-lora`) on the linear-layer weights matching
+    `targets`, with those weights frozen; of the other parameters only those matching
+    `trainable` train (default: none). Runs `freeze` first (so that it sees the model's
+    own parameters only), then `insert-lora`, then `autodiff`."""
+
+    name = "train-lora"
+    description = "low-rank adapters on linear layers, base frozen (LoRA, TrainDeeploy)"
+    # insert-lora adapts the q/k/v/output projections as linear layers; it does not
+    # see into an `nn.attention`, so attention stays unraised here.
+    raise_attention: ClassVar[bool] = False
+
+    rank: int = 4
+    alpha: float = 8.0
+    targets: str = ".*"
+    init: Literal["kaiming", "gaussian"] = "kaiming"
+    seed: int = 0
+    trainable: str | None = None
+
+    def strategy(self) -> tuple[ModulePass, ...]:
+        from edge_opt.passes.freeze import FreezePass
+        from edge_opt.passes.insert_lora import InsertLoraPass
+
+        freeze = (
+            FreezePass(trainable=self.trainable)
+            if self.trainable is not None
+            else FreezePass(frozen=".*")
+        )
+        lora = InsertLoraPass(
+            rank=self.rank, alpha=self.alpha, targets=self.targets, init=self.init,
+            seed=self.seed,
+        )
+        return (freeze, lora)
+
+
 PIPELINES: dict[str, Callable[[], type[NamedPipeline]]] = {
     "infer": lambda: InferPipeline,
     "train-full": lambda: TrainFullPipeline,
     "train-last": lambda: TrainLastPipeline,
     "train-sparse": lambda: TrainSparsePipeline,
+    "train-lora": lambda: TrainLoraPipeline,
 }
 
 

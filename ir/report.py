@@ -29,13 +29,26 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from xdsl.dialects import func
-from xdsl.dialects.builtin import ModuleOp, SymbolRefAttr, TensorType
-from xdsl.ir import Operation, SSAValue
+from xdsl.dialects.builtin import (
+    ArrayAttr,
+    DictionaryAttr,
+    IntegerAttr,
+    ModuleOp,
+    StringAttr,
+    SymbolRefAttr,
+    TensorType,
+    i1,
+)
+from xdsl.ir import Attribute, Operation, SSAValue
 
 from edge_opt.dialects import nn, train
 from edge_opt.dialects.train import STATE_OF_ATTR, is_optimizer_state
 from edge_opt.ir.cost import flops, numel
 from edge_opt.ir.dtypes import numpy_dtype
+
+ATTENTION_FUSION_ATTR = "edge_opt.attention_fusion"
+"""Module attribute where `fuse-attention-weights` records its decisions: an array of
+dictionaries, one per `nn.attention` and side (see `attention_fusion`)."""
 
 _LOSSES = (train.CrossEntropyOp, train.MseOp)
 _LOSS_GRADS = (train.CrossEntropyGradOp, train.MseGradOp)
@@ -197,6 +210,29 @@ def _value_itemsize(value: SSAValue) -> int:
     return numpy_dtype(value.type.element_type).itemsize
 
 
+def _plain(attr: Attribute) -> Any:
+    if isinstance(attr, StringAttr):
+        return attr.data
+    if isinstance(attr, IntegerAttr):
+        value = attr.value.data
+        return bool(value) if attr.type == i1 else value
+    raise NotImplementedError(f"no plain form of {attr}")
+
+
+def attention_fusion(module: ModuleOp) -> list[dict[str, Any]] | None:
+    """The decisions `fuse-attention-weights` recorded on `module` (op, function,
+    part, objective, `macs_unfused`, `macs_fused`, `params_unfused`, `params_fused`,
+    fused, reason), or None if it did not run."""
+    records = module.attributes.get(ATTENTION_FUSION_ATTR)
+    if not isinstance(records, ArrayAttr):
+        return None
+    return [
+        {key: _plain(value) for key, value in record.data.items()}
+        for record in records.data
+        if isinstance(record, DictionaryAttr)
+    ]
+
+
 def build_report(module: ModuleOp, pipeline: str | None = None) -> Report:
     params = {op.sym_name.data: op for op in module.ops if isinstance(op, nn.ParamOp)}
     step = _function(module, "train_step")
@@ -260,7 +296,7 @@ def build_report(module: ModuleOp, pipeline: str | None = None) -> Report:
         for op in params.values()
         if is_optimizer_state(op)
     )
-    return Report(
+    report = Report(
         pipeline=pipeline,
         trainable_params=sum(r.trained_params for r in rows),
         total_params=sum(r.params for r in rows),
@@ -275,6 +311,10 @@ def build_report(module: ModuleOp, pipeline: str | None = None) -> Report:
         backward_memory_bytes=saved + sum(r.gradient_bytes for r in rows) + total_state,
         parameters=rows,
     )
+    fusion = attention_fusion(module)
+    if fusion is not None:
+        report.extra["attention_fusion"] = fusion
+    return report
 
 
 # --------------------------------------------------------------------------------------
@@ -311,7 +351,33 @@ def format_report(report: Report) -> str:
     text.append(f"pipeline              {report.pipeline or '(none)'}")
     for label, value in _summary_rows(report):
         text.append(f"{label:<22}{value}")
+    if "attention_fusion" in report.extra:
+        text += ["", *format_attention_fusion(report.extra["attention_fusion"])]
     return "\n".join(text) + "\n"
+
+
+def format_attention_fusion(records: list[dict[str, Any]]) -> list[str]:
+    """The "attention weight fusion" table: per op and side, MACs and params unfused
+    -> fused, and whether it was fused (with the reason)."""
+    header = ("op", "part", "MACs unfused -> fused", "params unfused -> fused", "fused")
+    lines = [header]
+    for r in records:
+        lines.append((
+            f"%{r['op']} @{r['function']}", r["part"].upper(),
+            f"{_n(r['macs_unfused'])} -> {_n(r['macs_fused'])}",
+            f"{_n(r['params_unfused'])} -> {_n(r['params_fused'])}",
+            f"{'yes' if r['fused'] else 'no'} ({r['reason']})",
+        ))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    objectives = sorted({r["objective"] for r in records})
+    text = [f"attention weight fusion (objective {', '.join(objectives)})"]
+    for i, line in enumerate(lines):
+        cells = [c.rjust(w) if j in (2, 3) else c.ljust(w)
+                 for j, (c, w) in enumerate(zip(line, widths))]
+        text.append("  ".join(cells).rstrip())
+        if i == 0:
+            text.append("  ".join("-" * w for w in widths))
+    return text
 
 
 def _summary_rows(report: Report) -> list[tuple[str, str]]:

@@ -244,6 +244,56 @@ def matmul(
     return (*batch, m, n)
 
 
+def attention(
+    x: Sequence[int],
+    wq: Sequence[int],
+    wk: Sequence[int],
+    wv: Sequence[int],
+    wo: Sequence[int],
+    heads: int,
+    biases: Sequence[Sequence[int]] | None = None,
+) -> Shape:
+    """Multi-head self-attention (`nn.attention`): x (B, S, D), wq and wk (D, H*dk),
+    wv (D, H*dv), wo (H*dv, E), biases (H*dk), (H*dk), (H*dv), (E) -> (B, S, E)."""
+    if len(x) != 3:
+        raise ShapeError(f"input must have rank 3 (batch, tokens, features), got {list(x)}")
+    for name, w in (("wq", wq), ("wk", wk), ("wv", wv), ("wo", wo)):
+        if len(w) != 2:
+            raise ShapeError(f"{name} must have rank 2, got {list(w)}")
+    if heads < 1:
+        raise ShapeError(f"heads ({heads}) must be >= 1")
+    d = x[2]
+    for name, w in (("wq", wq), ("wk", wk), ("wv", wv)):
+        if w[0] != d:
+            raise ShapeError(
+                f"{name} rows ({w[0]}) must equal the input features ({d})"
+            )
+    if wk[1] != wq[1]:
+        raise ShapeError(
+            f"wq and wk must have the same columns (heads x key size), got {wq[1]} "
+            f"and {wk[1]}"
+        )
+    for name, w in (("wq", wq), ("wv", wv)):
+        if w[1] % heads or w[1] == 0:
+            raise ShapeError(
+                f"heads ({heads}) must divide the {name} columns ({w[1]})"
+            )
+    if wo[0] != wv[1]:
+        raise ShapeError(
+            f"wo rows ({wo[0]}) must equal the wv columns (heads x value size, {wv[1]})"
+        )
+    if biases is not None:
+        if len(biases) != 4:
+            raise ShapeError(
+                f"takes the four biases bq, bk, bv, bo or none, got {len(biases)}"
+            )
+        expected = ((wq[1],), (wk[1],), (wv[1],), (wo[1],))
+        for name, b, e in zip(("bq", "bk", "bv", "bo"), biases, expected, strict=True):
+            if tuple(b) != e:
+                raise ShapeError(f"{name} shape {list(b)} must be {list(e)}")
+    return (x[0], x[1], wo[1])
+
+
 def transpose(input: Sequence[int], perm: Sequence[int]) -> Shape:
     if sorted(perm) != list(range(len(input))):
         raise ShapeError(

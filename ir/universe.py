@@ -71,6 +71,42 @@ def _plan_memory() -> type[ModulePass]:
     return PlanMemoryPass
 
 
+def _insert_lora() -> type[ModulePass]:
+    from edge_opt.passes.insert_lora import InsertLoraPass
+
+    return InsertLoraPass
+
+
+def _merge_lora() -> type[ModulePass]:
+    from edge_opt.passes.merge_lora import MergeLoraPass
+
+    return MergeLoraPass
+
+
+def _lower_attention() -> type[ModulePass]:
+    from edge_opt.passes.lower_attention import LowerAttentionPass
+
+    return LowerAttentionPass
+
+
+def _raise_attention() -> type[ModulePass]:
+    from edge_opt.passes.raise_attention import RaiseAttentionPass
+
+    return RaiseAttentionPass
+
+
+def _tile_attention_depth_first() -> type[ModulePass]:
+    from edge_opt.passes.tile_attention_depth_first import TileAttentionDepthFirstPass
+
+    return TileAttentionDepthFirstPass
+
+
+def _fuse_attention_weights() -> type[ModulePass]:
+    from edge_opt.passes.fuse_attention_weights import FuseAttentionWeightsPass
+
+    return FuseAttentionWeightsPass
+
+
 def _raise_layer_norm() -> type[ModulePass]:
     from edge_opt.passes.raise_layer_norm import RaiseLayerNormPass
 
@@ -81,10 +117,16 @@ EDGE_OPT_PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "autodiff": _autodiff,
     "bufferize": _bufferize,
     "freeze": _freeze,
+    "fuse-attention-weights": _fuse_attention_weights,
+    "insert-lora": _insert_lora,
+    "merge-lora": _merge_lora,
+    "lower-attention": _lower_attention,
     "plan-memory": _plan_memory,
+    "raise-attention": _raise_attention,
     "raise-layer-norm": _raise_layer_norm,
     "select-last-layers": _select_last_layers,
     "sparse-update": _sparse_update,
+    "tile-attention-depth-first": _tile_attention_depth_first,
 }
 """Our passes by name (the key is always the pass's `name`)."""
 

@@ -14,6 +14,11 @@ In place where legal:
   in place); otherwise it is copied there, after copying out the old value if it is
   still read later.
 
+The buffer level has no attention kernel: `nn.attention` is first rewritten into
+primitive ops by `lower-attention`'s patterns (`lower_attention`), so every pipeline
+reaches the buffer level (and C) with attention in the model; a training step's
+attention backward is already made of primitive ops.
+
 Options: `level` (memory level of activations and gradients, default `L2`), `weights`
 (level of parameters and optimizer state, default `L2`). Parameters record their level
 in the `kernel.level` attribute.
@@ -35,6 +40,7 @@ from xdsl.utils.exceptions import PassFailedException
 
 from edge_opt.dialects import kernel, nn, train
 from edge_opt.dialects.kernel import LEVEL_ATTR, buffer_type
+from edge_opt.passes.lower_attention import lower_attention
 from edge_opt.passes.options import EdgeOptPass
 
 _VIEWS = (nn.ReshapeOp, nn.SqueezeOp, nn.UnsqueezeOp)
@@ -52,6 +58,7 @@ class BufferizePass(EdgeOptPass):
     weights: Level = "L2"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
+        lower_attention(op)  # no attention kernel (see the module docstring)
         params = {p.sym_name.data: p for p in op.ops if isinstance(p, nn.ParamOp)}
         for param in params.values():
             param.attributes[LEVEL_ATTR] = StringAttr(self.weights)

@@ -20,7 +20,9 @@ rounding and what we measure is our float32 error.
   transposed conv, asymmetric max-pool, layer norm; batch 3); a token model built here
   (attention with both matmul transpose flags, a parameter loaded twice, every
   element-wise op, both gelu forms, slices with negative steps, concat, broadcast,
-  reductions; batch 3); the imported CCT2 of Deeploy; frozen/trainable mixes of them.
+  reductions; batch 3); an attention model built here (two `nn.attention` blocks, with
+  and without biases, dk != dv; batch 3; measured worst 7e-7); the imported CCT2 of
+  Deeploy; frozen/trainable mixes of them.
 - The acceptance oracle: for `CCT_Train_CCT2_LP` and `CCT_Train_CCT2_FT2`, training
   exactly the fixture's tensors one SGD step (lr 0.01, cross-entropy mean) reproduces
   its `outputs.npz`, and so does `train-last{layers=1}` for LP.
@@ -453,6 +455,39 @@ def token_net(seed: int = 0) -> tuple[ModuleOp, list[np.ndarray], np.ndarray]:
     return b.module(logits), b.inputs, labels
 
 
+def attention_net(seed: int = 0) -> tuple[ModuleOp, list[np.ndarray], np.ndarray]:
+    """Batch 3 of 5 tokens of width 8, 4 classes: two `nn.attention` blocks with
+    residuals (2 heads with dk 4 / dv 3 and the four biases; then 4 heads of size 2
+    without biases, scale 1/sqrt(2)), a layer norm between, mean over tokens, linear."""
+    b = ModelBuilder(seed, (3, 5, 8))
+    (x,) = b.args
+    a1 = b(
+        nn.AttentionOp(
+            x, b.param("a1_wq", (8, 8)), b.param("a1_wk", (8, 8)),
+            b.param("a1_wv", (8, 6)), b.param("a1_wo", (6, 8)),
+            [b.param(f"a1_b{n}", (s,), "small") for n, s in zip("qkvo", (8, 8, 6, 8))],
+            heads=2, scale=0.5,
+        )
+    )
+    h = b(nn.AddOp(x, a1))
+    ln = b(
+        nn.LayerNormOp(
+            h, b.param("ln_scale", (8,), "scale"), b.param("ln_bias", (8,), "small")
+        )
+    )
+    a2 = b(
+        nn.AttentionOp(
+            ln, b.param("a2_wq", (8, 8)), b.param("a2_wk", (8, 8)),
+            b.param("a2_wv", (8, 8)), b.param("a2_wo", (8, 8)), heads=4,
+            scale=2**-0.5,
+        )
+    )
+    pooled = b(nn.ReduceMeanOp(b(nn.AddOp(ln, a2)), (1,)))
+    logits = b(nn.LinearOp(pooled, b.param("head", (4, 8)), b.param("head_b", (4,))))
+    labels = b.rng.integers(0, 4, 3).astype(np.int32)
+    return b.module(logits), b.inputs, labels
+
+
 def cct2(name: str = "CCT_Train_CCT2_FT2") -> tuple[ModuleOp, Path]:
     folder = deeploy_model(name)
     return import_onnx(folder / "network_infer.onnx"), folder
@@ -472,7 +507,7 @@ def test_oracle_models_exercise_every_nn_op():
     from edge_opt.dialects.nn import NN
 
     used: set[type[Operation]] = set()
-    for build in (tiny_cnn, conv_net, token_net):
+    for build in (tiny_cnn, conv_net, token_net, attention_net):
         used |= {type(o) for o in build()[0].walk()}
     every = set(NN.operations) - {nn.ParamOp}
     assert every <= supported_ops(), sorted(o.name for o in every - supported_ops())
@@ -486,7 +521,7 @@ def test_oracle_models_exercise_every_nn_op():
     assert gelu_forms == {"none", "tanh"}
 
 
-@pytest.mark.parametrize("build", [tiny_cnn, conv_net, token_net])
+@pytest.mark.parametrize("build", [tiny_cnn, conv_net, token_net, attention_net])
 def test_torch_forward_matches_interpreter(build):
     """The two evaluators agree on @forward before anything is differentiated."""
     module, inputs, _ = build()
@@ -698,6 +733,21 @@ def test_token_net_sgd(strategy):
     check_sgd_gradients(module, inputs, labels, strategy=strategy)
 
 
+@pytest.mark.parametrize(
+    "strategy",
+    ["", 'freeze{trainable="a1_w.*|head.*"}', 'freeze{trainable="a1_wo|a1_bo|a2_wv|head"}',
+     'freeze{frozen="a1_.*"}'],
+    ids=["all", "first block's weights", "output and value only", "first block frozen"],
+)
+def test_attention_net_sgd(strategy):
+    """The `nn.attention` gradient rule (recomputing q, k, v and the probabilities)
+    against torch autograd through `F.scaled_dot_product_attention`, for each kind of
+    operand that trains: x (through the second block), every weight and bias, and
+    subsets that leave parts of the backward out."""
+    module, inputs, labels = attention_net()
+    check_sgd_gradients(module, inputs, labels, strategy=strategy)
+
+
 # --------------------------------------------------------------------------------------
 # CCT2 (Deeploy's ONNX): every parameter's gradient
 # --------------------------------------------------------------------------------------
@@ -816,6 +866,7 @@ def _perturbed(op_type: type[Operation], factor: float):
         (nn.SoftmaxOp, token_net),
         (nn.SliceOp, token_net),
         (nn.GatherOp, token_net),
+        (nn.AttentionOp, attention_net),
     ],
     ids=lambda v: getattr(v, "__name__", None),
 )

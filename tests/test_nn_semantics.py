@@ -37,6 +37,7 @@ from xdsl.dialects.builtin import (
     TensorType,
     f32,
     f64,
+    i32,
     i64,
 )
 from xdsl.ir import Attribute, Block, Operation, Region
@@ -511,6 +512,66 @@ def test_group_norm(batch, groups, channels_per_group, spatial, epsilon, dtype, 
 
 
 # --------------------------------------------------------------------------------------
+# Attention
+# --------------------------------------------------------------------------------------
+
+
+def torch_attention(x, wq, wk, wv, wo, biases, heads: int, scale: float, fused: bool):
+    """`nn.attention` in torch: the projections, then `F.scaled_dot_product_attention`
+    on the split heads (`fused`), or the same written out with `F.softmax`."""
+    bq, bk, bv, bo = biases if biases is not None else (None,) * 4
+
+    def split(w, b):
+        y = x @ w if b is None else x @ w + b
+        return y.unflatten(-1, (heads, -1)).transpose(1, 2)  # (B, H, S, d)
+
+    q, k, v = split(wq, bq), split(wk, bk), split(wv, bv)
+    if fused:
+        o = F.scaled_dot_product_attention(q, k, v, scale=scale)
+    else:
+        o = F.softmax(q @ k.transpose(-1, -2) * scale, dim=-1) @ v
+    y = o.transpose(1, 2).flatten(2) @ wo
+    return y if bo is None else y + bo
+
+
+@SETTINGS
+@given(
+    batch=st.integers(1, 3),
+    tokens=st.integers(1, 5),
+    features=st.integers(1, 5),
+    heads=st.integers(1, 3),
+    dk=st.integers(1, 3),
+    dv=st.integers(1, 3),
+    out=st.integers(1, 5),
+    bias=st.booleans(),
+    scale=st.sampled_from([1.0, 0.5, 1 / 3, 1.7]),
+    dtype=DTYPES,
+    seed=SEEDS,
+)
+def test_attention(batch, tokens, features, heads, dk, dv, out, bias, scale, dtype, seed):
+    rng = np.random.default_rng(seed)
+    shapes = [(batch, tokens, features), (features, heads * dk), (features, heads * dk),
+              (features, heads * dv), (heads * dv, out)]
+    if bias:
+        shapes += [(heads * dk,), (heads * dk,), (heads * dv,), (out,)]
+    inputs = [_random(rng, s, dtype) for s in shapes]
+    ours = _run(
+        lambda x, *w: nn.AttentionOp(
+            x, *w[:4], w[4:] if bias else None, heads=heads, scale=scale
+        ),
+        *inputs,
+    )
+    t = [_t(a) for a in inputs]
+    # The f32 attribute's value is what torch must be given.
+    scale32 = float(np.float32(scale))
+    for fused in (True, False):
+        expected = torch_attention(
+            t[0], *t[1:5], t[5:] if bias else None, heads, scale32, fused
+        )
+        _check(ours, expected, dtype, **_tol(dtype, 1e-5, 1e-5))
+
+
+# --------------------------------------------------------------------------------------
 # Pooling
 # --------------------------------------------------------------------------------------
 
@@ -963,8 +1024,55 @@ CONV = {
 }
 POOL = {"kernel": _ints(2, 2), "stride": _ints(2, 2), "padding": _ints(0, 0, 0, 0)}
 
+def _attention(heads: int, scale_type: Attribute = f32, biases: int = 0) -> dict:
+    return {
+        "heads": _i(heads),
+        "scale": FloatAttr(0.5, scale_type),
+        "operandSegmentSizes": DenseArrayBase.from_list(i32, [1] * 5 + [1] * biases
+                                                        + [0] * (4 - biases)),
+    }
+
+
+ATTENTION = [_t32(2, 3, 4), _t32(4, 4), _t32(4, 4), _t32(4, 6), _t32(6, 5)]
+"""x (B=2, S=3, D=4), wq, wk (D, H*dk = 4), wv (D, H*dv = 6), wo (6, E=5)."""
+
 # (op class, operand types, result type, properties, expected text in the message)
 INVALID = [
+    pytest.param(
+        nn.AttentionOp, ATTENTION, _t32(2, 3, 5), _attention(4),
+        "heads (4) must divide the wv columns (6)", id="attention-heads",
+    ),
+    pytest.param(
+        nn.AttentionOp, [_t32(2, 3, 4), _t32(4, 4), _t32(4, 2), *ATTENTION[3:]],
+        _t32(2, 3, 5), _attention(2),
+        "wq and wk must have the same columns", id="attention-wk",
+    ),
+    pytest.param(
+        nn.AttentionOp, [*ATTENTION[:4], _t32(4, 5)], _t32(2, 3, 5), _attention(2),
+        "wo rows (4) must equal the wv columns", id="attention-wo",
+    ),
+    pytest.param(
+        nn.AttentionOp, [_t32(6, 4), *ATTENTION[1:]], _t32(6, 5), _attention(2),
+        "input must have rank 3 (batch, tokens, features)", id="attention-rank",
+    ),
+    pytest.param(
+        nn.AttentionOp, [*ATTENTION, _t32(4)], _t32(2, 3, 5), _attention(2, biases=1),
+        "takes the four biases bq, bk, bv, bo or none", id="attention-some-biases",
+    ),
+    pytest.param(
+        nn.AttentionOp, [*ATTENTION, _t32(4), _t32(4), _t32(6), _t32(6)],
+        _t32(2, 3, 5), _attention(2, biases=4),
+        "bo shape [6] must be [5]", id="attention-bias-shape",
+    ),
+    pytest.param(
+        nn.AttentionOp, ATTENTION, _t32(2, 3, 5), _attention(2, f64),
+        "scale must be an f32 attribute", id="attention-scale-type",
+    ),
+    pytest.param(
+        nn.AttentionOp, ATTENTION, _t32(2, 3, 4), _attention(2),
+        "result shape [2, 3, 4] does not match the shape [2, 3, 5]",
+        id="attention-result",
+    ),
     pytest.param(
         nn.Conv2dOp, [_t32(1, 4, 5, 5), _t32(2, 3, 3, 3)], _t32(1, 2, 3, 3), CONV,
         "weight in-channels (3) x groups (1) must equal input channels (4)",
@@ -1143,7 +1251,7 @@ def test_every_nn_op_is_covered():
         | {
             nn.GeluOp, nn.LinearOp, nn.MatmulOp, nn.Conv2dOp, nn.ConvTranspose2dOp,
             nn.SoftmaxOp, nn.LogSoftmaxOp, nn.LayerNormOp, nn.BatchNormOp,
-            nn.GroupNormOp, nn.MaxPool2dOp, nn.AvgPool2dOp, nn.GlobalAvgPoolOp,
+            nn.GroupNormOp, nn.AttentionOp, nn.MaxPool2dOp, nn.AvgPool2dOp, nn.GlobalAvgPoolOp,
             nn.ReshapeOp, nn.BroadcastToOp, nn.TransposeOp, nn.ConcatOp, nn.SliceOp,
             nn.GatherOp, nn.SqueezeOp,
             nn.UnsqueezeOp, nn.ReduceMeanOp, nn.ReduceSumOp, nn.ConstantOp,

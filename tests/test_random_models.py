@@ -173,6 +173,17 @@ def features(module: ModuleOp) -> set[str]:
             indices = op.indices.get_values()
             if len(set(indices)) < len(indices):
                 found.add("gather-repeated")
+        elif isinstance(op, nn.AttentionOp):
+            dk, dv = op.head_sizes
+            found |= {
+                f"attention-{k}"
+                for k, present in (
+                    ("biased", op.biases is not None),
+                    ("multi-head", op.heads.value.data > 1),
+                    ("value-size", dk != dv),
+                )
+                if present
+            }
         elif isinstance(op, nn.GeluOp) and op.approximate.data == "tanh":
             found.add("gelu-tanh")
         elif isinstance(op, nn.ReduceSumOp | nn.ReduceMeanOp) and op.keepdims:
@@ -189,7 +200,8 @@ EXPECTED_FEATURES = {
     "matmul-broadcast", "batch_norm-training", "batch_norm-inference",
     "max_pool2d-ceil", "max_pool2d-dilated", "max_pool2d-padded",
     "avg_pool2d-count-include-pad", "slice-negative-step", "gather-repeated", "gelu-tanh",
-    "reduce-keepdims", "rank-0",
+    "reduce-keepdims", "rank-0", "attention-biased", "attention-multi-head",
+    "attention-value-size",
     *(f"nn.{op}-broadcast" for op in ("add", "sub", "mul", "div", "pow")),
 }  # fmt: skip
 

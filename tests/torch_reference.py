@@ -126,6 +126,25 @@ def _matmul(op: nn.MatmulOp, a: Tensor, b: Tensor) -> Tensor:
     return torch.matmul(a, b)
 
 
+@_rule(nn.AttentionOp)
+def _attention(op: nn.AttentionOp, x: Tensor, wq: Tensor, wk: Tensor, wv: Tensor,
+               wo: Tensor, *biases: Tensor) -> Tensor:
+    """Projections, `F.scaled_dot_product_attention` on the split heads, the merge and
+    the output projection."""
+    heads = op.heads.value.data
+    bq, bk, bv, bo = biases if biases else (None,) * 4
+
+    def split(w: Tensor, b: Tensor | None) -> Tensor:
+        y = x @ w if b is None else x @ w + b
+        return y.unflatten(-1, (heads, -1)).transpose(1, 2)
+
+    o = F.scaled_dot_product_attention(
+        split(wq, bq), split(wk, bk), split(wv, bv), scale=op.scale.value.data
+    )
+    y = o.transpose(1, 2).flatten(2) @ wo
+    return y if bo is None else y + bo
+
+
 @_rule(nn.Conv2dOp)
 def _conv2d(op: nn.Conv2dOp, x: Tensor, w: Tensor, b: Tensor | None = None) -> Tensor:
     top, left, bottom, right = _ints(op.padding)

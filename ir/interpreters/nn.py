@@ -193,6 +193,18 @@ class NnFunctions(InterpreterFunctions):
             ),
         )
 
+    @impl(nn.AttentionOp)
+    def run_attention(self, interpreter: Interpreter, op: nn.AttentionOp, args: tuple):
+        return _result(
+            op,
+            numerics.attention(
+                *args[:5],
+                args[5:9] if len(args) == 9 else None,
+                op.heads.value.data,
+                op.scale.value.data,
+            ),
+        )
+
     @impl(nn.MaxPool2dOp)
     def run_max_pool2d(self, interpreter: Interpreter, op: nn.MaxPool2dOp, args: tuple):
         return _result(

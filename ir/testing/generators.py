@@ -229,6 +229,27 @@ def _group_norm(b: _Builder) -> SSAValue:
     return b.emit(nn.GroupNormOp(x, scale, bias, groups, _epsilon(b)))
 
 
+def _attention(b: _Builder) -> SSAValue:
+    """A self-attention block: x as (B, S, D), 1-3 heads, query/key and value head
+    sizes 1-3 (equal or not), with or without the four biases, the scale
+    1/sqrt(dk) or drawn."""
+    x = b.as_rank(b.pick(), 3)
+    features = b.shape(x)[2]
+    heads = b.integer(1, 3)
+    dk = b.integer(1, 3)
+    dv = dk if b.coin() else b.integer(1, 3)
+    out = b.integer(1, b.max_dim)
+    weights = [
+        b.param("weight", (features, heads * d), fan_in=features) for d in (dk, dk, dv)
+    ]
+    wo = b.param("weight", (heads * dv, out), fan_in=heads * dv)
+    biases = None
+    if b.coin():
+        biases = [b.param("bias", (n,)) for n in (heads * dk, heads * dk, heads * dv, out)]
+    scale = 1.0 / math.sqrt(dk) if b.coin() else b.choice([0.25, 0.5, 1.0, 2.0])
+    return b.emit(nn.AttentionOp(x, *weights, wo, biases, heads=heads, scale=scale))
+
+
 def _pool_window(
     b: _Builder, size: int, dilated: bool
 ) -> tuple[int, int, int, int, int]:
@@ -409,6 +430,7 @@ _GENERATORS: dict[str, Generator] = {
     "layer_norm": _layer_norm,
     "batch_norm": _batch_norm,
     "group_norm": _group_norm,
+    "attention": _attention,
     "max_pool2d": _max_pool2d,
     "avg_pool2d": _avg_pool2d,
     "global_avg_pool": _global_avg_pool,

@@ -144,3 +144,14 @@ func.func @broadcast(%x: tensor<3x1xf32>) -> tensor<2x3x4xf32> {
   %b = nn.broadcast_to %x : tensor<3x1xf32> -> tensor<2x3x4xf32>
   func.return %b : tensor<2x3x4xf32>
 }
+
+// nn.attention: without biases, and with all four (x (B, S, D), wq/wk (D, H*dk),
+// wv (D, H*dv), wo (H*dv, E); dk and dv may differ).
+// CHECK-LABEL: func.func @attention
+func.func @attention(%x: tensor<2x3x4xf32>, %wq: tensor<4x4xf32>, %wv: tensor<4x6xf32>, %wo: tensor<6x5xf32>, %b4: tensor<4xf32>, %b6: tensor<6xf32>, %b5: tensor<5xf32>) -> (tensor<2x3x5xf32>, tensor<2x3x5xf32>) {
+  // CHECK-NEXT: %a = nn.attention %x, %wq, %wq, %wv, %wo {heads = 2 : i64, scale = 0.707106769 : f32} : (tensor<2x3x4xf32>, tensor<4x4xf32>, tensor<4x4xf32>, tensor<4x6xf32>, tensor<6x5xf32>) -> tensor<2x3x5xf32>
+  %a = nn.attention %x, %wq, %wq, %wv, %wo {heads = 2 : i64, scale = 0.70710678 : f32} : (tensor<2x3x4xf32>, tensor<4x4xf32>, tensor<4x4xf32>, tensor<4x6xf32>, tensor<6x5xf32>) -> tensor<2x3x5xf32>
+  // CHECK-NEXT: %ab = nn.attention %x, %wq, %wq, %wv, %wo bias(%b4, %b4, %b6, %b5) {heads = 2 : i64, scale = 5.000000e-01 : f32} : (tensor<2x3x4xf32>, tensor<4x4xf32>, tensor<4x4xf32>, tensor<4x6xf32>, tensor<6x5xf32>, tensor<4xf32>, tensor<4xf32>, tensor<6xf32>, tensor<5xf32>) -> tensor<2x3x5xf32>
+  %ab = nn.attention %x, %wq, %wq, %wv, %wo bias(%b4, %b4, %b6, %b5) {heads = 2 : i64, scale = 0.5 : f32} : (tensor<2x3x4xf32>, tensor<4x4xf32>, tensor<4x4xf32>, tensor<4x6xf32>, tensor<6x5xf32>, tensor<4xf32>, tensor<4xf32>, tensor<6xf32>, tensor<5xf32>) -> tensor<2x3x5xf32>
+  func.return %a, %ab : tensor<2x3x5xf32>, tensor<2x3x5xf32>
+}

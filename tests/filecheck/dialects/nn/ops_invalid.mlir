@@ -252,3 +252,27 @@ func.func @broadcast_shape(%x: tensor<3x2xf32>) -> tensor<3x4xf32> {
   %y = nn.broadcast_to %x : tensor<3x2xf32> -> tensor<3x4xf32>
   func.return %y : tensor<3x4xf32>
 }
+
+// -----
+
+func.func @attention_heads(%x: tensor<2x3x4xf32>, %w: tensor<4x4xf32>, %wv: tensor<4x6xf32>, %wo: tensor<6x5xf32>) -> tensor<2x3x5xf32> {
+  // CHECK: nn.attention: heads (4) must divide the wv columns (6)
+  %y = nn.attention %x, %w, %w, %wv, %wo {heads = 4 : i64, scale = 0.5 : f32} : (tensor<2x3x4xf32>, tensor<4x4xf32>, tensor<4x4xf32>, tensor<4x6xf32>, tensor<6x5xf32>) -> tensor<2x3x5xf32>
+  func.return %y : tensor<2x3x5xf32>
+}
+
+// -----
+
+func.func @attention_bias(%x: tensor<2x3x4xf32>, %w: tensor<4x4xf32>, %wo: tensor<4x5xf32>, %b: tensor<4xf32>) -> tensor<2x3x5xf32> {
+  // CHECK: nn.attention: bo shape [4] must be [5]
+  %y = nn.attention %x, %w, %w, %w, %wo bias(%b, %b, %b, %b) {heads = 2 : i64, scale = 0.5 : f32} : (tensor<2x3x4xf32>, tensor<4x4xf32>, tensor<4x4xf32>, tensor<4x4xf32>, tensor<4x5xf32>, tensor<4xf32>, tensor<4xf32>, tensor<4xf32>, tensor<4xf32>) -> tensor<2x3x5xf32>
+  func.return %y : tensor<2x3x5xf32>
+}
+
+// -----
+
+func.func @attention_some_biases(%x: tensor<2x3x4xf32>, %w: tensor<4x4xf32>, %wo: tensor<4x5xf32>, %b: tensor<4xf32>) -> tensor<2x3x5xf32> {
+  // CHECK: nn.attention: takes the four biases bq, bk, bv, bo or none
+  %y = "nn.attention"(%x, %w, %w, %w, %wo, %b) <{heads = 2 : i64, scale = 5.000000e-01 : f32, operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 0, 0, 0>}> : (tensor<2x3x4xf32>, tensor<4x4xf32>, tensor<4x4xf32>, tensor<4x4xf32>, tensor<4x5xf32>, tensor<4xf32>) -> tensor<2x3x5xf32>
+  func.return %y : tensor<2x3x5xf32>
+}
