@@ -24,6 +24,7 @@ import argparse
 import re
 
 from edge_opt.ir.liveness import allocations
+from edge_opt.ir.memory_plan import lower_bound
 from edge_opt.ir.memory_report import memory_figures
 from edge_opt.ir.pipelines import expand, parse_pipeline
 from edge_opt.ir.session import get_function
@@ -35,17 +36,10 @@ MAP_BUFFER = re.compile(r"_(scores|scaled|probs|dprobs|dscores)$")
 
 def attention_map_peak(module, function: str) -> int:
     """The largest sum of simultaneously live attention-map buffers of `function`."""
-    events: dict[int, int] = {}
-    for allocation in allocations(get_function(module, function)):
-        buffer = allocation.buffer
-        if MAP_BUFFER.search(buffer.name):
-            events[buffer.start] = events.get(buffer.start, 0) + buffer.size
-            events[buffer.end + 1] = events.get(buffer.end + 1, 0) - buffer.size
-    live = peak = 0
-    for time in sorted(events):
-        live += events[time]
-        peak = max(peak, live)
-    return peak
+    return lower_bound(
+        a.buffer for a in allocations(get_function(module, function))
+        if MAP_BUFFER.search(a.buffer.name)
+    )
 
 
 def measure(tokens: int, dim: int, heads: int, rows: int | None,

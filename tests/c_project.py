@@ -53,3 +53,22 @@ def compile_and_run(module: ModuleOp, directory: Path, arrays=None, steps: int =
     build(directory)
     stdout, params = run_project(directory, steps, threads)
     return CRun(data, losses_of(stdout), params, stdout)
+
+
+def assert_c_matches_interpreter(module: ModuleOp, directory: Path, batch: dict,
+                                 steps: int = 3) -> CRun:
+    """Runs `steps` training steps of `module` in generated C and in the interpreter on
+    `batch`: the same losses and parameters after them (1e-4 relative)."""
+    from edge_opt.ir.session import Session
+
+    result = compile_and_run(module, directory, batch, steps=steps)
+    assert "OK" in result.stdout, result.stdout
+    session = Session(module)
+    losses = [float(session.run("train_step", batch)[0]) for _ in range(steps)]
+    np.testing.assert_allclose(result.losses, losses, rtol=1e-4, atol=1e-6)
+    for name, expected in session.params.items():
+        np.testing.assert_allclose(
+            result.params[name].reshape(expected.shape), expected, rtol=1e-4,
+            atol=1e-5, err_msg=f"@{name}",
+        )
+    return result

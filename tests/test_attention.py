@@ -543,7 +543,7 @@ def test_bufferize_lowers_attention_first():
 def test_training_step_with_attention_in_c(tmp_path):
     """train-full raises the attention; `--emit c` (through `bufferize`, which lowers
     it) computes the same three steps as the interpreter."""
-    from c_project import compile_and_run
+    from c_project import assert_c_matches_interpreter
 
     style = Style(batch=2, tokens=4, features=6, heads=2, dk=3, dv=2, out=5, bias="all",
                   out_bias=True, qkv="fused_heads")
@@ -552,16 +552,7 @@ def test_training_step_with_attention_in_c(tmp_path):
     rng = np.random.default_rng(3)
     batch = {"x0": rng.standard_normal((2, 4, 6)).astype(np.float32),
              "labels": rng.standard_normal((2, 4, 5)).astype(np.float32)}
-    result = compile_and_run(module, tmp_path / "project", batch, steps=3)
-    assert "OK" in result.stdout, result.stdout
-    session = Session(module)
-    losses = [float(session.run("train_step", batch)[0]) for _ in range(3)]
-    np.testing.assert_allclose(result.losses, losses, rtol=1e-4, atol=1e-6)
-    for name, expected in session.params.items():
-        np.testing.assert_allclose(
-            result.params[name].reshape(expected.shape), expected, rtol=1e-4,
-            atol=1e-5, err_msg=f"@{name}",
-        )
+    assert_c_matches_interpreter(module, tmp_path / "project", batch)
 
 
 # --------------------------------------------------------------------------------------
@@ -572,12 +563,10 @@ def test_training_step_with_attention_in_c(tmp_path):
 OPERANDS = ["x", "wq", "wk", "wv", "wo", "bq", "bk", "bv", "bo"]
 
 
-@pytest.mark.parametrize("trained", [[o] for o in OPERANDS] + [OPERANDS, ["wq", "wo"]],
-                         ids=lambda t: "+".join(t) if len(t) < 9 else "all")
-def test_backward_emits_only_what_the_trained_operands_need(trained: list[str]):
-    """Every op of the attention's backward feeds an update: `dce` removes nothing,
-    whichever operands train (`x` trains through a linear layer before it)."""
-    g = Graph(0, np.float64, (2, 3, 4))
+def partly_trained_attention(trained: list[str], tokens: int) -> ModuleOp:
+    """`@forward(x0: (2, tokens, 4))`: a linear layer `pre`, then a 2-head attention
+    with all biases; the operands in `trained` train (`x`: `pre` trains)."""
+    g = Graph(0, np.float64, (2, tokens, 4))
     x = g(nn.LinearOp(g.block.args[0], g.param("pre", (4, 4))))
     shapes = {"wq": (4, 4), "wk": (4, 4), "wv": (4, 2), "wo": (2, 3), "bq": (4,),
               "bk": (4,), "bv": (2,), "bo": (3,)}
@@ -590,6 +579,15 @@ def test_backward_emits_only_what_the_trained_operands_need(trained: list[str]):
             name = param.sym_name.data
             param.trainable = UnitAttr() if name in trained or (
                 name == "pre" and "x" in trained) else None
+    return module
+
+
+@pytest.mark.parametrize("trained", [[o] for o in OPERANDS] + [OPERANDS, ["wq", "wo"]],
+                         ids=lambda t: "+".join(t) if len(t) < 9 else "all")
+def test_backward_emits_only_what_the_trained_operands_need(trained: list[str]):
+    """Every op of the attention's backward feeds an update: `dce` removes nothing,
+    whichever operands train (`x` trains through a linear layer before it)."""
+    module = partly_trained_attention(trained, tokens=3)
     spec = f"autodiff{{{MSE}}}"
     stepped = apply(spec, module)
     stored = {op.param.string_value() for op in stepped.walk()

@@ -564,7 +564,7 @@ def test_training_step_with_fused_attention_in_c(tmp_path):
     """Two heads, both sides fused (objective params): the broadcast batched matmuls
     (x as (B, 1, S, D) with (H, D, D)), the bias (H, 1, D) and the sum over heads
     compile and compute the interpreter's numbers, forward and backward."""
-    from c_project import compile_and_run
+    from c_project import assert_c_matches_interpreter
 
     shape = Shape(batch=2, tokens=4, features=4, heads=2, dk=3, dv=3, out=4)
     module = attention_model(shape, pre=True, classes=3)
@@ -575,16 +575,7 @@ def test_training_step_with_fused_attention_in_c(tmp_path):
     rng = np.random.default_rng(3)
     batch = {"x": rng.standard_normal((2, 4, 4)).astype(np.float32),
              "labels": rng.standard_normal((2, 4, 3)).astype(np.float32)}
-    result = compile_and_run(fused, tmp_path / "project", batch, steps=3)
-    assert "OK" in result.stdout, result.stdout
-    session = Session(fused)
-    losses = [float(session.run("train_step", batch)[0]) for _ in range(3)]
-    np.testing.assert_allclose(result.losses, losses, rtol=1e-4, atol=1e-6)
-    for name, expected in session.params.items():
-        np.testing.assert_allclose(
-            result.params[name].reshape(expected.shape), expected, rtol=1e-4,
-            atol=1e-5, err_msg=f"@{name}",
-        )
+    assert_c_matches_interpreter(fused, tmp_path / "project", batch)
 
 
 def test_pipeline_option_fuses_what_the_strategy_froze():

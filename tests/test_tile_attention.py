@@ -21,21 +21,21 @@ from hypothesis import strategies as st
 from test_attention import (
     MSE,
     OPERANDS,
-    Graph,
     Style,
     apply,
     assert_same_training,
     count,
     exporter_attention,
+    partly_trained_attention,
     train_step,
 )
-from xdsl.dialects.builtin import ModuleOp, UnitAttr
+from xdsl.dialects.builtin import ModuleOp
 from xdsl.utils.exceptions import PassFailedException
 
 from edge_opt.dialects import kernel, nn, train
 from edge_opt.ir.liveness import allocations
 from edge_opt.ir.memory_report import memory_figures
-from edge_opt.ir.session import Session, get_function
+from edge_opt.ir.session import get_function
 from edge_opt.ir.testing import RandomModel, assert_pass_preserves_semantics, random_models
 from edge_opt.ir.testing.models import self_attention_layer
 from edge_opt.passes.tile_attention_depth_first import TileAttentionDepthFirstPass
@@ -108,19 +108,7 @@ def test_blocked_backward_for_every_trained_subset(trained: list[str]):
     """Whatever trains, the blocked backward gives the dense one's gradients, emits
     nothing `dce` would remove, and no softmax-sized value spans two heads or more
     than `rows` query rows (7 tokens, rows 3: blocks of 3, 3, 1)."""
-    g = Graph(0, np.float64, (2, 7, 4))
-    x = g(nn.LinearOp(g.block.args[0], g.param("pre", (4, 4))))
-    shapes = {"wq": (4, 4), "wk": (4, 4), "wv": (4, 2), "wo": (2, 3), "bq": (4,),
-              "bk": (4,), "bv": (2,), "bo": (3,)}
-    values = {n: g.param(n, s) for n, s in shapes.items()}
-    y = g(nn.AttentionOp(x, *(values[n] for n in OPERANDS[1:5]),
-                         [values[n] for n in OPERANDS[5:]], heads=2, scale=0.5))
-    module = g.module(y)
-    for param in module.ops:
-        if isinstance(param, nn.ParamOp):
-            name = param.sym_name.data
-            param.trainable = UnitAttr() if name in trained or (
-                name == "pre" and "x" in trained) else None
+    module = partly_trained_attention(trained, tokens=7)
     spec = f"autodiff{{{MSE}}}"
     tiled_spec = f"tile-attention-depth-first{{rows=3}},{spec}"
     rng = np.random.default_rng(0)
@@ -251,23 +239,14 @@ def test_training_pipeline_option_tiles_the_raised_attention():
 def test_tiled_training_step_in_c(tmp_path):
     """The blocked forward and backward through `--emit c`: three steps as the
     interpreter computes them."""
-    from c_project import compile_and_run
+    from c_project import assert_c_matches_interpreter
 
     module, _ = self_attention_layer(10, 8, 2, batch=2, seed=4)
     module = apply("tile-attention-depth-first{rows=4},autodiff{loss=mse lr=0.05}", module)
     rng = np.random.default_rng(3)
     batch = {"x": rng.standard_normal((2, 10, 8)).astype(np.float32),
              "labels": rng.standard_normal((2, 10, 8)).astype(np.float32)}
-    result = compile_and_run(module, tmp_path / "project", batch, steps=3)
-    assert "OK" in result.stdout, result.stdout
-    session = Session(module)
-    losses = [float(session.run("train_step", batch)[0]) for _ in range(3)]
-    np.testing.assert_allclose(result.losses, losses, rtol=1e-4, atol=1e-6)
-    for name, expected in session.params.items():
-        np.testing.assert_allclose(
-            result.params[name].reshape(expected.shape), expected, rtol=1e-4,
-            atol=1e-5, err_msg=f"@{name}",
-        )
+    assert_c_matches_interpreter(module, tmp_path / "project", batch)
 
 
 def test_cct2_training_step_tiled(shared_model):
