@@ -48,7 +48,8 @@ class InferPipeline(NamedPipeline):
 
     name = "infer"
     description = (
-        "inference only: raise-layer-norm, raise-attention, canonicalize, cse, dce"
+        "inference only: raise-layer-norm, raise-attention, "
+        "[tile-attention-depth-first,] [fuse-attention-weights,] canonicalize, cse, dce"
     )
 
     attention_rows: int = 0

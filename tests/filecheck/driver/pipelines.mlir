@@ -2,7 +2,7 @@
 
 // RUN: edge-opt --list-pipelines | filecheck %s --check-prefix=LIST
 // LIST: infer
-// LIST-NEXT: inference only: raise-layer-norm, raise-attention, canonicalize, cse, dce
+// LIST-NEXT: inference only: raise-layer-norm, raise-attention, [tile-attention-depth-first,] [fuse-attention-weights,] canonicalize, cse, dce
 
 // RUN: edge-opt %s -p cse | filecheck %s --check-prefix=CSE
 // CSE:      %a = nn.relu %x : tensor<2x3xf32>
