@@ -15,7 +15,6 @@ against the header.
 from __future__ import annotations
 
 import ctypes
-import importlib.util
 import re
 import subprocess
 
@@ -585,7 +584,6 @@ def test_host_build_is_warning_free(tmp_path):
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.skipif(importlib.util.find_spec("ziglang") is None, reason="needs ziglang")
 def test_rv32_build_has_no_64_bit_division_or_libm():
     assert riscv_calls("edge_kernels_conv_pool.c") <= {
         "edge_core_id", "edge_num_cores", "edge_barrier"

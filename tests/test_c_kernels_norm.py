@@ -462,7 +462,6 @@ def test_unsupported_cases_name_the_op():
 # --------------------------------------------------------------------------------------
 
 def test_compiles_for_riscv_without_library_calls():
-    pytest.importorskip("ziglang")
     called = riscv_calls("edge_kernels_norm.c")
     assert called, "expected calls to the platform (edge_barrier, ...)"
     assert called <= {"edge_core_id", "edge_num_cores", "edge_barrier"}, (
