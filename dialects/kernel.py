@@ -28,6 +28,7 @@ from abc import ABC
 from collections.abc import Sequence
 from typing import ClassVar
 
+import numpy as np
 from xdsl.dialects.builtin import (
     DenseIntOrFPElementsAttr,
     IntegerAttr,
@@ -63,6 +64,7 @@ from xdsl.traits import (
 from xdsl.utils.exceptions import VerifyException
 
 from edge_opt.dialects import nn, train
+from edge_opt.ir.dtypes import to_numpy
 
 MEMORY_LEVELS = ("L1", "L2", "L3")
 
@@ -343,9 +345,10 @@ class GetParamOp(IRDLOperation):
 
 @irdl_op_definition
 class ConstantOp(IRDLOperation):
-    """A read-only buffer holding `value`.
+    """A read-only buffer holding `value` (a splat kept as one element, as in
+    `nn.constant`).
 
-        %c = kernel.constant dense<2.0> : memref<f32, "L2">
+        %c = kernel.constant dense<2.0> : tensor<f32> -> memref<f32, "L2">
     """
 
     name = "kernel.constant"
@@ -355,37 +358,44 @@ class ConstantOp(IRDLOperation):
 
     traits = traits_def(NoMemoryEffect())
 
-    def __init__(self, value: DenseIntOrFPElementsAttr, level: str):
-        assert isinstance(value.type, TensorType)
+    def __init__(
+        self, value: DenseIntOrFPElementsAttr, level: str, type: TensorType | None = None
+    ):
+        tensor = type or value.type
+        assert isinstance(tensor, TensorType)
         super().__init__(
-            properties={"value": value}, result_types=[buffer_type(value.type, level)]
+            properties={"value": nn.compact_splat(value)},
+            result_types=[buffer_type(tensor, level)],
         )
+
+    def array(self) -> np.ndarray:
+        """The value at the buffer's shape (a read-only broadcast view for a splat)."""
+        return np.broadcast_to(to_numpy(self.value), self.result.type.get_shape())
 
     def verify_(self) -> None:
         _check_level(self, [self.result])
-        if tensor_type(self.result.type) != self.value.type:
-            raise VerifyException(
-                f"kernel.constant: value type {self.value.type} does not match the "
-                f"buffer {self.result.type}"
-            )
+        nn.verify_constant_value(self, self.value, tensor_type(self.result.type))
 
     def print(self, printer: Printer) -> None:
         printer.print_string(" ")
-        printer.print_attribute(self.value)
+        nn.print_constant_value(printer, self.value, tensor_type(self.result.type))
         printer.print_string(" -> ")
         printer.print_attribute(self.result.type)
         printer.print_op_attributes(self.attributes)
 
     @classmethod
     def parse(cls, parser: Parser) -> ConstantOp:
-        value = parser.parse_attribute()
-        if not isinstance(value, DenseIntOrFPElementsAttr):
-            parser.raise_error("kernel.constant expects a dense<...> literal")
+        value, tensor = nn.parse_constant_value(parser)
         parser.parse_punctuation("->")
         type = parser.parse_type()
         if not isinstance(type, MemRefType):
             parser.raise_error("kernel.constant expects a memref result type")
-        op = cls(value, memory_level(type))
+        if tensor_type(type) != tensor:
+            parser.raise_error(
+                f"kernel.constant: the value's type {tensor} does not match the buffer "
+                f"{type}"
+            )
+        op = cls(value, memory_level(type), tensor)  # type: ignore[arg-type]
         op.attributes |= parser.parse_optional_attr_dict()
         return op
 

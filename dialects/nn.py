@@ -17,13 +17,16 @@ from abc import ABC
 from collections.abc import Sequence
 from typing import ClassVar, Literal
 
+import numpy as np
 from xdsl.dialects.builtin import (
     I64,
+    BytesAttr,
     AnyFloatConstr,
     DenseArrayBase,
     DenseIntOrFPElementsAttr,
     FloatAttr,
     IntegerAttr,
+    MemRefType,
     ModuleOp,
     StringAttr,
     SymbolNameConstraint,
@@ -62,6 +65,7 @@ from xdsl.traits import (
 from xdsl.utils.exceptions import VerifyException
 
 from edge_opt.ir import shapes
+from edge_opt.ir.dtypes import to_numpy
 from edge_opt.ir.shapes import ShapeError
 
 FloatTensor = TensorType.constr(AnyFloatConstr)
@@ -98,6 +102,31 @@ def _flag(value: bool) -> UnitAttr | None:
     return UnitAttr() if value else None
 
 
+def verify_static_shapes(op: Operation, types: Sequence[tuple[str, Attribute]] = ()) -> None:
+    """Every tensor and buffer edge-opt handles has a static shape whose dimensions
+    are at least 1: memory is planned statically, and an empty tensor has no kernel.
+    Checks the operands and results of `op` and the named `types`."""
+    named = [
+        *types,
+        *((f"operand {i}", v.type) for i, v in enumerate(op.operands)),
+        *((f"result {i}", v.type) for i, v in enumerate(op.results)),
+    ]
+    for what, type in named:
+        if not isinstance(type, TensorType | MemRefType):
+            continue
+        shape = type.get_shape()
+        if all(d >= 1 for d in shape):
+            continue
+        problem = (
+            "a dynamic dimension (?)" if any(d < 0 for d in shape) else "an empty dimension (0)"
+        )
+        raise VerifyException(
+            f"{op.name}: {what} has type {type} with {problem}; edge-opt needs static "
+            "shapes with every dimension at least 1 (for an imported model, give the "
+            "sizes with `edge-opt import --input-shape NAME=D0,D1,...`)"
+        )
+
+
 class NNOperation(IRDLOperation, ABC):
     """Base of all `nn` tensor ops: shape checking with op-named errors."""
 
@@ -106,6 +135,7 @@ class NNOperation(IRDLOperation, ABC):
         return None
 
     def verify_(self) -> None:
+        verify_static_shapes(self)
         try:
             expected = self.expected_shape()
         except ShapeError as e:
@@ -188,6 +218,7 @@ class ParamOp(IRDLOperation):
         return self.trainable is not None
 
     def verify_(self) -> None:
+        verify_static_shapes(self, [(f"@{self.sym_name.data}", self.type)])
         if self.value is not None and self.value.type != self.type:
             raise VerifyException(
                 f"nn.param @{self.sym_name.data}: value type {self.value.type} does not "
@@ -239,11 +270,69 @@ class LoadOp(IRDLOperation):
         super().__init__(properties={"param": param}, result_types=[type])
 
 
+def compact_splat(value: DenseIntOrFPElementsAttr) -> DenseIntOrFPElementsAttr:
+    """A splat value as its one element (a rank-0 value): a constant op keeps its
+    shape in its result type, so that a splat is never materialised (a splat
+    `tensor<100000x100000xf32>` would be 40 GB)."""
+    size = value.type.element_type.compile_time_size
+    if len(value) <= 1 or value.data.data[:size] * len(value) != value.data.data:
+        return value
+    return DenseIntOrFPElementsAttr(
+        TensorType(value.type.element_type, []), BytesAttr(value.data.data[:size])
+    )
+
+
+def verify_constant_value(op: Operation, value: DenseIntOrFPElementsAttr,
+                          type: TensorType) -> None:
+    """The value of a constant op is of its result's tensor type, or one element of
+    it (a splat)."""
+    if value.type == type:
+        return
+    if value.type.get_shape() == () and value.type.element_type == type.element_type:
+        return
+    raise VerifyException(
+        f"{op.name}: value type {value.type} does not match the result "
+        f"{op.results[0].type}"
+    )
+
+
+def print_constant_value(printer: Printer, value: DenseIntOrFPElementsAttr,
+                         type: TensorType) -> None:
+    """`dense<...> : type`, a splat as `dense<x> : type` (MLIR's splat syntax)."""
+    value.print_without_type(printer)
+    printer.print_string(" : ")
+    printer.print_attribute(type)
+
+
+def parse_constant_value(parser: Parser) -> tuple[DenseIntOrFPElementsAttr, Attribute]:
+    """Reads `dense<...> : type`; a splat literal (`dense<1.0> : tensor<...>`) is read
+    as one element without materialising the tensor."""
+    start = parser.pos
+    if parser.parse_optional_keyword("dense") and parser.parse_optional_punctuation("<"):
+        scalar = parser.parse_optional_number()
+        if scalar is None:
+            scalar = parser.parse_optional_boolean()
+        if scalar is not None and parser.parse_optional_punctuation(">"):
+            parser.parse_punctuation(":")
+            type = parser.parse_type()
+            if not isinstance(type, TensorType):
+                parser.raise_error("expected a tensor type after the dense literal")
+            element = TensorType(type.element_type, [])
+            return DenseIntOrFPElementsAttr.from_list(element, [scalar]), type
+    parser._resume_from(start)  # not a splat: the general dense parser
+    value = parser.parse_attribute()
+    if not isinstance(value, DenseIntOrFPElementsAttr):
+        parser.raise_error("expected a dense<...> tensor literal")
+    return value, value.type
+
+
 @irdl_op_definition
 class ConstantOp(IRDLOperation):
-    """A constant tensor.
+    """A constant tensor. A splat value is kept as one element (see
+    `compact_splat`); `array()` is the value at the result's shape.
 
         %c = nn.constant dense<2.000000e+00> : tensor<f32>
+        %z = nn.constant dense<0.000000e+00> : tensor<64x64xf32>
     """
 
     name = "nn.constant"
@@ -253,28 +342,32 @@ class ConstantOp(IRDLOperation):
 
     traits = traits_def(Pure(), ConstantLike())
 
-    def __init__(self, value: DenseIntOrFPElementsAttr):
-        super().__init__(properties={"value": value}, result_types=[value.type])
+    def __init__(self, value: DenseIntOrFPElementsAttr, type: TensorType | None = None):
+        super().__init__(
+            properties={"value": compact_splat(value)}, result_types=[type or value.type]
+        )
+
+    def array(self) -> np.ndarray:
+        """The value at the result's shape (a read-only broadcast view for a splat)."""
+        assert isinstance(self.result.type, TensorType)
+        return np.broadcast_to(to_numpy(self.value), self.result.type.get_shape())
 
     def verify_(self) -> None:
-        if self.value.type != self.result.type:
-            raise VerifyException(
-                f"nn.constant: value type {self.value.type} does not match result "
-                f"type {self.result.type}"
-            )
+        verify_static_shapes(self)
+        assert isinstance(self.result.type, TensorType)
+        verify_constant_value(self, self.value, self.result.type)
 
     def print(self, printer: Printer) -> None:
         printer.print_string(" ")
-        printer.print_attribute(self.value)
+        assert isinstance(self.result.type, TensorType)
+        print_constant_value(printer, self.value, self.result.type)
         printer.print_op_attributes(self.attributes)
 
     @classmethod
     def parse(cls, parser: Parser) -> ConstantOp:
-        value = parser.parse_attribute()
-        if not isinstance(value, DenseIntOrFPElementsAttr):
-            parser.raise_error("nn.constant expects a dense<...> tensor literal")
+        value, type = parse_constant_value(parser)
         attrs = parser.parse_optional_attr_dict()
-        op = cls(value)
+        op = cls(value, type)  # type: ignore[arg-type]
         op.attributes |= attrs
         return op
 

@@ -49,7 +49,7 @@ from xdsl.irdl import (
 from xdsl.traits import MemoryWriteEffect, Pure, SymbolUserOpInterface
 from xdsl.utils.exceptions import VerifyException
 
-from edge_opt.dialects.nn import resolve_param
+from edge_opt.dialects.nn import resolve_param, verify_static_shapes
 from edge_opt.ir import shapes
 from edge_opt.ir.shapes import ShapeError
 
@@ -121,6 +121,7 @@ class TrainOperation(IRDLOperation, ABC):
         """Raises `ShapeError` if a shape or attribute rule is broken."""
 
     def verify_(self) -> None:
+        verify_static_shapes(self)
         try:
             self.check()
         except ShapeError as e:

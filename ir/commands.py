@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 from xdsl.dialects.builtin import ModuleOp
+from xdsl.passes import ModulePass
 from xdsl.utils.exceptions import VerifyException
 
 from edge_opt.ir import model_io
@@ -24,31 +25,53 @@ from edge_opt.ir.universe import make_context
 PROG = "edge-opt"
 
 
-def _add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
+class _Stage(argparse.Action):
+    """Records `-p` and `--pipeline` values in `namespace.stages`, in command-line
+    order: `--pipeline train-full -p bufferize` trains, then bufferizes."""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[override]
+        stages = list(getattr(namespace, "stages", None) or [])
+        stages.append((self.dest, values))
+        namespace.stages = stages
+
+
+def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
+    """`-p PASSES` and `--pipeline NAME{options}`, both repeatable, applied in the order
+    given (see `stage_passes`)."""
+    parser.set_defaults(stages=[])
     parser.add_argument(
-        "-p", "--passes", default="", metavar="PASSES", help="passes to apply first"
+        "-p", "--passes", action=_Stage, metavar="PASSES",
+        help="comma-separated passes (see --list-passes); repeatable",
     )
     parser.add_argument(
-        "--pipeline",
-        action="append",
-        default=[],
-        metavar="NAME{options}",
-        help="a named pipeline (see edge-opt --list-pipelines), after the -p passes",
+        "--pipeline", action=_Stage, metavar="NAME{options}",
+        help="a named pipeline (see --list-pipelines); repeatable. -p and --pipeline "
+        "apply in the order given",
     )
 
 
-def _pipeline_spec(args: argparse.Namespace) -> str | None:
-    specs = [s for s in [args.passes, *args.pipeline] if s]
+def stage_passes(
+    stages: Sequence[tuple[str, str]], passes: dict | None = None
+) -> list[ModulePass]:
+    """The passes of `-p`/`--pipeline` stages, in order; `--pipeline` accepts named
+    pipelines only, `-p` any pass (named pipelines included)."""
+    result: list[ModulePass] = []
+    for kind, spec in stages:
+        registry = dict(PIPELINES) if kind == "pipeline" else passes
+        result.extend(parse_pipeline(spec, registry))
+    return result
+
+
+def stages_spec(stages: Sequence[tuple[str, str]]) -> str | None:
+    """The stages as one pipeline spec (for reports), or None."""
+    specs = [spec for _, spec in stages if spec]
     return ",".join(specs) if specs else None
 
 
-def apply_pipeline(module: ModuleOp, args: argparse.Namespace) -> None:
-    """Applies `-p` then `--pipeline`, verifying after every pass."""
-    passes = list(parse_pipeline(args.passes)) if args.passes else []
-    for spec in args.pipeline:
-        passes.extend(parse_pipeline(spec, dict(PIPELINES)))
+def apply_pipeline(module: ModuleOp, stages: Sequence[tuple[str, str]]) -> None:
+    """Applies the stages' passes, verifying after every pass."""
     ctx = make_context()
-    for p in expand(passes):
+    for p in expand(stage_passes(stages)):
         p.apply(ctx, module)
         try:
             module.verify()
@@ -95,6 +118,7 @@ def import_command(argv: Sequence[str]) -> None:
     output = Path(args.output) if args.output else Path(args.model).with_suffix(".mlir")
     if not Path(args.model).exists():
         raise ModelFileError(f"{args.model}: no such file")
+    model_io.check_output(output, [args.model], model=True)
     module = import_onnx(args.model, input_shapes=shapes or None)
     sidecar = model_io.save_model(module, output)
     params = params_of(module)
@@ -127,7 +151,7 @@ def run_command(argv: Sequence[str]) -> None:
     parser.add_argument(
         "--params", metavar="NPZ", help="parameter values (default: the model's .npz)"
     )
-    _add_pipeline_arguments(parser)
+    add_pipeline_arguments(parser)
     parser.add_argument(
         "--steps", type=int, default=1, help="run the function this many times (the "
         "parameter state carries over: training steps)"
@@ -139,10 +163,14 @@ def run_command(argv: Sequence[str]) -> None:
     args = parser.parse_args(argv)
     if args.steps < 1:
         raise UserError(f"--steps must be >= 1, got {args.steps}")
+    inputs = [args.model, args.params, args.input, model_io.sidecar_path(args.model)]
+    for option, path in (("-o", args.output), ("--save-params", args.save_params)):
+        if path is not None:
+            model_io.check_output(path, inputs, option, suffix=".npz")
     from edge_opt.ir.session import Session, get_function, input_names, output_names
 
     module = model_io.load_model(args.model, args.params)
-    apply_pipeline(module, args)
+    apply_pipeline(module, args.stages)
     function = get_function(module, args.function)
     arrays = model_io.read_npz(args.input) if args.input else {}
     wanted = input_names(function)
@@ -197,7 +225,7 @@ def report_command(argv: Sequence[str]) -> None:
         "memory of a training strategy, per parameter and in total.",
     )
     parser.add_argument("model", help="the .mlir file (its .npz is read too)")
-    _add_pipeline_arguments(parser)
+    add_pipeline_arguments(parser)
     parser.add_argument(
         "--compare",
         nargs="+",
@@ -219,15 +247,18 @@ def report_command(argv: Sequence[str]) -> None:
     from edge_opt.ir.targets import get_target
 
     target = get_target(args.target)
+    if args.memory_map:
+        model_io.check_output(args.memory_map, [args.model, model_io.sidecar_path(
+            args.model)], "--memory-map", suffix=".png")
     module = model_io.load_model(args.model)
     specs = args.compare or [None]
     reports = []
     for spec in specs:
         copy = module.clone() if args.compare else module
-        pipeline = [spec] if spec is not None else args.pipeline
-        apply_pipeline(copy, argparse.Namespace(passes=args.passes, pipeline=pipeline))
+        stages = [("pipeline", spec)] if spec is not None else args.stages
+        apply_pipeline(copy, stages)
         reports.append(
-            analyse(copy, spec or _pipeline_spec(args), target.name, args.weights,
+            analyse(copy, spec or stages_spec(args.stages), target.name, args.weights,
                     None if args.compare else args.memory_map)
         )
     print_reports(reports, args.json, compare=bool(args.compare))
@@ -280,7 +311,7 @@ def _planned(module: ModuleOp, target: str, weights: str) -> ModuleOp:
         return module
     planned = module.clone()
     spec = f"bufferize{{weights={weights}}},plan-memory{{target={target} check=false}}"
-    apply_pipeline(planned, argparse.Namespace(passes=spec, pipeline=[]))
+    apply_pipeline(planned, [("passes", spec)])
     return planned
 
 

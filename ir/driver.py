@@ -39,9 +39,14 @@ from xdsl.utils.exceptions import (
 from xdsl.xdsl_opt_main import xDSLOptMain
 
 from edge_opt.ir import model_io
-from edge_opt.ir.commands import SUBCOMMANDS
+from edge_opt.ir.commands import (
+    SUBCOMMANDS,
+    add_pipeline_arguments,
+    stage_passes,
+    stages_spec,
+)
 from edge_opt.ir.errors import ModelFileError, UserError
-from edge_opt.ir.pipelines import PIPELINES, available_passes, expand, parse_pipeline
+from edge_opt.ir.pipelines import PIPELINES, available_passes, expand
 from edge_opt.ir.universe import EDGE_OPT_DIALECTS
 
 PROG = "edge-opt"
@@ -52,9 +57,12 @@ class EdgeOptMain(xDSLOptMain):
     `.npz` sidecar handling."""
 
     input_values: dict[str, np.ndarray]
+    _declared: set[str]
+    """The parameters of the output module(s): the names its sidecar may hold."""
 
     def __init__(self, args: Sequence[str] | None = None):
         self.input_values = {}
+        self._declared = set()
         super().__init__(description="edge-opt: compile small neural networks for "
                          "training on extreme-edge RISC-V SoCs", args=args)
 
@@ -81,13 +89,12 @@ class EdgeOptMain(xDSLOptMain):
     def register_all_arguments(self, arg_parser: argparse.ArgumentParser) -> None:
         super().register_all_arguments(arg_parser)
         arg_parser.prog = PROG
-        arg_parser.add_argument(
-            "--pipeline",
-            action="append",
-            default=[],
-            metavar="NAME{options}",
-            help="a named pipeline (see --list-pipelines), run after the -p passes",
-        )
+        # Our -p replaces xDSL's (repeatable, and ordered with --pipeline). argparse
+        # has no public way to replace an option: let the later definition win (the
+        # option group keeps its own copy of the setting).
+        for container in (arg_parser, arg_parser._optionals):
+            container.conflict_handler = "resolve"
+        add_pipeline_arguments(arg_parser)
         arg_parser.add_argument(
             "--print-ir-after-all",
             action="store_true",
@@ -148,12 +155,7 @@ class EdgeOptMain(xDSLOptMain):
         )
 
     def setup_pipeline(self) -> None:
-        passes: list[ModulePass] = []
-        if self.args.passes:
-            passes.extend(parse_pipeline(self.args.passes, self.available_passes))
-        for spec in self.args.pipeline:
-            named = parse_pipeline(spec, {k: v for k, v in PIPELINES.items()})
-            passes.extend(named)
+        passes = stage_passes(self.args.stages, self.available_passes)
         self.pipeline = PassPipeline(expand(passes), self._between_passes)
 
     def _between_passes(
@@ -233,12 +235,34 @@ class EdgeOptMain(xDSLOptMain):
             npz = None
         if npz is None or not npz.exists():
             return
-        declared = {
-            op.sym_name.data for op in module.ops if isinstance(op, nn.ParamOp)
-        }
         values = model_io.read_npz(npz)
-        self.input_values = {k: v for k, v in values.items() if k in declared}
-        model_io.attach_values(module, self.input_values, str(npz))
+        if self.args.params:
+            # Explicit values may cover more than this module (e.g. a whole trained
+            # state); the implicit sidecar must match its model exactly.
+            declared = {
+                op.sym_name.data for op in module.ops if isinstance(op, nn.ParamOp)
+            }
+            values = {k: v for k, v in values.items() if k in declared}
+        self.input_values = values
+        model_io.attach_values(module, values, str(npz), sidecar=not self.args.params)
+
+    def _check_output(self) -> None:
+        """Refuses an output that would overwrite an input or cannot be written, before
+        any work is done. Rewriting the input model in place (`-o` the input .mlir) is
+        allowed: the user names it."""
+        if self.args.memory_map:
+            model_io.check_output(self.args.memory_map, [self.args.input_file],
+                                  "--memory-map", suffix=".png")
+        output = self.args.output_file
+        if output is None or self.args.emit == "c" or self.args.report:
+            return
+        inputs = [self.args.params]
+        in_place = self.args.input_file is not None and model_io.same_file(
+            output, self.args.input_file
+        )
+        if self.args.input_file is not None and not in_place:
+            inputs += [self.args.input_file, model_io.sidecar_path(self.args.input_file)]
+        model_io.check_output(output, inputs, model=self.args.target == "mlir")
 
     def run(self) -> None:
         if self.args.list_pipelines:
@@ -248,6 +272,7 @@ class EdgeOptMain(xDSLOptMain):
             for name in sorted(self.available_passes):
                 print(name)
             return
+        self._check_output()
         chunks, extension = self._read_chunks()
         if self.args.report or self.args.memory_map:
             self._report(chunks, extension)
@@ -272,6 +297,7 @@ class EdgeOptMain(xDSLOptMain):
                     continue
                 raise
             text, values = self._render(module)
+            self._declared |= model_io.param_names(module)
             outputs.append(text)
             sidecar.update(values)
         self._write_output("// -----\n".join(outputs), sidecar)
@@ -279,12 +305,11 @@ class EdgeOptMain(xDSLOptMain):
     def _report(self, chunks: list[tuple[str, int]], extension: str) -> None:
         from edge_opt.ir.commands import analyse, print_reports
 
-        specs = [s for s in [self.args.passes, *self.args.pipeline] if s]
         reports = []
         for chunk, offset in chunks:
             module = self._parse(chunk, extension, offset)
             self.pipeline.apply(self.ctx, module)
-            reports.append(analyse(module, ",".join(specs) or None, self.args.soc,
+            reports.append(analyse(module, stages_spec(self.args.stages), self.args.soc,
                                    self.args.weights, self.args.memory_map))
         print_reports(reports, self.args.json)
 
@@ -334,9 +359,11 @@ class EdgeOptMain(xDSLOptMain):
                     file=sys.stderr,
                 )
             return
-        if values:
-            model_io.write_npz(model_io.sidecar_path(output), values)
-        model_io.write_text(output, text)
+        if self.args.target == "mlir":
+            declared = set(values) | self._declared
+            model_io.write_model(output, text, values, declared)
+        else:
+            model_io.write_text(output, text)
 
 
 def print_pipelines(stream: IO[str]) -> None:

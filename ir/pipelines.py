@@ -8,6 +8,7 @@ that `--print-ir-after-all` shows every step and the module is verified between 
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from xdsl.transforms.common_subexpression_elimination import (
     CommonSubexpressionElimination,
 )
 from xdsl.transforms.dead_code_elimination import DeadCodeElimination
+from xdsl.utils.arg_spec import ArgSpec, PipelineLexer, SpecTokenKind
+from xdsl.utils.arg_spec import parse_pipeline as parse_arg_specs
 from xdsl.utils.exceptions import ArgSpecParseError
 
 from edge_opt.ir.errors import UserError
@@ -58,7 +61,6 @@ class InferPipeline(NamedPipeline):
     """Whether `fuse-attention-weights` runs (where its cost formula says it pays)."""
 
     def passes(self) -> tuple[ModulePass, ...]:
-        _check_attention_rows(self, self.attention_rows)
         return (*_raise(attention_rows=self.attention_rows),
                 *_fusion(self.fuse_attention), *_cleanup())
 
@@ -91,14 +93,6 @@ def _fusion(enabled: bool) -> tuple[ModulePass, ...]:
     from edge_opt.passes.fuse_attention_weights import FuseAttentionWeightsPass
 
     return (FuseAttentionWeightsPass(),) if enabled else ()
-
-
-def _check_attention_rows(pipeline: NamedPipeline, rows: int) -> None:
-    if rows < 0:
-        raise PassFailedException(
-            f"{pipeline.name}: attention-rows must be 0 (no tiling) or a positive "
-            f"number of query rows, got {rows}"
-        )
 
 
 @dataclass(frozen=True)
@@ -148,7 +142,6 @@ class TrainingPipeline(NamedPipeline, ABC):
             beta2=self.beta2,
             epsilon=self.epsilon,
         )
-        _check_attention_rows(self, self.attention_rows)
         if self.attention_rows and not self.raise_attention:
             raise PassFailedException(
                 f"{self.name}: attention-rows does not apply: this pipeline keeps "
@@ -273,18 +266,76 @@ def parse_pipeline(
     spec: str,
     passes: dict[str, Callable[[], type[ModulePass]]] | None = None,
 ) -> tuple[ModulePass, ...]:
-    """Parses `"pass-a{opt=1},pass-b"` into pass instances; a bad spec or option is a
-    `UserError` naming it."""
+    """Parses `"pass-a{opt=1},pass-b"` into pass instances; a bad spec or option (an
+    unknown, repeated or out-of-range one) is a `UserError` naming it."""
     registry = available_passes() if passes is None else passes
     try:
-        return PassPipeline.parse_spec(registry, spec).passes
+        _check_repeated_options(spec)
+        return PassPipeline.parse_spec(registry, _quote_exponents(spec)).passes
     except ArgSpecParseError as e:
         raise UserError(f"bad pipeline '{spec}': {e}") from None
     except ValueError as e:
         message = str(e)
         if message.startswith("Unrecognized passes"):
-            message += " (see --list-passes and --list-pipelines)"
+            message = _unrecognized(spec, registry, message)
         raise UserError(f"bad pipeline '{spec}': {message}") from None
+
+
+def _unrecognized(
+    spec: str, registry: dict[str, Callable[[], type[ModulePass]]], message: str
+) -> str:
+    """xDSL's "Unrecognized passes" message, or, when the names are passes given where
+    only named pipelines are accepted (`--pipeline freeze`), what to write instead."""
+    names = [arg.name for arg in parse_spec_names(spec)]
+    unknown = [n for n in names if n not in registry]
+    if unknown and all(n in available_passes() for n in unknown):
+        listed = ", ".join(unknown)
+        return (
+            f"{listed} {'is a pass' if len(unknown) == 1 else 'are passes'}, not a "
+            f"named pipeline: give {'it' if len(unknown) == 1 else 'them'} with -p "
+            "(see --list-pipelines for the named pipelines)"
+        )
+    return message + " (see --list-passes and --list-pipelines)"
+
+
+def parse_spec_names(spec: str) -> list[ArgSpec]:
+    return list(parse_arg_specs(spec))
+
+
+_EXPONENT = re.compile(r"(?<=[=,])([-+]?[0-9]+(?:\.[0-9]*)?[eE][-+]?[0-9]+)(?=[\s},]|$)")
+
+
+def _quote_exponents(spec: str) -> str:
+    """xDSL's pass-spec lexer reads `1e-3` as a word and `-1e-3` as `-1` followed by a
+    word; quoted, both reach `EdgeOptPass.from_spec` as text, which reads floats."""
+    return _EXPONENT.sub(r'"\1"', spec)
+
+
+def _check_repeated_options(spec: str) -> None:
+    """xDSL keeps the last of `{lr=0.1 lr=0.2}` silently; a repeated option (also as
+    `budget-kib` and `budget_kib`) is an error here."""
+    lexer = PipelineLexer(spec)
+    pass_name, keys, depth, expect_key = "", set[str](), 0, False
+    while (token := lexer.lex()).kind is not SpecTokenKind.EOF:
+        kind = token.kind
+        if depth == 0 and kind is SpecTokenKind.IDENT:
+            pass_name = token.span.text
+        elif kind is SpecTokenKind.L_BRACE:
+            depth, keys, expect_key = depth + 1, set(), True
+        elif kind is SpecTokenKind.R_BRACE:
+            depth -= 1
+        elif depth and kind is SpecTokenKind.SPACE:
+            expect_key = True
+        elif depth and expect_key and kind is SpecTokenKind.IDENT:
+            key = token.span.text.replace("-", "_")
+            if key in keys:
+                raise ValueError(
+                    f"option '{token.span.text}' of '{pass_name}' is given more than once"
+                )
+            keys.add(key)
+            expect_key = False
+        else:
+            expect_key = False
 
 
 def expand(passes: Iterable[ModulePass]) -> tuple[ModulePass, ...]:

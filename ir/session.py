@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 from xdsl.dialects import func
+from xdsl.ir import BlockArgument
 from xdsl.dialects.builtin import (
     DictionaryAttr,
     IntegerAttr,
@@ -21,10 +22,11 @@ from xdsl.dialects.builtin import (
     TensorType,
 )
 
-from edge_opt.dialects import nn
+from edge_opt.dialects import nn, train
 from edge_opt.dialects.kernel import LEVEL_ATTR, MEMORY_ATTR, OFFSET_ATTR
 from edge_opt.ir.dtypes import numpy_dtype, to_numpy
 from edge_opt.ir.errors import InputError
+from edge_opt.ir.train_numerics import check_labels
 from edge_opt.ir.interpreters import make_interpreter
 from edge_opt.ir.interpreters.kernel import KernelFunctions, Memory, view
 from edge_opt.ir.interpreters.nn import NnFunctions, ParamState
@@ -188,11 +190,30 @@ class Session:
                     f"@{fn.sym_name.data} takes {len(types)} input(s) {names}, got "
                     f"{len(values)}"
                 )
-        return tuple(
+        arrays = tuple(
             _check_array(f"input '{name}'", value, type)
             for name, value, type in zip(names, values, types, strict=True)
             if isinstance(type, TensorType | MemRefType)
         )
+        for index, classes in label_inputs(fn).items():
+            check_labels(arrays[index], classes, names[index],
+                         f" (an input of @{fn.sym_name.data})")
+        return arrays
+
+
+def label_inputs(fn: func.FuncOp) -> dict[int, int]:
+    """The inputs of `fn` used as class labels of a cross-entropy, by position, with
+    the number of classes (the last dimension of the logits)."""
+    result: dict[int, int] = {}
+    for op in fn.walk():
+        tensor_op = getattr(type(op), "TENSOR_OP", type(op))
+        if tensor_op not in (train.CrossEntropyOp, train.CrossEntropyGradOp):
+            continue
+        logits, labels = op.operands[0], op.operands[1]
+        if isinstance(labels, BlockArgument) and labels.owner is fn.body.block:
+            assert isinstance(logits.type, TensorType | MemRefType)
+            result[labels.index] = logits.type.get_shape()[-1]
+    return result
 
 
 def run(

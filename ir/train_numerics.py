@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from edge_opt.ir import numerics, shapes
+from edge_opt.ir.errors import InputError
 
 # --------------------------------------------------------------------------------------
 # Losses
@@ -23,8 +24,24 @@ def _scale(reduction: str, count: int) -> float:
     return 1.0 / count if reduction == "mean" else 1.0
 
 
+def check_labels(
+    labels: np.ndarray, classes: int, name: str = "labels", where: str = ""
+) -> None:
+    """Class labels must be in [0, classes): NumPy would wrap a negative one silently
+    and fail on a large one; the C kernels would read out of bounds."""
+    bad = np.flatnonzero((labels < 0) | (labels >= classes))
+    if bad.size:
+        position = int(bad[0])
+        raise InputError(
+            f"{name}[{position}] = {int(labels.reshape(-1)[position])}{where} is not a "
+            f"class label: labels must be in [0, {classes})"
+            + (f" ({bad.size} labels are out of range)" if bad.size > 1 else "")
+        )
+
+
 def cross_entropy(logits: np.ndarray, labels: np.ndarray, reduction: str) -> np.ndarray:
     n = logits.shape[0]
+    check_labels(labels, logits.shape[1])
     picked = numerics.log_softmax(logits, 1)[np.arange(n), labels.astype(np.int64)]
     return np.asarray(-np.sum(picked) * _scale(reduction, n), dtype=logits.dtype)
 
@@ -33,6 +50,7 @@ def cross_entropy_grad(
     logits: np.ndarray, labels: np.ndarray, reduction: str
 ) -> np.ndarray:
     n = logits.shape[0]
+    check_labels(labels, logits.shape[1])
     grad = numerics.softmax(logits, 1)
     grad[np.arange(n), labels.astype(np.int64)] -= 1
     return grad * _scale(reduction, n)

@@ -124,7 +124,7 @@ class FunctionBufferizer:
         elif isinstance(op, nn.LoadOp):
             self.buffers[op.result] = self._param_buffer(op.param.string_value())
         elif isinstance(op, nn.ConstantOp):
-            const = self._emit(kernel.ConstantOp(op.value, self.level))
+            const = self._emit(kernel.ConstantOp(op.value, self.level, op.result.type))
             self.buffers[op.result] = const.results[0]
         elif isinstance(op, _VIEWS):
             source = self.buffers[op.operands[0]]

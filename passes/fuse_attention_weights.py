@@ -209,7 +209,7 @@ class _FrozenValues:
                 raise _NotFrozen(f"{what} @{name} has no value")
             return to_numpy(param.value)
         if isinstance(owner, nn.ConstantOp):
-            return to_numpy(owner.value)
+            return owner.array()
         if isinstance(owner, _DATA_MOVEMENT):
             source = self(owner.operands[0], what)
             (result,) = self.interpreter.run_op(owner, (source,))

@@ -142,7 +142,6 @@ class InsertLoraPass(EdgeOptPass):
     seed: int = 0
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        self._check_options()
         if _has_training_step(op):
             raise PassFailedException(
                 "insert-lora: the module already has a training step (train.store); "
@@ -173,14 +172,6 @@ class InsertLoraPass(EdgeOptPass):
         for param in matched:
             layout = _layout(param, uses[param.sym_name.data], adapted)
             self._adapt(op, param, uses[param.sym_name.data], layout)
-
-    def _check_options(self) -> None:
-        if self.rank < 1:
-            raise PassFailedException(f"insert-lora: rank must be >= 1, got {self.rank}")
-        if self.seed < 0:
-            raise PassFailedException(f"insert-lora: seed must be >= 0, got {self.seed}")
-        if not math.isfinite(self.alpha):
-            raise PassFailedException(f"insert-lora: alpha must be finite, got {self.alpha}")
 
     def _no_match_message(
         self, regex: re.Pattern[str], params: list[nn.ParamOp], weights: list[nn.ParamOp]

@@ -98,7 +98,7 @@ class _Branch:
             other = op.rhs if op.lhs is value else op.lhs
             constant = other.owner
             if not isinstance(constant, nn.ConstantOp) or \
-                    not _is_scalar(to_numpy(constant.value), adapter.scale):
+                    not _is_scalar(constant.array(), adapter.scale):
                 raise fail(op, f"a multiplication by something else than the scale "
                                f"alpha/rank = {adapter.scale:g}")
             self.ops.append(op)

@@ -1,29 +1,115 @@
-"""Shared base for edge-opt passes."""
+"""Shared base for edge-opt passes: option parsing and option rules.
+
+xDSL parses `name{key=value ...}` into typed dataclass fields. On top of that, every
+edge-opt pass (and named pipeline):
+
+- accepts integers and exponent notation for float options (`lr=1`, `lr=1e-3`; xDSL's
+  pass-spec lexer reads `1e-3` as a word, not a number);
+- checks each option against the rule for its name in `OPTION_RULES` when it is built,
+  so `lr=-1` or `momentum=2` is an error naming the pass, the option and the rule,
+  wherever the pass comes from (`-p`, a pipeline's options, or Python).
+
+One table of rules keyed by option name keeps the rule of `lr` the same in `autodiff`
+and in every training pipeline.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from typing import Self, get_type_hints
 
 from xdsl.passes import ModulePass
 from xdsl.utils.arg_spec import ArgSpec
 
+from edge_opt.ir.errors import UserError
+
+
+class OptionError(UserError, ValueError):
+    """An option value outside its rule. A `ValueError` too, so that the pipeline
+    parser reports it like xDSL's own option errors, with the spec that was given."""
+
+
+@dataclass(frozen=True)
+class OptionRule:
+    """A predicate on one option's value and the sentence that explains it."""
+
+    holds: Callable[[float], bool]
+    text: str
+
+
+def _finite(x: float) -> bool:
+    return math.isfinite(x)
+
+
+POSITIVE = OptionRule(lambda x: _finite(x) and x > 0, "a finite number > 0")
+NON_NEGATIVE = OptionRule(lambda x: _finite(x) and x >= 0, "a finite number >= 0")
+FRACTION = OptionRule(lambda x: _finite(x) and 0 <= x < 1, "a number in [0, 1)")
+AT_LEAST_ONE = OptionRule(lambda x: x >= 1, "an integer >= 1")
+NATURAL = OptionRule(lambda x: x >= 0, "an integer >= 0")
+POWER_OF_TWO = OptionRule(
+    lambda x: x >= 1 and (int(x) & (int(x) - 1)) == 0, "a power of two >= 1"
+)
+
+OPTION_RULES: dict[str, OptionRule] = {
+    "lr": POSITIVE,
+    "momentum": FRACTION,
+    "weight_decay": NON_NEGATIVE,
+    "beta1": FRACTION,
+    "beta2": FRACTION,
+    "epsilon": POSITIVE,
+    "alpha": POSITIVE,
+    "rank": AT_LEAST_ONE,
+    "layers": AT_LEAST_ONE,
+    "rows": AT_LEAST_ONE,
+    "attention_rows": NATURAL,
+    "seed": NATURAL,
+    "budget_kib": POSITIVE,
+    "alignment": POWER_OF_TWO,
+}
+"""The rule of every numeric option, by field name (a convention test checks that
+every numeric option of every pass has one)."""
+
+
+def _as_float(value: object) -> object:
+    """`1` and `"1e-3"` (how the lexer returns exponent notation) as floats; anything
+    else unchanged, for xDSL to reject with its own message."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
 
 @dataclass(frozen=True)
 class EdgeOptPass(ModulePass):
-    """A `ModulePass` whose float options also accept integers (`lr=1` as well as
-    `lr=1.0`), which xDSL's option parser would reject."""
+    """A `ModulePass` whose float options also accept integers and exponent notation,
+    and whose numeric options are checked against `OPTION_RULES`."""
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            rule = OPTION_RULES.get(f.name)
+            if rule is None or isinstance(value, bool) or not isinstance(value, int | float):
+                continue
+            if not rule.holds(value):
+                raise OptionError(
+                    f"{self.name}: option {f.name.replace('_', '-')}={value} is invalid: "
+                    f"it must be {rule.text}"
+                )
 
     @classmethod
     def from_spec(cls, spec: ArgSpec) -> Self:
         hints = get_type_hints(cls)
         parameters = {
             key: tuple(
-                float(v)
-                if hints.get(key.replace("-", "_")) is float
-                and isinstance(v, int)
-                and not isinstance(v, bool)
-                else v
+                _as_float(v) if hints.get(key.replace("-", "_")) is float else v
                 for v in values
             )
             for key, values in spec.parameters.items()

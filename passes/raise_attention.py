@@ -89,7 +89,7 @@ def _shape(value: SSAValue) -> tuple[int, ...]:
 
 def _constant(value: SSAValue) -> np.ndarray | None:
     owner = value.owner
-    return to_numpy(owner.value) if isinstance(owner, nn.ConstantOp) else None
+    return owner.array() if isinstance(owner, nn.ConstantOp) else None
 
 
 def _scalar(value: SSAValue) -> float | None:

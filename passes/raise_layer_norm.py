@@ -38,7 +38,7 @@ from edge_opt.passes.options import EdgeOptPass
 
 def _constant(value: SSAValue) -> np.ndarray | None:
     owner = value.owner
-    return to_numpy(owner.value) if isinstance(owner, nn.ConstantOp) else None
+    return owner.array() if isinstance(owner, nn.ConstantOp) else None
 
 
 def _scalar(value: SSAValue) -> float | None:

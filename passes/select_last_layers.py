@@ -27,10 +27,6 @@ class SelectLastLayersPass(EdgeOptPass):
     function: str = "forward"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        if self.layers < 1:
-            raise PassFailedException(
-                f"select-last-layers: layers must be >= 1, got {self.layers}"
-            )
         params = {p.sym_name.data: p for p in model_params(op)}
         candidates = [
             layer

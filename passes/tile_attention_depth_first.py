@@ -37,7 +37,6 @@ from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects.builtin import IntegerAttr, ModuleOp, TensorType, i64
-from xdsl.utils.exceptions import PassFailedException
 
 from edge_opt.dialects import nn
 from edge_opt.passes.options import EdgeOptPass
@@ -61,11 +60,6 @@ class TileAttentionDepthFirstPass(EdgeOptPass):
     rows: int = 16
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        if self.rows < 1:
-            raise PassFailedException(
-                f"{self.name}: rows must be a positive number of query rows, got "
-                f"{self.rows}"
-            )
         for attention in op.walk():
             if not isinstance(attention, nn.AttentionOp):
                 continue

@@ -108,7 +108,7 @@ def test_corrupt_npz_is_a_clean_error(tmp_path: Path, capsys):
     bad.write_bytes(b"not a zip file")
     assert main(["run", str(EXAMPLE), "--input", str(bad)]) == 1
     err = capsys.readouterr().err
-    assert "not a readable .npz file" in err and "Traceback" not in err
+    assert "not an .npz archive (not a zip file" in err and "Traceback" not in err
 
 
 def test_console_script_exit_status():

@@ -319,7 +319,6 @@ def test_init_of_a_weight_does_not_depend_on_the_other_targets():
         ("insert-lora{targets=\"nothing\"}", "targets='nothing' matches no weight of a linear layer; the model's linear-layer weights: wq, wv, wo, head"),
         ("insert-lora{targets=\"bq\"}", "it matches 1 parameter(s), bq, but none is the weight"),
         ("insert-lora{targets=\"(\"}", "is not a regular expression"),
-        ("insert-lora{rank=0}", "rank must be >= 1"),
         ("insert-lora,insert-lora{targets=\"wq\"}", "@wq already has LoRA adapters"),
         ("train-full,insert-lora", "already has a training step"),
     ],

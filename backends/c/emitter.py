@@ -207,7 +207,7 @@ class ModulePrinter:
         """A `static const` array with the op's value (shared between equal values)."""
         assert isinstance(op.result.type, MemRefType)
         type_ = ctype(op.result.type)
-        value = to_numpy(op.value)
+        value = op.array()
         key = type_.encode() + value.tobytes()
         if key not in self.constant_names:
             name = f"edge_const_{len(self.constant_names)}"

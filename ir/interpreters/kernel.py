@@ -81,7 +81,7 @@ class KernelFunctions(InterpreterFunctions):
 
     @impl(kernel.ConstantOp)
     def run_constant(self, interpreter: Interpreter, op: kernel.ConstantOp, args: tuple):
-        value = to_numpy(op.value)
+        value = np.array(op.array())
         value.flags.writeable = False
         return (value,)
 

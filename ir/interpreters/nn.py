@@ -83,7 +83,7 @@ class NnFunctions(InterpreterFunctions):
 
     @impl(nn.ConstantOp)
     def run_constant(self, interpreter: Interpreter, op: nn.ConstantOp, args: tuple):
-        return (to_numpy(op.value),)
+        return (np.array(op.array()),)
 
     run_relu = impl(nn.ReluOp)(_unary(lambda x: np.maximum(x, 0)))
     run_sigmoid = impl(nn.SigmoidOp)(_unary(numerics.sigmoid))

@@ -14,7 +14,7 @@
 // PASS: edge-opt: error: bad pipeline 'no-such-pass': Unrecognized passes: ['no-such-pass'] (see --list-passes and --list-pipelines)
 
 // RUN: not edge-opt %s --pipeline cse 2>&1 | filecheck %s --check-prefix=NOTNAMED
-// NOTNAMED: edge-opt: error: bad pipeline 'cse': Unrecognized passes: ['cse']
+// NOTNAMED: edge-opt: error: bad pipeline 'cse': cse is a pass, not a named pipeline: give it with -p (see --list-pipelines for the named pipelines)
 
 // RUN: not edge-opt %s -p "cse{" 2>&1 | filecheck %s --check-prefix=SPEC
 // SPEC: edge-opt: error: bad pipeline 'cse{'

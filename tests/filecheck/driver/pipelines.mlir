@@ -17,6 +17,14 @@
 // AFTER:      %s = nn.add %a, %a
 // AFTER:      // -----// IR after dce //----- //
 
+// -p and --pipeline apply in the order given on the command line, each repeatable.
+// RUN: edge-opt %s -p dce --pipeline infer -p cse --print-ir-after-all | filecheck %s --check-prefix=ORDER
+// ORDER:      // -----// IR after dce //----- //
+// ORDER:      // -----// IR after raise-layer-norm //----- //
+// ORDER:      // -----// IR after dce //----- //
+// ORDER:      // -----// IR after cse //----- //
+// ORDER-NOT:  // -----// IR after
+
 func.func @forward(%x: tensor<2x3xf32>) -> tensor<2x3xf32> {
   %a = nn.relu %x : tensor<2x3xf32>
   %b = nn.relu %x : tensor<2x3xf32>

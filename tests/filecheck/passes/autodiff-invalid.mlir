@@ -30,7 +30,7 @@
 // LAYERS-NOT: Traceback
 
 // RUN: not edge-opt %s -p 'select-last-layers{layers=0}' 2>&1 | filecheck %s --check-prefix=ZERO
-// ZERO: edge-opt: error: pass failed: select-last-layers: layers must be >= 1, got 0
+// ZERO: edge-opt: error: bad pipeline 'select-last-layers{layers=0}': select-last-layers: option layers=0 is invalid: it must be an integer >= 1
 
 // RUN: not edge-opt %s -p 'train-last{layers=2}' 2>&1 | filecheck %s --check-prefix=PIPELINE
 // PIPELINE: edge-opt: error: pass failed: select-last-layers: layers=2, but @forward has only 1 layer(s) with trainable parameters

@@ -15,7 +15,7 @@
 // REGEX: edge-opt: error: pass failed: insert-lora: targets='fc_(weight' is not a regular expression: missing ), unterminated subpattern at position 3
 
 // RUN: not edge-opt %s -p 'insert-lora{rank=0 targets="fc_weight"}' 2>&1 | filecheck %s --check-prefix=RANK
-// RANK: edge-opt: error: pass failed: insert-lora: rank must be >= 1, got 0
+// RANK: edge-opt: error: bad pipeline 'insert-lora{rank=0 targets="fc_weight"}': insert-lora: option rank=0 is invalid: it must be an integer >= 1
 
 // RUN: not edge-opt %s -p 'insert-lora{targets="fc_weight"},insert-lora{targets="fc_weight"}' 2>&1 | filecheck %s --check-prefix=TWICE
 // TWICE: edge-opt: error: pass failed: insert-lora: @fc_weight already has LoRA adapters; merge them (merge-lora) before adding new ones

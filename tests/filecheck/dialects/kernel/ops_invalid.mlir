@@ -108,7 +108,7 @@ func.func @copy_shape(%a: memref<8xf32, "L2">, %b: memref<2x4xf32, "L1">) {
 // -----
 
 func.func @constant_type() {
-  // CHECK: kernel.constant: value type tensor<2xf32> does not match the buffer memref<3xf32, "L2">
+  // CHECK: kernel.constant: value type tensor<2xf32> does not match the result memref<3xf32, "L2">
   %c = "kernel.constant"() <{value = dense<1.0> : tensor<2xf32>}> : () -> memref<3xf32, "L2">
   func.return
 }

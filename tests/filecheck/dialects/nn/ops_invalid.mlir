@@ -276,3 +276,32 @@ func.func @attention_some_biases(%x: tensor<2x3x4xf32>, %w: tensor<4x4xf32>, %wo
   %y = "nn.attention"(%x, %w, %w, %w, %wo, %b) <{heads = 2 : i64, scale = 5.000000e-01 : f32, operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 0, 0, 0>}> : (tensor<2x3x4xf32>, tensor<4x4xf32>, tensor<4x4xf32>, tensor<4x4xf32>, tensor<4x5xf32>, tensor<4xf32>) -> tensor<2x3x5xf32>
   func.return %y : tensor<2x3x5xf32>
 }
+
+// -----
+
+func.func @dynamic_dimension(%x: tensor<?x2xf32>) -> tensor<?x2xf32> {
+  // CHECK: nn.relu: operand 0 has type tensor<?x2xf32> with a dynamic dimension (?); edge-opt needs static shapes with every dimension at least 1
+  %y = nn.relu %x : tensor<?x2xf32>
+  func.return %y : tensor<?x2xf32>
+}
+
+// -----
+
+func.func @empty_dimension(%x: tensor<0x2xf32>) -> tensor<0x2xf32> {
+  // CHECK: nn.relu: operand 0 has type tensor<0x2xf32> with an empty dimension (0); edge-opt needs static shapes with every dimension at least 1
+  %y = nn.relu %x : tensor<0x2xf32>
+  func.return %y : tensor<0x2xf32>
+}
+
+// -----
+
+// CHECK: nn.param: @w has type tensor<3x0xf32> with an empty dimension (0)
+nn.param @w : tensor<3x0xf32>
+
+// -----
+
+func.func @constant_type() -> tensor<3xf32> {
+  // CHECK: nn.constant: value type tensor<2xf32> does not match the result tensor<3xf32>
+  %c = "nn.constant"() <{value = dense<1.0> : tensor<2xf32>}> : () -> tensor<3xf32>
+  func.return %c : tensor<3xf32>
+}

@@ -190,9 +190,9 @@ func.func @layer_norm_grad_scale_result(%dy: tensor<2x3xf32>, %x: tensor<2x3xf32
 
 // -----
 
-func.func @batch_norm_grad_input_rank(%dy: tensor<4xf32>, %x: tensor<4xf32>, %c: tensor<0xf32>) -> tensor<4xf32> {
+func.func @batch_norm_grad_input_rank(%dy: tensor<4xf32>, %x: tensor<4xf32>, %c: tensor<1xf32>) -> tensor<4xf32> {
   // CHECK: {{^ *}}train.batch_norm_grad_input: input must have rank >= 2, got [4]
-  %dx = train.batch_norm_grad_input %dy, %x, %c, %c, %c : (tensor<4xf32>, tensor<4xf32>, tensor<0xf32>, tensor<0xf32>, tensor<0xf32>) -> tensor<4xf32>
+  %dx = train.batch_norm_grad_input %dy, %x, %c, %c, %c : (tensor<4xf32>, tensor<4xf32>, tensor<1xf32>, tensor<1xf32>, tensor<1xf32>) -> tensor<4xf32>
   func.return %dx : tensor<4xf32>
 }
 
@@ -230,10 +230,10 @@ func.func @batch_norm_grad_input_element_types(%dy: tensor<2x4xf32>, %x: tensor<
 
 // -----
 
-func.func @batch_norm_grad_scale_rank(%dy: tensor<f32>, %x: tensor<f32>, %c: tensor<0xf32>) -> tensor<0xf32> {
+func.func @batch_norm_grad_scale_rank(%dy: tensor<f32>, %x: tensor<f32>, %c: tensor<1xf32>) -> tensor<1xf32> {
   // CHECK: {{^ *}}train.batch_norm_grad_scale: input must have rank >= 2, got []
-  %ds = train.batch_norm_grad_scale %dy, %x, %c, %c : (tensor<f32>, tensor<f32>, tensor<0xf32>, tensor<0xf32>) -> tensor<0xf32>
-  func.return %ds : tensor<0xf32>
+  %ds = train.batch_norm_grad_scale %dy, %x, %c, %c : (tensor<f32>, tensor<f32>, tensor<1xf32>, tensor<1xf32>) -> tensor<1xf32>
+  func.return %ds : tensor<1xf32>
 }
 
 // -----
@@ -262,9 +262,9 @@ func.func @group_norm_grad_input_groups(%dy: tensor<2x4x3xf32>, %x: tensor<2x4x3
 
 // -----
 
-func.func @group_norm_grad_input_rank(%dy: tensor<4xf32>, %x: tensor<4xf32>, %c: tensor<0xf32>) -> tensor<4xf32> {
+func.func @group_norm_grad_input_rank(%dy: tensor<4xf32>, %x: tensor<4xf32>, %c: tensor<1xf32>) -> tensor<4xf32> {
   // CHECK: {{^ *}}train.group_norm_grad_input: input must have rank >= 2, got [4]
-  %dx = train.group_norm_grad_input %dy, %x, %c {groups = 1 : i64} : (tensor<4xf32>, tensor<4xf32>, tensor<0xf32>) -> tensor<4xf32>
+  %dx = train.group_norm_grad_input %dy, %x, %c {groups = 1 : i64} : (tensor<4xf32>, tensor<4xf32>, tensor<1xf32>) -> tensor<4xf32>
   func.return %dx : tensor<4xf32>
 }
 
