@@ -62,6 +62,8 @@ def leaky_relu(x: np.ndarray, alpha: float) -> np.ndarray:
 def pad(x: np.ndarray, pads: Sequence[int], value: float) -> np.ndarray:
     """`nn.pad`: `pads` = the padding before each axis, then after each axis."""
     rank = x.ndim
+    if rank == 0:
+        return x.copy()
     widths = [(pads[a], pads[rank + a]) for a in range(rank)]
     return np.pad(x, widths, constant_values=np.asarray(value, x.dtype))
 

@@ -348,7 +348,7 @@ def _broadcast_to(b: _Builder) -> SSAValue:
 
 def _pad(b: _Builder) -> SSAValue:
     """0-2 elements before and after each axis, zeros or another value."""
-    x = b.pick()
+    x = b.pick(min_rank=1)
     rank = len(b.shape(x))
     pads = [b.integer(0, 2) for _ in range(2 * rank)]
     return b.emit(nn.PadOp(x, pads, b.choice([0.0, 1.0, -0.5])))
