@@ -52,7 +52,7 @@ from edge_opt.ir.session import NAME_ATTR
 from edge_opt.ir.shapes import ShapeError
 
 MIN_OPSET, MAX_OPSET = 7, 24
-"""Default-domain opsets we accept (the tests cover 11 to 24)."""
+"""Default-domain opsets we accept (the tests cover 7 and 10 to 24)."""
 
 FUNCTION_NAME = "forward"
 
