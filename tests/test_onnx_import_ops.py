@@ -264,6 +264,41 @@ def test_group_normalization(opset, groups):
     assert gathers == (2 if size != 6 else 0)
 
 
+@pytest.mark.parametrize("opset", [18, 21])
+def test_group_normalization_and_pad_model_trains_like_pytorch(opset):
+    """Conv, GroupNormalization, reflect Pad, Relu, GlobalAveragePool, Gemm: the forward
+    matches onnxruntime, and one SGD step of `train-full` matches torch autograd on the
+    imported model (`test_autodiff_oracles`); at opset 18 each per-group scale and bias
+    gets the gradient of all its channels."""
+    from test_autodiff_oracles import check_sgd_gradients
+
+    rng = np.random.default_rng(opset)
+    groups, size = 2, (2 if opset < 21 else 4)
+    initializers = {
+        "w": (rng.standard_normal((4, 3, 3, 3)) * 0.3).astype(np.float32),
+        "scale": rng.uniform(0.5, 1.5, size).astype(np.float32),
+        "bias": rng.standard_normal(size).astype(np.float32),
+        "pads": np.array([0, 0, 1, 2, 0, 0, 2, 1], np.int64),
+        "fc_w": rng.standard_normal((3, 4)).astype(np.float32),
+        "fc_b": rng.standard_normal(3).astype(np.float32),
+    }
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"]),
+        helper.make_node("GroupNormalization", ["c", "scale", "bias"], ["g"],
+                         num_groups=groups),
+        helper.make_node("Pad", ["g", "pads"], ["p"], mode="reflect"),
+        helper.make_node("Relu", ["p"], ["r"]),
+        helper.make_node("GlobalAveragePool", ["r"], ["a"]),
+        helper.make_node("Flatten", ["a"], ["f"]),
+        helper.make_node("Gemm", ["f", "fc_w", "fc_b"], ["y"], transB=1),
+    ]
+    model = make_model(nodes, {"x": (3, 3, 6, 6)}, ["y"], initializers, opset)
+    feeds = random_inputs({"x": (3, 3, 6, 6)})
+    module = check_against_ort(model, feeds)
+    labels = np.array([0, 2, 1], np.int32)
+    check_sgd_gradients(module, [feeds["x"]], labels, pipeline="train-full")
+
+
 def test_group_normalization_scale_of_the_wrong_opset_shape_is_unsupported():
     initializers = {"scale": np.ones(6, np.float32), "bias": np.zeros(6, np.float32)}
     node = helper.make_node("GroupNormalization", ["x", "scale", "bias"], ["y"],
