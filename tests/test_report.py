@@ -62,7 +62,7 @@ def test_flops_of_the_activations_and_pad():
     assert flops(nn.PadOp(x, (0, 1, 1, 0, 0, 2))) == 0
 
 
-
+def _torch_flops(fn) -> int:
     with FlopCounterMode(display=False) as counter:
         fn()
     return counter.get_total_flops()
