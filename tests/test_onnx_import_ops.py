@@ -392,3 +392,22 @@ def test_nodes_downstream_of_a_blocker_are_listed_apart():
     assert lines[1:3] == ["  Atan: 1 node ('atan')", "  Cos: 1 node ('cos')"]
     assert lines[3].startswith("and 3 node(s) downstream of them that would fold")
     assert lines[4:] == ["  Cast: 2 nodes (e.g. 'cast')", "  Shape: 1 node ('shape')"]
+
+
+def test_one_element_initializer_bounds_are_constants():
+    """Clip bounds and a Pad value given as [1]-shaped float initializers (which the
+    parameter rule would make parameters) are constants of the graph: no parameter."""
+    initializers = {
+        "lo": np.array([-0.5], np.float32),
+        "hi": np.array([0.5], np.float32),
+        "pads": np.array([0, 1, 0, 2], np.int64),
+        "value": np.array([2.0], np.float32),
+    }
+    nodes = [
+        helper.make_node("Clip", ["x", "lo", "hi"], ["c"]),
+        helper.make_node("Pad", ["c", "pads", "value"], ["y"]),
+    ]
+    model = make_model(nodes, {"x": (2, 3)}, ["y"], initializers, opset=13)
+    module = check_against_ort(model, random_inputs({"x": (2, 3)}))
+    assert params_of(module) == {}
+    assert ops_of(module) == ["nn.clip", "nn.pad", "func.return"]

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from edge_opt.dialects import nn
 from edge_opt.ir.onnx_import.errors import _Unsupported
+from edge_opt.ir.onnx_import.lowerings.common import _scalar
 from edge_opt.ir.onnx_import.registry import _MS_DOMAIN, _Lowering, _lowering
 from edge_opt.ir.onnx_import.values import _Const, _shape
 
@@ -77,16 +78,6 @@ def _gelu(self: _Importer, node, ins, attrs):
     return [self.emit(nn.GeluOp(self.ssa(ins[0]), approximate))]
 
 
-def _bound(self: _Importer, value, what: str) -> float | None:
-    """A Clip bound given as an input (opset >= 11): absent, or a constant scalar."""
-    if value is None:
-        return None
-    array = self.constant(value, what)
-    if array.size != 1:
-        raise _Unsupported(f"{what} of shape {list(array.shape)} (a scalar is expected)")
-    return float(array.reshape(-1)[0])
-
-
 @_lowering("Clip", ["min", "max"])
 def _clip(self: _Importer, node, ins, attrs):
     """Bounds are attributes before opset 11 and optional inputs since."""
@@ -94,7 +85,7 @@ def _clip(self: _Importer, node, ins, attrs):
     if self.opset < 11:
         lo, hi = attrs.get("min"), attrs.get("max")
     else:
-        lo, hi = _bound(self, ins[1], "min"), _bound(self, ins[2], "max")
+        lo, hi = _scalar(self, ins[1], "min"), _scalar(self, ins[2], "max")
     if lo is None and hi is None:
         return [x]
     lo = None if lo is None else float(lo)

@@ -14,7 +14,7 @@ from edge_opt.dialects import nn
 from edge_opt.ir import shapes
 from edge_opt.ir.model_io import first_line
 from edge_opt.ir.onnx_import.errors import _Unsupported
-from edge_opt.ir.onnx_import.lowerings.common import _int_list, _normalize
+from edge_opt.ir.onnx_import.lowerings.common import _int_list, _normalize, _scalar
 from edge_opt.ir.onnx_import.registry import _lowering
 from edge_opt.ir.onnx_import.values import _Const, _shape
 from edge_opt.ir.shapes import ShapeError
@@ -212,10 +212,7 @@ def _pad_arguments(self: _Importer, ins, attrs, rank: int) -> tuple[list[int], f
     if "pads" in attrs or "value" in attrs:
         raise _Unsupported("pads or value attribute (inputs since opset 11)")
     pads = _int_list(self.constant(ins[1], "pads"))
-    value = 0.0
-    if ins[2] is not None:
-        array = np.asarray(self.constant(ins[2], "constant_value")).reshape(-1)
-        value = float(array[0]) if array.size else 0.0
+    value = _scalar(self, ins[2], "constant_value") or 0.0
     if ins[3] is None:
         return pads, value
     axes = shapes.normalize_axes(_int_list(self.constant(ins[3], "axes")), rank)
