@@ -411,7 +411,7 @@ class _Importer:
         outputs = None
         poison = _POISON
         if any(isinstance(v, _Poison) for v in inputs):
-            if self._would_fold(node, inputs):
+            if self._foldable(node, inputs):
                 poison = _FOLDABLE_POISON
                 if info is None:
                     self.downstream[_op_label(node)].append(_node_label(node))
@@ -447,19 +447,14 @@ class _Importer:
         self.problems[kind].append(_node_label(node))
 
     def _foldable(self, node: onnx.NodeProto, inputs: list[_Value | None]) -> bool:
-        """Default-domain nodes with constant inputs, and Shape/Size of anything."""
+        """Default-domain nodes with constant inputs, and Shape/Size of anything. (For a
+        node with poisoned inputs: whether it would fold once they import, the values
+        of foldable poison counting as constants.)"""
         if _op_key(node)[0] != "" or node.op_type in _NOT_FOLDABLE:
             return False
         if node.op_type in _SHAPE_ONLY:
             return True
-        return all(v is None or isinstance(v, _Const) for v in inputs)
-
-    def _would_fold(self, node: onnx.NodeProto, inputs: list[_Value | None]) -> bool:
-        """Whether a node with poisoned inputs would fold once they import: `_foldable`
-        with the values of foldable poison counted as constants."""
-        if _op_key(node)[0] != "" or node.op_type in _NOT_FOLDABLE:
-            return False
-        return node.op_type in _SHAPE_ONLY or all(
+        return all(
             v is None or isinstance(v, _Const) or (isinstance(v, _Poison) and v.foldable)
             for v in inputs
         )
