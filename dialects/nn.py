@@ -13,6 +13,7 @@ docstring says which one we follow. Layout is NCHW; 2-D `padding` is
 
 from __future__ import annotations
 
+import math
 from abc import ABC
 from collections.abc import Sequence
 from typing import ClassVar, Literal
@@ -490,6 +491,124 @@ class GeluOp(UnaryElementwiseOp):
                 f'nn.gelu: approximate must be "none" or "tanh", got '
                 f'"{self.approximate.data}"'
             )
+
+
+@irdl_op_definition
+class CeilOp(UnaryElementwiseOp):
+    """The smallest integer >= x. Piecewise constant: it has no gradient, so `autodiff`
+    refuses to train a parameter through it (frozen parts may use it)."""
+
+    name = "nn.ceil"
+
+
+@irdl_op_definition
+class FloorOp(UnaryElementwiseOp):
+    """The largest integer <= x (no gradient, like `nn.ceil`)."""
+
+    name = "nn.floor"
+
+
+@irdl_op_definition
+class RoundOp(UnaryElementwiseOp):
+    """The nearest integer, halves to even (`torch.round`, ONNX `Round`; no gradient,
+    like `nn.ceil`)."""
+
+    name = "nn.round"
+
+
+def _float(value: float) -> FloatAttr:
+    return FloatAttr(value, f32)
+
+
+class ScalarParamsUnaryOp(UnaryElementwiseOp, ABC):
+    """A unary element-wise op with f32 parameters (its properties), computed in the
+    input's element type."""
+
+    irdl_options = (ParsePropInAttrDict(),)
+
+    def _build(self, input: SSAValue | Operation, values: dict[str, float | None]):
+        IRDLOperation.__init__(
+            self,
+            operands=[input],
+            result_types=[SSAValue.get(input).type],
+            properties={k: None if v is None else _float(v) for k, v in values.items()},
+        )
+
+    def scalars(self) -> dict[str, float]:
+        """The parameters by name (an absent optional one is left out)."""
+        return {
+            name: attr.value.data
+            for name in self.get_irdl_definition().properties
+            if isinstance(attr := self.properties.get(name), FloatAttr)
+        }
+
+
+@irdl_op_definition
+class ClipOp(ScalarParamsUnaryOp):
+    """`min(max(x, min), max)` (ONNX `Clip`; ReLU6 is `min = 0, max = 6`); an absent
+    bound does not clip, NaN stays NaN. The gradient is PyTorch's for `F.hardtanh` and
+    `F.relu6`: `dy` strictly between the bounds, 0 at and beyond them.
+
+        %y = nn.clip %x {min = 0.000000e+00 : f32, max = 6.000000e+00 : f32} : tensor<8xf32>
+    """
+
+    name = "nn.clip"
+
+    min = opt_prop_def(FloatAttr)
+    max = opt_prop_def(FloatAttr)
+
+    def __init__(
+        self, input: SSAValue | Operation, min: float | None = None,
+        max: float | None = None,
+    ):
+        self._build(input, {"min": min, "max": max})
+
+    def bounds(self) -> tuple[float, float]:
+        """(min, max) with an absent bound as -inf / +inf."""
+        lo = -math.inf if self.min is None else self.min.value.data
+        hi = math.inf if self.max is None else self.max.value.data
+        return lo, hi
+
+
+@irdl_op_definition
+class HardsigmoidOp(ScalarParamsUnaryOp):
+    """`max(0, min(1, alpha * x + beta))`; the defaults are PyTorch's
+    (`F.hardsigmoid`: 1/6 and 1/2; ONNX `HardSigmoid` defaults to alpha 0.2)."""
+
+    name = "nn.hardsigmoid"
+
+    alpha = prop_def(FloatAttr, default_value=_float(1 / 6))
+    beta = prop_def(FloatAttr, default_value=_float(0.5))
+
+    def __init__(
+        self, input: SSAValue | Operation, alpha: float = 1 / 6, beta: float = 0.5
+    ):
+        self._build(input, {"alpha": alpha, "beta": beta})
+
+
+@irdl_op_definition
+class EluOp(ScalarParamsUnaryOp):
+    """`x` if `x > 0`, else `alpha * (exp(x) - 1)` (`F.elu`)."""
+
+    name = "nn.elu"
+
+    alpha = prop_def(FloatAttr, default_value=_float(1.0))
+
+    def __init__(self, input: SSAValue | Operation, alpha: float = 1.0):
+        self._build(input, {"alpha": alpha})
+
+
+@irdl_op_definition
+class LeakyReluOp(ScalarParamsUnaryOp):
+    """`x` if `x >= 0`, else `alpha * x` (`F.leaky_relu`; its gradient is `dy` for
+    `x > 0`, `alpha * dy` otherwise, as PyTorch's)."""
+
+    name = "nn.leaky_relu"
+
+    alpha = prop_def(FloatAttr, default_value=_float(0.01))
+
+    def __init__(self, input: SSAValue | Operation, alpha: float = 0.01):
+        self._build(input, {"alpha": alpha})
 
 
 class BinaryElementwiseOp(NNOperation, ABC):
@@ -1288,6 +1407,41 @@ class BroadcastToOp(NNOperation):
 
 
 @irdl_op_definition
+class PadOp(NNOperation):
+    """Constant padding: `pads` holds the padding before each axis, then after each
+    axis (ONNX `Pad`'s order), all >= 0; new elements are `value` (`F.pad` with mode
+    "constant"). The importer writes ONNX's reflect, edge and wrap modes as slices and
+    concatenations.
+
+        %y = nn.pad %x {pads = array<i64: 0, 0, 1, 2, 0, 0, 1, 2>} : tensor<1x2x4x4xf32> -> tensor<1x2x6x8xf32>
+    """
+
+    name = "nn.pad"
+
+    input = operand_def(TensorType)
+    result = result_def(TensorType)
+    pads = prop_def(DenseArrayBase.constr(i64))
+    value = prop_def(FloatAttr, default_value=_float(0.0))
+
+    traits = traits_def(Pure())
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "$input attr-dict `:` type($input) `->` type($result)"
+
+    def __init__(
+        self, input: SSAValue | Operation, pads: Sequence[int], value: float = 0.0
+    ):
+        shape = shapes.pad(_shape(input), pads)
+        super().__init__(
+            operands=[input],
+            result_types=[TensorType(_element(input), shape)],
+            properties={"pads": _ints(pads), "value": _float(value)},
+        )
+
+    def expected_shape(self) -> tuple[int, ...]:
+        return shapes.pad(_shape(self.input), self.pads.get_values())
+
+
+@irdl_op_definition
 class TransposeOp(NNOperation):
     """`result.shape[i] = input.shape[perm[i]]`."""
 
@@ -1521,6 +1675,13 @@ NN = Dialect(
         LogOp,
         NegOp,
         GeluOp,
+        CeilOp,
+        FloorOp,
+        RoundOp,
+        ClipOp,
+        HardsigmoidOp,
+        EluOp,
+        LeakyReluOp,
         AddOp,
         SubOp,
         MulOp,
@@ -1541,6 +1702,7 @@ NN = Dialect(
         GlobalAvgPoolOp,
         ReshapeOp,
         BroadcastToOp,
+        PadOp,
         TransposeOp,
         ConcatOp,
         SliceOp,

@@ -14,6 +14,7 @@ too.
 
 from __future__ import annotations
 
+import math
 from abc import ABC
 from collections.abc import Sequence
 from typing import ClassVar, Literal
@@ -421,6 +422,85 @@ class GeluGradOp(ElementwiseGradOp):
             raise ShapeError(
                 f'approximate must be "none" or "tanh", got "{self.approximate.data}"'
             )
+
+
+class ScalarParamsGradOp(ElementwiseGradOp, ABC):
+    """An element-wise gradient with the f32 parameters of its forward op (its
+    properties)."""
+
+    irdl_options = (ParsePropInAttrDict(),)
+
+    def _build(self, grad, saved, values: dict[str, float | None]) -> None:
+        IRDLOperation.__init__(
+            self,
+            operands=[grad, saved],
+            result_types=[SSAValue.get(grad).type],
+            properties={k: None if v is None else _float(v) for k, v in values.items()},
+        )
+
+    def scalars(self) -> dict[str, float]:
+        """The parameters by name (an absent optional one is left out)."""
+        return {
+            name: attr.value.data
+            for name in self.get_irdl_definition().properties
+            if isinstance(attr := self.properties.get(name), FloatAttr)
+        }
+
+
+@irdl_op_definition
+class ClipGradOp(ScalarParamsGradOp):
+    """`dy` where `min < y < max`, else 0 (an absent bound is -inf / +inf), saved = the
+    clip's output `y`: PyTorch's `F.hardtanh` / `F.relu6` gradient."""
+
+    name = "train.clip_grad"
+
+    min = opt_prop_def(FloatAttr)
+    max = opt_prop_def(FloatAttr)
+
+    def __init__(self, grad, saved, min: float | None = None, max: float | None = None):
+        self._build(grad, saved, {"min": min, "max": max})
+
+    def bounds(self) -> tuple[float, float]:
+        lo = -math.inf if self.min is None else self.min.value.data
+        hi = math.inf if self.max is None else self.max.value.data
+        return lo, hi
+
+
+@irdl_op_definition
+class HardsigmoidGradOp(ScalarParamsGradOp):
+    """`alpha * dy` where `0 < y < 1`, else 0, saved = the hardsigmoid's output `y`
+    (PyTorch's convention at the kinks)."""
+
+    name = "train.hardsigmoid_grad"
+
+    alpha = prop_def(FloatAttr)
+
+    def __init__(self, grad, saved, alpha: float):
+        self._build(grad, saved, {"alpha": alpha})
+
+
+@irdl_op_definition
+class EluGradOp(ScalarParamsGradOp):
+    """`dy` where `x > 0`, else `alpha * exp(x) * dy`, saved = the input `x`."""
+
+    name = "train.elu_grad"
+
+    alpha = prop_def(FloatAttr)
+
+    def __init__(self, grad, saved, alpha: float):
+        self._build(grad, saved, {"alpha": alpha})
+
+
+@irdl_op_definition
+class LeakyReluGradOp(ScalarParamsGradOp):
+    """`dy` where `x > 0`, else `alpha * dy`, saved = the input `x`."""
+
+    name = "train.leaky_relu_grad"
+
+    alpha = prop_def(FloatAttr)
+
+    def __init__(self, grad, saved, alpha: float):
+        self._build(grad, saved, {"alpha": alpha})
 
 
 class _AxisGradOp(ElementwiseGradOp, ABC):
@@ -1240,6 +1320,10 @@ TRAIN = Dialect(
         HardswishGradOp,
         ErfGradOp,
         GeluGradOp,
+        ClipGradOp,
+        HardsigmoidGradOp,
+        EluGradOp,
+        LeakyReluGradOp,
         SoftmaxGradOp,
         LogSoftmaxGradOp,
         LayerNormGradInputOp,

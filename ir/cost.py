@@ -15,7 +15,8 @@ The convention (exact integers, so reports are stable and comparable):
 - `nn.attention` the sum of the primitive ops `lower-attention` writes for it: the
   four projections (and their bias adds), `q @ k^T`, the scaling, the softmax and
   `a @ v`;
-- shape ops (including `nn.gather` and `train.scatter`, which only move data),
+- shape ops (including `nn.gather`, `nn.pad` and `train.scatter`, which only move
+  data),
   constants, loads and stores are free;
 - optimizers per parameter element: SGD 2 (+2 with weight decay), SGD with momentum 4
   (+2), Adam 12 (+2).
@@ -158,7 +159,8 @@ FLOPS: dict[type[Operation], Callable[[Operation], int]] = {
         for op in (
             nn.ReluOp, nn.SigmoidOp, nn.TanhOp, nn.SiluOp, nn.HardswishOp, nn.ErfOp,
             nn.SqrtOp, nn.ExpOp, nn.LogOp, nn.NegOp, nn.GeluOp, nn.AddOp, nn.SubOp,
-            nn.MulOp, nn.DivOp, nn.PowOp,
+            nn.MulOp, nn.DivOp, nn.PowOp, nn.CeilOp, nn.FloorOp, nn.RoundOp, nn.ClipOp,
+            nn.HardsigmoidOp, nn.EluOp, nn.LeakyReluOp,
         )
     },
     nn.LinearOp: _linear,
@@ -176,6 +178,7 @@ FLOPS: dict[type[Operation], Callable[[Operation], int]] = {
     nn.GlobalAvgPoolOp: _per_input(1),
     nn.ReshapeOp: _free,
     nn.BroadcastToOp: _free,
+    nn.PadOp: _free,
     nn.TransposeOp: _free,
     nn.ConcatOp: _free,
     nn.SliceOp: _free,
@@ -195,6 +198,8 @@ FLOPS: dict[type[Operation], Callable[[Operation], int]] = {
         for op in (
             train.ReluGradOp, train.SigmoidGradOp, train.TanhGradOp, train.SiluGradOp,
             train.HardswishGradOp, train.ErfGradOp, train.GeluGradOp,
+            train.ClipGradOp, train.HardsigmoidGradOp, train.EluGradOp,
+            train.LeakyReluGradOp,
         )
     },
     train.SoftmaxGradOp: _per_output(4),

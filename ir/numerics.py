@@ -41,6 +41,33 @@ def hardswish(x: np.ndarray) -> np.ndarray:
     return x * np.clip(x + 3.0, 0.0, 6.0) / 6.0
 
 
+def clip(x: np.ndarray, min: float, max: float) -> np.ndarray:
+    """`nn.clip` with absent bounds as -inf / +inf (NaN stays NaN)."""
+    return np.minimum(np.maximum(x, min), max)
+
+
+def hardsigmoid(x: np.ndarray, alpha: float, beta: float) -> np.ndarray:
+    return np.clip(alpha * x + beta, 0.0, 1.0)
+
+
+def elu(x: np.ndarray, alpha: float) -> np.ndarray:
+    # expm1 of the non-positive part only: accurate near 0, no overflow for large x.
+    return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
+
+
+def leaky_relu(x: np.ndarray, alpha: float) -> np.ndarray:
+    return np.where(x > 0, x, x * alpha)
+
+
+def pad(x: np.ndarray, pads: Sequence[int], value: float) -> np.ndarray:
+    """`nn.pad`: `pads` = the padding before each axis, then after each axis."""
+    rank = x.ndim
+    if rank == 0:
+        return x.copy()
+    widths = [(pads[a], pads[rank + a]) for a in range(rank)]
+    return np.pad(x, widths, constant_values=np.asarray(value, x.dtype))
+
+
 def softmax(x: np.ndarray, axis: int) -> np.ndarray:
     e = np.exp(x - np.max(x, axis=axis, keepdims=True))
     return e / np.sum(e, axis=axis, keepdims=True)

@@ -352,6 +352,19 @@ def slice_(
     return tuple(out)
 
 
+def pad(input: Sequence[int], pads: Sequence[int]) -> Shape:
+    """`pads` holds the padding before each axis, then after each axis (ONNX `Pad`'s
+    order), all >= 0: axis `a` grows by `pads[a] + pads[rank + a]`."""
+    rank = len(input)
+    if len(pads) != 2 * rank:
+        raise ShapeError(
+            f"pads must have two values per axis ({2 * rank}), got {len(pads)}"
+        )
+    if any(p < 0 for p in pads):
+        raise ShapeError(f"pads {list(pads)} must be >= 0")
+    return tuple(d + pads[a] + pads[rank + a] for a, d in enumerate(input))
+
+
 def _indices(input: Sequence[int], indices: Sequence[int], axis: int) -> int:
     """Checks `indices` into axis `axis` of `input`; returns the normalized axis."""
     axis = normalize_axis(axis, len(input))

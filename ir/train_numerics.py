@@ -110,6 +110,22 @@ def gelu_grad(dy: np.ndarray, x: np.ndarray, approximate: str) -> np.ndarray:
     return dy * (cdf + x * pdf)
 
 
+def clip_grad(dy: np.ndarray, y: np.ndarray, min: float, max: float) -> np.ndarray:
+    return np.where((y > min) & (y < max), dy, 0)
+
+
+def hardsigmoid_grad(dy: np.ndarray, y: np.ndarray, alpha: float) -> np.ndarray:
+    return np.where((y > 0) & (y < 1), dy * alpha, 0)
+
+
+def elu_grad(dy: np.ndarray, x: np.ndarray, alpha: float) -> np.ndarray:
+    return np.where(x > 0, dy, dy * alpha * np.exp(np.minimum(x, 0)))
+
+
+def leaky_relu_grad(dy: np.ndarray, x: np.ndarray, alpha: float) -> np.ndarray:
+    return np.where(x > 0, dy, dy * alpha)
+
+
 def softmax_grad(dy: np.ndarray, y: np.ndarray, axis: int) -> np.ndarray:
     return y * (dy - np.sum(dy * y, axis=axis, keepdims=True))
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from xdsl.dialects.builtin import TensorType
 from xdsl.ir import Block, Operation, SSAValue
+from xdsl.utils.exceptions import PassFailedException
 
 from edge_opt.dialects import nn, train
 from edge_opt.ir import shapes
@@ -151,6 +152,45 @@ for _op, _grad, _saved in (
 @rule(nn.GeluOp)
 def _gelu(b: GradientBuilder, op: nn.GeluOp, dy: SSAValue, needs: Sequence[bool]):
     return [b.emit(train.GeluGradOp(dy, op.input, op.approximate.data))]
+
+
+def _value(attr) -> float | None:
+    return None if attr is None else attr.value.data
+
+
+@rule(nn.ClipOp)
+def _clip(b: GradientBuilder, op: nn.ClipOp, dy: SSAValue, needs: Sequence[bool]):
+    return [b.emit(train.ClipGradOp(dy, op.result, _value(op.min), _value(op.max)))]
+
+
+@rule(nn.HardsigmoidOp)
+def _hardsigmoid(b: GradientBuilder, op: nn.HardsigmoidOp, dy: SSAValue,
+                 needs: Sequence[bool]):
+    return [b.emit(train.HardsigmoidGradOp(dy, op.result, op.alpha.value.data))]
+
+
+@rule(nn.EluOp)
+def _elu(b: GradientBuilder, op: nn.EluOp, dy: SSAValue, needs: Sequence[bool]):
+    return [b.emit(train.EluGradOp(dy, op.input, op.alpha.value.data))]
+
+
+@rule(nn.LeakyReluOp)
+def _leaky_relu(b: GradientBuilder, op: nn.LeakyReluOp, dy: SSAValue,
+                needs: Sequence[bool]):
+    return [b.emit(train.LeakyReluGradOp(dy, op.input, op.alpha.value.data))]
+
+
+@rule(nn.CeilOp, nn.FloorOp, nn.RoundOp)
+def _piecewise_constant(b: GradientBuilder, op: Operation, dy: SSAValue,
+                        needs: Sequence[bool]) -> Grads:
+    """Rounding is flat almost everywhere: a gradient through it would be zero (PyTorch
+    gives zeros), which silently stops training whatever lies before it. Refuse."""
+    raise PassFailedException(
+        f"autodiff: {op.name} (result %{op.results[0].name_hint or '?'}) has no "
+        "gradient (it is piecewise constant), but a trainable parameter's gradient "
+        "would have to flow through it; freeze the parameters it depends on "
+        "(freeze{frozen=REGEX}, train-last, ...)"
+    )
 
 
 @rule(nn.SqrtOp)
@@ -475,6 +515,15 @@ def _gather(b: GradientBuilder, op: nn.GatherOp, dy: SSAValue, needs: Sequence[b
 def _broadcast_to(b: GradientBuilder, op: nn.BroadcastToOp, dy: SSAValue,
                   needs: Sequence[bool]):
     return [b.reduce_to(dy, _shape(op.input))]
+
+
+@rule(nn.PadOp)
+def _pad(b: GradientBuilder, op: nn.PadOp, dy: SSAValue, needs: Sequence[bool]):
+    """The gradient of the padded positions is dropped: `dy` cropped back."""
+    shape, pads = _shape(op.input), op.pads.get_values()
+    begins = pads[: len(shape)]
+    ends = [begin + size for begin, size in zip(begins, shape)]
+    return [b.emit(nn.SliceOp(dy, begins, ends))]
 
 
 @rule(nn.TransposeOp)

@@ -451,9 +451,11 @@ def _dropped(rule):
         (train.MaxPool2dWithIndicesOp, ["conv2d", "max_pool2d"], _scaled),
         (nn.LayerNormOp, ["layer_norm"], _scaled),
         (nn.MulOp, ["linear", "mul"], _dropped),
+        (nn.EluOp, ["linear", "elu"], _scaled),
+        (nn.PadOp, ["linear", "pad"], _scaled),
     ],
     ids=["tanh-scaled", "linear-dropped", "conv2d-scaled", "max_pool2d-scaled",
-         "layer_norm-scaled", "mul-dropped"],
+         "layer_norm-scaled", "mul-dropped", "elu-scaled", "pad-scaled"],
 )
 def test_gradient_check_catches_a_wrong_rule(monkeypatch, op_type, ops, mutate):
     monkeypatch.setitem(RULES, op_type, mutate(RULES[op_type]))

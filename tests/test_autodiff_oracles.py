@@ -305,14 +305,20 @@ class ModelBuilder:
 
 
 def conv_net(seed: int = 0) -> tuple[ModuleOp, list[np.ndarray], np.ndarray]:
-    """Batch 3, 3x11x11 images, 5 classes: conv (asymmetric padding) -> training-mode
-    batch norm -> hardswish -> dilated depthwise conv -> group norm -> silu -> three
-    average pools (asymmetric padding with count_include_pad and ceil mode, and
-    without; symmetric padding) -> grouped transposed conv (asymmetric padding, output
+    """Batch 3, 3x11x11 images, 5 classes: the input plus a multiple of its floor, ceil
+    and round -> conv (asymmetric padding) -> training-mode batch norm -> hardswish ->
+    dilated depthwise conv -> group norm -> silu plus elu * hardsigmoid, leaky relu and
+    two clips -> three average pools (asymmetric padding with count_include_pad and
+    ceil mode, and without; an explicit pad with value 0.25 before the third) ->
+    grouped transposed conv (asymmetric padding, output
     padding) -> gelu -> max-pool (asymmetric padding, dilation, ceil mode) -> layer
     norm over C, H, W -> global average pool -> linear."""
     b = ModelBuilder(seed, (3, 3, 11, 11))
     (x,) = b.args
+    # Rounding of the input (no parameter before it, so nothing trains through it).
+    x2 = b(nn.MulOp(x, b.constant(2.0)))
+    steps = b(nn.AddOp(b(nn.AddOp(b(nn.FloorOp(x2)), b(nn.CeilOp(x2)))), b(nn.RoundOp(x2))))
+    x = b(nn.AddOp(x, b(nn.MulOp(steps, b.constant(0.05)))))
     c1 = b(nn.Conv2dOp(x, b.param("conv1_weight", (8, 3, 3, 3)), padding=(1, 0, 2, 1)))
     bn = b(
         nn.BatchNormOp(
@@ -341,7 +347,12 @@ def conv_net(seed: int = 0) -> tuple[ModuleOp, list[np.ndarray], np.ndarray]:
             dw, b.param("gn_scale", (8,), "scale"), b.param("gn_bias", (8,), "small"), 2
         )
     )
-    a2 = b(nn.SiluOp(gn))
+    # The parametrised activations (both clip bounds, and the upper one alone).
+    act = b(nn.MulOp(b(nn.EluOp(gn, 0.7)), b(nn.HardsigmoidOp(gn, 0.2, 0.5))))
+    act = b(nn.AddOp(act, b(nn.LeakyReluOp(gn, 0.1))))
+    act = b(nn.AddOp(act, b(nn.ClipOp(gn, -0.5, 1.0))))
+    act = b(nn.AddOp(act, b(nn.ClipOp(gn, None, 0.8))))
+    a2 = b(nn.AddOp(b(nn.SiluOp(gn)), b(nn.MulOp(act, b.constant(0.25)))))
     pool_a = b(
         nn.AvgPool2dOp(
             a2,
@@ -353,7 +364,8 @@ def conv_net(seed: int = 0) -> tuple[ModuleOp, list[np.ndarray], np.ndarray]:
         )
     )
     pool_b = b(nn.AvgPool2dOp(a2, (2, 2), (2, 2), padding=(0, 1, 1, 0)))
-    pool_c = b(nn.AvgPool2dOp(a2, (3, 3), (2, 2), padding=(1, 1, 1, 1)))
+    padded = b(nn.PadOp(a2, (0, 0, 1, 1, 0, 0, 1, 1), 0.25))
+    pool_c = b(nn.AvgPool2dOp(padded, (3, 3), (2, 2)))
     pooled = b(nn.AddOp(b(nn.AddOp(pool_a, pool_b)), pool_c))
     ct = b(
         nn.ConvTranspose2dOp(

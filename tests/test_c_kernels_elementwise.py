@@ -27,6 +27,9 @@ UNARY = {
     "neg": np.negative,
     "gelu": lambda x: numerics.gelu(x, "none"),
     "gelu_tanh": lambda x: numerics.gelu(x, "tanh"),
+    "ceil": np.ceil,
+    "floor": np.floor,
+    "round": np.round,
 }
 POSITIVE = {"sqrt": np.sqrt, "log": np.log}
 
@@ -129,3 +132,85 @@ def test_copy():
     dst = np.zeros_like(src)
     runtime().edge_copy(pointer(src), pointer(dst), ctypes.c_size_t(src.nbytes))
     np.testing.assert_array_equal(src, dst)
+
+
+WITH_SCALARS = {
+    "clip": ([(0.0, 6.0), (-1.0, np.inf), (-np.inf, 0.5), (-np.inf, np.inf)],
+             numerics.clip),
+    "hardsigmoid": ([(1 / 6, 0.5), (0.2, 0.5), (2.0, 0.0)], numerics.hardsigmoid),
+    "elu": ([(1.0,), (0.5,)], numerics.elu),
+    "leaky_relu": ([(0.01,), (0.3,)], numerics.leaky_relu),
+}
+"""kernel -> (parameter sets, reference): clip with both bounds, one and none."""
+
+
+def _float32(values) -> list[float]:
+    """The parameters as the f32 attributes hold them (and the C floats receive)."""
+    return [float(np.float32(v)) for v in values]
+
+
+@pytest.mark.parametrize("name", sorted(WITH_SCALARS))
+@SETTINGS
+@given(n=st.integers(1, 300), seed=st.integers(0, 2**32 - 1), inplace=st.booleans(),
+       data=st.data())
+def test_unary_with_scalars(name: str, n: int, seed: int, inplace: bool, data):
+    sets, reference = WITH_SCALARS[name]
+    scalars = _float32(data.draw(st.sampled_from(sets)))
+    x = _values(seed, n)
+    expected = reference(x.astype(np.float64), *scalars)
+    y = x.copy() if inplace else np.full_like(x, np.nan)
+    getattr(runtime(), f"edge_{name}_f32")(
+        ctypes.c_int32(n), *map(ctypes.c_float, scalars), pointer(y if inplace else x),
+        pointer(y),
+    )
+    _close(y, expected)
+
+
+def test_rounding_ties_signs_and_large_values():
+    """Halves to even, the sign of a zero result, and values beyond 2^23 (already
+    integers), infinities and NaN unchanged, bit for bit as NumPy."""
+    x = np.array([-2.5, -1.5, -0.5, -0.3, -0.0, 0.0, 0.5, 1.5, 2.5, 0.49999997,
+                  8388607.5, -8388607.5, 8388608.0, 3e9, -3e9, np.inf, -np.inf, np.nan],
+                 np.float32)
+    for name, reference in (("ceil", np.ceil), ("floor", np.floor), ("round", np.round)):
+        y = np.full_like(x, 7.0)
+        getattr(runtime(), f"edge_{name}_f32")(ctypes.c_int32(x.size), pointer(x),
+                                               pointer(y))
+        assert y.tobytes() == reference(x).tobytes(), (name, y, reference(x))
+
+
+def test_clip_keeps_nan():
+    x = np.array([np.nan, -7.0, 3.0, 9.0], np.float32)
+    y = np.full_like(x, 1.0)
+    runtime().edge_clip_f32(ctypes.c_int32(4), ctypes.c_float(0.0), ctypes.c_float(6.0),
+                            pointer(x), pointer(y))
+    assert y.tobytes() == numerics.clip(x, 0.0, 6.0).tobytes()
+
+
+GRADS_WITH_SCALARS = {
+    "clip": ([(0.0, 6.0), (-1.0, np.inf), (-np.inf, 2.0)],
+             tn.clip_grad, lambda x, lo, hi: numerics.clip(x, lo, hi)),
+    "hardsigmoid": ([(1 / 6,), (0.2,)], tn.hardsigmoid_grad,
+                    lambda x, alpha: numerics.hardsigmoid(x, alpha, 0.5)),
+    "elu": ([(1.0,), (0.5,)], tn.elu_grad, None),
+    "leaky_relu": ([(0.01,), (0.3,)], tn.leaky_relu_grad, None),
+}
+"""kernel -> (parameter sets, reference, forward whose output is saved or None)"""
+
+
+@pytest.mark.parametrize("name", sorted(GRADS_WITH_SCALARS))
+@SETTINGS
+@given(n=st.integers(1, 300), seed=st.integers(0, 2**32 - 1), data=st.data())
+def test_gradients_with_scalars(name: str, n: int, seed: int, data):
+    sets, reference, forward = GRADS_WITH_SCALARS[name]
+    scalars = _float32(data.draw(st.sampled_from(sets)))
+    x = _values(seed, n)
+    dy = _values(seed + 1, n, 1.0)
+    saved = x if forward is None else forward(x, *scalars).astype(np.float32)
+    expected = reference(dy.astype(np.float64), saved.astype(np.float64), *scalars)
+    dx = np.full_like(x, np.nan)
+    getattr(runtime(), f"edge_{name}_grad_f32")(
+        ctypes.c_int32(n), *map(ctypes.c_float, scalars), pointer(dy), pointer(saved),
+        pointer(dx),
+    )
+    _close(dx, expected)

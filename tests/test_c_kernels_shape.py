@@ -35,6 +35,7 @@ from edge_opt.backends.c.kernels.shape import (
     reduce_fields,
     scatter_positions,
     slice_copy,
+    pad_fill,
     slice_grad,
     split_axis,
     transpose_copy,
@@ -293,6 +294,23 @@ def test_slice_grad(case, dtype, cores, seed):
 
 
 @SETTINGS
+@given(shape=shapes(1, 6, 4), cores=CORES, seed=SEEDS, data=st.data())
+def test_pad(shape, cores, seed, data):
+    """`edge_pad_f32`: the slice gradient's index map with the pad value as its fill."""
+    pads = data.draw(st.lists(st.integers(0, 2), min_size=2 * len(shape),
+                              max_size=2 * len(shape)))
+    value = data.draw(st.sampled_from([0.0, -1.5, np.inf]))
+    x = random_array(np.random.default_rng(seed), shape, np.float32)
+    expected = numerics.pad(x, pads, value)
+    y = np.full(expected.shape, 7, np.float32)
+    params = struct(SliceGradParams, pad_fill(shape, pads).fields())
+    fn = runtime().edge_pad_f32
+    on_cores(cores, lambda: fn(ctypes.byref(params), ctypes.c_float(value), pointer(x),
+                               pointer(y)))
+    bitwise(y, expected)
+
+
+@SETTINGS
 @given(shape=shapes(1, 6, 5), keepdims=st.booleans(), seed=SEEDS, data=st.data())
 def test_reduce(shape, keepdims, seed, data):
     axes = data.draw(st.lists(st.integers(-len(shape), len(shape) - 1), min_size=1,
@@ -424,6 +442,9 @@ def _emitter_cases():
             [(f32, (3, 3)), (f32, (7, 8))],
             lambda dy, dx: (train.SliceGradOp(t(dy), kernel.tensor_type(dx.type), (1, 7),
                                               (6, -1), (2, -3)), [dy], [dx]))),
+        ("pad-f32", _case(
+            [(f32, (2, 3, 4)), (f32, (3, 3, 7))],
+            lambda x, y: (nn.PadOp(t(x), (1, 0, 2, 0, 0, 1), -0.5), [x], [y]))),
         ("reduce-sum-keepdims", _case(
             [(f32, (5, 3, 7)), (f32, (1, 3, 1))],
             lambda x, y: (nn.ReduceSumOp(t(x), (0, 2), keepdims=True), [x], [y]))),
@@ -544,7 +565,8 @@ def test_rank_above_six_only_when_axes_merge():
 def test_every_shape_kernel_op_has_an_emitter():
     ops = [kernel.TransposeKernelOp, kernel.BroadcastToKernelOp, kernel.SliceKernelOp,
            kernel.ConcatKernelOp, kernel.GatherKernelOp, kernel.ScatterKernelOp,
-           kernel.SliceGradKernelOp, kernel.ReduceSumKernelOp, kernel.ReduceMeanKernelOp]
+           kernel.SliceGradKernelOp, kernel.ReduceSumKernelOp, kernel.ReduceMeanKernelOp,
+           kernel.PadKernelOp]
     assert all(EMITTERS.get(op) is not None for op in ops)
     assert shape_kernels.MAX_RANK == 6
 

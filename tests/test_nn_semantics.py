@@ -133,6 +133,9 @@ UNARY = [
     (nn.ExpOp, torch.exp, "moderate"),
     (nn.SqrtOp, torch.sqrt, "positive"),
     (nn.LogOp, torch.log, "positive"),
+    (nn.CeilOp, torch.ceil, "any"),
+    (nn.FloorOp, torch.floor, "any"),
+    (nn.RoundOp, torch.round, "any"),
 ]
 
 
@@ -193,6 +196,78 @@ def test_gelu(shape, dtype, approximate, scale, seed):
     x = _unary_input(np.random.default_rng(seed), shape, dtype, "any", scale)
     ours = _run(lambda a: nn.GeluOp(a, approximate), x)
     _check(ours, F.gelu(_t(x), approximate=approximate), dtype, **_tol(dtype, 1e-5, 1e-6))
+
+
+def test_rounding_ties_and_signed_zeros():
+    """Round takes halves to the even neighbour; a zero result keeps the sign of x."""
+    x = np.array([-2.5, -1.5, -0.5, -0.25, 0.5, 1.5, 2.5, 3.5, -0.0, 1e9], np.float32)
+    for op, reference in ((nn.RoundOp, torch.round), (nn.CeilOp, torch.ceil),
+                          (nn.FloorOp, torch.floor)):
+        ours = _run(op, x)
+        expected = reference(_t(x)).numpy()
+        np.testing.assert_array_equal(ours, expected)
+        np.testing.assert_array_equal(np.signbit(ours), np.signbit(expected))
+
+
+_BOUNDS = st.one_of(st.none(), st.floats(-3, 3, width=32))
+
+
+@SETTINGS
+@given(shape=_shapes(), lo=_BOUNDS, hi=_BOUNDS, dtype=DTYPES, seed=SEEDS)
+def test_clip(shape, lo, hi, dtype, seed):
+    x = _unary_input(np.random.default_rng(seed), shape, dtype, "any", 4.0)
+    ours = _run(lambda a: nn.ClipOp(a, lo, hi), x)
+    _check(ours, torch.clamp(_t(x), lo, hi) if (lo, hi) != (None, None) else _t(x),
+           dtype, rtol=0, atol=0)
+
+
+def test_clip_keeps_nan_and_relu6():
+    x = np.array([np.nan, -1.0, 3.0, 7.0, np.inf, -np.inf], np.float32)
+    ours = _run(lambda a: nn.ClipOp(a, 0.0, 6.0), x)
+    np.testing.assert_array_equal(ours, F.relu6(_t(x)).numpy())
+
+
+@SETTINGS
+@given(
+    shape=_shapes(),
+    alpha=st.sampled_from([1 / 6, 0.2, 0.5, 2.0]),
+    beta=st.sampled_from([0.5, 0.0, 0.3]),
+    dtype=DTYPES,
+    seed=SEEDS,
+)
+def test_hardsigmoid(shape, alpha, beta, dtype, seed):
+    x = _unary_input(np.random.default_rng(seed), shape, dtype, "any", 4.0)
+    ours = _run(lambda a: nn.HardsigmoidOp(a, alpha, beta), x)
+    # The f32 attributes hold alpha and beta rounded to float32.
+    a, b = float(np.float32(alpha)), float(np.float32(beta))
+    _check(ours, torch.clamp(a * _t(x) + b, 0, 1), dtype, **_tol(dtype, 1e-6, 1e-6))
+    if alpha == 1 / 6 and beta == 0.5:
+        _check(ours, F.hardsigmoid(_t(x)), dtype, rtol=1e-6, atol=1e-6)
+
+
+@SETTINGS
+@given(
+    shape=_shapes(),
+    alpha=st.sampled_from([1.0, 0.5, 2.0]),
+    scale=st.sampled_from([0.1, 1.0, 30.0]),
+    dtype=DTYPES,
+    seed=SEEDS,
+)
+def test_elu(shape, alpha, scale, dtype, seed):
+    x = _unary_input(np.random.default_rng(seed), shape, dtype, "any", scale)
+    ours = _run(lambda a: nn.EluOp(a, alpha), x)
+    _check(ours, F.elu(_t(x), alpha), dtype, **_tol(dtype, 1e-6, 1e-6))
+
+
+@SETTINGS
+@given(
+    shape=_shapes(), alpha=st.sampled_from([0.01, 0.2, 1.5]), dtype=DTYPES, seed=SEEDS
+)
+def test_leaky_relu(shape, alpha, dtype, seed):
+    x = _unary_input(np.random.default_rng(seed), shape, dtype, "any", 4.0)
+    ours = _run(lambda a: nn.LeakyReluOp(a, alpha), x)
+    _check(ours, F.leaky_relu(_t(x), float(np.float32(alpha))), dtype,
+           **_tol(dtype, 1e-6, 1e-7))
 
 
 BINARY = [
@@ -766,6 +841,24 @@ def test_broadcast_to(data, shape, lead, dtype, seed):
 @given(
     data=st.data(),
     shape=_shapes(min_dims=1),
+    value=st.sampled_from([0.0, 1.5, -2.0]),
+    dtype=ANY_DTYPES,
+    seed=SEEDS,
+)
+def test_pad(data, shape, value, dtype, seed):
+    pads = data.draw(st.lists(st.integers(0, 3), min_size=2 * len(shape),
+                              max_size=2 * len(shape)))
+    x = _random(np.random.default_rng(seed), shape, dtype)
+    ours = _run(lambda a: nn.PadOp(a, pads, value), x)
+    rank = len(shape)
+    pairs = [p for a in reversed(range(rank)) for p in (pads[a], pads[rank + a])]
+    _check(ours, F.pad(_t(x), pairs, value=value), dtype, rtol=0, atol=0)
+
+
+@FEW
+@given(
+    data=st.data(),
+    shape=_shapes(min_dims=1),
     count=st.integers(1, 3),
     dtype=ANY_DTYPES,
     seed=SEEDS,
@@ -1207,6 +1300,18 @@ INVALID = [
         "axes [1, -1] repeat an axis", id="reduce_sum-axes",
     ),
     pytest.param(
+        nn.PadOp, [_t32(2, 3)], _t32(3, 3), {"pads": _ints(1, 0, 0)},
+        "pads must have two values per axis (4), got 3", id="pad-count",
+    ),
+    pytest.param(
+        nn.PadOp, [_t32(2, 3)], _t32(1, 3), {"pads": _ints(-1, 0, 0, 0)},
+        "pads [-1, 0, 0, 0] must be >= 0", id="pad-negative",
+    ),
+    pytest.param(
+        nn.PadOp, [_t32(2, 3)], _t32(2, 3), {"pads": _ints(1, 0, 0, 0)},
+        "result shape [2, 3] does not match the shape [3, 3]", id="pad-result",
+    ),
+    pytest.param(
         nn.GeluOp, [_t32(2)], _t32(2), {"approximate": StringAttr("fast")},
         'approximate must be "none" or "tanh", got "fast"', id="gelu-approximate",
     ),
@@ -1249,7 +1354,8 @@ def test_every_nn_op_is_covered():
         {op for op, _, _ in UNARY}
         | {op for op, _ in BINARY}
         | {
-            nn.GeluOp, nn.LinearOp, nn.MatmulOp, nn.Conv2dOp, nn.ConvTranspose2dOp,
+            nn.GeluOp, nn.ClipOp, nn.HardsigmoidOp, nn.EluOp, nn.LeakyReluOp, nn.PadOp,
+            nn.LinearOp, nn.MatmulOp, nn.Conv2dOp, nn.ConvTranspose2dOp,
             nn.SoftmaxOp, nn.LogSoftmaxOp, nn.LayerNormOp, nn.BatchNormOp,
             nn.GroupNormOp, nn.AttentionOp, nn.MaxPool2dOp, nn.AvgPool2dOp, nn.GlobalAvgPoolOp,
             nn.ReshapeOp, nn.BroadcastToOp, nn.TransposeOp, nn.ConcatOp, nn.SliceOp,

@@ -48,6 +48,20 @@ def test_every_op_has_a_flop_count():
     assert missing == []
 
 
+def test_flops_of_the_activations_and_pad():
+    """One per output element for the element-wise ops with parameters and the
+    rounding ops, two for their gradients; padding moves data (free)."""
+    block = Block()
+    x = _arg(block, (2, 3, 4))
+    for op in (nn.ClipOp(x, 0.0, 6.0), nn.HardsigmoidOp(x), nn.EluOp(x),
+               nn.LeakyReluOp(x), nn.RoundOp(x), nn.CeilOp(x), nn.FloorOp(x)):
+        assert flops(op) == 24, op.name
+    for op in (train.ClipGradOp(x, x, None, 1.0), train.HardsigmoidGradOp(x, x, 0.2),
+               train.EluGradOp(x, x, 1.0), train.LeakyReluGradOp(x, x, 0.1)):
+        assert flops(op) == 48, op.name
+    assert flops(nn.PadOp(x, (0, 1, 1, 0, 0, 2))) == 0
+
+
 def _torch_flops(fn) -> int:
     with FlopCounterMode(display=False) as counter:
         fn()

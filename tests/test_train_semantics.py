@@ -170,6 +170,51 @@ def test_elementwise_grad(op, forward, saved, shape, dtype, scale, kinks, seed):
     _check(_run1(op, dy, value), expected, dtype, **_tol(dtype, 1e-5, 1e-6))
 
 
+SCALAR_GRADS = [
+    (lambda g, s: train.ClipGradOp(g, s, 0.0, 6.0), F.relu6, "y"),
+    (lambda g, s: train.ClipGradOp(g, s, -1.0, 2.0), lambda t: F.hardtanh(t, -1.0, 2.0),
+     "y"),
+    # One bound: the relu forms have the same convention (0 at the bound).
+    (lambda g, s: train.ClipGradOp(g, s, -1.0, None), lambda t: -1.0 + F.relu(t + 1.0),
+     "y"),
+    (lambda g, s: train.ClipGradOp(g, s, None, 2.0), lambda t: 2.0 - F.relu(2.0 - t),
+     "y"),
+    (lambda g, s: train.HardsigmoidGradOp(g, s, 1 / 6), F.hardsigmoid, "y"),
+    (lambda g, s: train.HardsigmoidGradOp(g, s, 0.25),
+     lambda t: F.hardtanh(0.25 * t + 0.5, 0.0, 1.0), "y"),
+    (lambda g, s: train.EluGradOp(g, s, 1.0), F.elu, "x"),
+    (lambda g, s: train.EluGradOp(g, s, 0.5), lambda t: F.elu(t, 0.5), "x"),
+    (lambda g, s: train.LeakyReluGradOp(g, s, 0.25), lambda t: F.leaky_relu(t, 0.25),
+     "x"),
+]
+"""(gradient op, torch forward, saved value): the parametrised activations, with their
+kinks hit by the integer inputs (relu6's 0 and 6 are not, but -1 and 2 are)."""
+
+
+@pytest.mark.parametrize(
+    "op, forward, saved", SCALAR_GRADS,
+    ids=["relu6", "clip", "clip-min", "clip-max", "hardsigmoid", "hardsigmoid-0.25",
+         "elu", "elu-0.5", "leaky_relu"],
+)
+@SETTINGS
+@given(
+    shape=_shapes(),
+    dtype=DTYPES,
+    scale=st.sampled_from([0.1, 1.0, 4.0, 30.0]),
+    kinks=st.booleans(),
+    seed=SEEDS,
+)
+def test_scalar_params_grad(op, forward, saved, shape, dtype, scale, kinks, seed):
+    rng = np.random.default_rng(seed)
+    x = _grad_input(rng, shape, dtype, scale, kinks)
+    dy = _random(rng, shape, dtype)
+    (expected,) = _autograd(forward, [x], [0], dy)
+    value = x if saved == "x" else forward(_t(x)).numpy()
+    # alpha = 1/6 is an f32 attribute: float64 results are off by its rounding.
+    _check(_run1(op, dy, value), expected, dtype, **_tol(dtype, 1e-5, 1e-6) | (
+        {"rtol": 1e-7, "atol": 1e-8} if dtype == np.float64 else {}))
+
+
 @SETTINGS
 @given(
     shape=_shapes(),
@@ -928,7 +973,8 @@ def test_every_train_op_is_covered():
     """Adding an op to the dialect without a semantics test here fails."""
     covered = {op for op, _, _ in ELEMENTWISE} | {
         train.GeluGradOp, train.SoftmaxGradOp, train.LogSoftmaxGradOp,
-        train.LayerNormGradInputOp, train.LayerNormGradScaleOp,
+        train.ClipGradOp, train.HardsigmoidGradOp, train.EluGradOp,
+        train.LeakyReluGradOp, train.LayerNormGradInputOp, train.LayerNormGradScaleOp,
         train.BatchNormGradInputOp, train.BatchNormGradScaleOp,
         train.GroupNormGradInputOp, train.GroupNormGradScaleOp,
         train.LinearGradInputOp, train.LinearGradWeightOp,

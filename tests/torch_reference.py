@@ -88,8 +88,41 @@ for _op, _f in (
     (nn.MulOp, torch.mul),
     (nn.DivOp, torch.div),
     (nn.PowOp, torch.pow),
+    (nn.CeilOp, torch.ceil),
+    (nn.FloorOp, torch.floor),
+    (nn.RoundOp, torch.round),
 ):
     _RULES[_op] = _plain(_f)
+
+
+@_rule(nn.ClipOp)
+def _clip(op: nn.ClipOp, x: Tensor) -> Tensor:
+    """`F.hardtanh` (and for one bound its one-sided form through a relu), so that the
+    gradient is 0 at the bounds, as the op's docstring says."""
+    lo = None if op.min is None else op.min.value.data
+    hi = None if op.max is None else op.max.value.data
+    if lo is not None and hi is not None:
+        return F.hardtanh(x, lo, hi)
+    if lo is not None:
+        return lo + F.relu(x - lo)
+    if hi is not None:
+        return hi - F.relu(hi - x)
+    return x
+
+
+@_rule(nn.HardsigmoidOp)
+def _hardsigmoid(op: nn.HardsigmoidOp, x: Tensor) -> Tensor:
+    return F.hardtanh(op.alpha.value.data * x + op.beta.value.data, 0.0, 1.0)
+
+
+@_rule(nn.EluOp)
+def _elu(op: nn.EluOp, x: Tensor) -> Tensor:
+    return F.elu(x, op.alpha.value.data)
+
+
+@_rule(nn.LeakyReluOp)
+def _leaky_relu(op: nn.LeakyReluOp, x: Tensor) -> Tensor:
+    return F.leaky_relu(x, op.alpha.value.data)
 
 
 @_rule(nn.GeluOp)
@@ -313,6 +346,14 @@ def _reshape(op: nn.ReshapeOp, x: Tensor) -> Tensor:
 @_rule(nn.BroadcastToOp)
 def _broadcast_to(op: nn.BroadcastToOp, x: Tensor) -> Tensor:
     return torch.broadcast_to(x, _shape(op.result))
+
+
+@_rule(nn.PadOp)
+def _pad(op: nn.PadOp, x: Tensor) -> Tensor:
+    """`F.pad` takes (before, after) pairs from the last axis backwards."""
+    pads, rank = _ints(op.pads), x.ndim
+    pairs = [p for a in reversed(range(rank)) for p in (pads[a], pads[rank + a])]
+    return F.pad(x, pairs, value=op.value.value.data)
 
 
 @_rule(nn.TransposeOp)

@@ -96,6 +96,26 @@ class NnFunctions(InterpreterFunctions):
     run_log = impl(nn.LogOp)(_unary(np.log))
     run_neg = impl(nn.NegOp)(_unary(np.negative))
 
+    run_ceil = impl(nn.CeilOp)(_unary(np.ceil))
+    run_floor = impl(nn.FloorOp)(_unary(np.floor))
+    run_round = impl(nn.RoundOp)(_unary(np.round))
+
+    @impl(nn.ClipOp)
+    def run_clip(self, interpreter: Interpreter, op: nn.ClipOp, args: tuple):
+        return _result(op, numerics.clip(args[0], *op.bounds()))
+
+    @impl(nn.HardsigmoidOp)
+    def run_hardsigmoid(self, interpreter: Interpreter, op: nn.HardsigmoidOp, args):
+        return _result(op, numerics.hardsigmoid(args[0], **op.scalars()))
+
+    @impl(nn.EluOp)
+    def run_elu(self, interpreter: Interpreter, op: nn.EluOp, args: tuple):
+        return _result(op, numerics.elu(args[0], **op.scalars()))
+
+    @impl(nn.LeakyReluOp)
+    def run_leaky_relu(self, interpreter: Interpreter, op: nn.LeakyReluOp, args):
+        return _result(op, numerics.leaky_relu(args[0], **op.scalars()))
+
     @impl(nn.GeluOp)
     def run_gelu(self, interpreter: Interpreter, op: nn.GeluOp, args: tuple):
         return _result(op, numerics.gelu(args[0], op.approximate.data))
@@ -246,6 +266,12 @@ class NnFunctions(InterpreterFunctions):
             op, np.broadcast_to(args[0], op.result.type.get_shape()).copy()
         )
     )
+
+    @impl(nn.PadOp)
+    def run_pad(self, interpreter: Interpreter, op: nn.PadOp, args: tuple):
+        pads, value = op.pads.get_values(), op.value.value.data
+        return _result(op, numerics.pad(args[0], pads, value))
+
     run_squeeze = impl(nn.SqueezeOp)(_to_result_shape)
     run_unsqueeze = impl(nn.UnsqueezeOp)(_to_result_shape)
 

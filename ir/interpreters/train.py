@@ -88,6 +88,24 @@ class TrainFunctions(InterpreterFunctions):
     run_hardswish_grad = impl(train.HardswishGradOp)(_grad(tn.hardswish_grad))
     run_erf_grad = impl(train.ErfGradOp)(_grad(tn.erf_grad))
 
+    @impl(train.ClipGradOp)
+    def run_clip_grad(self, interpreter: Interpreter, op: train.ClipGradOp, args):
+        return _typed(op, (tn.clip_grad(*args, *op.bounds()),))
+
+    @impl(train.HardsigmoidGradOp)
+    def run_hardsigmoid_grad(self, interpreter: Interpreter, op: train.HardsigmoidGradOp,
+                             args):
+        return _typed(op, (tn.hardsigmoid_grad(*args, **op.scalars()),))
+
+    @impl(train.EluGradOp)
+    def run_elu_grad(self, interpreter: Interpreter, op: train.EluGradOp, args):
+        return _typed(op, (tn.elu_grad(*args, **op.scalars()),))
+
+    @impl(train.LeakyReluGradOp)
+    def run_leaky_relu_grad(self, interpreter: Interpreter, op: train.LeakyReluGradOp,
+                            args):
+        return _typed(op, (tn.leaky_relu_grad(*args, **op.scalars()),))
+
     @impl(train.GeluGradOp)
     def run_gelu_grad(self, interpreter: Interpreter, op: train.GeluGradOp, args):
         return _typed(op, (tn.gelu_grad(*args, op.approximate.data),))

@@ -54,20 +54,31 @@ so the weight stays trainable.
 
 Supported ops
 -------------
-Default domain, opsets 7-22 (tested: 12-20): Conv, ConvTranspose (1-D and 2-D; 1-D ops
-become the 2-D op on a height-1 tensor between `nn.unsqueeze` and `nn.squeeze`), Gemm,
-MatMul, Add, Sub, Mul, Div, Pow, Relu, Gelu, Erf, Sqrt, Exp, Log, Neg, Sigmoid, Tanh,
-HardSwish, Softmax, LogSoftmax, LayerNormalization, BatchNormalization (inference),
-MaxPool, AveragePool (1-D, 2-D), GlobalAveragePool, Reshape, Transpose, Flatten, Squeeze,
-Unsqueeze, Concat, Slice, Gather (constant indices), ReduceMean, ReduceSum, Constant,
-Identity, Dropout, Shape, Size; plus any op the reference evaluator can fold. `com.microsoft`: Gelu (exact) and FastGelu
-(tanh form, optional bias). `auto_pad` NOTSET, VALID, SAME_UPPER and SAME_LOWER.
+Default domain, opsets 7-24 (tested: 7 and 10-24): Conv, ConvTranspose (1-D and 2-D; 1-D
+ops become the 2-D op on a height-1 tensor between `nn.unsqueeze` and `nn.squeeze`),
+Gemm, MatMul, Add, Sub, Mul, Div, Pow, Relu, Gelu, Erf, Sqrt, Exp, Log, Neg, Sigmoid,
+Tanh, HardSwish, HardSigmoid, Clip, Elu, LeakyRelu, PRelu, Ceil, Floor, Round, Softmax,
+LogSoftmax, LayerNormalization, BatchNormalization (inference), GroupNormalization,
+InstanceNormalization, MaxPool, AveragePool (1-D, 2-D), GlobalAveragePool,
+GlobalMaxPool, Reshape, Transpose, Flatten, Squeeze, Unsqueeze, Concat, Slice, Gather
+(constant indices), Expand, Pad, ReduceMean, ReduceSum, Constant, Identity, Dropout (the
+identity in both modes; a used mask output is all true), Shape, Size; plus any op the
+reference evaluator can fold. `com.microsoft`: Gelu (exact) and FastGelu (tanh form,
+optional bias). `auto_pad` NOTSET, VALID, SAME_UPPER and SAME_LOWER.
 
 Where the ONNX semantics depend on the opset they follow the model's opset: Softmax and
 LogSoftmax before 13 flatten the input to 2-D at `axis` (lowered to reshape, softmax over
 axis 1, reshape back), from 13 on they act on one axis; Squeeze/Unsqueeze/ReduceSum take
 `axes` from an attribute before 13 and from an input after; ReduceMean from 18; Slice
-from 10.
+from 10; Clip's bounds and Pad's pads and value are attributes before 11 and inputs from
+11 on (Pad's `axes` from 18, its `wrap` mode from 19); GroupNormalization's scale and bias
+are per group before 21 and per channel from 21.
+
+Lowerings to other ops: PRelu is `relu(x) + slope * -relu(-x)` (exact; the slope stays a
+trainable parameter); InstanceNormalization is `nn.group_norm` with one group per
+channel; GlobalMaxPool is `nn.max_pool2d` over the whole image (two pools, rows then
+columns, beyond `train.MAX_POOL_WINDOW` positions); Pad's reflect, edge and wrap modes
+are slices of the input concatenated to it, negative pads an `nn.slice` first.
 
 Deliberate extensions: Gemm accepts operands of rank > 2 as a batched product (Deeploy's
 `CCT_FP32_CCT_2_32_32_128` fuses MatMul + Add into such a Gemm, which onnxruntime
@@ -79,7 +90,10 @@ Errors
 Every node that cannot be imported — an op type without a lowering, an attribute value
 or a non-constant shape argument we do not support — is collected, and one
 `UnsupportedOnnxError` lists them all, grouped by op type with counts and a node name
-each (nodes that only read the value of an unimportable node are not reported again).
+each. Nodes that read the value of an unimportable node are not reported again if they
+have a lowering; those without one that would fold to constants once their inputs
+import (a `Shape` or `Cast` of an unsupported op's result) are listed apart, after the
+real blockers (`UnsupportedOnnxError.downstream`).
 A file that is missing or not an ONNX model, or a graph that is inconsistent (an
 input nobody produces), raises `ModelFileError`; a graph input with a dynamic dimension
 and no entry in `input_shapes` raises `UserError`.

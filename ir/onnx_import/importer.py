@@ -40,6 +40,7 @@ from edge_opt.ir.onnx_import.registry import (
     _OpInfo,
 )
 from edge_opt.ir.onnx_import.values import (
+    _FOLDABLE_POISON,
     _POISON,
     _Const,
     _Param,
@@ -50,8 +51,8 @@ from edge_opt.ir.onnx_import.values import (
 from edge_opt.ir.session import NAME_ATTR
 from edge_opt.ir.shapes import ShapeError
 
-MIN_OPSET, MAX_OPSET = 7, 22
-"""Default-domain opsets we accept (the tests cover 12 to 20)."""
+MIN_OPSET, MAX_OPSET = 7, 24
+"""Default-domain opsets we accept (the tests cover 7 and 10 to 24)."""
 
 FUNCTION_NAME = "forward"
 
@@ -165,6 +166,8 @@ class _Importer:
         }
         self.values: dict[str, _Value] = {}
         self.problems: dict[str, list[str]] = defaultdict(list)
+        # Nodes without a lowering that only wait for an unimportable producer.
+        self.downstream: dict[str, list[str]] = defaultdict(list)
         self.block = Block()
         self.params: list[_Param] = []  # in order of first use
         # Keyed by the value object itself (identity hash): ids of dead objects recur.
@@ -193,7 +196,7 @@ class _Importer:
                 if isinstance(self.values.get(name), _Poison):
                     self.problems["graph output without a value"].append(name)
         if self.problems:
-            raise UnsupportedOnnxError(self.problems)
+            raise UnsupportedOnnxError(self.problems, self.downstream)
         results = [self._ssa(self.values[name]) for name in outputs]
         self.block.add_op(func.ReturnOp(*results))
         return self._module(args, results, outputs)
@@ -406,8 +409,13 @@ class _Importer:
         inputs = [self.values[name] if name else None for name in node.input]
         info = _LOWERINGS.get(_op_key(node))
         outputs = None
+        poison = _POISON
         if any(isinstance(v, _Poison) for v in inputs):
-            if info is None:
+            if self._foldable(node, inputs):
+                poison = _FOLDABLE_POISON
+                if info is None:
+                    self.downstream[_op_label(node)].append(_node_label(node))
+            elif info is None:
                 self._problem(_op_label(node), node)
         elif self._foldable(node, inputs):
             outputs = self._fold(node, inputs, info)
@@ -418,7 +426,7 @@ class _Importer:
         if outputs is None:
             for name in node.output:
                 if name:
-                    self.values[name] = _POISON
+                    self.values[name] = poison
             return
         for index, name in enumerate(node.output):
             if not name:
@@ -439,12 +447,17 @@ class _Importer:
         self.problems[kind].append(_node_label(node))
 
     def _foldable(self, node: onnx.NodeProto, inputs: list[_Value | None]) -> bool:
-        """Default-domain nodes with constant inputs, and Shape/Size of anything."""
+        """Default-domain nodes with constant inputs, and Shape/Size of anything. (For a
+        node with poisoned inputs: whether it would fold once they import, the values
+        of foldable poison counting as constants.)"""
         if _op_key(node)[0] != "" or node.op_type in _NOT_FOLDABLE:
             return False
         if node.op_type in _SHAPE_ONLY:
             return True
-        return all(v is None or isinstance(v, _Const) for v in inputs)
+        return all(
+            v is None or isinstance(v, _Const) or (isinstance(v, _Poison) and v.foldable)
+            for v in inputs
+        )
 
     def _fold(
         self, node: onnx.NodeProto, inputs: list[_Value | None], info: _OpInfo | None

@@ -32,10 +32,18 @@ class _Param:
 
 
 class _Poison:
-    """The value of a node that could not be imported (already reported)."""
+    """The value of a node that could not be imported (already reported).
+
+    `foldable`: the value would be a constant once the nodes before it import (a
+    `Shape` of it, or any foldable node of such values), so its readers are not
+    blockers of their own."""
+
+    def __init__(self, foldable: bool = False):
+        self.foldable = foldable
 
 
 _POISON = _Poison()
+_FOLDABLE_POISON = _Poison(foldable=True)
 _Value = _Const | _Param | SSAValue | _Poison
 
 

@@ -44,6 +44,41 @@ def _sqrt(b: _Builder) -> SSAValue:
     return b.emit(nn.SqrtOp(b.positive(b.pick())))
 
 
+def _clip(b: _Builder) -> SSAValue:
+    """Both bounds or one of them."""
+    lo, hi = b.choice([-1.0, -0.5, 0.0]), b.choice([0.5, 1.0, 6.0])
+    which = b.choice(["both", "min", "max"])
+    return b.emit(
+        nn.ClipOp(b.pick(), None if which == "max" else lo, None if which == "min" else hi)
+    )
+
+
+def _hardsigmoid(b: _Builder) -> SSAValue:
+    alpha, beta = b.choice([1 / 6, 0.2, 0.5]), b.choice([0.5, 0.3])
+    return b.emit(nn.HardsigmoidOp(b.pick(), alpha, beta))
+
+
+def _elu(b: _Builder) -> SSAValue:
+    return b.emit(nn.EluOp(b.pick(), b.choice([1.0, 0.5, 2.0])))
+
+
+def _leaky_relu(b: _Builder) -> SSAValue:
+    return b.emit(nn.LeakyReluOp(b.pick(), b.choice([0.01, 0.1, 0.3])))
+
+
+def _rounding(cls: type[nn.UnaryElementwiseOp]) -> Generator:
+    """Rounding has no gradient (`autodiff` refuses to train through it), so it reads
+    a function input, which no parameter affects, scaled so that it has a few
+    distinct integer values."""
+
+    def generate(b: _Builder) -> SSAValue:
+        x = b.block.args[b.integer(0, len(b.block.args) - 1)]
+        x = b.emit(nn.MulOp(x, b.constant(np.asarray(b.choice([1.0, 2.5])))))
+        return b.emit(cls(x))
+
+    return generate
+
+
 def _binary(cls: type[nn.BinaryElementwiseOp]) -> Generator:
     def generate(b: _Builder) -> SSAValue:
         lhs = b.pick()
@@ -311,6 +346,14 @@ def _broadcast_to(b: _Builder) -> SSAValue:
     return b.emit(nn.BroadcastToOp(x, (*leading, *target)))
 
 
+def _pad(b: _Builder) -> SSAValue:
+    """0-2 elements before and after each axis, zeros or another value."""
+    x = b.pick(min_rank=1)
+    rank = len(b.shape(x))
+    pads = [b.integer(0, 2) for _ in range(2 * rank)]
+    return b.emit(nn.PadOp(x, pads, b.choice([0.0, 1.0, -0.5])))
+
+
 def _transpose(b: _Builder) -> SSAValue:
     x = b.pick(min_rank=1)
     perm = b.draw(st.permutations(range(len(b.shape(x)))))
@@ -444,6 +487,14 @@ _GENERATORS: dict[str, Generator] = {
     "reduce_mean": _reduce(nn.ReduceMeanOp),
     "reduce_sum": _reduce(nn.ReduceSumOp),
     "constant": _constant,
+    "clip": _clip,
+    "hardsigmoid": _hardsigmoid,
+    "elu": _elu,
+    "leaky_relu": _leaky_relu,
+    "pad": _pad,
+    "ceil": _rounding(nn.CeilOp),
+    "floor": _rounding(nn.FloorOp),
+    "round": _rounding(nn.RoundOp),
 }
 
 ALL_OPS: tuple[str, ...] = tuple(_GENERATORS)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
+from xdsl.dialects.builtin import FloatAttr
 from xdsl.ir import Operation
 
-from edge_opt.backends.c.emitter import EmitError, FunctionContext, emitter
+from edge_opt.backends.c.emitter import EmitError, FunctionContext, c_literal, emitter
 from edge_opt.dialects import kernel
 
 _UNARY = {
@@ -18,7 +21,18 @@ _UNARY = {
     kernel.ExpKernelOp: "exp",
     kernel.LogKernelOp: "log",
     kernel.NegKernelOp: "neg",
+    kernel.CeilKernelOp: "ceil",
+    kernel.FloorKernelOp: "floor",
+    kernel.RoundKernelOp: "round",
 }
+
+_WITH_SCALARS = {
+    kernel.ClipKernelOp: ("clip", ("min", "max")),
+    kernel.HardsigmoidKernelOp: ("hardsigmoid", ("alpha", "beta")),
+    kernel.EluKernelOp: ("elu", ("alpha",)),
+    kernel.LeakyReluKernelOp: ("leaky_relu", ("alpha",)),
+}
+"""Kernels with float parameters: the C name and the properties passed, in order."""
 
 _BINARY = {
     kernel.AddKernelOp: "add",
@@ -37,6 +51,13 @@ _GRAD = {
     kernel.ErfGradKernelOp: "erf",
 }
 
+_GRAD_WITH_SCALARS = {
+    kernel.ClipGradKernelOp: ("clip", ("min", "max")),
+    kernel.HardsigmoidGradKernelOp: ("hardsigmoid", ("alpha",)),
+    kernel.EluGradKernelOp: ("elu", ("alpha",)),
+    kernel.LeakyReluGradKernelOp: ("leaky_relu", ("alpha",)),
+}
+
 
 def _float_only(f: FunctionContext, op: Operation) -> None:
     for value in op.operands:
@@ -49,6 +70,26 @@ def emit_unary(f: FunctionContext, op: kernel.KernelOp) -> None:
     _float_only(f, op)
     (x,), (y,) = op.inputs, op.outputs
     f.call(f"edge_{_UNARY[type(op)]}_f32", f.numel(y), f.ptr(x), f.ptr(y))
+
+
+def _scalars(op: Operation, names: tuple[str, ...]) -> list[str]:
+    """The op's float properties as C literals; an absent clip bound is -inf / +inf."""
+    values = []
+    for name in names:
+        attr = op.properties.get(name)
+        if isinstance(attr, FloatAttr):
+            values.append(attr.value.data)
+        else:
+            values.append(-math.inf if name == "min" else math.inf)
+    return [c_literal(v, "float") for v in values]
+
+
+@emitter(*_WITH_SCALARS)
+def emit_unary_with_scalars(f: FunctionContext, op: kernel.KernelOp) -> None:
+    _float_only(f, op)
+    (x,), (y,) = op.inputs, op.outputs
+    name, scalars = _WITH_SCALARS[type(op)]
+    f.call(f"edge_{name}_f32", f.numel(y), *_scalars(op, scalars), f.ptr(x), f.ptr(y))
 
 
 @emitter(kernel.GeluKernelOp)
@@ -97,3 +138,14 @@ def emit_grad(f: FunctionContext, op: kernel.KernelOp) -> None:
     else:
         name = _GRAD[type(op)]
     f.call(f"edge_{name}_grad_f32", f.numel(dx), f.ptr(dy), f.ptr(saved), f.ptr(dx))
+
+
+@emitter(*_GRAD_WITH_SCALARS)
+def emit_grad_with_scalars(f: FunctionContext, op: kernel.KernelOp) -> None:
+    _float_only(f, op)
+    (dy, saved), (dx,) = op.inputs, op.outputs
+    name, scalars = _GRAD_WITH_SCALARS[type(op)]
+    f.call(
+        f"edge_{name}_grad_f32", f.numel(dx), *_scalars(op, scalars), f.ptr(dy),
+        f.ptr(saved), f.ptr(dx),
+    )

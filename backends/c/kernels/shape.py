@@ -6,7 +6,8 @@ as element strides (`StridedCopy`), then simplify it (`StridedCopy.canonical`: s
 axes dropped, axes that are contiguous in both source and destination merged) so the
 kernel's inner loop runs as long as possible. `nn.gather` / `train.scatter` see their
 operands as (outer, axis, inner); `train.slice_grad` is a gather per output element;
-`nn.reduce_*` separates kept and reduced axes. These kernels move elements by size
+`nn.reduce_*` separates kept and reduced axes; `nn.pad` is the slice gradient of the
+crop that undoes it, with its value where the slice gradient writes 0. These kernels move elements by size
 (1, 2, 4 or 8 bytes), so every element type with a C type works; reductions are
 float32. Semantics: `edge_opt.ir.numerics` / `train_numerics` (slice, gather, scatter,
 slice_grad) and NumPy (transpose, concatenate, broadcast_to, sum, mean).
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from xdsl.dialects.builtin import MemRefType
 from xdsl.ir import Operation, SSAValue
 
-from edge_opt.backends.c.emitter import EmitError, FunctionContext, emitter
+from edge_opt.backends.c.emitter import EmitError, FunctionContext, c_literal, emitter
 from edge_opt.dialects import kernel
 from edge_opt.ir.dtypes import numpy_dtype
 from edge_opt.ir.shapes import normalize_axes, normalize_axis
@@ -419,3 +420,25 @@ def emit_reduce(f: FunctionContext, op: kernel.KernelOp) -> None:
         raise _rank_error(op, e) from None
     name = "sum" if isinstance(op, kernel.ReduceSumKernelOp) else "mean"
     f.call(f"edge_reduce_{name}_f32", params, f.ptr(x), f.ptr(y))
+
+
+def pad_fill(shape: Sequence[int], pads: Sequence[int]) -> SliceGrad:
+    """`nn.pad` of a dense `x` of `shape`: the slice gradient (`edge_slice_grad_t`)
+    of the crop that undoes the pad, into the padded output."""
+    rank = len(shape)
+    out = [d + pads[a] + pads[rank + a] for a, d in enumerate(shape)]
+    begins = list(pads[:rank])
+    return slice_grad(
+        out, begins, [b + d for b, d in zip(begins, shape)], [1] * rank
+    )
+
+
+@emitter(kernel.PadKernelOp)
+def emit_pad(f: FunctionContext, op: kernel.KernelOp) -> None:
+    (x,), (y,) = op.inputs, op.outputs
+    if f.ctype(x) != "float":
+        raise EmitError(f"{op.name}: the C runtime pads float32 tensors only")
+    pads = op.pads.get_values()  # type: ignore[attr-defined]
+    params = f.params("edge_slice_grad_t", **_fields(op, pad_fill(f.shape(x), pads)))
+    value = c_literal(op.value.value.data, "float")  # type: ignore[attr-defined]
+    f.call("edge_pad_f32", params, value, f.ptr(x), f.ptr(y))

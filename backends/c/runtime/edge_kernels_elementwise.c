@@ -21,6 +21,40 @@ static inline float hardswish(float x) {
   return x * c / 6.0f;
 }
 
+/* Rounding without libm (freestanding targets have none): |x| >= 2^23, inf and NaN
+ * are already integers; below that the int32 conversion truncates exactly and x - floor
+ * is exact. A zero result keeps the sign of x (ceil(-0.5) is -0), as libm's. */
+static inline int is_small(float x) { return x > -8388608.0f && x < 8388608.0f; }
+
+static inline float floor_(float x) {
+  if (!is_small(x)) return x;
+  float t = (float)(int32_t)x;
+  return __builtin_copysignf(t > x ? t - 1.0f : t, x);
+}
+
+static inline float ceil_(float x) {
+  if (!is_small(x)) return x;
+  float t = (float)(int32_t)x;
+  return __builtin_copysignf(t < x ? t + 1.0f : t, x);
+}
+
+/* Halves to even (ONNX Round, torch.round, NumPy). */
+static inline float round_(float x) {
+  if (!is_small(x)) return x;
+  float f = floor_(x), d = x - f;
+  if (d > 0.5f || (d == 0.5f && ((int32_t)f & 1))) f += 1.0f;
+  return __builtin_copysignf(f, x);
+}
+
+static inline float clip(float x, float lo, float hi) {
+  /* NaN fails both comparisons and stays NaN */
+  return x < lo ? lo : (x > hi ? hi : x);
+}
+
+static inline float elu(float x, float alpha) {
+  return x > 0.0f ? x : alpha * (edge_expf(x) - 1.0f);
+}
+
 #define UNARY(name, expr)                                                              \
   void edge_##name##_f32(int32_t n, const float *x, float *y) {                        \
     int32_t begin, end;                                                                \
@@ -44,6 +78,29 @@ UNARY(log, edge_logf(v))
 UNARY(neg, -v)
 UNARY(gelu, gelu(v))
 UNARY(gelu_tanh, gelu_tanh(v))
+
+UNARY(ceil, ceil_(v))
+UNARY(floor, floor_(v))
+UNARY(round, round_(v))
+
+/* Unary kernels with one or two float parameters a, b. */
+#define UNARY_WITH(name, params, expr)                                                 \
+  void edge_##name##_f32(int32_t n, EDGE_PARAMS_##params, const float *x, float *y) {  \
+    int32_t begin, end;                                                                \
+    edge_split(n, &begin, &end);                                                       \
+    for (int32_t i = begin; i < end; i++) {                                            \
+      float v = x[i];                                                                  \
+      y[i] = (expr);                                                                   \
+    }                                                                                  \
+    edge_barrier();                                                                    \
+  }
+#define EDGE_PARAMS_1 float a
+#define EDGE_PARAMS_2 float a, float b
+
+UNARY_WITH(clip, 2, clip(v, a, b))
+UNARY_WITH(hardsigmoid, 2, clip(a * v + b, 0.0f, 1.0f))
+UNARY_WITH(elu, 1, elu(v, a))
+UNARY_WITH(leaky_relu, 1, v > 0.0f ? v : v * a)
 
 /* The element offsets of output element `index` in lhs and rhs. */
 static inline void broadcast_offsets(const edge_broadcast_t *p, int32_t index,
@@ -139,6 +196,24 @@ GRAD(hardswish, hardswish_grad(g, s))
 GRAD(erf, g * 1.12837916709551257f * edge_expf(-s * s))
 GRAD(gelu, gelu_grad(g, s))
 GRAD(gelu_tanh, gelu_tanh_grad(g, s))
+
+/* Gradients with the parameters of their forward op. */
+#define GRAD_WITH(name, params, expr)                                                  \
+  void edge_##name##_grad_f32(int32_t n, EDGE_PARAMS_##params, const float *dy,        \
+                              const float *saved, float *dx) {                         \
+    int32_t begin, end;                                                                \
+    edge_split(n, &begin, &end);                                                       \
+    for (int32_t i = begin; i < end; i++) {                                            \
+      float g = dy[i], s = saved[i];                                                   \
+      dx[i] = (expr);                                                                  \
+    }                                                                                  \
+    edge_barrier();                                                                    \
+  }
+
+GRAD_WITH(clip, 2, s > a && s < b ? g : 0.0f)
+GRAD_WITH(hardsigmoid, 1, s > 0.0f && s < 1.0f ? g * a : 0.0f)
+GRAD_WITH(elu, 1, s > 0.0f ? g : g * a * edge_expf(s))
+GRAD_WITH(leaky_relu, 1, s > 0.0f ? g : g * a)
 
 void edge_copy(const void *src, void *dst, size_t bytes) {
   int32_t begin, end;

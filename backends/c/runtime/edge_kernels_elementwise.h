@@ -20,7 +20,16 @@ EDGE_UNARY(log)
 EDGE_UNARY(neg)
 EDGE_UNARY(gelu)      /* exact (erf) form */
 EDGE_UNARY(gelu_tanh) /* tanh approximation */
+EDGE_UNARY(ceil)
+EDGE_UNARY(floor)
+EDGE_UNARY(round) /* halves to even */
 #undef EDGE_UNARY
+
+/* y[i] = f(x[i]) with the op's parameters (nn.clip: absent bounds are -inf / +inf). */
+void edge_clip_f32(int32_t n, float min, float max, const float *x, float *y);
+void edge_hardsigmoid_f32(int32_t n, float alpha, float beta, const float *x, float *y);
+void edge_elu_f32(int32_t n, float alpha, const float *x, float *y);
+void edge_leaky_relu_f32(int32_t n, float alpha, const float *x, float *y);
 
 /* out = lhs (op) rhs with NumPy broadcasting: out has `shape` (rank <= EDGE_MAX_RANK,
  * dense), and the operands are read at element strides that are 0 along the axes they
@@ -55,5 +64,16 @@ EDGE_GRAD(erf)
 EDGE_GRAD(gelu)
 EDGE_GRAD(gelu_tanh)
 #undef EDGE_GRAD
+
+/* The same with the forward op's parameters; `saved` is the output (clip, hardsigmoid)
+ * or the input (elu, leaky_relu). */
+void edge_clip_grad_f32(int32_t n, float min, float max, const float *dy,
+                        const float *saved, float *dx);
+void edge_hardsigmoid_grad_f32(int32_t n, float alpha, const float *dy,
+                               const float *saved, float *dx);
+void edge_elu_grad_f32(int32_t n, float alpha, const float *dy, const float *saved,
+                       float *dx);
+void edge_leaky_relu_grad_f32(int32_t n, float alpha, const float *dy,
+                              const float *saved, float *dx);
 
 #endif /* EDGE_KERNELS_ELEMENTWISE_H */

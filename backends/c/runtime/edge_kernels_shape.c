@@ -173,9 +173,11 @@ static inline int slice_row_hit(const edge_slice_grad_t *p, const int32_t *coord
   return 1;
 }
 
-#define SLICE_GRAD(bits)                                                               \
-  void edge_slice_grad_b##bits(const edge_slice_grad_t *p, const void *dy_,            \
-                               void *dx_) {                                            \
+/* dx is `fill` except at the sliced positions (the slice gradient fills 0, a constant
+ * pad its value: a pad is the slice gradient of the crop that undoes it). */
+#define SLICE_FILL(bits)                                                               \
+  static void slice_fill_b##bits(const edge_slice_grad_t *p, const void *dy_,          \
+                                 void *dx_, edge_e##bits fill) {                       \
     const edge_e##bits *dy = (const edge_e##bits *)dy_;                                \
     edge_e##bits *dx = (edge_e##bits *)dx_;                                            \
     int32_t begin, end;                                                                \
@@ -192,7 +194,7 @@ static inline int slice_row_hit(const edge_slice_grad_t *p, const int32_t *coord
         int32_t stop = row_stop(column, width, i, end);                                \
         int32_t dy_row;                                                                \
         if (!slice_row_hit(p, coord, last, &dy_row)) {                                 \
-          for (int32_t c = column; c < stop; c++) row[c] = 0;                          \
+          for (int32_t c = column; c < stop; c++) row[c] = fill;                       \
         } else {                                                                       \
           /* k: slice position of `next`, the first sliced column >= column */         \
           int32_t k = column <= first ? 0 : (column - first + step - 1) / step;        \
@@ -203,7 +205,7 @@ static inline int slice_row_hit(const edge_slice_grad_t *p, const int32_t *coord
               k++;                                                                     \
               next += step;                                                            \
             } else {                                                                   \
-              row[c] = 0;                                                              \
+              row[c] = fill;                                                           \
             }                                                                          \
           }                                                                            \
         }                                                                              \
@@ -216,18 +218,28 @@ static inline int slice_row_hit(const edge_slice_grad_t *p, const int32_t *coord
       }                                                                                \
     }                                                                                  \
     edge_barrier();                                                                    \
+  }                                                                                    \
+  void edge_slice_grad_b##bits(const edge_slice_grad_t *p, const void *dy,             \
+                               void *dx) {                                             \
+    slice_fill_b##bits(p, dy, dx, 0);                                                  \
   }
 
 #define SHAPE_KERNELS(bits)                                                            \
   STRIDED_COPY(bits)                                                                   \
   GATHER(bits)                                                                         \
   SCATTER(bits)                                                                        \
-  SLICE_GRAD(bits)
+  SLICE_FILL(bits)
 
 SHAPE_KERNELS(8)
 SHAPE_KERNELS(16)
 SHAPE_KERNELS(32)
 SHAPE_KERNELS(64)
+
+void edge_pad_f32(const edge_slice_grad_t *p, float value, const float *x, float *y) {
+  edge_e32 fill;
+  __builtin_memcpy(&fill, &value, sizeof fill);
+  slice_fill_b32(p, x, y, fill);
+}
 
 /* --- reductions ---------------------------------------------------------------------- */
 

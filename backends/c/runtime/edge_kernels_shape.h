@@ -14,6 +14,7 @@
  *   nn.gather                                 edge_gather
  *   train.scatter                             edge_scatter
  *   train.slice_grad                          edge_slice_grad
+ *   nn.pad (float32)                          edge_pad_f32
  *   nn.reduce_sum, nn.reduce_mean             edge_reduce_sum_f32, edge_reduce_mean_f32
  *
  * Outputs never alias inputs, except edge_scatter's `out`, which may be `dest` (the
@@ -86,6 +87,11 @@ EDGE_SHAPE_KERNELS(16)
 EDGE_SHAPE_KERNELS(32)
 EDGE_SHAPE_KERNELS(64)
 #undef EDGE_SHAPE_KERNELS
+
+/* Constant padding: y (of `shape`) is `value` except where the crop that undoes the pad
+ * reads x: the same index map as the slice gradient, with x as dy (steps 1, `first` the
+ * padding before each axis). */
+void edge_pad_f32(const edge_slice_grad_t *p, float value, const float *x, float *y);
 
 /* y[o] = sum over the reduced index space of x[offset(o) + r], where the output
  * index o runs over `shape` (the kept axes, row-major, dense in y) with input strides

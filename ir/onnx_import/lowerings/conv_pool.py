@@ -1,5 +1,6 @@
 """Lowerings of the ONNX convolutions and pooling ops (1-D and 2-D; a 1-D op becomes the
-2-D op on a height-1 tensor between `nn.unsqueeze` and `nn.squeeze`)."""
+2-D op on a height-1 tensor between `nn.unsqueeze` and `nn.squeeze`); GlobalMaxPool is a
+max pool over the whole image."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from xdsl.ir import SSAValue
 
 from edge_opt.dialects import nn
+from edge_opt.dialects.train import MAX_POOL_WINDOW
 from edge_opt.ir.onnx_import.errors import _Unsupported
 from edge_opt.ir.onnx_import.lowerings.common import _int_list
 from edge_opt.ir.onnx_import.registry import _lowering
@@ -286,3 +288,23 @@ def _avg_pool(self: _Importer, node, ins, attrs):
 @_lowering("GlobalAveragePool")
 def _global_avg_pool(self: _Importer, node, ins, attrs):
     return [self.emit(nn.GlobalAvgPoolOp(self.ssa(ins[0])))]
+
+
+@_lowering("GlobalMaxPool")
+def _global_max_pool(self: _Importer, node, ins, attrs):
+    """`nn.max_pool2d` with the whole image as its window. Training keeps a ui8 index
+    per window (`train.MAX_POOL_WINDOW` positions at most), so a larger image is pooled
+    in two steps, over the rows and then over the columns (the same maximum)."""
+    x = self.ssa(ins[0])
+    rank = _spatial_rank(x, "pooling")
+    h1 = _Height1(self, rank == 1)
+    x = h1.operand(x)
+    height, width = _shape(x)[2:]
+    if height * width <= MAX_POOL_WINDOW:
+        return [h1.result(self.emit(nn.MaxPool2dOp(x, (height, width))))]
+    if max(height, width) > MAX_POOL_WINDOW:
+        raise _Unsupported(
+            f"a {height}x{width} image (at most {MAX_POOL_WINDOW} rows and columns)"
+        )
+    rows = self.emit(nn.MaxPool2dOp(x, (height, 1)))
+    return [h1.result(self.emit(nn.MaxPool2dOp(rows, (1, width))))]

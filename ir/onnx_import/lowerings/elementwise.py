@@ -1,5 +1,6 @@
 """Lowerings of element-wise ONNX ops: the unary and binary ones of the default domain,
-Gelu, and `com.microsoft` Gelu and FastGelu."""
+the parametrised activations (Gelu, Clip, HardSigmoid, Elu, LeakyRelu, PRelu), and
+`com.microsoft` Gelu and FastGelu."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from typing import TYPE_CHECKING
 
 from edge_opt.dialects import nn
 from edge_opt.ir.onnx_import.errors import _Unsupported
+from edge_opt.ir.onnx_import.lowerings.common import _scalar
 from edge_opt.ir.onnx_import.registry import _MS_DOMAIN, _Lowering, _lowering
-from edge_opt.ir.onnx_import.values import _Const
+from edge_opt.ir.onnx_import.values import _Const, _shape
 
 if TYPE_CHECKING:
     from edge_opt.ir.onnx_import.importer import _Importer
@@ -24,6 +26,9 @@ _UNARY: dict[str, type[nn.UnaryElementwiseOp]] = {
     "Log": nn.LogOp,
     "Neg": nn.NegOp,
     "HardSwish": nn.HardswishOp,
+    "Ceil": nn.CeilOp,
+    "Floor": nn.FloorOp,
+    "Round": nn.RoundOp,
 }
 
 
@@ -71,6 +76,56 @@ def _gelu(self: _Importer, node, ins, attrs):
     if approximate not in ("none", "tanh"):
         raise _Unsupported(f"approximate={approximate}")
     return [self.emit(nn.GeluOp(self.ssa(ins[0]), approximate))]
+
+
+@_lowering("Clip", ["min", "max"])
+def _clip(self: _Importer, node, ins, attrs):
+    """Bounds are attributes before opset 11 and optional inputs since."""
+    x = self.ssa(ins[0])
+    if self.opset < 11:
+        lo, hi = attrs.get("min"), attrs.get("max")
+    else:
+        lo, hi = _scalar(self, ins[1], "min"), _scalar(self, ins[2], "max")
+    if lo is None and hi is None:
+        return [x]
+    lo = None if lo is None else float(lo)
+    hi = None if hi is None else float(hi)
+    return [self.emit(nn.ClipOp(x, lo, hi))]
+
+
+@_lowering("HardSigmoid", ["alpha", "beta"])
+def _hard_sigmoid(self: _Importer, node, ins, attrs):
+    alpha, beta = float(attrs.get("alpha", 0.2)), float(attrs.get("beta", 0.5))
+    return [self.emit(nn.HardsigmoidOp(self.ssa(ins[0]), alpha, beta))]
+
+
+@_lowering("Elu", ["alpha"])
+def _elu(self: _Importer, node, ins, attrs):
+    return [self.emit(nn.EluOp(self.ssa(ins[0]), float(attrs.get("alpha", 1.0))))]
+
+
+@_lowering("LeakyRelu", ["alpha"])
+def _leaky_relu(self: _Importer, node, ins, attrs):
+    alpha = float(attrs.get("alpha", 0.01))
+    return [self.emit(nn.LeakyReluOp(self.ssa(ins[0]), alpha))]
+
+
+@_lowering("PRelu")
+def _prelu(self: _Importer, node, ins, attrs):
+    """`relu(x) + slope * min(x, 0)` with `min(x, 0) = -relu(-x)`: exact, and the slope
+    (often a trainable parameter, broadcast to x) gets its gradient from `nn.mul`."""
+    x = self.ssa(ins[0])
+    if ins[1] is None:
+        raise _Unsupported("missing slope")
+    slope = self.like(ins[1], x)
+    negative = self.emit(nn.NegOp(self.emit(nn.ReluOp(self.emit(nn.NegOp(x))))))
+    scaled = self.emit(nn.MulOp(negative, slope))
+    if _shape(scaled) != _shape(x):
+        raise _Unsupported(
+            f"slope of shape {list(_shape(slope))} does not broadcast to the input "
+            f"shape {list(_shape(x))}"
+        )
+    return [self.emit(nn.AddOp(self.emit(nn.ReluOp(x)), scaled))]
 
 
 @_lowering("Gelu", domain=_MS_DOMAIN)

@@ -1,5 +1,4 @@
-"""Lowerings of the ONNX ops that forward their input: Identity and (inference)
-Dropout."""
+"""Lowerings of the ONNX ops that forward their input: Identity and Dropout."""
 
 from __future__ import annotations
 
@@ -9,6 +8,7 @@ import numpy as np
 
 from edge_opt.ir.onnx_import.errors import _Unsupported
 from edge_opt.ir.onnx_import.registry import _lowering
+from edge_opt.ir.onnx_import.values import _Const
 
 if TYPE_CHECKING:
     from edge_opt.ir.onnx_import.importer import _Importer
@@ -21,8 +21,11 @@ def _identity(self: _Importer, node, ins, attrs):
 
 @_lowering("Dropout", ["ratio", "seed", "is_test"])
 def _dropout(self: _Importer, node, ins, attrs):
-    """Inference: the identity (the mask output is not provided)."""
-    training = ins[2]
-    if training is not None and bool(np.any(self.constant(training, "training_mode"))):
-        raise _Unsupported("training_mode=true")
-    return [ins[0]]
+    """The identity, in inference and in training mode alike: edge-opt trains with
+    dropout off (documented in the user guide), so `ratio` and `training_mode` change
+    nothing. The mask output, if used, is all true (every element kept)."""
+    x = ins[0]
+    if x is None:
+        raise _Unsupported("missing input")
+    shape, _ = self._shape_and_dtype(x)
+    return [x, _Const(np.ones(shape, np.bool_), "")]

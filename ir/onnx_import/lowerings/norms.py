@@ -1,5 +1,6 @@
 """Lowerings of the ONNX normalisations and softmax: Softmax, LogSoftmax,
-LayerNormalization and (inference) BatchNormalization."""
+LayerNormalization, (inference) BatchNormalization, GroupNormalization and
+InstanceNormalization (both `nn.group_norm`)."""
 
 from __future__ import annotations
 
@@ -91,3 +92,53 @@ def _batch_norm(self: _Importer, node, ins, attrs):
             nn.BatchNormOp(x, *operands, epsilon=float(attrs.get("epsilon", 1e-5)))
         )
     ]
+
+
+@_lowering("InstanceNormalization", ["epsilon"])
+def _instance_norm(self: _Importer, node, ins, attrs):
+    """`nn.group_norm` with one group per channel."""
+    x = self.ssa(ins[0])
+    shape = _shape(x)
+    if len(shape) < 3:
+        raise _Unsupported(f"input of rank {len(shape)} (at least 3)")
+    scale, bias = self.ssa(ins[1], "scale"), self.ssa(ins[2], "bias")
+    epsilon = float(attrs.get("epsilon", 1e-5))
+    return [self.emit(nn.GroupNormOp(x, scale, bias, shape[1], epsilon))]
+
+
+@_lowering("GroupNormalization", ["epsilon", "num_groups", "stash_type"])
+def _group_norm(self: _Importer, node, ins, attrs):
+    """Scale and bias are per channel (C) since opset 21 and per group before (opset
+    18, where each group's value is repeated over its channels: `nn.gather`, so a
+    trainable per-group parameter stays one parameter). `stash_type` selects the
+    precision of the statistics; we compute in the input type."""
+    x = self.ssa(ins[0])
+    shape = _shape(x)
+    if "num_groups" not in attrs:
+        raise _Unsupported("no num_groups")
+    groups = int(attrs["num_groups"])
+    if len(shape) < 3 or groups < 1 or shape[1] % groups:
+        raise _Unsupported(
+            f"num_groups={groups} for an input of shape {list(shape)} (rank >= 3, "
+            "groups dividing the channels)"
+        )
+    per = (shape[1],) if self.opset >= 21 else (groups,)
+    channel_group = [c // (shape[1] // groups) for c in range(shape[1])]
+    operands = []
+    for value, what in ((ins[1], "scale"), (ins[2], "bias")):
+        if value is None:
+            raise _Unsupported(f"missing {what}")
+        given = tuple(self._shape_and_dtype(value)[0])
+        if given != per:
+            raise _Unsupported(
+                f"{what} of shape {list(given)} (opset {self.opset} expects "
+                f"{list(per)}, one per {'channel' if self.opset >= 21 else 'group'})"
+            )
+        if per != (shape[1],) and isinstance(value, _Const):
+            value = _Const(value.array[channel_group], value.source)
+        operand = self.ssa(value, what)
+        if _shape(operand) != (shape[1],):
+            operand = self.emit(nn.GatherOp(operand, channel_group, 0))
+        operands.append(operand)
+    epsilon = float(attrs.get("epsilon", 1e-5))
+    return [self.emit(nn.GroupNormOp(x, *operands, groups, epsilon))]

@@ -1,5 +1,5 @@
 """Lowerings of the ONNX shape ops (Reshape, Flatten, Transpose, Squeeze, Unsqueeze,
-Concat, Slice, Gather) and reductions (ReduceMean, ReduceSum)."""
+Concat, Slice, Gather, Expand, Pad) and reductions (ReduceMean, ReduceSum)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from edge_opt.dialects import nn
 from edge_opt.ir import shapes
 from edge_opt.ir.model_io import first_line
 from edge_opt.ir.onnx_import.errors import _Unsupported
-from edge_opt.ir.onnx_import.lowerings.common import _int_list, _normalize
+from edge_opt.ir.onnx_import.lowerings.common import _int_list, _normalize, _scalar
 from edge_opt.ir.onnx_import.registry import _lowering
 from edge_opt.ir.onnx_import.values import _Const, _shape
 from edge_opt.ir.shapes import ShapeError
@@ -186,6 +186,114 @@ def _gather(self: _Importer, node, ins, attrs):
     return [
         _reshaped(self, gathered, (*shape[:axis], *indices.shape, *shape[axis + 1 :]))
     ]
+
+
+@_lowering("Expand")
+def _expand(self: _Importer, node, ins, attrs):
+    """`nn.broadcast_to` the bidirectional broadcast of the input and `shape`."""
+    x = self.ssa(ins[0])
+    shape = _int_list(self.constant(ins[1], "shape"))
+    target = shapes.broadcast(_shape(x), shape)
+    if target == _shape(x):
+        return [x]
+    return [self.emit(nn.BroadcastToOp(x, target))]
+
+
+_PAD_MODES = ("constant", "reflect", "edge", "wrap")
+
+
+def _pad_arguments(self: _Importer, ins, attrs, rank: int) -> tuple[list[int], float]:
+    """ONNX `pads` over every axis (begins, then ends) and the constant value: from
+    attributes before opset 11, from inputs since (with `axes` since opset 18)."""
+    if self.opset < 11:
+        if "pads" not in attrs:
+            raise _Unsupported("no pads")
+        return _int_list(attrs["pads"]), float(attrs.get("value", 0.0))
+    if "pads" in attrs or "value" in attrs:
+        raise _Unsupported("pads or value attribute (inputs since opset 11)")
+    pads = _int_list(self.constant(ins[1], "pads"))
+    value = _scalar(self, ins[2], "constant_value") or 0.0
+    if ins[3] is None:
+        return pads, value
+    axes = shapes.normalize_axes(_int_list(self.constant(ins[3], "axes")), rank)
+    if len(pads) != 2 * len(axes):
+        raise ShapeError(f"{len(pads)} pads for {len(axes)} axes")
+    full = [0] * (2 * rank)
+    for i, axis in enumerate(axes):
+        full[axis], full[rank + axis] = pads[i], pads[len(axes) + i]
+    return full, value
+
+
+@_lowering("Pad", ["mode", "pads", "value"])
+def _pad(self: _Importer, node, ins, attrs):
+    """Negative pads crop first (`nn.slice`); then constant padding is `nn.pad`, and
+    reflect, edge and wrap padding are, axis by axis, a concatenation of the input
+    with slices of it (reversed for reflect, broadcast for edge), as NumPy pads."""
+    x = self.ssa(ins[0])
+    rank = len(_shape(x))
+    mode = attrs.get("mode", "constant")
+    if mode not in _PAD_MODES:
+        raise _Unsupported(f"mode={mode} (supported: {', '.join(_PAD_MODES)})")
+    pads, value = _pad_arguments(self, ins, attrs, rank)
+    if len(pads) != 2 * rank:
+        raise ShapeError(f"{len(pads)} pads for a rank-{rank} input")
+    if any(p < 0 for p in pads):
+        shape = _shape(x)
+        starts = [max(-p, 0) for p in pads[:rank]]
+        ends = [d - max(-p, 0) for d, p in zip(shape, pads[rank:])]
+        if any(e <= s for s, e in zip(starts, ends)):
+            raise _Unsupported(f"pads {pads} crop the input {list(shape)} to nothing")
+        x = self.emit(nn.SliceOp(x, starts, ends))
+        pads = [max(p, 0) for p in pads]
+    if not any(pads):
+        return [x]
+    if mode == "constant":
+        return [self.emit(nn.PadOp(x, pads, value))]
+    for axis in range(rank):
+        x = _pad_axis(self, x, axis, pads[axis], pads[rank + axis], mode)
+    return [x]
+
+
+def _pad_axis(
+    self: _Importer, x: SSAValue, axis: int, before: int, after: int, mode: str
+) -> SSAValue:
+    """`x` padded along one axis in a non-constant mode."""
+    if not before and not after:
+        return x
+    shape = _shape(x)
+    size = shape[axis]
+    limit = size - 1 if mode == "reflect" else (size if mode == "wrap" else None)
+    if limit is not None and max(before, after) > limit:
+        raise _Unsupported(
+            f"mode={mode} with padding {max(before, after)} > {limit} on axis {axis} "
+            f"(size {size})"
+        )
+
+    def part(start: int, end: int, step: int = 1) -> SSAValue:
+        starts, ends, steps = [0] * len(shape), list(shape), [1] * len(shape)
+        starts[axis], ends[axis], steps[axis] = start, end, step
+        return self.emit(nn.SliceOp(x, starts, ends, steps))
+
+    def edge(index: int, count: int) -> SSAValue:
+        target = list(shape)
+        target[axis] = count
+        return self.emit(nn.BroadcastToOp(part(index, index + 1), target))
+
+    pieces = []
+    if before:
+        pieces.append(
+            part(before, 0, -1) if mode == "reflect"
+            else edge(0, before) if mode == "edge"
+            else part(size - before, size)
+        )
+    pieces.append(x)
+    if after:
+        pieces.append(
+            part(size - 2, size - 2 - after, -1) if mode == "reflect"
+            else edge(size - 1, after) if mode == "edge"
+            else part(0, after)
+        )
+    return self.emit(nn.ConcatOp(pieces, axis))
 
 
 def _reduce_lowering(op: type[nn.ReduceMeanOp] | type[nn.ReduceSumOp], since: int):

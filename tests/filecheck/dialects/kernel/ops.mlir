@@ -67,3 +67,16 @@ func.func @update(%g: memref<4x8xf32, "L2">) {
 // GENERIC: "kernel.linear"(%x, %w, %a) <{operandSegmentSizes = array<i32: 2, 1>}> : (memref<2x8xf32, "L2">, memref<4x8xf32, "L3">, memref<2x4xf32, "L2">) -> ()
 // GENERIC: "kernel.view"(%a) : (memref<2x4xf32, "L2">) -> memref<8xf32, "L2">
 // GENERIC: "kernel.copy"(%v, %b) : (memref<8xf32, "L2">, memref<8xf32, "L1">) -> ()
+
+// The kernels of the parametrised activations and of nn.pad carry the tensor op's
+// properties.
+// CHECK-LABEL: func.func @scalar_params
+func.func @scalar_params(%x: memref<1x2x3x3xf32, "L2">, %p: memref<1x2x5x4xf32, "L2">) {
+  // CHECK-NEXT: kernel.clip ins(%x : memref<1x2x3x3xf32, "L2">) outs(%x : memref<1x2x3x3xf32, "L2">) {min = 0.000000e+00 : f32, max = 6.000000e+00 : f32}
+  kernel.clip ins(%x : memref<1x2x3x3xf32, "L2">) outs(%x : memref<1x2x3x3xf32, "L2">) {min = 0.0 : f32, max = 6.0 : f32}
+  // CHECK-NEXT: kernel.hardsigmoid ins(%x : memref<1x2x3x3xf32, "L2">) outs(%x : memref<1x2x3x3xf32, "L2">) {alpha = 2.000000e-01 : f32}
+  kernel.hardsigmoid ins(%x : memref<1x2x3x3xf32, "L2">) outs(%x : memref<1x2x3x3xf32, "L2">) {alpha = 0.2 : f32}
+  // CHECK-NEXT: kernel.pad ins(%x : memref<1x2x3x3xf32, "L2">) outs(%p : memref<1x2x5x4xf32, "L2">) {pads = array<i64: 0, 0, 1, 0, 0, 0, 1, 1>, value = 5.000000e-01 : f32}
+  kernel.pad ins(%x : memref<1x2x3x3xf32, "L2">) outs(%p : memref<1x2x5x4xf32, "L2">) {pads = array<i64: 0, 0, 1, 0, 0, 0, 1, 1>, value = 0.5 : f32}
+  func.return
+}

@@ -19,6 +19,14 @@ func.func @softmax_not_in_place(%x: memref<2x8xf32, "L2">) {
 
 // -----
 
+func.func @pad_not_in_place(%x: memref<2x8xf32, "L2">) {
+  // CHECK: kernel.pad: output 0 is input 0's buffer, but this kernel cannot run in place
+  kernel.pad ins(%x : memref<2x8xf32, "L2">) outs(%x : memref<2x8xf32, "L2">) {pads = array<i64: 0, 0, 0, 0>}
+  func.return
+}
+
+// -----
+
 func.func @momentum_over_the_gradient(%w: memref<4xf32, "L2">, %g: memref<4xf32, "L2">, %m: memref<4xf32, "L2">) {
   // CHECK: kernel.sgd_momentum: output 1 is input 1's buffer, but this kernel cannot run in place
   kernel.sgd_momentum ins(%w, %g, %m : memref<4xf32, "L2">, memref<4xf32, "L2">, memref<4xf32, "L2">) outs(%w, %g : memref<4xf32, "L2">, memref<4xf32, "L2">) {lr = 1.0e-2 : f32, momentum = 9.0e-1 : f32}

@@ -155,3 +155,37 @@ func.func @attention(%x: tensor<2x3x4xf32>, %wq: tensor<4x4xf32>, %wv: tensor<4x
   %ab = nn.attention %x, %wq, %wq, %wv, %wo bias(%b4, %b4, %b6, %b5) {heads = 2 : i64, scale = 0.5 : f32} : (tensor<2x3x4xf32>, tensor<4x4xf32>, tensor<4x4xf32>, tensor<4x6xf32>, tensor<6x5xf32>, tensor<4xf32>, tensor<4xf32>, tensor<6xf32>, tensor<5xf32>) -> tensor<2x3x5xf32>
   func.return %a, %ab : tensor<2x3x5xf32>, tensor<2x3x5xf32>
 }
+
+// Parameters print only where they differ from the default; an absent clip bound is
+// absent.
+// CHECK-LABEL: func.func @activations
+func.func @activations(%x: tensor<2x3xf32>) -> tensor<2x3xf32> {
+  // CHECK-NEXT: %relu6 = nn.clip %x {min = 0.000000e+00 : f32, max = 6.000000e+00 : f32} : tensor<2x3xf32>
+  %relu6 = nn.clip %x {min = 0.0 : f32, max = 6.0 : f32} : tensor<2x3xf32>
+  // CHECK-NEXT: %upper = nn.clip %relu6 {max = 1.000000e+00 : f32} : tensor<2x3xf32>
+  %upper = nn.clip %relu6 {max = 1.0 : f32} : tensor<2x3xf32>
+  // CHECK-NEXT: %hsig = nn.hardsigmoid %upper : tensor<2x3xf32>
+  %hsig = nn.hardsigmoid %upper : tensor<2x3xf32>
+  // CHECK-NEXT: %hsig_onnx = nn.hardsigmoid %hsig {alpha = 2.000000e-01 : f32} : tensor<2x3xf32>
+  %hsig_onnx = nn.hardsigmoid %hsig {alpha = 0.2 : f32, beta = 0.5 : f32} : tensor<2x3xf32>
+  // CHECK-NEXT: %elu = nn.elu %hsig_onnx {alpha = 5.000000e-01 : f32} : tensor<2x3xf32>
+  %elu = nn.elu %hsig_onnx {alpha = 0.5 : f32} : tensor<2x3xf32>
+  // CHECK-NEXT: %leaky = nn.leaky_relu %elu : tensor<2x3xf32>
+  %leaky = nn.leaky_relu %elu : tensor<2x3xf32>
+  // CHECK-NEXT: %ceil = nn.ceil %leaky : tensor<2x3xf32>
+  %ceil = nn.ceil %leaky : tensor<2x3xf32>
+  // CHECK-NEXT: %floor = nn.floor %ceil : tensor<2x3xf32>
+  %floor = nn.floor %ceil : tensor<2x3xf32>
+  // CHECK-NEXT: %round = nn.round %floor : tensor<2x3xf32>
+  %round = nn.round %floor : tensor<2x3xf32>
+  func.return %round : tensor<2x3xf32>
+}
+
+// CHECK-LABEL: func.func @pad
+func.func @pad(%x: tensor<1x2x3x3xf32>) -> (tensor<1x2x6x4xf32>, tensor<1x2x3x3xf32>) {
+  // CHECK-NEXT: %p = nn.pad %x {pads = array<i64: 0, 0, 1, 0, 0, 0, 2, 1>} : tensor<1x2x3x3xf32> -> tensor<1x2x6x4xf32>
+  %p = nn.pad %x {pads = array<i64: 0, 0, 1, 0, 0, 0, 2, 1>} : tensor<1x2x3x3xf32> -> tensor<1x2x6x4xf32>
+  // CHECK-NEXT: %q = nn.pad %x {pads = array<i64: 0, 0, 0, 0, 0, 0, 0, 0>, value = -1.500000e+00 : f32} : tensor<1x2x3x3xf32> -> tensor<1x2x3x3xf32>
+  %q = nn.pad %x {pads = array<i64: 0, 0, 0, 0, 0, 0, 0, 0>, value = -1.5 : f32} : tensor<1x2x3x3xf32> -> tensor<1x2x3x3xf32>
+  func.return %p, %q : tensor<1x2x6x4xf32>, tensor<1x2x3x3xf32>
+}

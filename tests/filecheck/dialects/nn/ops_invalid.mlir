@@ -247,6 +247,22 @@ nn.param @v : tensor<3xf32> = dense<1.0> : tensor<2xf32>
 
 // -----
 
+func.func @pad_count(%x: tensor<3x2xf32>) -> tensor<4x2xf32> {
+  // CHECK: nn.pad: pads must have two values per axis (4), got 2
+  %y = nn.pad %x {pads = array<i64: 1, 0>} : tensor<3x2xf32> -> tensor<4x2xf32>
+  func.return %y : tensor<4x2xf32>
+}
+
+// -----
+
+func.func @pad_negative(%x: tensor<3x2xf32>) -> tensor<2x2xf32> {
+  // CHECK: nn.pad: pads [-1, 0, 0, 0] must be >= 0
+  %y = nn.pad %x {pads = array<i64: -1, 0, 0, 0>} : tensor<3x2xf32> -> tensor<2x2xf32>
+  func.return %y : tensor<2x2xf32>
+}
+
+// -----
+
 func.func @broadcast_shape(%x: tensor<3x2xf32>) -> tensor<3x4xf32> {
   // CHECK: nn.broadcast_to: [3, 2] does not broadcast to [3, 4]
   %y = nn.broadcast_to %x : tensor<3x2xf32> -> tensor<3x4xf32>

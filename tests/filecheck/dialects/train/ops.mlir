@@ -166,3 +166,19 @@ func.func @adam_f64(%p: tensor<2x2xf64>, %g: tensor<2x2xf64>, %t: tensor<f32>) -
   %ap, %am, %av = train.adam %p, %g, %g, %g, %t {lr = 1.000000e-03 : f32, beta1 = 9.000000e-01 : f32, beta2 = 9.990000e-01 : f32, epsilon = 1.000000e-08 : f32, weight_decay = 0.000000e+00 : f32} : tensor<2x2xf64>, tensor<f32>
   func.return %ap : tensor<2x2xf64>
 }
+
+// The gradients of the parametrised activations carry their forward op's parameters.
+// CHECK-LABEL: func.func @activation_grads
+func.func @activation_grads(%dy: tensor<2x3xf32>, %s: tensor<2x3xf32>) -> tensor<2x3xf32> {
+  // CHECK-NEXT: %clip = train.clip_grad %dy, %s {min = 0.000000e+00 : f32, max = 6.000000e+00 : f32} : tensor<2x3xf32>
+  %clip = train.clip_grad %dy, %s {min = 0.0 : f32, max = 6.0 : f32} : tensor<2x3xf32>
+  // CHECK-NEXT: %lower = train.clip_grad %clip, %s {min = -1.000000e+00 : f32} : tensor<2x3xf32>
+  %lower = train.clip_grad %clip, %s {min = -1.0 : f32} : tensor<2x3xf32>
+  // CHECK-NEXT: %hsig = train.hardsigmoid_grad %lower, %s {alpha = 2.000000e-01 : f32} : tensor<2x3xf32>
+  %hsig = train.hardsigmoid_grad %lower, %s {alpha = 0.2 : f32} : tensor<2x3xf32>
+  // CHECK-NEXT: %elu = train.elu_grad %hsig, %s {alpha = 1.000000e+00 : f32} : tensor<2x3xf32>
+  %elu = train.elu_grad %hsig, %s {alpha = 1.0 : f32} : tensor<2x3xf32>
+  // CHECK-NEXT: %leaky = train.leaky_relu_grad %elu, %s {alpha = 1.000000e-02 : f32} : tensor<2x3xf32>
+  %leaky = train.leaky_relu_grad %elu, %s {alpha = 0.01 : f32} : tensor<2x3xf32>
+  func.return %leaky : tensor<2x3xf32>
+}
