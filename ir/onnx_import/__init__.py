@@ -98,12 +98,19 @@ from edge_opt.ir.onnx_import.importer import (
     FUNCTION_NAME,
     MAX_OPSET,
     MIN_OPSET,
+    OnnxImportWarning,
     import_onnx,
+    import_onnx_with_summary,
 )
+from edge_opt.ir.onnx_import.initializers import Decision, ImportSummary
 from edge_opt.ir.onnx_import.names import sanitize_name, value_hint
 
 __all__ = [
     "FUNCTION_NAME",
+    "Decision",
+    "ImportSummary",
+    "OnnxImportWarning",
+    "import_onnx_with_summary",
     "MAX_OPSET",
     "MIN_OPSET",
     "UnsupportedOnnxError",
