@@ -23,6 +23,9 @@ Options:
   `train.state` / `train.state_of` attributes.
 - `function`: the function to differentiate (default `forward`).
 
+The labels are the last input of `@train_step`, named `labels` (`labels_1`, ... if
+`@forward` already has an input called `labels`).
+
 Channel-restricted updates: a trainable parameter with the attributes
 `train.channels = array<i64: ...>` and `train.channel_axis = 0` (see
 `edge_opt.passes.channels`; `sparse-update` sets them) is updated only at those output
@@ -126,6 +129,13 @@ class AutodiffPass(EdgeOptPass):
                for o in op.ops):
             raise PassFailedException(
                 f"autodiff: the module already has @{TRAIN_STEP}; run autodiff once"
+            )
+        if any(isinstance(o, nn.ParamOp) and o.sym_name.data == TRAIN_STEP
+               for o in op.ops):
+            raise PassFailedException(
+                f"autodiff: a parameter is named @{TRAIN_STEP}, the name of the "
+                "training step it builds; rename the parameter (edge-opt import never "
+                "gives it this name)"
             )
         trainable = {
             o.sym_name.data for o in op.ops if isinstance(o, nn.ParamOp) and o.is_trainable
@@ -270,7 +280,7 @@ class TrainStepBuilder:
         for arg in source.args:
             self.block.insert_arg(arg.type, len(self.block.args)).name_hint = arg.name_hint
         labels = self.block.insert_arg(labels_type, len(self.block.args))
-        labels.name_hint = "labels"
+        labels.name_hint = self._labels_name()
         mapping: dict[SSAValue, SSAValue] = dict(zip(source.args, self.block.args))
         body: list[Operation] = []
         for op in source.ops:
@@ -373,6 +383,18 @@ class TrainStepBuilder:
             grad.name_hint = f"d_{value.name_hint}"
         adjoints[value] = grad
 
+    def _labels_name(self) -> str:
+        """`labels`, or `labels_1`, `labels_2`, ... if @forward has an input of that
+        name (an ONNX model may): the training step's inputs keep distinct names."""
+        from edge_opt.ir.session import input_names
+
+        taken = set(input_names(self.forward))
+        name, suffix = "labels", 0
+        while name in taken:
+            suffix += 1
+            name = f"labels_{suffix}"
+        return name
+
     def _function(self, labels_type: TensorType, loss: SSAValue) -> func.FuncOp:
         arg_attrs = self.forward.arg_attrs
         names = (
@@ -380,7 +402,7 @@ class TrainStepBuilder:
             if arg_attrs is not None
             else [DictionaryAttr({}) for _ in self.forward.body.block.args]
         )
-        names.append(DictionaryAttr({NAME_ATTR: StringAttr("labels")}))
+        names.append(DictionaryAttr({NAME_ATTR: StringAttr(self._labels_name())}))
         function = func.FuncOp(
             TRAIN_STEP,
             ([a.type for a in self.block.args], [loss.type]),

@@ -402,3 +402,41 @@ def batch_size(shapes: Sequence[tuple[int, ...]]) -> int | None:
         return None
     (batch,) = firsts
     return batch if batch > 1 else None
+
+
+def format_summary(summary: ImportSummary, verbose: bool = False) -> str:
+    """The decisions as `edge-opt import` prints them: counts per kind, then every
+    float initializer that does not train (and with `verbose`, every initializer) with
+    its reason, then the untied parameters."""
+    counts = {k: len(summary.of_kind(k)) for k in _KIND_LABELS}
+    lines = [
+        "initializers: "
+        + ", ".join(f"{n} {_KIND_LABELS[k]}" for k, n in counts.items() if n)
+    ]
+    for d in summary.decisions:
+        quiet = d.kind == "trainable" or (d.kind == "constant" and "float" not in d.dtype)
+        if quiet and not verbose:
+            continue
+        symbol = summary.symbols.get(d.name)
+        named = d.name if symbol in (None, d.name) else f"{d.name} (@{symbol})"
+        shape = "x".join(map(str, d.shape)) or "scalar"
+        lines.append(f"  {d.kind:<9} {named} {d.dtype}[{shape}]: {d.reason}")
+    if summary.untied:
+        copies = sum(len(v) for v in summary.untied.values())
+        lines.append(
+            f"untied {copies} parameter(s) from {len(summary.untied)} shared "
+            "initializer(s) (--keep-shared keeps them shared):"
+        )
+        for original, names in summary.untied.items():
+            shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
+            lines.append(f"  {original} -> {shown}")
+    return "\n".join(lines) + "\n"
+
+
+_KIND_LABELS: dict[Kind, str] = {
+    "trainable": "trainable parameter(s)",
+    "frozen": "frozen parameter(s)",
+    "constant": "constant(s)",
+    "input": "left to the graph input of the same name",
+    "unused": "unused",
+}
