@@ -74,6 +74,7 @@ from xdsl.utils.exceptions import PassFailedException
 from edge_opt.dialects import nn, train
 from edge_opt.dialects.train import STATE_ATTR, STATE_OF_ATTR
 from edge_opt.ir.dtypes import numpy_dtype, to_dense
+from edge_opt.ir.hints import symbol_hint
 from edge_opt.passes.channels import ChannelRestriction, check_uses, restriction_of
 from edge_opt.passes.gradients import RULES, GradientBuilder
 from edge_opt.passes.options import EdgeOptPass
@@ -372,7 +373,7 @@ class TrainStepBuilder:
         grad = grads[0]
         for more in grads[1:]:
             grad = self.grads.emit(nn.AddOp(grad, more))
-        grad.name_hint = f"d_{name}"
+        grad.name_hint = symbol_hint(f"d_{name}")
         self.optimizer.update(name, loads[0].result, grad)
 
     def _accumulate(self, adjoints: dict[SSAValue, SSAValue], value: SSAValue,
@@ -437,14 +438,14 @@ class OptimizerEmitter:
             value = self.grads.emit(
                 nn.GatherOp(whole, restriction.channels, restriction.axis)
             )
-            value.name_hint = f"{name}_channels"
+            value.name_hint = symbol_hint(f"{name}_channels")
         new = self._optimizer_step(name, value, grad)
         if restriction is not None:
-            new.name_hint = f"{name}_channels_new"
+            new.name_hint = symbol_hint(f"{name}_channels_new")
             new = self.grads.emit(
                 train.ScatterOp(whole, new, restriction.channels, restriction.axis)
             )
-        new.name_hint = f"{name}_new"
+        new.name_hint = symbol_hint(f"{name}_new")
         self._store(new, name)
 
     def _optimizer_step(self, name: str, value: SSAValue, grad: SSAValue) -> SSAValue:
