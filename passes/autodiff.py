@@ -463,8 +463,8 @@ class OptimizerEmitter:
                 self._adam_step(), o.lr, o.beta1, o.beta2, o.epsilon, o.weight_decay,
             )
             self.grads.block.add_op(update)
-            update.new_exp_avg.name_hint = f"{m}_new"
-            update.new_exp_avg_sq.name_hint = f"{v}_new"
+            update.new_exp_avg.name_hint = symbol_hint(f"{m}_new")
+            update.new_exp_avg_sq.name_hint = symbol_hint(f"{v}_new")
             self._store(update.new_exp_avg, m)
             self._store(update.new_exp_avg_sq, v)
             new = update.new_param
@@ -475,7 +475,7 @@ class OptimizerEmitter:
                 o.lr, o.momentum, o.weight_decay, o.nesterov,
             )
             self.grads.block.add_op(update)
-            update.new_momentum_buffer.name_hint = f"{buffer}_new"
+            update.new_momentum_buffer.name_hint = symbol_hint(f"{buffer}_new")
             self._store(update.new_momentum_buffer, buffer)
             new = update.new_param
         else:

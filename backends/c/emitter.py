@@ -111,14 +111,16 @@ def c_identifier(name: str) -> str:
 
 def unique_identifiers(names: Sequence[str], taken: Iterable[str] = ()) -> list[str]:
     """`c_identifier` of each name, made distinct (and distinct from `taken`) by the
-    first free suffix `_1`, `_2`, ... in the order given."""
+    first free suffix `_1`, `_2`, ... in the order given (the suffixed name goes through
+    `c_identifier` again: `A_1` looks like a macro and becomes `v_A_1`)."""
     used = set(taken)
     result = []
     for name in names:
         base = c_identifier(name)
         candidate, n = base, 1
-        while candidate in used or is_reserved(candidate):
-            candidate, n = f"{base}_{n}", n + 1
+        while candidate in used:
+            # `A` is fine but `A_1` looks like a macro: suffixed names are mangled too.
+            candidate, n = c_identifier(f"{base}_{n}"), n + 1
         used.add(candidate)
         result.append(candidate)
     return result

@@ -126,7 +126,7 @@ def dump_file_names(names: Sequence[str]) -> dict[str, str]:
     """The file `network_test --dump-params DIR` writes each parameter to: `<name>.npy`
     for a name of at most `DUMP_NAME_LIMIT` characters from `[A-Za-z0-9_.-]` (not
     starting with `.`) that no other name equals ignoring case; otherwise `<the name's
-    first 64 characters, others as _>-<16 hex digits of its SHA-256>.npy`."""
+    first 64 characters, others as _ (or `param`)>-<16 hex digits of its SHA-256>.npy`."""
     import hashlib
 
     folded: dict[str, int] = {}
@@ -143,7 +143,7 @@ def dump_file_names(names: Sequence[str]) -> dict[str, str]:
             files[name] = f"{name}.npy"
         else:
             digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:16]
-            prefix = re.sub(r"[^A-Za-z0-9_]", "_", name[:64])
+            prefix = re.sub(r"[^A-Za-z0-9_]", "_", name[:64]) or "param"
             files[name] = f"{prefix}-{digest}.npy"
     return files
 
