@@ -63,7 +63,7 @@ def apply_pipeline(module: ModuleOp, args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------------------
 
 
-def import_command(argv: Sequence[str]) -> None:
+def _import_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=f"{PROG} import",
         description="Convert an ONNX model to edge-opt MLIR (model.mlir + model.npz), "
@@ -98,7 +98,11 @@ def import_command(argv: Sequence[str]) -> None:
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="list every initializer's decision"
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def import_command(argv: Sequence[str]) -> None:
+    args = _import_parser().parse_args(argv)
     from edge_opt.ir.onnx_import import import_onnx_with_summary
     from edge_opt.ir.onnx_import.initializers import format_summary
     from edge_opt.ir.session import params_of
