@@ -86,10 +86,11 @@ def apply_pipeline(module: ModuleOp, stages: Sequence[tuple[str, str]]) -> None:
 # --------------------------------------------------------------------------------------
 
 
-def import_command(argv: Sequence[str]) -> None:
+def _import_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=f"{PROG} import",
-        description="Convert an ONNX model to edge-opt MLIR (model.mlir + model.npz).",
+        description="Convert an ONNX model to edge-opt MLIR (model.mlir + model.npz), "
+        "and say what each initializer became (trainable or frozen parameter, constant).",
     )
     parser.add_argument("model", help="the .onnx file")
     parser.add_argument(
@@ -102,8 +103,31 @@ def import_command(argv: Sequence[str]) -> None:
         metavar="NAME=D0,D1,...",
         help="static shape for an input with symbolic dimensions",
     )
-    args = parser.parse_args(argv)
-    from edge_opt.ir.onnx_import import import_onnx
+    shared = parser.add_mutually_exclusive_group()
+    shared.add_argument(
+        "--untie-shared", dest="untie", action="store_const", const="all",
+        default="merged",
+        help="give every layer its own copy of an initializer several layers read "
+        "(default: only the exporter's Identity merges are untied)",
+    )
+    shared.add_argument(
+        "--keep-shared", dest="untie", action="store_const", const="none",
+        help="keep every shared initializer one parameter, as in the file",
+    )
+    parser.add_argument(
+        "--trainable", metavar="REGEX",
+        help="initializers whose whole name matches train, whatever the rule decides",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="list every initializer's decision"
+    )
+    return parser
+
+
+def import_command(argv: Sequence[str]) -> None:
+    args = _import_parser().parse_args(argv)
+    from edge_opt.ir.onnx_import import import_onnx_with_summary
+    from edge_opt.ir.onnx_import.initializers import format_summary
     from edge_opt.ir.session import params_of
 
     shapes: dict[str, tuple[int, ...]] = {}
@@ -119,7 +143,10 @@ def import_command(argv: Sequence[str]) -> None:
     if not Path(args.model).exists():
         raise ModelFileError(f"{args.model}: no such file")
     model_io.check_output(output, [args.model], model=True)
-    module = import_onnx(args.model, input_shapes=shapes or None)
+    module, decisions = import_onnx_with_summary(
+        args.model, input_shapes=shapes or None, untie=args.untie,
+        trainable=args.trainable,
+    )
     sidecar = model_io.save_model(module, output)
     params = params_of(module)
     count = sum(p.type.element_count() for p in params.values())
@@ -128,6 +155,9 @@ def import_command(argv: Sequence[str]) -> None:
         + (f" and {sidecar}" if sidecar else "")
         + f" ({len(params)} parameters, {count:,} values)"
     )
+    sys.stdout.write(format_summary(decisions, args.verbose))
+    for message in decisions.warnings:
+        print(f"{PROG}: warning: {message}", file=sys.stderr)
 
 
 # --------------------------------------------------------------------------------------

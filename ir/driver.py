@@ -21,6 +21,7 @@ import argparse
 import os
 import re
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
@@ -209,7 +210,9 @@ class EdgeOptMain(xDSLOptMain):
         if extension == "onnx":
             from edge_opt.ir.onnx_import import import_onnx
 
-            return import_onnx(chunk)  # type: ignore[arg-type]
+            # External data lives beside the model, not in the current directory.
+            where = Path(self.args.input_file).parent if self.args.input_file else None
+            return import_onnx(chunk, base_dir=where)  # type: ignore[arg-type]
         # Pad with newlines so that positions in a split chunk are file positions.
         text = "\n" * offset + chunk  # type: ignore[operator]
         parser = model_io.LocatingParser(self.ctx, text, self.get_input_name())
@@ -411,6 +414,23 @@ def _error_message(error: BaseException) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    from edge_opt.ir.onnx_import import OnnxImportWarning
+
+    with warnings.catch_warnings():
+        previous = warnings.showwarning
+
+        def show(message, category, *args, **kwargs) -> None:
+            """Our own warnings (an ONNX import's shared parameters) as one line."""
+            if issubclass(category, OnnxImportWarning):
+                print(f"{PROG}: warning: {message}", file=sys.stderr)
+            else:
+                previous(message, category, *args, **kwargs)
+
+        warnings.showwarning = show
+        return _main(argv)
+
+
+def _main(argv: list[str]) -> int:
     try:
         if argv and argv[0] in SUBCOMMANDS:
             SUBCOMMANDS[argv[0]](argv[1:])

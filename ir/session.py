@@ -14,6 +14,7 @@ import numpy as np
 from xdsl.dialects import func
 from xdsl.ir import BlockArgument
 from xdsl.dialects.builtin import (
+    BytesAttr,
     DictionaryAttr,
     IntegerAttr,
     MemRefType,
@@ -21,6 +22,7 @@ from xdsl.dialects.builtin import (
     StringAttr,
     TensorType,
 )
+from xdsl.ir import Attribute
 
 from edge_opt.dialects import nn, train
 from edge_opt.dialects.kernel import LEVEL_ATTR, MEMORY_ATTR, OFFSET_ATTR
@@ -54,11 +56,22 @@ def _names(attrs, count: int, hints: Sequence[str | None], prefix: str) -> list[
     for i in range(count):
         name = None
         if attrs is not None and NAME_ATTR in attrs.data[i].data:
-            attr = attrs.data[i].data[NAME_ATTR]
-            assert isinstance(attr, StringAttr)
-            name = attr.data
+            name = _name_text(attrs.data[i].data[NAME_ATTR])
         names.append(name or hints[i] or f"{prefix}{i}")
     return names
+
+
+def _name_text(attr: Attribute) -> str:
+    """The text of an `nn.name`. xDSL prints a non-ASCII string with byte escapes and
+    parses it back as a `BytesAttr`: both are the same UTF-8 name."""
+    if isinstance(attr, StringAttr):
+        return attr.data
+    if isinstance(attr, BytesAttr):
+        try:
+            return attr.data.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+    raise InputError(f"{NAME_ATTR} must be a UTF-8 string, not {attr}")
 
 
 def input_names(function: func.FuncOp) -> list[str]:

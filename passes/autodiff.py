@@ -23,6 +23,9 @@ Options:
   `train.state` / `train.state_of` attributes.
 - `function`: the function to differentiate (default `forward`).
 
+The labels are the last input of `@train_step`, named `labels` (`labels_1`, ... if
+`@forward` already has an input called `labels`).
+
 Channel-restricted updates: a trainable parameter with the attributes
 `train.channels = array<i64: ...>` and `train.channel_axis = 0` (see
 `edge_opt.passes.channels`; `sparse-update` sets them) is updated only at those output
@@ -71,6 +74,7 @@ from xdsl.utils.exceptions import PassFailedException
 from edge_opt.dialects import nn, train
 from edge_opt.dialects.train import STATE_ATTR, STATE_OF_ATTR
 from edge_opt.ir.dtypes import numpy_dtype, to_dense
+from edge_opt.ir.hints import symbol_hint
 from edge_opt.passes.channels import ChannelRestriction, check_uses, restriction_of
 from edge_opt.passes.gradients import RULES, GradientBuilder
 from edge_opt.passes.options import EdgeOptPass
@@ -126,6 +130,13 @@ class AutodiffPass(EdgeOptPass):
                for o in op.ops):
             raise PassFailedException(
                 f"autodiff: the module already has @{TRAIN_STEP}; run autodiff once"
+            )
+        if any(isinstance(o, nn.ParamOp) and o.sym_name.data == TRAIN_STEP
+               for o in op.ops):
+            raise PassFailedException(
+                f"autodiff: a parameter is named @{TRAIN_STEP}, the name of the "
+                "training step it builds; rename the parameter (edge-opt import never "
+                "gives it this name)"
             )
         trainable = {
             o.sym_name.data for o in op.ops if isinstance(o, nn.ParamOp) and o.is_trainable
@@ -270,7 +281,7 @@ class TrainStepBuilder:
         for arg in source.args:
             self.block.insert_arg(arg.type, len(self.block.args)).name_hint = arg.name_hint
         labels = self.block.insert_arg(labels_type, len(self.block.args))
-        labels.name_hint = "labels"
+        labels.name_hint = self._labels_name()
         mapping: dict[SSAValue, SSAValue] = dict(zip(source.args, self.block.args))
         body: list[Operation] = []
         for op in source.ops:
@@ -362,7 +373,7 @@ class TrainStepBuilder:
         grad = grads[0]
         for more in grads[1:]:
             grad = self.grads.emit(nn.AddOp(grad, more))
-        grad.name_hint = f"d_{name}"
+        grad.name_hint = symbol_hint(f"d_{name}")
         self.optimizer.update(name, loads[0].result, grad)
 
     def _accumulate(self, adjoints: dict[SSAValue, SSAValue], value: SSAValue,
@@ -373,6 +384,18 @@ class TrainStepBuilder:
             grad.name_hint = f"d_{value.name_hint}"
         adjoints[value] = grad
 
+    def _labels_name(self) -> str:
+        """`labels`, or `labels_1`, `labels_2`, ... if @forward has an input of that
+        name (an ONNX model may): the training step's inputs keep distinct names."""
+        from edge_opt.ir.session import input_names
+
+        taken = set(input_names(self.forward))
+        name, suffix = "labels", 0
+        while name in taken:
+            suffix += 1
+            name = f"labels_{suffix}"
+        return name
+
     def _function(self, labels_type: TensorType, loss: SSAValue) -> func.FuncOp:
         arg_attrs = self.forward.arg_attrs
         names = (
@@ -380,7 +403,7 @@ class TrainStepBuilder:
             if arg_attrs is not None
             else [DictionaryAttr({}) for _ in self.forward.body.block.args]
         )
-        names.append(DictionaryAttr({NAME_ATTR: StringAttr("labels")}))
+        names.append(DictionaryAttr({NAME_ATTR: StringAttr(self._labels_name())}))
         function = func.FuncOp(
             TRAIN_STEP,
             ([a.type for a in self.block.args], [loss.type]),
@@ -415,14 +438,14 @@ class OptimizerEmitter:
             value = self.grads.emit(
                 nn.GatherOp(whole, restriction.channels, restriction.axis)
             )
-            value.name_hint = f"{name}_channels"
+            value.name_hint = symbol_hint(f"{name}_channels")
         new = self._optimizer_step(name, value, grad)
         if restriction is not None:
-            new.name_hint = f"{name}_channels_new"
+            new.name_hint = symbol_hint(f"{name}_channels_new")
             new = self.grads.emit(
                 train.ScatterOp(whole, new, restriction.channels, restriction.axis)
             )
-        new.name_hint = f"{name}_new"
+        new.name_hint = symbol_hint(f"{name}_new")
         self._store(new, name)
 
     def _optimizer_step(self, name: str, value: SSAValue, grad: SSAValue) -> SSAValue:
@@ -440,8 +463,8 @@ class OptimizerEmitter:
                 self._adam_step(), o.lr, o.beta1, o.beta2, o.epsilon, o.weight_decay,
             )
             self.grads.block.add_op(update)
-            update.new_exp_avg.name_hint = f"{m}_new"
-            update.new_exp_avg_sq.name_hint = f"{v}_new"
+            update.new_exp_avg.name_hint = symbol_hint(f"{m}_new")
+            update.new_exp_avg_sq.name_hint = symbol_hint(f"{v}_new")
             self._store(update.new_exp_avg, m)
             self._store(update.new_exp_avg_sq, v)
             new = update.new_param
@@ -452,7 +475,7 @@ class OptimizerEmitter:
                 o.lr, o.momentum, o.weight_decay, o.nesterov,
             )
             self.grads.block.add_op(update)
-            update.new_momentum_buffer.name_hint = f"{buffer}_new"
+            update.new_momentum_buffer.name_hint = symbol_hint(f"{buffer}_new")
             self._store(update.new_momentum_buffer, buffer)
             new = update.new_param
         else:

@@ -40,6 +40,7 @@ from xdsl.utils.exceptions import PassFailedException
 
 from edge_opt.dialects import kernel, nn, train
 from edge_opt.dialects.kernel import LEVEL_ATTR, buffer_type
+from edge_opt.ir.hints import symbol_hint
 from edge_opt.passes.lower_attention import lower_attention
 from edge_opt.passes.options import EdgeOptPass
 
@@ -145,7 +146,7 @@ class FunctionBufferizer:
         if name not in self.param_buffers:
             param = self.params[name]
             get = self._emit(kernel.GetParamOp(name, buffer_type(param.type, self.weights)))
-            get.results[0].name_hint = name
+            get.results[0].name_hint = symbol_hint(name)
             self.param_buffers[name] = get.results[0]
         return self.param_buffers[name]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +11,8 @@ import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 
 from edge_opt.backends.c.compile import emit_c_project
-from edge_opt.backends.c.project import TestData
+from edge_opt.backends.c.project import TestData, dump_file_names
+from edge_opt.dialects import nn
 
 
 @dataclass
@@ -30,7 +32,10 @@ def build(directory: Path, binary: str = "network_test") -> Path:
 
 
 def run_project(directory: Path, steps: int, threads: int = 8,
-                binary: str = "network_test") -> tuple[str, dict[str, np.ndarray]]:
+                binary: str = "network_test", names: Iterable[str] = ()
+                ) -> tuple[str, dict[str, np.ndarray]]:
+    """Runs the test binary; returns its output and the dumped parameters, by file
+    stem, and by parameter name for `names` (whose file names may be hashed)."""
     dump = directory / f"params_{binary}_{threads}"
     dump.mkdir(exist_ok=True)
     result = subprocess.run(
@@ -40,6 +45,8 @@ def run_project(directory: Path, steps: int, threads: int = 8,
     )
     assert result.returncode in (0, 1), result.stdout[-4000:] + result.stderr[-4000:]
     params = {p.stem: np.load(p) for p in sorted(dump.glob("*.npy"))}
+    for name, file in dump_file_names(list(names)).items():
+        params[name] = np.load(dump / file)
     return result.stdout + result.stderr, params
 
 
@@ -51,7 +58,8 @@ def compile_and_run(module: ModuleOp, directory: Path, arrays=None, steps: int =
                     threads: int = 8) -> CRun:
     data = emit_c_project(module, directory, arrays, steps)
     build(directory)
-    stdout, params = run_project(directory, steps, threads)
+    names = [op.sym_name.data for op in module.ops if isinstance(op, nn.ParamOp)]
+    stdout, params = run_project(directory, steps, threads, names=names)
     return CRun(data, losses_of(stdout), params, stdout)
 
 

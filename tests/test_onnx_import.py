@@ -307,9 +307,25 @@ def test_batch_norm_statistics_are_frozen_parameters(shared_model):
 @pytest.mark.slow
 def test_tinyvit_tied_parameters_and_folded_shape_chains(shared_model):
     folder = shared_model("TinyViT_Demo")
+    # The exporter merged equal-valued tensors (zero biases, unit norm scales) and
+    # recorded it as `Identity(kept) -> merged name`: by default each merged name is its
+    # own parameter again; untie="none" keeps the file's 1,406 values.
+    graph = onnx.load(folder / "network.onnx").graph
+    sizes = {t.name: math.prod(t.dims) for t in graph.initializer}
+    merged = {
+        n.output[0]: sizes[n.input[0]]
+        for n in graph.node
+        if n.op_type == "Identity" and n.input[0] in sizes
+    }
+    tied = params_of(import_onnx(folder / "network.onnx", untie="none"))
+    assert sum(math.prod(p.type.get_shape()) for p in tied.values()) == 1_406
     module = import_onnx(folder / "network.onnx")
     params = params_of(module)
-    assert sum(math.prod(p.type.get_shape()) for p in params.values()) == 1_406
+    assert len(merged) == 43 and set(map(sanitize_name, merged)) <= set(params)
+    assert params["norm_head_bias"].is_trainable
+    assert sum(math.prod(p.type.get_shape()) for p in params.values()) == 1_406 + sum(
+        merged.values()
+    )
     assert "onnx__Conv_878" in params and "head_weight" in params
     ops = ops_of(module)
     # The Shape -> Slice -> Concat -> Reshape chains are folded: no integer constants.
@@ -1005,7 +1021,7 @@ def test_parameter_rule_and_names():
         "layer.0.weight": rng.standard_normal((3, 4)).astype(np.float32),
         "layer_0_weight": rng.standard_normal((3,)).astype(np.float32),
         "0bias": rng.standard_normal((3,)).astype(np.float32),
-        "forward": rng.standard_normal((1,)).astype(np.float32),
+        "forward": rng.standard_normal((3,)).astype(np.float32),
         "two": np.array([2.0], np.float32),
         "eps": np.array([1e-5], np.float32),
         "scale": np.array(0.5, np.float32),

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -59,9 +59,89 @@ def ctype(type: MemRefType) -> str:
     return CTYPES[dtype]
 
 
+C_KEYWORDS = frozenset(
+    """auto break case char const continue default do double else enum extern float for
+    goto if inline int long register restrict return short signed sizeof static struct
+    switch typedef union unsigned void volatile while _Alignas _Alignof _Atomic _Bool
+    _Complex _Generic _Imaginary _Noreturn _Static_assert _Thread_local alignas alignof
+    bool constexpr false nullptr static_assert thread_local true typeof typeof_unqual
+    asm typeof noreturn""".split()
+)
+"""C89 to C23 keywords, and the GNU/stdbool/stdnoreturn spellings of some."""
+
+_RESERVED_NAMES = frozenset(
+    """main init infer train_step args arg result UNUSED NULL errno assert offsetof
+    math_errhandling stdin stdout stderr FILE size_t ssize_t ptrdiff_t wchar_t
+    max_align_t float_t double_t clock_t time_t int8_t int16_t int32_t int64_t uint8_t
+    uint16_t uint32_t uint64_t intptr_t uintptr_t intmax_t uintmax_t""".split()
+)
+"""Names the generated code, the runtime or the C headers it includes use (functions,
+types, object-like macros)."""
+
+_RESERVED_PATTERN = re.compile(
+    r"_[A-Z_].*|__.*|(edge|EDGE|pi|PI|pmsis|PMSIS|pthread|PTHREAD)_.*"
+    r"|u?int_(least|fast)\d+_t|[A-Z][A-Z0-9_]+"
+)
+"""Identifiers reserved by C (`_X`, `__x`), the runtime's and the PULP SDK's name
+spaces (`edge_`, `pi_`, ...), and macro-like all-capital names (an SDK header may define
+any of them as a macro)."""
+
+
+def is_reserved(identifier: str) -> bool:
+    """Whether a model's name may not be used as it is in the generated C."""
+    return (
+        identifier in C_KEYWORDS
+        or identifier in _RESERVED_NAMES
+        or _RESERVED_PATTERN.fullmatch(identifier) is not None
+    )
+
+
 def c_identifier(name: str) -> str:
-    name = re.sub(r"[^A-Za-z0-9_]", "_", name)
-    return f"v_{name}" if not name or name[0].isdigit() else name
+    """The C identifier of a model's name (an input, an output, a value): characters
+    outside `[A-Za-z0-9_]` become `_`; a name that then starts with a digit, is empty
+    or is reserved (`is_reserved`: a keyword such as `int`, a runtime or C library name
+    such as `main` or `train_step`, `edge_*`, a macro-like name) gets a `v_` prefix.
+    Deterministic; distinct names can meet (`a.b`, `a_b`): `unique_identifiers` tells
+    them apart."""
+    identifier = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    if not identifier or identifier[0].isdigit() or is_reserved(identifier):
+        identifier = "v_" + identifier
+    return identifier
+
+
+def unique_identifiers(names: Sequence[str], taken: Iterable[str] = ()) -> list[str]:
+    """`c_identifier` of each name, made distinct (and distinct from `taken`) by the
+    first free suffix `_1`, `_2`, ... in the order given (the suffixed name goes through
+    `c_identifier` again: `A_1` looks like a macro and becomes `v_A_1`)."""
+    used = set(taken)
+    result = []
+    for name in names:
+        base = c_identifier(name)
+        candidate, n = base, 1
+        while candidate in used:
+            # `A` is fine but `A_1` looks like a macro: suffixed names are mangled too.
+            candidate, n = c_identifier(f"{base}_{n}"), n + 1
+        used.add(candidate)
+        result.append(candidate)
+    return result
+
+
+def c_string(text: str) -> str:
+    """A C string literal of `text` (UTF-8; quotes, backslashes, control and non-ASCII
+    bytes as octal escapes)."""
+    out = []
+    for byte in text.encode("utf-8"):
+        char = chr(byte)
+        if char in "\\\"" or byte < 0x20 or byte > 0x7E or char == "?":
+            out.append(f"\\{byte:03o}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
+
+
+def c_comment(text: str) -> str:
+    """`text` made safe inside a `/* ... */` comment (no `*/`, one line)."""
+    return re.sub(r"[\x00-\x1f]", " ", text).replace("*/", "* /")
 
 
 def c_literal(value: float | int, ctype_: str) -> str:
@@ -149,18 +229,10 @@ class FunctionContext:
     def fresh(self, hint: str | None) -> str:
         base = c_identifier(hint or "buf")
         name, n = base, 1
-        while name in self.used or name in _RESERVED:
+        while name in self.used or is_reserved(name):
             name, n = f"{base}_{n}", n + 1
         self.used.add(name)
         return name
-
-
-_RESERVED = {
-    "args", "auto", "break", "case", "char", "const", "continue", "default", "do",
-    "double", "else", "enum", "extern", "float", "for", "goto", "if", "inline", "int",
-    "long", "register", "restrict", "return", "short", "signed", "sizeof", "static",
-    "struct", "switch", "typedef", "union", "unsigned", "void", "volatile", "while",
-}
 
 
 def _c_value(value: object) -> str:
@@ -219,22 +291,47 @@ class ModulePrinter:
 
 
 def param_symbol(name: str) -> str:
-    return f"edge_param_{c_identifier(name)}"
+    """The C array of parameter `@name`: `edge_param_<name>` when the name is made of
+    `[A-Za-z0-9_]`, else `edge_paramx_<hex of its UTF-8 bytes>` (two disjoint, injective
+    spellings: distinct parameters never share a symbol)."""
+    if re.fullmatch(r"[A-Za-z0-9_]+", name):
+        return f"edge_param_{name}"
+    return f"edge_paramx_{name.encode('utf-8').hex()}"
 
 
 def public_name(function: func.FuncOp) -> str:
+    """`forward` is `infer`, `train_step` is `train_step`; other functions keep their
+    name as a C identifier, distinct from these and from each other."""
     name = function.sym_name.data
-    return PUBLIC_NAMES.get(name, c_identifier(name))
+    if name in PUBLIC_NAMES:
+        return PUBLIC_NAMES[name]
+    module = function.parent_op()
+    siblings = (
+        [o.sym_name.data for o in module.ops if isinstance(o, func.FuncOp)]
+        if module is not None
+        else [name]
+    )
+    others = [n for n in siblings if n not in PUBLIC_NAMES]
+    return unique_identifiers(others, PUBLIC_NAMES.values())[others.index(name)]
+
+
+def io_identifiers(function: func.FuncOp) -> tuple[list[str], list[str]]:
+    """C names of a function's inputs and of its output pointers (`<name>_out`):
+    the `nn.name`s as `unique_identifiers`, distinct from each other."""
+    from edge_opt.ir.session import input_names, output_names
+
+    inputs = input_names(function)
+    names = unique_identifiers([*inputs, *(f"{n}_out" for n in output_names(function))])
+    return names[: len(inputs)], names[len(inputs) :]
 
 
 def function_signature(function: func.FuncOp) -> str:
     """`float train_step(const float *image, const int32_t *labels)`: inputs by pointer,
     a single rank-0 float result returned, other results written to `*_out` pointers."""
-    from edge_opt.ir.session import input_names, output_names
-
+    inputs, outputs = io_identifiers(function)
     args = [
-        f"const {ctype(a.type)} *{c_identifier(n)}"  # type: ignore[arg-type]
-        for n, a in zip(input_names(function), function.body.block.args)
+        f"const {ctype(a.type)} *{n}"  # type: ignore[arg-type]
+        for n, a in zip(inputs, function.body.block.args)
     ]
     results = function.function_type.outputs.data
     returns = "void"
@@ -242,8 +339,8 @@ def function_signature(function: func.FuncOp) -> str:
         returns = ctype(results[0])  # type: ignore[arg-type]
     else:
         args += [
-            f"{ctype(t)} *{c_identifier(n)}_out"  # type: ignore[arg-type]
-            for n, t in zip(output_names(function), results)
+            f"{ctype(t)} *{n}"  # type: ignore[arg-type]
+            for n, t in zip(outputs, results)
         ]
     return f"{returns} {public_name(function)}({', '.join(args) or 'void'})"
 
@@ -260,29 +357,26 @@ def _returns_scalar(function: func.FuncOp) -> bool:
 
 def print_function(printer: ModulePrinter, function: func.FuncOp) -> str:
     """The body (run by every core) and the public wrapper of one function."""
-    from edge_opt.ir.session import input_names, output_names
-
     ctx = FunctionContext(printer, function)
     name = public_name(function)
     block = function.body.block
-    inputs = input_names(function)
-    outputs = output_names(function)
-    fields = [f"  const {ctype(a.type)} *{c_identifier(n)};"  # type: ignore[arg-type]
+    inputs, outputs = io_identifiers(function)
+    fields = [f"  const {ctype(a.type)} *{n};"  # type: ignore[arg-type]
               for n, a in zip(inputs, block.args)]
-    fields += [f"  {ctype(t)} *{c_identifier(n)}_out;"  # type: ignore[arg-type]
+    fields += [f"  {ctype(t)} *{n};"  # type: ignore[arg-type]
                for n, t in zip(outputs, function.function_type.outputs.data)]
     for n, a in zip(inputs, block.args):
         ctx.names[a] = ctx.fresh(n)
         ctx.declarations.append(
             f"  const {ctype(a.type)} *const {ctx.names[a]} UNUSED = "  # type: ignore[arg-type]
-            f"args->{c_identifier(n)};"
+            f"args->{n};"
         )
     for op in block.ops:
         _print_op(ctx, op)
     lines = ["typedef struct {\n" + ("\n".join(fields) or "  int unused;") +
              f"\n}} edge_{name}_args_t;", "",
-             f"/* @{function.sym_name.data}: {_kernel_count(function)} kernel calls, run by "
-             "every core of the team. */",
+             f"/* @{c_comment(function.sym_name.data)}: {_kernel_count(function)} kernel "
+             "calls, run by every core of the team. */",
              f"static void edge_{name}_body(void *arg) {{",
              f"  const edge_{name}_args_t *args = (const edge_{name}_args_t *)arg;"]
     lines += ctx.declarations + [""] + ctx.statements
@@ -293,16 +387,17 @@ def print_function(printer: ModulePrinter, function: func.FuncOp) -> str:
 
 
 def _wrapper(function: func.FuncOp, inputs: list[str], outputs: list[str]) -> list[str]:
-    """The public function: packs its arguments and runs the body on the team."""
+    """The public function: packs its arguments (C names, `io_identifiers`) and runs
+    the body on the team."""
     name = public_name(function)
-    values = [c_identifier(n) for n in inputs]
+    values = list(inputs)
     lines = [function_signature(function) + " {"]
     if _returns_scalar(function):
         result = function.function_type.outputs.data[0]
         lines.append(f"  {ctype(result)} result = 0;")  # type: ignore[arg-type]
         values.append("&result")
     else:
-        values += [f"{c_identifier(n)}_out" for n in outputs]
+        values += outputs
     lines.append(f"  edge_{name}_args_t args = {{{', '.join(values) or '0'}}};")
     lines.append(f"  edge_fork(edge_{name}_body, &args);")
     if _returns_scalar(function):
@@ -368,13 +463,11 @@ def _declare_alloc(ctx: FunctionContext, op: kernel.AllocOp) -> None:
 
 
 def _print_return(ctx: FunctionContext, op: func.ReturnOp) -> None:
-    from edge_opt.ir.session import output_names
-
-    outputs = output_names(ctx.function)
+    _, outputs = io_identifiers(ctx.function)
     ctx.statements.append("  if (edge_core_id() == 0) {")
     for name, value in zip(outputs, op.operands):
         size = f"{ctx.numel(value)} * sizeof({ctx.ctype(value)})"
-        target = "args->" + c_identifier(name) + "_out"
+        target = "args->" + name
         ctx.statements.append(f"    edge_copy_serial({ctx.ptr(value)}, {target}, {size});")
     ctx.statements.append("  }")
     ctx.statements.append("  edge_barrier();")
@@ -411,7 +504,7 @@ def print_network_c(module: ModuleOp) -> str:
     for param in table:
         dtype = numpy_dtype(param.type.element_type)
         lines.append(
-            f'  {{"{param.sym_name.data}", {param_symbol(param.sym_name.data)}, '
+            f"  {{{c_string(param.sym_name.data)}, {param_symbol(param.sym_name.data)}, "
             f"{param.type.element_count()}, {dtype.itemsize}}},"
         )
     lines.append("};")
@@ -499,7 +592,7 @@ def print_network_h(module: ModuleOp) -> str:
         "",
     ]
     for function in printer.functions():
-        lines.append(f"/* @{function.sym_name.data} */")
+        lines.append(f"/* @{c_comment(function.sym_name.data)} */")
         lines.append(function_signature(function) + ";")
         lines.append("")
     lines.append("#endif /* EDGE_NETWORK_H */")

@@ -12,36 +12,88 @@ their ONNX names. SSA values are named after the ONNX values they implement (san
 see `value_hint`), the order of ops is a stable topological order of the ONNX nodes, and
 the same ONNX file always prints the same module.
 
-Parameters and constants — the rule
------------------------------------
+Initializers — the rule
+-----------------------
 Only initializers can be parameters; every other constant (a `Constant` node, a folded
-value) is an `nn.constant`. A float initializer that the graph reads becomes an
-`nn.param` unless it is a literal of the computation:
+value) is an `nn.constant`. What an initializer becomes depends on where its value is
+read, looking through views (Identity, Dropout, Transpose, Reshape, Squeeze, Unsqueeze,
+Flatten, Expand, Cast, Slice, Split, Tile: a transposed weight is a weight). A *layer
+role* is the weight or bias of Conv, ConvTranspose and Gemm, input 1 of MatMul, the scale
+and bias of LayerNormalization, BatchNormalization, GroupNormalization and
+InstanceNormalization, PRelu's slope, Gather's table, and an Add/Sub operand next to the
+result of a MatMul, Gemm, Conv or ConvTranspose (a decomposed linear layer's bias). In
+order:
 
-- a rank-0 float initializer is a literal (the attention scale 0.125, Pow's exponent 2.0
-  and the epsilon 1e-5 in the exported CCT layer norms are all rank 0); so is
-- a one-element float initializer used only as Pow's exponent, or only as an operand of
-  an Add whose result feeds nothing but Sqrt (the epsilon of a decomposed norm).
+1. an initializer with the name of a graph input and no layer role: the graph input wins
+   (onnxruntime treats such an initializer as the input's default and uses the feed); it
+   stays an argument of `@forward`. With a layer role it is a parameter (older exporters
+   list every weight as an input, e.g. Autoencoder1D);
+2. read by nothing (or only by Shape/Size) and not a graph output: dropped;
+3. integer or boolean: a constant (shape and index arguments, mostly folded away);
+4. rank 0: a constant (a literal: the attention scale 0.125, Pow's 2.0 and the epsilon
+   1e-5 in the exported CCT layer norms are rank 0);
+5. in a layer role: a trainable parameter;
+6. only BatchNormalization's running mean or variance (inputs 3, 4): a frozen parameter
+   (`trainable = false`);
+7. one element: a constant — a scale, an exponent, an epsilon, a bound (the dynamo
+   exporter writes the attention scale as shape [1]). A one-element *bias* stays a
+   parameter by 5 (CCT's `classifier_attention_pool_bias`, trained by its fixtures);
+8. first dimension equal to the batch size B > 1 (the first dimension every graph input
+   of rank >= 2 shares): a frozen parameter. The dynamo exporter constant-folds
+   `cls_token.expand(B, -1, -1)` into such a tensor; trained, it would give each sample
+   its own class token, which is not the model. (With B = 1 it is the parameter itself
+   and trains by 9.)
+9. otherwise a trainable parameter: the exporters put the model's state into
+   initializers (positional embeddings, class tokens, layer scales, weights of ops not
+   listed above).
 
-Every other float initializer is a parameter, including one-element ones such as the CCT
-training fixtures' `classifier_attention_pool_bias` (shape [1], trained by all of them):
-the exporters put every tensor of the model's state into initializers, so a rank >= 1
-float initializer is state unless its use says otherwise. Parameters are trainable,
-except those that only serve as `BatchNormalization` running mean or variance (inputs 3
-and 4), which are `trainable = false`. Integer and boolean initializers are constants
-(shape arguments, mostly folded away). Graph inputs that have an initializer of the same
-name (older exporters list the weights as inputs, e.g. Autoencoder1D) are initializers,
-not function arguments. Unused initializers are dropped.
+`import_onnx(..., trainable=REGEX)` (`edge-opt import --trainable REGEX`) makes every
+float initializer whose whole ONNX or sanitized name matches a trainable parameter,
+whatever the rule says (a pattern that matches nothing is an error). To freeze
+parameters, use the `freeze` pass. `import_onnx_with_summary` returns, with the module,
+an `ImportSummary`: every initializer's decision and its reason (what `edge-opt import`
+prints).
 
-An `Identity` (or inference `Dropout`) of a parameter is that parameter: TinyViT's
-exporter ties equal-valued tensors through `Identity` nodes, and the import keeps them
-tied (one parameter, as in the ONNX file; its parameter count, 1,406, matches the
-reference).
+Shared initializers
+-------------------
+PyTorch's TorchScript exporter (eval mode) merges equal-valued tensors — every zero bias,
+every unit norm scale, the layers of a freshly built `nn.TransformerEncoder` — into one
+initializer and records each merged tensor as `Identity(kept) -> <its own name>`. Trained
+as one, those layers all move by the sum of their gradients (TinyViT_Demo ties 43 norm
+scales and biases, conv biases and MLP biases to 5 initializers). A genuinely shared
+parameter (tied weights, a module called twice) is instead read directly by several
+nodes, with no Identity, by every exporter — but so are initializers an ONNX optimizer
+merged. Hence `untie` (CLI flags in brackets):
 
-Parameter names: every character outside `[A-Za-z0-9_]` becomes `_`, a leading digit gets
-a `p_` prefix (`classifier.fc.weight` -> `classifier_fc_weight`, `onnx::MatMul_943` ->
-`onnx__MatMul_943`). Names that need no change keep it; a sanitized name that collides
-gets the first free suffix `_1`, `_2`, ...; `forward` is reserved for the function.
+- `merged` (default): each such Identity output becomes a parameter of its own, named by
+  the Identity's output (the PyTorch name) with the kept tensor's value. This is what the
+  file records: the exporter says these were distinct tensors. (An Identity whose output
+  is a graph output stays an alias.)
+- `all` (`--untie-shared`): also give every further node that reads an initializer
+  directly its own copy (`<name>_1`, `<name>_2`, ...). Sharing after a view (one
+  Transpose read by two layers) is not untied.
+- `none` (`--keep-shared`): keep the file's sharing (TinyViT then has 1,406 values,
+  Deeploy's count).
+
+A trainable parameter that still feeds several layers is reported as a warning
+(`OnnxImportWarning`; `edge-opt: warning: ...` on the command line) naming it and its
+layers. The CCT training fixtures have no shared initializer, so every choice leaves
+them as they were.
+
+Names
+-----
+Parameter names: every character outside `[A-Za-z0-9_]` (non-ASCII ones too) becomes
+`_`, a leading digit gets a `p_` prefix (`classifier.fc.weight` -> `classifier_fc_weight`,
+`onnx::MatMul_943` -> `onnx__MatMul_943`). Names that need no change keep it; a sanitized
+name that collides gets the first free suffix `_1`, `_2`, ...; `forward` and
+`train_step` are reserved for the functions. Inputs and outputs keep their ONNX names
+in `nn.name` (any Unicode; xDSL prints non-ASCII ones as byte escapes, and
+`edge_opt.ir.session` reads them back). The C backend makes its own C names from these
+(see docs/c-backend.md).
+
+External data: a model file's external data is read from the file's directory; a model
+given as bytes or a `ModelProto` reads it from `base_dir` (an error without one), never
+from the current directory.
 
 Constant folding
 ----------------
@@ -101,7 +153,8 @@ and no entry in `input_shapes` raises `UserError`.
 Code
 ----
 `importer` holds the entry point and the `_Importer` (loading, topological order,
-parameters and constants, folding, error collection); `lowerings/` holds one module per
+folding, error collection); `initializers` decides what each initializer becomes and
+unties shared ones (the rule above); `lowerings/` holds one module per
 op family (`elementwise`, `linear`, `conv_pool`, `norms`, `shape_ops`, `identities`),
 each registering its lowerings in the table of `registry`; `names` holds the naming
 rules and `values` the import-time values.
@@ -112,12 +165,19 @@ from edge_opt.ir.onnx_import.importer import (
     FUNCTION_NAME,
     MAX_OPSET,
     MIN_OPSET,
+    OnnxImportWarning,
     import_onnx,
+    import_onnx_with_summary,
 )
+from edge_opt.ir.onnx_import.initializers import Decision, ImportSummary
 from edge_opt.ir.onnx_import.names import sanitize_name, value_hint
 
 __all__ = [
     "FUNCTION_NAME",
+    "Decision",
+    "ImportSummary",
+    "OnnxImportWarning",
+    "import_onnx_with_summary",
     "MAX_OPSET",
     "MIN_OPSET",
     "UnsupportedOnnxError",

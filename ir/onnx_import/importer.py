@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import heapq
 import os
+import re
+import warnings
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -32,7 +34,20 @@ from edge_opt.ir.errors import ModelFileError, UserError
 from edge_opt.ir.model_io import first_line
 from edge_opt.ir.onnx_import import lowerings as _lowerings  # noqa: F401 (registers)
 from edge_opt.ir.onnx_import.errors import UnsupportedOnnxError, _Unsupported
-from edge_opt.ir.onnx_import.names import _unique_names, sanitize_name, value_hint
+from edge_opt.ir.onnx_import.initializers import (
+    Decision,
+    ImportSummary,
+    InitializerPlan,
+    Untie,
+    batch_size,
+    compile_trainable,
+)
+from edge_opt.ir.onnx_import.names import (
+    RESERVED_SYMBOLS,
+    _unique_names,
+    sanitize_name,
+    value_hint,
+)
 from edge_opt.ir.onnx_import.registry import (
     _DEFAULT_DOMAINS,
     _LOWERINGS,
@@ -69,7 +84,6 @@ _NOT_FOLDABLE = frozenset(
 """Nodes never evaluated at import time (their value is not a function of the inputs)."""
 _SHAPE_ONLY = frozenset({"Shape", "Size"})
 """Ops that read only the static shape of their input, so they fold for any input."""
-_ALIASES = frozenset({"Identity", "Dropout"})
 
 
 # --------------------------------------------------------------------------------------
@@ -81,19 +95,56 @@ def import_onnx(
     model: onnx.ModelProto | str | os.PathLike[str] | bytes,
     *,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
+    untie: Untie = "merged",
+    trainable: str | None = None,
+    base_dir: str | os.PathLike[str] | None = None,
 ) -> ModuleOp:
     """Imports an ONNX model (a `ModelProto`, a path, or the bytes of a serialized
     model) as a verified module with `@forward` and inline-valued `nn.param`s (see the
-    module docstring).
+    module docstring). Warnings (parameters shared between layers) are issued as
+    `OnnxImportWarning`s; `import_onnx_with_summary` returns them instead.
 
     `input_shapes` gives static shapes for graph inputs whose ONNX shape has dynamic
-    (symbolic or unknown) dimensions, e.g. `{"input": (1, 3, 32, 32)}`.
+    (symbolic or unknown) dimensions, e.g. `{"input": (1, 3, 32, 32)}`. `untie` says
+    which shared initializers become one parameter per layer (`merged`, `all`, `none`;
+    see "Initializers"), `trainable` is a regular expression of initializer names that
+    train whatever the rule says. `base_dir` is where the external data of a model given
+    as bytes or a `ModelProto` lives (a path's own directory otherwise).
     """
-    proto = _load(model)
-    return _Importer(proto, dict(input_shapes or {})).run()
+    module, summary = import_onnx_with_summary(
+        model, input_shapes=input_shapes, untie=untie, trainable=trainable,
+        base_dir=base_dir,
+    )
+    for message in summary.warnings:
+        warnings.warn(message, OnnxImportWarning, stacklevel=2)
+    return module
 
 
-def _load(model: onnx.ModelProto | str | os.PathLike[str] | bytes) -> onnx.ModelProto:
+class OnnxImportWarning(UserWarning):
+    """Something in the imported model the user should check (the driver prints it as
+    `edge-opt: warning: ...`)."""
+
+
+def import_onnx_with_summary(
+    model: onnx.ModelProto | str | os.PathLike[str] | bytes,
+    *,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    untie: Untie = "merged",
+    trainable: str | None = None,
+    base_dir: str | os.PathLike[str] | None = None,
+) -> tuple[ModuleOp, ImportSummary]:
+    """`import_onnx`, and what it decided about every initializer (and why)."""
+    proto = _load(model, base_dir)
+    importer = _Importer(
+        proto, dict(input_shapes or {}), untie, compile_trainable(trainable)
+    )
+    return importer.run(), importer.summary
+
+
+def _load(
+    model: onnx.ModelProto | str | os.PathLike[str] | bytes,
+    base_dir: str | os.PathLike[str] | None = None,
+) -> onnx.ModelProto:
     if isinstance(model, onnx.ModelProto):
         proto, where = model, "the ONNX model"
     elif isinstance(model, bytes | bytearray | memoryview):
@@ -109,6 +160,7 @@ def _load(model: onnx.ModelProto | str | os.PathLike[str] | bytes) -> onnx.Model
         if not os.path.isfile(where):
             raise ModelFileError(f"{where}: no such file")
         try:
+            # Resolves external data against the model's own directory.
             proto = onnx.load(where)
         except Exception as e:  # protobuf DecodeError, OSError, external data, ...
             raise ModelFileError(
@@ -116,7 +168,38 @@ def _load(model: onnx.ModelProto | str | os.PathLike[str] | bytes) -> onnx.Model
             ) from None
     if not proto.HasField("graph") or not proto.opset_import:
         raise ModelFileError(f"{where}: not an ONNX model (no graph or no opset)")
+    _load_external_data(proto, where, base_dir)
     return proto
+
+
+def _load_external_data(
+    proto: onnx.ModelProto, where: str, base_dir: str | os.PathLike[str] | None
+) -> None:
+    """Reads the external data of initializers that still refer to it (a model given
+    as bytes or a `ModelProto`): from `base_dir`, never from the current directory."""
+    from onnx.external_data_helper import (
+        load_external_data_for_tensor,
+        uses_external_data,
+    )
+
+    external = [t for t in proto.graph.initializer if uses_external_data(t)]
+    if not external:
+        return
+    if base_dir is None:
+        raise ModelFileError(
+            f"{where}: initializer '{external[0].name}' has its data in an external "
+            "file; import the model from its .onnx file (or give base_dir)"
+        )
+    for tensor in external:
+        try:
+            load_external_data_for_tensor(tensor, os.fspath(base_dir))
+        except Exception as e:  # missing file, a location outside base_dir, ...
+            raise ModelFileError(
+                f"{where}: cannot read the external data of initializer "
+                f"'{tensor.name}' from {base_dir} ({first_line(e)})"
+            ) from None
+        del tensor.external_data[:]
+        tensor.data_location = onnx.TensorProto.DEFAULT
 
 
 # --------------------------------------------------------------------------------------
@@ -151,9 +234,18 @@ def _attributes(node: onnx.NodeProto) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------
 
 class _Importer:
-    def __init__(self, model: onnx.ModelProto, input_shapes: dict[str, Sequence[int]]):
+    def __init__(
+        self,
+        model: onnx.ModelProto,
+        input_shapes: dict[str, Sequence[int]],
+        untie: Untie = "merged",
+        trainable: re.Pattern[str] | None = None,
+    ):
         self.graph = model.graph
         self.input_shapes = input_shapes
+        self.untie: Untie = untie
+        self.trainable = trainable
+        self.summary = ImportSummary()
         opsets = {o.domain: o.version for o in model.opset_import}
         default = [opsets[d] for d in _DEFAULT_DOMAINS if d in opsets]
         if not default:
@@ -184,11 +276,22 @@ class _Importer:
                     ]
                 }
             )
-        nodes = self._sorted_nodes()
-        initializers = self._initializers()
-        self._classify(initializers, nodes)
-        args = self._arguments(initializers)
-        for node in nodes:
+        plan = InitializerPlan(
+            self._sorted_nodes(),
+            self._initializers(),
+            [i.name for i in self.graph.input],
+            [o.name for o in self.graph.output],
+            self.untie,
+            self.trainable,
+        )
+        self.summary = plan.summary
+        wins = plan.input_wins()
+        args = self._arguments(
+            {n: a for n, a in plan.initializers.items() if n not in wins}
+        )
+        batch = batch_size([_shape(a) for a in self.block.args])
+        self._values(plan.decide(batch), plan.initializers)
+        for node in plan.nodes:
             self._import_node(node)
         outputs = [o.name for o in self.graph.output]
         if not self.problems:
@@ -218,7 +321,10 @@ class _Importer:
             arg_attrs=names(args),
             res_attrs=names(outputs),
         )
-        symbols = _unique_names([p.onnx_name for p in self.params], {FUNCTION_NAME})
+        symbols = _unique_names([p.onnx_name for p in self.params], RESERVED_SYMBOLS)
+        self.summary.symbols = dict(
+            zip((p.onnx_name for p in self.params), symbols, strict=True)
+        )
         param_ops = []
         for param, symbol in zip(self.params, symbols, strict=True):
             type = TensorType(element_type(param.array.dtype), param.array.shape)
@@ -286,49 +392,17 @@ class _Importer:
             )
         return arrays
 
-    def _classify(
-        self, initializers: dict[str, np.ndarray], nodes: list[onnx.NodeProto]
+    def _values(
+        self, decisions: Mapping[str, Decision], arrays: Mapping[str, np.ndarray]
     ) -> None:
-        """Initializers become `_Param` or `_Const` values (the rule in the module
-        docstring)."""
-        consumers: dict[str, list[tuple[onnx.NodeProto, int]]] = defaultdict(list)
-        for node in nodes:
-            for index, name in enumerate(node.input):
-                if name:
-                    consumers[name].append((node, index))
-
-        def uses(name: str, seen: frozenset[str] = frozenset()):
-            """(node, input index) of every use, looking through alias nodes."""
-            for node, index in consumers[name]:
-                if (
-                    node.op_type in _ALIASES
-                    and index == 0
-                    and node.output[0] not in seen
-                ):
-                    yield from uses(node.output[0], seen | {node.output[0]})
-                else:
-                    yield node, index
-
-        def is_literal_use(node: onnx.NodeProto, index: int) -> bool:
-            if node.op_type == "Pow" and index == 1:
-                return True  # an exponent
-            if node.op_type != "Add":
-                return False
-            users = [user.op_type for user, _ in uses(node.output[0])]
-            return bool(users) and all(u == "Sqrt" for u in users)  # an epsilon
-
-        for name, array in initializers.items():
-            all_uses = list(uses(name))
-            literal = array.ndim == 0 or (
-                array.size == 1 and all(is_literal_use(n, i) for n, i in all_uses)
-            )
-            if array.dtype.kind != "f" or literal:
+        """Initializers become `_Param` or `_Const` values as the plan decided (the rule
+        in the module docstring)."""
+        for name, decision in decisions.items():
+            array = arrays[name]
+            if decision.kind in ("trainable", "frozen"):
+                self.values[name] = _Param(name, array, decision.kind == "trainable")
+            elif decision.kind in ("constant", "unused"):  # unused: Shape may read it
                 self.values[name] = _Const(array, name)
-                continue
-            statistics = all(
-                n.op_type == "BatchNormalization" and i in (3, 4) for n, i in all_uses
-            )
-            self.values[name] = _Param(name, array, trainable=not statistics)
 
     def _arguments(self, initializers: dict[str, np.ndarray]) -> list[str]:
         inputs = [i for i in self.graph.input if i.name not in initializers]

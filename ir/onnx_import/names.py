@@ -6,6 +6,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+RESERVED_SYMBOLS = frozenset({"forward", "train_step"})
+"""Symbols of the functions a module has (`@forward`) or gets (`autodiff`'s
+`@train_step`): no parameter takes them."""
+
 _NON_IDENTIFIER = re.compile(r"[^A-Za-z0-9_]")
 _INDEX_SUFFIX = re.compile(r"(_\d+)+$")
 
