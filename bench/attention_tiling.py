@@ -3,7 +3,7 @@
     python bench/attention_tiling.py [--tokens 64 256] [--dim 128] [--heads 2]
                                      [--rows 32 16 8]
 
-One multi-head self-attention layer (`edge_opt.ir.testing.models.self_attention_layer`:
+One multi-head self-attention layer (`edge_opt.testing.models.self_attention_layer`:
 one `nn.attention`, batch 1, (D, D) projections with biases; CCT2's MHSA is 64 tokens,
 dim 128, 2 heads), lowered to planned buffers (`bufferize,plan-memory`) for inference
 (`@forward`) and for training (`autodiff{loss=mse}`, every weight trained, `@train_step`),
@@ -23,13 +23,13 @@ from __future__ import annotations
 import argparse
 import re
 
+from edge_opt.ir.context import make_context
 from edge_opt.ir.liveness import allocations
-from edge_opt.ir.memory_plan import lower_bound
 from edge_opt.ir.memory_report import memory_figures
-from edge_opt.ir.pipelines import expand, parse_pipeline
 from edge_opt.ir.session import get_function
-from edge_opt.ir.testing.models import self_attention_layer
-from edge_opt.ir.universe import make_context
+from edge_opt.passes.registry import expand, parse_pipeline
+from edge_opt.support.memory_plan import lower_bound
+from edge_opt.testing.models import self_attention_layer
 
 MAP_BUFFER = re.compile(r"_(scores|scaled|probs|dprobs|dscores)$")
 

@@ -78,9 +78,9 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    from edge_opt.ir.onnx_import import import_onnx
-    from edge_opt.ir.pipelines import expand, parse_pipeline
-    from edge_opt.ir.universe import make_context
+    from edge_opt.frontends.onnx import import_onnx
+    from edge_opt.ir.context import make_context
+    from edge_opt.passes.registry import expand, parse_pipeline
 
     module = import_onnx(args.model / "network_infer.onnx")
     for p in expand(parse_pipeline("train-full")):

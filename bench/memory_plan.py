@@ -5,7 +5,7 @@
 For the L2 buffers of CCT2 FT2's `@train_step` (Deeploy's training fixture, batch 1,
 SGD, `raise-layer-norm,freeze{...},autodiff,canonicalize,cse,dce,bufferize`), of
 tiny_cnn's `@train_step` (SGD and Adam) and of a few hundred random planner problems,
-prints the peak of each greedy heuristic of `edge_opt.ir.memory_plan` (`_ORDERS`) and of
+prints the peak of each greedy heuristic of `edge_opt.support.memory_plan` (`_ORDERS`) and of
 the final plan (the best of them, plus the exhaustive search over orders on problems of
 at most `EXHAUSTIVE_LIMIT` buffers), in bytes and as ratios to the lower bound (the
 largest sum of simultaneously live bytes: no plan can do better) and to the naive size
@@ -24,12 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_opt.ir import memory_plan, model_io
+from edge_opt.ir import model_io
+from edge_opt.ir.context import make_context
 from edge_opt.ir.liveness import allocations
-from edge_opt.ir.memory_plan import Buffer, align, lower_bound, naive, plan
-from edge_opt.ir.pipelines import expand, parse_pipeline
 from edge_opt.ir.session import get_function
-from edge_opt.ir.universe import make_context
+from edge_opt.passes.registry import expand, parse_pipeline
+from edge_opt.support import memory_plan
+from edge_opt.support.memory_plan import Buffer, align, lower_bound, naive, plan
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = ROOT.parent / "shared" / "models" / "deeploy" / "CCT_Train_CCT2_FT2"
@@ -139,7 +140,7 @@ def main() -> None:
 
     onnx = args.model / "network_infer.onnx"
     if onnx.exists():
-        from edge_opt.ir.onnx_import import import_onnx
+        from edge_opt.frontends.onnx import import_onnx
 
         trainable = sorted(
             k.removesuffix("_updated") for k in np.load(args.model / "outputs.npz").files

@@ -64,7 +64,7 @@ from xdsl.traits import (
 from xdsl.utils.exceptions import VerifyException
 
 from edge_opt.dialects import nn, train
-from edge_opt.ir.dtypes import to_numpy
+from edge_opt.support.dtypes import to_numpy
 
 MEMORY_LEVELS = ("L1", "L2", "L3")
 

@@ -2,7 +2,7 @@
 
 Neural-network operators on builtin ranked `tensor<...>` values with static shapes, plus
 module-level parameters (`nn.param`) read with `nn.load`. Every op verifies its shape rule
-(`edge_opt.ir.shapes`) and names itself and the broken rule in the error. Every op has a
+(`edge_opt.support.shapes`) and names itself and the broken rule in the error. Every op has a
 builder that infers its result type, so passes and the importer never compute shapes.
 
 Semantics (what the interpreter in `edge_opt.ir.interpreters.nn` implements) follow
@@ -21,8 +21,8 @@ from typing import ClassVar, Literal
 import numpy as np
 from xdsl.dialects.builtin import (
     I64,
-    BytesAttr,
     AnyFloatConstr,
+    BytesAttr,
     DenseArrayBase,
     DenseIntOrFPElementsAttr,
     FloatAttr,
@@ -65,9 +65,9 @@ from xdsl.traits import (
 )
 from xdsl.utils.exceptions import VerifyException
 
-from edge_opt.ir import shapes
-from edge_opt.ir.dtypes import to_numpy
-from edge_opt.ir.shapes import ShapeError
+from edge_opt.support import shapes
+from edge_opt.support.dtypes import to_numpy
+from edge_opt.support.shapes import ShapeError
 
 FloatTensor = TensorType.constr(AnyFloatConstr)
 
@@ -1109,7 +1109,7 @@ class AttentionOp(NNOperation):
     `heads` = H, and `scale`, the factor of the scores (explicit: 1/sqrt(dk), PyTorch's
     default, is not implied). Usually dk = dv = dh; dv may differ (TinyViT's
     `attn_ratio`). Result (B, S, E). Semantics, step by step (the reference numerics
-    `edge_opt.ir.numerics.attention` and the `lower-attention` pass do exactly these
+    `edge_opt.support.numerics.attention` and the `lower-attention` pass do exactly these
     steps, in this order):
 
         q = x @ wq + bq                          (B, S, H*dk), likewise k (wk, bk)

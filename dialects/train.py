@@ -51,8 +51,8 @@ from xdsl.traits import MemoryWriteEffect, Pure, SymbolUserOpInterface
 from xdsl.utils.exceptions import VerifyException
 
 from edge_opt.dialects.nn import resolve_param, verify_static_shapes
-from edge_opt.ir import shapes
-from edge_opt.ir.shapes import ShapeError
+from edge_opt.support import shapes
+from edge_opt.support.shapes import ShapeError
 
 FloatTensor = TensorType.constr(AnyFloatConstr)
 IntTensor = TensorType.constr(BaseAttr(IntegerType))
@@ -120,7 +120,6 @@ class TrainOperation(IRDLOperation, ABC):
 
     def check(self) -> None:
         """Raises `ShapeError` if a shape or attribute rule is broken."""
-
     def verify_(self) -> None:
         verify_static_shapes(self)
         try:

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_opt.ir.context import make_context
 from edge_opt.ir.model_io import load_model
-from edge_opt.ir.pipelines import expand, parse_pipeline
 from edge_opt.ir.session import Session
-from edge_opt.ir.universe import make_context
+from edge_opt.passes.registry import expand, parse_pipeline
 
 HERE = Path(__file__).resolve().parent
 BATCH, CLASSES = 4, 10

@@ -15,8 +15,8 @@ from xdsl.ir import Operation, SSAValue
 
 from edge_opt.dialects import kernel
 from edge_opt.dialects.kernel import memory_level
-from edge_opt.ir.dtypes import numpy_dtype
-from edge_opt.ir.memory_plan import Buffer
+from edge_opt.support.dtypes import numpy_dtype
+from edge_opt.support.memory_plan import Buffer
 
 
 def byte_size(type: MemRefType) -> int:

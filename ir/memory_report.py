@@ -19,11 +19,11 @@ from xdsl.dialects.builtin import DictionaryAttr, IntegerAttr, ModuleOp, StringA
 from edge_opt.dialects import kernel, nn, train
 from edge_opt.dialects.kernel import LEVEL_ATTR, MEMORY_ATTR, OFFSET_ATTR
 from edge_opt.dialects.train import is_optimizer_state
-from edge_opt.ir.dtypes import numpy_dtype
 from edge_opt.ir.liveness import allocations
-from edge_opt.ir.memory_plan import lower_bound
-from edge_opt.ir.targets import Target
-
+from edge_opt.ir.model_io import atomic_write
+from edge_opt.support.dtypes import numpy_dtype
+from edge_opt.support.memory_plan import Buffer, lower_bound
+from edge_opt.support.targets import Target
 
 KIND_COLOURS = {
     "weight": "#4c72b0",
@@ -173,13 +173,10 @@ def draw_memory_map(module: ModuleOp, path: str | Path, function: str = "train_s
     axes.legend(handles=[Patch(color=c, label=k) for k, c in KIND_COLOURS.items()],
                 loc="upper right", fontsize=8)
     figure.tight_layout()
-    from edge_opt.ir.model_io import atomic_write
 
     atomic_write(path, lambda tmp: figure.savefig(tmp, format="png"))
     plt.close(figure)
 
 
 def _as_buffer(r: Rect):
-    from edge_opt.ir.memory_plan import Buffer
-
     return Buffer(f"{r.label}@{r.start}", r.size, r.start, r.end)

@@ -9,6 +9,7 @@ file that is renamed into place: an error never leaves a half-written output.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import tempfile
@@ -26,9 +27,9 @@ from xdsl.utils.exceptions import ParseError, VerifyException
 from xdsl.utils.lexer import Span
 
 from edge_opt.dialects import nn
-from edge_opt.ir.dtypes import numpy_dtype, to_dense, to_numpy
-from edge_opt.ir.errors import ModelFileError
-from edge_opt.ir.universe import make_context
+from edge_opt.ir.context import make_context
+from edge_opt.support.dtypes import numpy_dtype, to_dense, to_numpy
+from edge_opt.support.errors import ModelFileError
 
 INLINE_LIMIT = 16
 """Parameters with at most this many elements (or a splat value) stay in the .mlir."""
@@ -228,8 +229,6 @@ def detach_values(
 
 
 def print_module(module: ModuleOp, generic: bool = False) -> str:
-    import io
-
     stream = io.StringIO()
     Printer(stream=stream, print_generic_format=generic).print_op(module)
     stream.write("\n")

@@ -17,7 +17,7 @@ FLOPs those of the backward ops that only its update needs (its weight gradient)
 input-gradient work shared by several parameters counts only in the total.
 
 A parameter updated only at some channels (`train.channels`, see
-`edge_opt.passes.channels`) counts what its update really touches: its gradient bytes
+`edge_opt.ir.channels`) counts what its update really touches: its gradient bytes
 are those of the optimizer op's gradient operand, its optimizer state has the restricted
 shape, and `trained_params` counts the trained channels' elements only.
 """
@@ -44,7 +44,7 @@ from xdsl.ir import Attribute, Operation, SSAValue
 from edge_opt.dialects import nn, train
 from edge_opt.dialects.train import STATE_OF_ATTR, is_optimizer_state
 from edge_opt.ir.cost import flops, numel
-from edge_opt.ir.dtypes import numpy_dtype
+from edge_opt.support.dtypes import numpy_dtype
 
 ATTENTION_FUSION_ATTR = "edge_opt.attention_fusion"
 """Module attribute where `fuse-attention-weights` records its decisions: an array of

@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 from xdsl.dialects import func
-from xdsl.ir import BlockArgument
 from xdsl.dialects.builtin import (
     BytesAttr,
     DictionaryAttr,
@@ -22,16 +21,16 @@ from xdsl.dialects.builtin import (
     StringAttr,
     TensorType,
 )
-from xdsl.ir import Attribute
+from xdsl.ir import Attribute, BlockArgument
 
 from edge_opt.dialects import nn, train
 from edge_opt.dialects.kernel import LEVEL_ATTR, MEMORY_ATTR, OFFSET_ATTR
-from edge_opt.ir.dtypes import numpy_dtype, to_numpy
-from edge_opt.ir.errors import InputError
-from edge_opt.ir.train_numerics import check_labels
 from edge_opt.ir.interpreters import make_interpreter
 from edge_opt.ir.interpreters.kernel import KernelFunctions, Memory, view
 from edge_opt.ir.interpreters.nn import NnFunctions, ParamState
+from edge_opt.support.dtypes import numpy_dtype, to_numpy
+from edge_opt.support.errors import InputError
+from edge_opt.support.train_numerics import check_labels
 
 NAME_ATTR = "nn.name"
 

@@ -28,7 +28,7 @@ The labels are the last input of `@train_step`, named `labels` (`labels_1`, ... 
 
 Channel-restricted updates: a trainable parameter with the attributes
 `train.channels = array<i64: ...>` and `train.channel_axis = 0` (see
-`edge_opt.passes.channels`; `sparse-update` sets them) is updated only at those output
+`edge_opt.ir.channels`; `sparse-update` sets them) is updated only at those output
 channels. Its weight gradient is computed for them alone (`dy` gathered to those
 channels before the weight-gradient op), then `%sel = nn.gather %w`, the optimizer on
 `%sel` (its state has `%sel`'s shape), `train.scatter %w, %sel_new` and `train.store`.
@@ -73,11 +73,12 @@ from xdsl.utils.exceptions import PassFailedException
 
 from edge_opt.dialects import nn, train
 from edge_opt.dialects.train import STATE_ATTR, STATE_OF_ATTR
-from edge_opt.ir.dtypes import numpy_dtype, to_dense
-from edge_opt.ir.hints import symbol_hint
-from edge_opt.passes.channels import ChannelRestriction, check_uses, restriction_of
+from edge_opt.ir.channels import ChannelRestriction, check_uses, restriction_of
+from edge_opt.ir.session import input_names
 from edge_opt.passes.gradients import RULES, GradientBuilder
 from edge_opt.passes.options import EdgeOptPass
+from edge_opt.support.dtypes import numpy_dtype, to_dense
+from edge_opt.support.hints import symbol_hint
 
 NAME_ATTR = "nn.name"
 TRAIN_STEP = "train_step"
@@ -387,8 +388,6 @@ class TrainStepBuilder:
     def _labels_name(self) -> str:
         """`labels`, or `labels_1`, `labels_2`, ... if @forward has an input of that
         name (an ONNX model may): the training step's inputs keep distinct names."""
-        from edge_opt.ir.session import input_names
-
         taken = set(input_names(self.forward))
         name, suffix = "labels", 0
         while name in taken:

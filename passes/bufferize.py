@@ -40,9 +40,9 @@ from xdsl.utils.exceptions import PassFailedException
 
 from edge_opt.dialects import kernel, nn, train
 from edge_opt.dialects.kernel import LEVEL_ATTR, buffer_type
-from edge_opt.ir.hints import symbol_hint
 from edge_opt.passes.lower_attention import lower_attention
 from edge_opt.passes.options import EdgeOptPass
+from edge_opt.support.hints import symbol_hint
 
 _VIEWS = (nn.ReshapeOp, nn.SqueezeOp, nn.UnsqueezeOp)
 

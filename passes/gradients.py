@@ -10,7 +10,7 @@ gradient reads its input only if the weight trains, a max-pool reads the index m
 Rules build ops with the `nn`/`train` builders through `GradientBuilder.emit`, which
 appends them to the backward pass in order.
 
-A parameter updated only at some output channels (`edge_opt.passes.channels`) gets its
+A parameter updated only at some output channels (`edge_opt.ir.channels`) gets its
 gradient for those alone: the linear and convolution rules gather `dy` to those channels
 before the weight-gradient op, whose result then has the restricted shape.
 """
@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 from xdsl.dialects.builtin import TensorType
@@ -28,10 +28,10 @@ from xdsl.ir import Block, Operation, SSAValue
 from xdsl.utils.exceptions import PassFailedException
 
 from edge_opt.dialects import nn, train
-from edge_opt.ir import shapes
-from edge_opt.ir.dtypes import numpy_dtype, to_dense
-from edge_opt.passes.channels import ChannelRestriction
+from edge_opt.ir.channels import ChannelRestriction
 from edge_opt.passes.lower_attention import concat, head_block, query_blocks
+from edge_opt.support import shapes
+from edge_opt.support.dtypes import numpy_dtype, to_dense
 
 Grads = list[SSAValue | None]
 Rule = Callable[["GradientBuilder", Operation, SSAValue, Sequence[bool]], Grads]
@@ -130,7 +130,6 @@ class GradientBuilder:
 
 def _unary(grad_op: type[train.ElementwiseGradOp], saved: str) -> Rule:
     """`dx = grad_op(dy, y)` (saved = "output") or `grad_op(dy, x)` ("input")."""
-
     def vjp(b: GradientBuilder, op: Operation, dy: SSAValue, needs: Sequence[bool]):
         value = op.results[0] if saved == "output" else op.operands[0]
         return [b.emit(grad_op(dy, value))]

@@ -13,7 +13,7 @@ such layer `y = base(x)` into
     y = base(x) + (alpha / rank) * up(down(x, A), B)
 
 with `down`/`up` of the layer's own kind, laid out so that no transpose is needed (see
-`edge_opt.passes.lora`: A (rank, in) and B (out, rank) for an (out, in) weight, as in
+`edge_opt.ir.lora`: A (rank, in) and B (out, rank) for an (out, in) weight, as in
 PEFT; A (in, rank) and B (rank, out) for an (in, out) one). The scale multiplies the
 rank-wide intermediate (the cheapest place) and is left out when it is 1. W becomes
 frozen; A and B are trainable and carry `lora.*` attributes (base, factor, rank, alpha,
@@ -71,8 +71,7 @@ from xdsl.rewriter import InsertPoint, Rewriter
 from xdsl.utils.exceptions import PassFailedException
 
 from edge_opt.dialects import nn, train
-from edge_opt.ir.dtypes import numpy_dtype, to_dense
-from edge_opt.passes.lora import (
+from edge_opt.ir.lora import (
     BASE_ATTR,
     Layout,
     adapter_attributes,
@@ -80,8 +79,9 @@ from edge_opt.passes.lora import (
     fan_in,
     is_adapter,
 )
+from edge_opt.ir.trainable import model_params, set_trainable
 from edge_opt.passes.options import EdgeOptPass
-from edge_opt.passes.trainable import model_params, set_trainable
+from edge_opt.support.dtypes import numpy_dtype, to_dense
 
 Init = Literal["kaiming", "gaussian"]
 

@@ -47,8 +47,8 @@ from xdsl.pattern_rewriter import (
 )
 
 from edge_opt.dialects import nn
-from edge_opt.ir.dtypes import numpy_dtype, to_dense
 from edge_opt.passes.options import EdgeOptPass
+from edge_opt.support.dtypes import numpy_dtype, to_dense
 
 
 def _shape(value: SSAValue) -> tuple[int, ...]:

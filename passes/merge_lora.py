@@ -1,7 +1,7 @@
 """`merge-lora`: folds LoRA adapters back into their base weights, for deployment.
 
 For every adapter pair that `insert-lora` made (parameters with `lora.*` attributes, see
-`edge_opt.passes.lora`), the base weight's value becomes `W + ΔW` with
+`edge_opt.ir.lora`), the base weight's value becomes `W + ΔW` with
 `ΔW = (alpha / rank) · B·A` for an (out, in) weight and `(alpha / rank) · A·B` for an
 (in, out) one (computed in float64, rounded once to W's type), and each adapted layer
 
@@ -42,9 +42,9 @@ from xdsl.utils.exceptions import PassFailedException
 
 from edge_opt.dialects import nn, train
 from edge_opt.dialects.train import is_optimizer_state
-from edge_opt.ir.dtypes import to_dense, to_numpy
-from edge_opt.passes.lora import Adapter, delta, find_adapters
+from edge_opt.ir.lora import Adapter, delta, find_adapters
 from edge_opt.passes.options import EdgeOptPass
+from edge_opt.support.dtypes import to_dense, to_numpy
 
 
 def _weight_operand(op: Operation) -> SSAValue | None:

@@ -23,7 +23,7 @@ from typing import Self, get_type_hints
 from xdsl.passes import ModulePass
 from xdsl.utils.arg_spec import ArgSpec
 
-from edge_opt.ir.errors import UserError
+from edge_opt.support.errors import UserError
 
 
 class OptionError(UserError, ValueError):

@@ -6,7 +6,7 @@ end if the function returns it). Per memory level:
 
 - parameters and optimizer state get consecutive offsets in a persistent region
   (`kernel.offset` on each `nn.param`);
-- every function's buffers share one arena: offsets from `edge_opt.ir.memory_plan.plan`
+- every function's buffers share one arena: offsets from `edge_opt.support.memory_plan.plan`
   (the best of several best-fit heuristics, and an exhaustive search for small
   functions); functions never run at the same time, so the arena is the largest of their
   peaks.
@@ -26,19 +26,24 @@ from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects import func
-from xdsl.dialects.builtin import DictionaryAttr, IntegerAttr, MemRefType, ModuleOp, StringAttr
+from xdsl.dialects.builtin import (
+    DictionaryAttr,
+    IntegerAttr,
+    MemRefType,
+    ModuleOp,
+    StringAttr,
+)
 from xdsl.utils.exceptions import PassFailedException
 
 from edge_opt.dialects import kernel, nn
 from edge_opt.dialects.kernel import LEVEL_ATTR, MEMORY_ATTR, OFFSET_ATTR, memory_level
-from edge_opt.ir import memory_plan
-from edge_opt.ir.dtypes import numpy_dtype
-from edge_opt.ir.errors import UserError
 from edge_opt.ir.liveness import Allocation, allocations, byte_size
-from edge_opt.ir.memory_plan import Buffer
-from edge_opt.ir.targets import get_target
 from edge_opt.passes.options import EdgeOptPass
-
+from edge_opt.support import memory_plan
+from edge_opt.support.dtypes import numpy_dtype
+from edge_opt.support.errors import UserError
+from edge_opt.support.memory_plan import Buffer
+from edge_opt.support.targets import get_target
 
 
 @dataclass(frozen=True)

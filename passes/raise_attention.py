@@ -73,9 +73,9 @@ from xdsl.pattern_rewriter import (
 )
 
 from edge_opt.dialects import nn
-from edge_opt.ir import numerics
-from edge_opt.ir.dtypes import numpy_dtype, to_dense, to_numpy
 from edge_opt.passes.options import EdgeOptPass
+from edge_opt.support import numerics
+from edge_opt.support.dtypes import numpy_dtype, to_dense
 
 _SHAPE_OPS = (
     nn.ReshapeOp, nn.TransposeOp, nn.SliceOp, nn.GatherOp, nn.SqueezeOp, nn.UnsqueezeOp,

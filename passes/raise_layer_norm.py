@@ -30,10 +30,11 @@ from xdsl.pattern_rewriter import (
     RewritePattern,
     op_type_rewrite_pattern,
 )
+from xdsl.transforms.dead_code_elimination import region_dce
 
 from edge_opt.dialects import nn
-from edge_opt.ir.dtypes import numpy_dtype, to_dense, to_numpy
 from edge_opt.passes.options import EdgeOptPass
+from edge_opt.support.dtypes import numpy_dtype, to_dense
 
 
 def _constant(value: SSAValue) -> np.ndarray | None:
@@ -156,7 +157,5 @@ class RaiseLayerNormPass(EdgeOptPass):
 
 def _erase_dead_pure_ops(module: ModuleOp) -> None:
     """The matched element-wise ops left without users (the raise's leftovers)."""
-    from xdsl.transforms.dead_code_elimination import region_dce
-
     for region in module.regions:
         region_dce(region)

@@ -8,16 +8,16 @@ from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.utils.exceptions import PassFailedException
 
+from edge_opt.ir.layers import parametrised_layers
+from edge_opt.ir.trainable import model_params, set_trainable
 from edge_opt.passes.autodiff import find_function
-from edge_opt.passes.layers import parametrised_layers
 from edge_opt.passes.options import EdgeOptPass
-from edge_opt.passes.trainable import model_params, set_trainable
 
 
 @dataclass(frozen=True)
 class SelectLastLayersPass(EdgeOptPass):
     """Trains only the last `layers` parametrised layers of `@function` (see
-    `edge_opt.passes.layers`): their parameters keep their `trainable` flag, every other
+    `edge_opt.ir.layers`): their parameters keep their `trainable` flag, every other
     parameter is frozen. Layers without a trainable parameter do not count.
     (TrainDeeploy's linear probing is `layers=1`.)"""
 

@@ -5,10 +5,10 @@ After TinyTrain (Kwon et al., 2024) and sparse update (Lin et al., 2022): train 
 that buy the most loss reduction per byte and FLOP of backward work, within the budget;
 where it pays, train only the most important output channels of a layer.
 
-The options, per parametrised layer `l` (see `edge_opt.passes.layers`): train all of its
+The options, per parametrised layer `l` (see `edge_opt.ir.layers`): train all of its
 trainable parameters, or — with `channels` (default), when every one of them can be
 updated by channel (the weight and bias of an `nn.linear`, or of an `nn.conv2d` with
-`groups = 1`, see `edge_opt.passes.channels`) — only its top-k output channels by Fisher
+`groups = 1`, see `edge_opt.ir.channels`) — only its top-k output channels by Fisher
 information, for k = O/4 and O/2 of its O channels (at least 1, fewer than O). A partial
 option saves weight-gradient bytes, optimizer state and weight-gradient FLOPs (k/O of
 them), not the saved input activation.
@@ -58,13 +58,16 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.utils.exceptions import PassFailedException
 
-from edge_opt.dialects import nn
+from edge_opt.dialects import nn, train
+from edge_opt.ir import model_io
+from edge_opt.ir.channels import output_channels, set_restriction
+from edge_opt.ir.layers import Layer, parametrised_layers
 from edge_opt.ir.report import build_report
+from edge_opt.ir.session import Session, get_function, input_names
+from edge_opt.ir.trainable import model_params, set_trainable
 from edge_opt.passes.autodiff import AutodiffPass, find_function
-from edge_opt.passes.channels import output_channels, set_restriction
-from edge_opt.passes.layers import Layer, parametrised_layers
 from edge_opt.passes.options import EdgeOptPass
-from edge_opt.passes.trainable import model_params, set_trainable
+from edge_opt.support.dtypes import numpy_dtype
 
 Restrictions = dict[str, tuple[int, ...]]
 """Parameter name to the channels (of axis 0) it trains, for the restricted ones."""
@@ -201,8 +204,6 @@ class SparseUpdatePass(EdgeOptPass):
     def _fisher(self, module: ModuleOp, trainable: set[str]) -> dict[str, np.ndarray]:
         """Squared gradient of every element of every candidate parameter on the
         calibration batch."""
-        from edge_opt.ir.session import Session
-
         probe = module.clone()
         for param in model_params(probe):
             set_trainable(param, param.sym_name.data in trainable)
@@ -215,10 +216,6 @@ class SparseUpdatePass(EdgeOptPass):
         return {name: (before[name] - session.params[name]) ** 2 for name in trainable}
 
     def _calibration_batch(self, module: ModuleOp) -> dict[str, np.ndarray]:
-        from edge_opt.ir import model_io
-        from edge_opt.ir.dtypes import numpy_dtype
-        from edge_opt.ir.session import get_function, input_names
-
         step = get_function(module, "train_step")
         names = input_names(step)
         if self.calibration is not None:
@@ -320,8 +317,6 @@ def _restrictable(
 
 def _classes(step) -> int:
     """Number of classes of a cross-entropy training step (its logits' last dim)."""
-    from edge_opt.dialects import train
-
     for op in step.body.block.ops:
         if isinstance(op, train.CrossEntropyOp):
             assert isinstance(op.logits.type, TensorType)

@@ -14,7 +14,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 from c_runtime import RUNTIME
 
 ZIG_RV32 = [

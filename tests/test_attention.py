@@ -45,20 +45,20 @@ from xdsl.ir import Block, Operation, Region, SSAValue
 from xdsl.utils.exceptions import PassFailedException
 
 from edge_opt.dialects import kernel, nn, train
+from edge_opt.frontends.onnx import import_onnx
+from edge_opt.ir.context import make_context
 from edge_opt.ir.cost import flops
-from edge_opt.ir.dtypes import numpy_dtype, to_dense
-from edge_opt.ir.onnx_import import import_onnx
-from edge_opt.ir.pipelines import expand, parse_pipeline
 from edge_opt.ir.session import Session, get_function
-from edge_opt.ir.testing import (
+from edge_opt.passes.lower_attention import LowerAttentionPass, lower
+from edge_opt.passes.raise_attention import RaiseAttentionPass
+from edge_opt.passes.registry import expand, parse_pipeline
+from edge_opt.support.dtypes import numpy_dtype, to_dense
+from edge_opt.testing import (
     RandomModel,
     assert_pass_preserves_semantics,
     random_inputs,
     random_models,
 )
-from edge_opt.ir.universe import make_context
-from edge_opt.passes.lower_attention import LowerAttentionPass, lower
-from edge_opt.passes.raise_attention import RaiseAttentionPass
 
 PROPERTY = settings(
     max_examples=60,

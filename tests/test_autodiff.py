@@ -32,6 +32,7 @@ from unittest.mock import patch
 
 import numpy as np
 import pytest
+from conftest import ROOT
 from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 from xdsl.dialects import func
@@ -42,24 +43,22 @@ from xdsl.utils.exceptions import PassFailedException
 
 from edge_opt.dialects import nn, train
 from edge_opt.dialects.train import STATE_ATTR, STATE_OF_ATTR
-from edge_opt.ir.driver import main
-from edge_opt.ir.dtypes import numpy_dtype, to_dense, to_numpy
+from edge_opt.ir.context import make_context
+from edge_opt.ir.layers import parametrised_layers
 from edge_opt.ir.model_io import load_model, print_module, read_npz
-from edge_opt.ir.pipelines import expand, parse_pipeline
 from edge_opt.ir.session import Session, get_function
-from edge_opt.ir.testing import (
+from edge_opt.passes.autodiff import AutodiffPass
+from edge_opt.passes.freeze import FreezePass
+from edge_opt.passes.gradients import RULES
+from edge_opt.passes.registry import expand, parse_pipeline
+from edge_opt.passes.select_last_layers import SelectLastLayersPass
+from edge_opt.support.dtypes import numpy_dtype, to_dense, to_numpy
+from edge_opt.testing import (
     RandomModel,
     assert_pass_preserves_semantics,
     random_models,
 )
-from edge_opt.ir.universe import make_context
-from edge_opt.passes.autodiff import AutodiffPass
-from edge_opt.passes.freeze import FreezePass
-from edge_opt.passes.gradients import RULES
-from edge_opt.passes.layers import parametrised_layers
-from edge_opt.passes.select_last_layers import SelectLastLayersPass
-
-from conftest import ROOT
+from edge_opt.tools.driver import main
 
 PROPERTY = settings(
     max_examples=100,
@@ -423,7 +422,6 @@ MUTATION_SEARCH = settings(
 
 def _scaled(rule):
     """`rule`, with every gradient off by 0.1 %."""
-
     def wrong(b, op, dy, needs):
         return [None if g is None else b.scale(g, 1.001) for g in rule(b, op, dy, needs)]
 
@@ -432,7 +430,6 @@ def _scaled(rule):
 
 def _dropped(rule):
     """`rule`, forgetting the gradient of the last operand that needs one."""
-
     def wrong(b, op, dy, needs):
         grads = list(rule(b, op, dy, needs))
         last = max(i for i, g in enumerate(grads) if g is not None)

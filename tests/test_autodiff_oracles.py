@@ -54,13 +54,13 @@ from xdsl.ir import Block, Operation, Region, SSAValue
 
 from edge_opt.dialects import nn
 from edge_opt.dialects.train import is_optimizer_state
-from edge_opt.ir.dtypes import to_dense
+from edge_opt.frontends.onnx import import_onnx
+from edge_opt.ir.context import make_context
 from edge_opt.ir.model_io import load_model
-from edge_opt.ir.onnx_import import import_onnx
-from edge_opt.ir.pipelines import expand, parse_pipeline
 from edge_opt.ir.session import Session
-from edge_opt.ir.universe import make_context
 from edge_opt.passes import gradients
+from edge_opt.passes.registry import expand, parse_pipeline
+from edge_opt.support.dtypes import to_dense
 
 EXAMPLES = ROOT / "examples"
 GRAD_TOL = 1e-4

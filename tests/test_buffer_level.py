@@ -46,21 +46,21 @@ from xdsl.utils.exceptions import PassFailedException, VerifyException
 
 from edge_opt.dialects import kernel, nn, train
 from edge_opt.dialects.kernel import LEVEL_ATTR, MEMORY_ATTR, OFFSET_ATTR
+from edge_opt.frontends.onnx import import_onnx
 from edge_opt.ir import model_io
-from edge_opt.ir.driver import main
-from edge_opt.ir.dtypes import numpy_dtype, to_dense
+from edge_opt.ir.context import make_context
 from edge_opt.ir.liveness import allocations
-from edge_opt.ir.memory_plan import Buffer, Plan, align, check_plan
 from edge_opt.ir.memory_report import buffer_rectangles, memory_figures
-from edge_opt.ir.onnx_import import import_onnx
-from edge_opt.ir.pipelines import expand, parse_pipeline
 from edge_opt.ir.session import Session, get_function, input_names, params_of
-from edge_opt.ir.testing import (
+from edge_opt.passes.registry import expand, parse_pipeline
+from edge_opt.support.dtypes import numpy_dtype, to_dense
+from edge_opt.support.memory_plan import Buffer, Plan, align, check_plan
+from edge_opt.testing import (
     RandomModel,
     assert_pass_preserves_semantics,
     random_models,
 )
-from edge_opt.ir.universe import make_context
+from edge_opt.tools.driver import main
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "tiny_cnn.mlir"

@@ -14,19 +14,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from c_project import build, compile_and_run, losses_of, run_project
 from hypothesis import HealthCheck, assume, given, settings
 from xdsl.utils.exceptions import PassFailedException
 
-from c_project import build, compile_and_run, losses_of, run_project
 from edge_opt.backends.c.compile import emit_c_project
-from edge_opt.backends.c.emitter import emitters_missing
+from edge_opt.backends.c.sources import emitters_missing
+from edge_opt.frontends.onnx import import_onnx
 from edge_opt.ir import model_io
-from edge_opt.ir.driver import main
-from edge_opt.ir.onnx_import import import_onnx
-from edge_opt.ir.pipelines import expand, parse_pipeline
+from edge_opt.ir.context import make_context
 from edge_opt.ir.session import Session
-from edge_opt.ir.testing import random_models
-from edge_opt.ir.universe import make_context
+from edge_opt.passes.registry import expand, parse_pipeline
+from edge_opt.testing import random_models
+from edge_opt.tools.driver import main
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "tiny_cnn.mlir"

@@ -20,6 +20,8 @@ import subprocess
 
 import numpy as np
 import pytest
+from c_checks import CORE_COUNTS, on_cores, riscv_calls
+from c_runtime import RUNTIME, pointer, runtime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from xdsl.dialects.builtin import (
@@ -34,8 +36,6 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Block, Operation, SSAValue
 
-from c_checks import CORE_COUNTS, on_cores, riscv_calls
-from c_runtime import RUNTIME, pointer, runtime
 from edge_opt.backends.c.emitter import EMITTERS, EmitError, FunctionContext
 from edge_opt.backends.c.kernels.conv_pool import (
     CONV2D_FIELDS,
@@ -43,8 +43,8 @@ from edge_opt.backends.c.kernels.conv_pool import (
     kernel_call,
 )
 from edge_opt.dialects import kernel, nn, train
-from edge_opt.ir.dtypes import numpy_dtype
 from edge_opt.ir.interpreters import make_interpreter
+from edge_opt.support.dtypes import numpy_dtype
 
 SETTINGS = settings(max_examples=60, deadline=None)
 TEAMS = settings(max_examples=8, deadline=None)

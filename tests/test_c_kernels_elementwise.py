@@ -6,13 +6,13 @@ import ctypes
 
 import numpy as np
 import pytest
+from c_runtime import Broadcast, int_array, pointer, runtime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from c_runtime import Broadcast, int_array, pointer, runtime
 from edge_opt.backends.c.kernels.elementwise import broadcast_strides
-from edge_opt.ir import numerics
-from edge_opt.ir import train_numerics as tn
+from edge_opt.support import numerics
+from edge_opt.support import train_numerics as tn
 
 SETTINGS = settings(max_examples=30, deadline=None)
 

@@ -13,11 +13,10 @@ import ctypes
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from c_riscv import compile_riscv, function_lines, innermost_loops, library_calls
 from c_runtime import RUNTIME, pointer, runtime
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 SETTINGS = settings(max_examples=40, deadline=None)
 CORES = st.sampled_from([1, 2, 8])

@@ -8,19 +8,24 @@ import ctypes
 
 import numpy as np
 import pytest
+from c_checks import CORE_COUNTS, on_cores, riscv_calls
+from c_runtime import int_array, pointer, runtime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from xdsl.dialects import func
 from xdsl.dialects.builtin import MemRefType, ModuleOp, StringAttr, UnitAttr, f32, f64
 from xdsl.ir import Block
 
-from c_checks import CORE_COUNTS, on_cores, riscv_calls
-from c_runtime import int_array, pointer, runtime
-from edge_opt.backends.c.emitter import EMITTERS, EmitError, FunctionContext, ModulePrinter
+from edge_opt.backends.c.emitter import (
+    EMITTERS,
+    EmitError,
+    FunctionContext,
+    ModulePrinter,
+)
 from edge_opt.backends.c.kernels import linalg
 from edge_opt.dialects import kernel
-from edge_opt.ir import numerics
-from edge_opt.ir import train_numerics as tn
+from edge_opt.support import numerics
+from edge_opt.support import train_numerics as tn
 
 SETTINGS = settings(max_examples=40, deadline=None)
 

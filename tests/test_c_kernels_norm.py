@@ -16,6 +16,8 @@ import subprocess
 
 import numpy as np
 import pytest
+from c_checks import CORE_COUNTS, on_cores, riscv_calls
+from c_runtime import CFLAGS, RUNTIME, pointer, runtime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from xdsl.dialects import func
@@ -31,18 +33,21 @@ from xdsl.dialects.builtin import (
     i64,
 )
 
-from c_checks import CORE_COUNTS, on_cores, riscv_calls
-from c_runtime import CFLAGS, RUNTIME, pointer, runtime
-from edge_opt.backends.c.emitter import EMITTERS, EmitError, FunctionContext, ModulePrinter
+from edge_opt.backends.c.emitter import (
+    EMITTERS,
+    EmitError,
+    FunctionContext,
+    ModulePrinter,
+)
 from edge_opt.backends.c.kernels.norm import (
     channel_params,
     layer_norm_params,
     softmax_params,
 )
 from edge_opt.dialects import kernel
-from edge_opt.ir import numerics
-from edge_opt.ir import train_numerics as tn
 from edge_opt.ir.interpreters import make_interpreter
+from edge_opt.support import numerics
+from edge_opt.support import train_numerics as tn
 
 SETTINGS = settings(max_examples=100, deadline=None)
 

@@ -2,7 +2,7 @@
 
 Three layers:
 - the runtime kernels through ctypes, with parameters from the emitters' helpers,
-  against NumPy / `edge_opt.ir.numerics` (bitwise for data movement, every element type
+  against NumPy / `edge_opt.support.numerics` (bitwise for data movement, every element type
   size), on teams of 1, 2 and 8 cores;
 - the emitters: kernel ops printed by `backends/c/kernels/shape.py` into one C file,
   compiled with the runtime, run on 1, 2 and 8 cores and compared with the interpreter
@@ -19,32 +19,32 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from c_riscv import compile_riscv, library_calls
+from c_runtime import CFLAGS, RUNTIME, int_array, pointer, runtime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from xdsl.dialects.builtin import MemRefType, ModuleOp, StringAttr
 from xdsl.ir import Block
 
-from c_riscv import compile_riscv, library_calls
-from c_runtime import CFLAGS, RUNTIME, int_array, pointer, runtime
 from edge_opt.backends.c.emitter import EMITTERS, EmitError, FunctionContext, ctype
 from edge_opt.backends.c.kernels import shape as shape_kernels
 from edge_opt.backends.c.kernels.shape import (
     broadcast_copy,
     concat_copies,
     dense_strides,
+    pad_fill,
     reduce_fields,
     scatter_positions,
     slice_copy,
-    pad_fill,
     slice_grad,
     split_axis,
     transpose_copy,
 )
 from edge_opt.dialects import kernel, nn, train
-from edge_opt.ir import numerics
-from edge_opt.ir import train_numerics as tn
-from edge_opt.ir.dtypes import numpy_dtype
 from edge_opt.ir.interpreters import make_interpreter
+from edge_opt.support import numerics
+from edge_opt.support import train_numerics as tn
+from edge_opt.support.dtypes import numpy_dtype
 
 SETTINGS = settings(max_examples=40, deadline=None)
 CORES = st.sampled_from([1, 2, 8])

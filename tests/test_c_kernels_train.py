@@ -9,6 +9,8 @@ import ctypes
 
 import numpy as np
 import pytest
+from c_checks import CORE_COUNTS, on_cores, riscv_calls
+from c_runtime import pointer, runtime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from xdsl.dialects import func
@@ -25,8 +27,6 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Block
 
-from c_checks import CORE_COUNTS, on_cores, riscv_calls
-from c_runtime import pointer, runtime
 from edge_opt.backends.c.emitter import (
     EMITTERS,
     EmitError,
@@ -36,7 +36,7 @@ from edge_opt.backends.c.emitter import (
 )
 from edge_opt.backends.c.kernels import train
 from edge_opt.dialects import kernel
-from edge_opt.ir import train_numerics as tn
+from edge_opt.support import train_numerics as tn
 
 SETTINGS = settings(max_examples=40, deadline=None)
 

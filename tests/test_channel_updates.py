@@ -33,10 +33,10 @@ from xdsl.utils.exceptions import PassFailedException
 
 from edge_opt.dialects import nn, train
 from edge_opt.dialects.train import CHANNEL_AXIS_ATTR, CHANNELS_ATTR
+from edge_opt.ir.channels import restriction_of, set_restriction
 from edge_opt.ir.cost import flops
 from edge_opt.ir.report import build_report
 from edge_opt.ir.session import Session
-from edge_opt.passes.channels import restriction_of, set_restriction
 
 # --------------------------------------------------------------------------------------
 # Models and helpers

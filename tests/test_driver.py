@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from edge_opt.ir import model_io
-from edge_opt.ir.driver import main
 from edge_opt.ir.session import run
+from edge_opt.tools.driver import main
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "tiny_cnn.mlir"

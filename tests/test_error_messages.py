@@ -8,7 +8,7 @@ from pathlib import Path
 import onnx
 from onnx import TensorProto, helper
 
-from edge_opt.ir.driver import main
+from edge_opt.tools.driver import main
 
 INTEGER_MATMUL = """\
 func.func @forward(%x: tensor<2x2xi32>, %w: tensor<2x2xi32>) -> tensor<2x2xi32> {

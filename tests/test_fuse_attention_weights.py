@@ -37,22 +37,22 @@ from xdsl.ir import Block, Operation, Region, SSAValue
 from xdsl.utils.exceptions import PassFailedException
 
 from edge_opt.dialects import nn
+from edge_opt.frontends.onnx import import_onnx
 from edge_opt.ir import model_io
+from edge_opt.ir.context import make_context
 from edge_opt.ir.cost import flops, numel
-from edge_opt.ir.driver import main
-from edge_opt.ir.dtypes import to_dense
-from edge_opt.ir.onnx_import import import_onnx
-from edge_opt.ir.pipelines import expand, parse_pipeline
 from edge_opt.ir.report import build_report, format_report
 from edge_opt.ir.session import Session, get_function
-from edge_opt.ir.testing import assert_pass_preserves_semantics, random_models
-from edge_opt.ir.universe import make_context
 from edge_opt.passes.fuse_attention_weights import (
     FuseAttentionWeightsPass,
     attention_fusion_cost,
     fusion_cost,
 )
 from edge_opt.passes.lower_attention import lower
+from edge_opt.passes.registry import expand, parse_pipeline
+from edge_opt.support.dtypes import to_dense
+from edge_opt.testing import assert_pass_preserves_semantics, random_models
+from edge_opt.tools.driver import main
 
 PROPERTY = settings(
     max_examples=40,

@@ -28,13 +28,13 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from edge_opt.ir.driver import main
-from edge_opt.ir.errors import ModelFileError, UserError
+from edge_opt.frontends.onnx import import_onnx, import_onnx_with_summary
+from edge_opt.ir.context import make_context
 from edge_opt.ir.model_io import load_model, read_npz
-from edge_opt.ir.onnx_import import import_onnx, import_onnx_with_summary
-from edge_opt.ir.pipelines import expand, parse_pipeline
 from edge_opt.ir.session import Session, get_function, input_names, params_of, run
-from edge_opt.ir.universe import make_context
+from edge_opt.passes.registry import expand, parse_pipeline
+from edge_opt.support.errors import ModelFileError, UserError
+from edge_opt.tools.driver import main
 
 ort.set_default_logger_severity(3)
 

@@ -37,18 +37,19 @@ from xdsl.utils.exceptions import PassFailedException
 
 from edge_opt.dialects import nn, train
 from edge_opt.dialects.train import is_optimizer_state
+from edge_opt.frontends.onnx import import_onnx
 from edge_opt.ir import model_io
-from edge_opt.ir.driver import main
-from edge_opt.ir.dtypes import to_dense, to_numpy
-from edge_opt.ir.onnx_import import import_onnx
-from edge_opt.ir.pipelines import TrainLoraPipeline, expand, parse_pipeline
+from edge_opt.ir.context import make_context
+from edge_opt.ir.lora import find_adapters, is_adapter
 from edge_opt.ir.report import build_report
 from edge_opt.ir.session import Session
-from edge_opt.ir.testing import assert_pass_preserves_semantics, random_models
-from edge_opt.ir.universe import make_context
 from edge_opt.passes.insert_lora import InsertLoraPass
-from edge_opt.passes.lora import find_adapters, is_adapter
 from edge_opt.passes.merge_lora import merge_lora
+from edge_opt.passes.pipelines import TrainLoraPipeline
+from edge_opt.passes.registry import expand, parse_pipeline
+from edge_opt.support.dtypes import to_dense, to_numpy
+from edge_opt.testing import assert_pass_preserves_semantics, random_models
+from edge_opt.tools.driver import main
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "tiny_cnn.mlir"
@@ -641,7 +642,7 @@ def test_lora_training_step_in_c_matches_the_interpreter(tmp_path: Path):
 def test_train_lora_is_listed_with_its_options():
     import io
 
-    from edge_opt.ir.driver import print_pipelines
+    from edge_opt.tools.driver import print_pipelines
 
     listing = io.StringIO()
     print_pipelines(listing)

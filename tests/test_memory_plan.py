@@ -1,4 +1,4 @@
-"""The pure memory planner (`edge_opt.ir.memory_plan`), checked against oracles written
+"""The pure memory planner (`edge_opt.support.memory_plan`), checked against oracles written
 here: a per-time-step sum for `lower_bound`, and for tiny problems a brute-force search
 over every aligned offset assignment for the optimum peak.
 
@@ -18,8 +18,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_opt.ir import memory_plan
-from edge_opt.ir.memory_plan import (
+from edge_opt.support import memory_plan
+from edge_opt.support.memory_plan import (
     EXHAUSTIVE_LIMIT,
     Buffer,
     Plan,

@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
+from c_project import assert_c_matches_interpreter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
-from c_project import assert_c_matches_interpreter
 from edge_opt.backends.c.emitter import (
     c_identifier,
     is_reserved,
@@ -32,11 +32,11 @@ from edge_opt.backends.c.emitter import (
     unique_identifiers,
 )
 from edge_opt.backends.c.project import dump_file_names
-from edge_opt.ir.driver import main
+from edge_opt.ir.context import make_context
 from edge_opt.ir.model_io import load_model, parse_module, read_npz
-from edge_opt.ir.pipelines import expand, parse_pipeline
 from edge_opt.ir.session import get_function, input_names, params_of
-from edge_opt.ir.universe import make_context
+from edge_opt.passes.registry import expand, parse_pipeline
+from edge_opt.tools.driver import main
 
 ort.set_default_logger_severity(3)
 

@@ -44,9 +44,9 @@ from xdsl.ir import Attribute, Block, Operation, Region
 from xdsl.utils.exceptions import VerifyException
 
 from edge_opt.dialects import nn
-from edge_opt.ir.dtypes import tensor_type, to_dense
 from edge_opt.ir.interpreters import make_interpreter
 from edge_opt.ir.session import run
+from edge_opt.support.dtypes import tensor_type, to_dense
 
 SETTINGS = settings(max_examples=50, deadline=None)
 FEW = settings(max_examples=25, deadline=None)

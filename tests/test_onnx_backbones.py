@@ -37,12 +37,19 @@ import torch
 import torch.nn.functional as F
 from c_project import assert_c_matches_interpreter
 from test_onnx_import import ort_run, relative_error
-from torch_models import EEGNet, MobileNetV2, MobileNetV3Small, NormPadNet, ViT, randomize
+from torch_models import (
+    EEGNet,
+    MobileNetV2,
+    MobileNetV3Small,
+    NormPadNet,
+    ViT,
+    randomize,
+)
 
-from edge_opt.ir.onnx_import import import_onnx
-from edge_opt.ir.pipelines import expand, parse_pipeline
+from edge_opt.frontends.onnx import import_onnx
+from edge_opt.ir.context import make_context
 from edge_opt.ir.session import Session, run
-from edge_opt.ir.universe import make_context
+from edge_opt.passes.registry import expand, parse_pipeline
 
 FORWARD_TOL = 1e-4
 """Forward output against onnxruntime, relative to its max-abs (measured worst: 4e-6,

@@ -1,4 +1,4 @@
-"""The ONNX importer (`edge_opt.ir.onnx_import`), checked against onnxruntime.
+"""The ONNX importer (`edge_opt.frontends.onnx`), checked against onnxruntime.
 
 - the real models in ../shared/models/deeploy: import, interpret, compare with
   onnxruntime and with the published outputs; print, re-parse, compare again;
@@ -22,15 +22,15 @@ from onnx import TensorProto, helper, numpy_helper
 from xdsl.dialects.builtin import f32
 
 from edge_opt.dialects import nn
-from edge_opt.ir.errors import ModelFileError, UserError
-from edge_opt.ir.model_io import load_model, print_module, save_model
-from edge_opt.ir.onnx_import import (
+from edge_opt.frontends.onnx import (
     UnsupportedOnnxError,
     import_onnx,
     sanitize_name,
     value_hint,
 )
+from edge_opt.ir.model_io import load_model, print_module, save_model
 from edge_opt.ir.session import get_function, input_names, output_names, params_of, run
+from edge_opt.support.errors import ModelFileError, UserError
 
 ort.set_default_logger_severity(3)
 

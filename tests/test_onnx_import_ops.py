@@ -21,7 +21,12 @@ from test_onnx_import import (
     random_inputs,
 )
 
-from edge_opt.ir.onnx_import import MAX_OPSET, MIN_OPSET, UnsupportedOnnxError, import_onnx
+from edge_opt.frontends.onnx import (
+    MAX_OPSET,
+    MIN_OPSET,
+    UnsupportedOnnxError,
+    import_onnx,
+)
 from edge_opt.ir.session import params_of, run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -358,7 +363,7 @@ def test_opset_beyond_the_range_is_rejected():
 
 def test_documented_opset_range_is_the_code_s():
     """The user guide and the importer's docstring state the range the code accepts."""
-    import edge_opt.ir.onnx_import as package
+    import edge_opt.frontends.onnx as package
 
     stated = f"opsets {MIN_OPSET}-{MAX_OPSET}"
     assert stated in (ROOT / "docs" / "user-guide.md").read_text()

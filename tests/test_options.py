@@ -8,9 +8,9 @@ from typing import get_type_hints
 
 import pytest
 
-from edge_opt.ir.errors import UserError
-from edge_opt.ir.pipelines import available_passes, parse_pipeline
 from edge_opt.passes.options import OPTION_RULES, EdgeOptPass
+from edge_opt.passes.registry import available_passes, parse_pipeline
+from edge_opt.support.errors import UserError
 
 EDGE_OPT_PASSES = {
     name: factory()

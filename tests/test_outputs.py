@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from edge_opt.ir import model_io
-from edge_opt.ir.driver import main
+from edge_opt.tools.driver import main
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "tiny_cnn.mlir"
@@ -197,8 +197,8 @@ def test_labels_outside_the_classes_are_a_clean_error(workdir: Path, capsys, lab
 def test_the_interpreter_checks_labels_it_computes(capsys):
     """Labels that are not a function input (e.g. computed) are checked by the
     cross-entropy itself."""
-    from edge_opt.ir import train_numerics
-    from edge_opt.ir.errors import InputError
+    from edge_opt.support import train_numerics
+    from edge_opt.support.errors import InputError
 
     with pytest.raises(InputError, match=r"labels\[1\] = -3 is not a class label"):
         train_numerics.cross_entropy(np.zeros((2, 4), np.float32), np.array([0, -3]), "mean")

@@ -1,4 +1,4 @@
-"""Property tests of the pass-equivalence harness (`edge_opt.ir.testing`).
+"""Property tests of the pass-equivalence harness (`edge_opt.testing`).
 
 The random models verify, round-trip through both text forms bit for bit, cover every op
 of the `nn` dialect and honour the strategy's options; the upstream clean-up passes keep
@@ -38,10 +38,10 @@ from xdsl.transforms.common_subexpression_elimination import (
 from xdsl.transforms.dead_code_elimination import DeadCodeElimination
 
 from edge_opt.dialects import nn
-from edge_opt.ir.dtypes import to_dense, to_numpy
 from edge_opt.ir.model_io import parse_module, print_module
 from edge_opt.ir.session import Session, get_function, run
-from edge_opt.ir.testing import (
+from edge_opt.support.dtypes import to_dense, to_numpy
+from edge_opt.testing import (
     ALL_OPS,
     RandomModel,
     assert_pass_preserves_semantics,

@@ -16,14 +16,14 @@ from xdsl.dialects.builtin import ModuleOp, TensorType, f32
 from xdsl.ir import Block
 
 from edge_opt.dialects import nn, train
+from edge_opt.frontends.onnx import import_onnx
 from edge_opt.ir import model_io
+from edge_opt.ir.context import make_context
 from edge_opt.ir.cost import FLOPS, flops
-from edge_opt.ir.driver import main
-from edge_opt.ir.onnx_import import import_onnx
-from edge_opt.ir.pipelines import expand, parse_pipeline
 from edge_opt.ir.report import build_report
 from edge_opt.ir.session import Session
-from edge_opt.ir.universe import make_context
+from edge_opt.passes.registry import expand, parse_pipeline
+from edge_opt.tools.driver import main
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "tiny_cnn.mlir"

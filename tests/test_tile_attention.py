@@ -33,13 +33,13 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.utils.exceptions import PassFailedException
 
 from edge_opt.dialects import kernel, nn, train
-from edge_opt.ir.errors import UserError
 from edge_opt.ir.liveness import allocations
 from edge_opt.ir.memory_report import memory_figures
 from edge_opt.ir.session import get_function
-from edge_opt.ir.testing import RandomModel, assert_pass_preserves_semantics, random_models
-from edge_opt.ir.testing.models import self_attention_layer
 from edge_opt.passes.tile_attention_depth_first import TileAttentionDepthFirstPass
+from edge_opt.support.errors import UserError
+from edge_opt.testing import RandomModel, assert_pass_preserves_semantics, random_models
+from edge_opt.testing.models import self_attention_layer
 
 PROPERTY = settings(
     max_examples=40,
@@ -253,8 +253,8 @@ def test_tiled_training_step_in_c(tmp_path):
 def test_cct2_training_step_tiled(shared_model):
     """CCT2 FT2 (imported, attention raised), `train-full` with and without
     `attention-rows=16`: the same SGD step (float32 rounding apart)."""
-    from edge_opt.ir.onnx_import import import_onnx
-    from edge_opt.ir.testing import random_inputs
+    from edge_opt.frontends.onnx import import_onnx
+    from edge_opt.testing import random_inputs
 
     module = import_onnx(shared_model("CCT_Train_CCT2_FT2") / "network_infer.onnx")
     rng = np.random.default_rng(0)

@@ -30,15 +30,6 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from xdsl.dialects import func
-from xdsl.dialects.builtin import ModuleOp, TensorType, f32
-from xdsl.ir import Attribute, Block, Operation, Region
-
-from edge_opt.dialects import nn, train
-from edge_opt.ir.dtypes import tensor_type
-from edge_opt.ir.interpreters import make_interpreter
-from edge_opt.ir.session import Session, run
-
 from test_nn_semantics import (  # the nn tests' strategies and oracle helpers
     ANY_DTYPES,
     DTYPES,
@@ -59,6 +50,14 @@ from test_nn_semantics import (  # the nn tests' strategies and oracle helpers
     shape_and_axis,
     slices,
 )
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ModuleOp, TensorType, f32
+from xdsl.ir import Attribute, Block, Operation, Region
+
+from edge_opt.dialects import nn, train
+from edge_opt.ir.interpreters import make_interpreter
+from edge_opt.ir.session import Session, run
+from edge_opt.support.dtypes import tensor_type
 
 SETTINGS = settings(max_examples=100, deadline=None)
 FEW = settings(max_examples=40, deadline=None)
@@ -475,7 +474,6 @@ MAX_POOL = ("kernel", "stride", "padding", "dilation", "ceil_mode")
 def _torch_max_pool2d(case, size: Sequence[int], return_indices: bool = False):
     """Our max-pool as torch ops: the asymmetric excess padded with -inf explicitly, a
     last ceil-mode window that starts in our end padding dropped."""
-
     def forward(x):
         padded, sym = _pre_pad(x, case["padding"], -math.inf)
         out = F.max_pool2d(
@@ -635,7 +633,6 @@ def test_avg_pool2d_grad(case, count_include_pad, dtype, seed):
 
 def _torch_slice(starts, ends, steps):
     """torch has no negative-step slicing: gather the indices `torch.arange` lists."""
-
     def forward(x):
         for axis, (start, end, step) in enumerate(zip(starts, ends, steps)):
             x = x.index_select(axis, torch.arange(start, end, step))

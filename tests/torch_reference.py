@@ -36,7 +36,7 @@ from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.ir import Operation, SSAValue
 
 from edge_opt.dialects import nn
-from edge_opt.ir.dtypes import to_numpy
+from edge_opt.support.dtypes import to_numpy
 
 Tensor = torch.Tensor
 Rule = Callable[..., Tensor]

@@ -23,7 +23,10 @@ from edge_opt.backends.c.emitter import EmitError
 from edge_opt.backends.c.project import TestData, write_project
 from edge_opt.dialects import train
 from edge_opt.dialects.kernel import MEMORY_ATTR
-from edge_opt.ir.dtypes import numpy_dtype
+from edge_opt.ir.session import Session, get_function, input_names
+from edge_opt.passes.bufferize import BufferizePass
+from edge_opt.passes.plan_memory import PlanMemoryPass
+from edge_opt.support.dtypes import numpy_dtype
 
 
 def tested_function(module: ModuleOp) -> str:
@@ -46,8 +49,6 @@ def _classes(function: func.FuncOp) -> int:
 def test_batch(module: ModuleOp, function: str, arrays: Mapping[str, np.ndarray] | None,
                seed: int = 0) -> dict[str, np.ndarray]:
     """The inputs of `@function`: from `arrays` by name, else drawn with `seed`."""
-    from edge_opt.ir.session import get_function, input_names
-
     fn = get_function(module, function)
     names = input_names(fn)
     if arrays is not None:
@@ -75,8 +76,6 @@ def lower(module: ModuleOp, target: str, weights: str) -> ModuleOp:
     """A planned, buffer-level copy of `module` (the module itself if it is one)."""
     if MEMORY_ATTR in module.attributes:
         return module
-    from edge_opt.passes.bufferize import BufferizePass
-    from edge_opt.passes.plan_memory import PlanMemoryPass
 
     lowered = module.clone()
     for p in (BufferizePass(weights=weights), PlanMemoryPass(target=target)):  # type: ignore[arg-type]
@@ -96,8 +95,6 @@ def emit_c_project(
 ) -> TestData:
     """Writes the C project of `module` to `directory` (see the module docstring) and
     returns the test data it embeds."""
-    from edge_opt.ir.session import Session
-
     if steps < 1:
         raise EmitError(f"the test needs at least one step, got {steps}")
     function = tested_function(module)

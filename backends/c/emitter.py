@@ -32,7 +32,8 @@ from xdsl.ir import Operation, SSAValue
 
 from edge_opt.dialects import kernel, nn
 from edge_opt.dialects.kernel import LEVEL_ATTR, MEMORY_ATTR, memory_level
-from edge_opt.ir.dtypes import numpy_dtype, to_numpy
+from edge_opt.ir.session import input_names, output_names
+from edge_opt.support.dtypes import numpy_dtype, to_numpy
 
 CTYPES = {
     np.dtype(np.float32): "float",
@@ -173,7 +174,6 @@ EMITTERS: dict[type[Operation], Emitter] = {}
 
 def emitter(*op_types: type[Operation]) -> Callable[[Emitter], Emitter]:
     """Registers the C form of kernel ops."""
-
     def register(f: Emitter) -> Emitter:
         for op_type in op_types:
             EMITTERS[op_type] = f
@@ -318,8 +318,6 @@ def public_name(function: func.FuncOp) -> str:
 def io_identifiers(function: func.FuncOp) -> tuple[list[str], list[str]]:
     """C names of a function's inputs and of its output pointers (`<name>_out`):
     the `nn.name`s as `unique_identifiers`, distinct from each other."""
-    from edge_opt.ir.session import input_names, output_names
-
     inputs = input_names(function)
     names = unique_identifiers([*inputs, *(f"{n}_out" for n in output_names(function))])
     return names[: len(inputs)], names[len(inputs) :]
@@ -597,18 +595,3 @@ def print_network_h(module: ModuleOp) -> str:
         lines.append("")
     lines.append("#endif /* EDGE_NETWORK_H */")
     return "\n".join(lines) + "\n"
-
-
-def emitters_missing() -> list[str]:
-    """Kernel ops without a C emitter (a convention test lists the gaps). Tensor ops
-    that `bufferize` lowers to primitive ops first (`nn.attention`) have no kernel op,
-    hence no emitter to miss."""
-    from edge_opt.backends.c import kernels  # noqa: F401  (registers the emitters)
-
-    return sorted(op.name for op in kernel.KERNEL_OPS if op not in EMITTERS)
-
-
-def emit_sources(module: ModuleOp) -> dict[str, str]:
-    from edge_opt.backends.c import kernels  # noqa: F401  (registers the emitters)
-
-    return {"network.h": print_network_h(module), "network.c": print_network_c(module)}

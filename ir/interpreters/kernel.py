@@ -21,8 +21,8 @@ from xdsl.interpreter import Interpreter, InterpreterFunctions, impl, register_i
 from xdsl.ir import Operation
 
 from edge_opt.dialects import kernel
-from edge_opt.ir.dtypes import numpy_dtype, to_numpy
 from edge_opt.ir.interpreters.nn import param_state
+from edge_opt.support.dtypes import numpy_dtype
 
 POISON_BYTE = 0xFF
 """Fill of unwritten memory: 0xFFFFFFFF is a NaN as float32 (and as float64)."""

@@ -1,5 +1,5 @@
 """Interpreter semantics of the `nn` dialect: one `@impl` per op, each a thin wrapper
-that reads the op's attributes and calls `edge_opt.ir.numerics`.
+that reads the op's attributes and calls `edge_opt.support.numerics`.
 
 Values are NumPy arrays. Parameter values come from the interpreter's parameter state
 (`ParamState`, set up by `edge_opt.ir.session`), falling back to the `nn.param`'s inline
@@ -17,8 +17,8 @@ from xdsl.interpreter import Interpreter, InterpreterFunctions, impl, register_i
 from xdsl.ir import Operation
 
 from edge_opt.dialects import nn
-from edge_opt.ir import numerics
-from edge_opt.ir.dtypes import numpy_dtype, to_numpy
+from edge_opt.support import numerics
+from edge_opt.support.dtypes import numpy_dtype, to_numpy
 
 
 class ParamState(dict[str, np.ndarray]):

@@ -1,5 +1,5 @@
 """Interpreter semantics of the `train` dialect: one `@impl` per op, each reading the
-op's attributes and calling `edge_opt.ir.train_numerics`. `train.store` writes the
+op's attributes and calling `edge_opt.support.train_numerics`. `train.store` writes the
 interpreter's parameter state (shared with `nn.load`)."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from xdsl.interpreter import Interpreter, InterpreterFunctions, impl, register_i
 from xdsl.ir import Operation
 
 from edge_opt.dialects import train
-from edge_opt.ir import train_numerics as tn
-from edge_opt.ir.dtypes import numpy_dtype
 from edge_opt.ir.interpreters.nn import param_state
+from edge_opt.support import train_numerics as tn
+from edge_opt.support.dtypes import numpy_dtype
 
 
 def _typed(op: Operation, values: tuple[Any, ...]) -> tuple[np.ndarray, ...]:
@@ -40,7 +40,6 @@ def _shape(op: Operation) -> tuple[int, ...]:
 
 def _grad(f: Callable[..., np.ndarray]):
     """An element-wise gradient op: `f(dy, saved)`."""
-
     def run(self: TrainFunctions, interpreter: Interpreter, op: Operation, args: tuple):
         return _typed(op, (f(*args),))
 

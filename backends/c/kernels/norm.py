@@ -15,7 +15,7 @@ from xdsl.ir import Operation, SSAValue
 
 from edge_opt.backends.c.emitter import EmitError, FunctionContext, emitter
 from edge_opt.dialects import kernel
-from edge_opt.ir import shapes
+from edge_opt.support import shapes
 
 INT32_MAX = 2**31 - 1
 

@@ -9,7 +9,7 @@ operands as (outer, axis, inner); `train.slice_grad` is a gather per output elem
 `nn.reduce_*` separates kept and reduced axes; `nn.pad` is the slice gradient of the
 crop that undoes it, with its value where the slice gradient writes 0. These kernels move elements by size
 (1, 2, 4 or 8 bytes), so every element type with a C type works; reductions are
-float32. Semantics: `edge_opt.ir.numerics` / `train_numerics` (slice, gather, scatter,
+float32. Semantics: `edge_opt.support.numerics` / `train_numerics` (slice, gather, scatter,
 slice_grad) and NumPy (transpose, concatenate, broadcast_to, sum, mean).
 """
 
@@ -24,8 +24,8 @@ from xdsl.ir import Operation, SSAValue
 
 from edge_opt.backends.c.emitter import EmitError, FunctionContext, c_literal, emitter
 from edge_opt.dialects import kernel
-from edge_opt.ir.dtypes import numpy_dtype
-from edge_opt.ir.shapes import normalize_axes, normalize_axis
+from edge_opt.support.dtypes import numpy_dtype
+from edge_opt.support.shapes import normalize_axes, normalize_axis
 
 MAX_RANK = 6
 """`EDGE_MAX_RANK`: the length of the shape and stride arrays of the parameter structs."""

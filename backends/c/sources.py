@@ -1,0 +1,21 @@
+"""The C sources of a planned module: `network.h` and `network.c`, every kernel op
+printed by its emitter (importing `edge_opt.backends.c.kernels` registers them all)."""
+
+from __future__ import annotations
+
+from xdsl.dialects.builtin import ModuleOp
+
+import edge_opt.backends.c.kernels  # noqa: F401  (registers the emitters)
+from edge_opt.backends.c.emitter import EMITTERS, print_network_c, print_network_h
+from edge_opt.dialects import kernel
+
+
+def emitters_missing() -> list[str]:
+    """Kernel ops without a C emitter (a convention test lists the gaps). Tensor ops
+    that are lowered to primitive ops before bufferization (`nn.attention`) have no
+    kernel op, hence no emitter to miss."""
+    return sorted(op.name for op in kernel.KERNEL_OPS if op not in EMITTERS)
+
+
+def emit_sources(module: ModuleOp) -> dict[str, str]:
+    return {"network.h": print_network_h(module), "network.c": print_network_c(module)}

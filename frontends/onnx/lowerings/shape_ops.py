@@ -1,0 +1,318 @@
+"""Lowerings of the ONNX shape ops (Reshape, Flatten, Transpose, Squeeze, Unsqueeze,
+Concat, Slice, Gather, Expand, Pad) and reductions (ReduceMean, ReduceSum)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import onnx
+from onnx.reference import ReferenceEvaluator
+from xdsl.ir import SSAValue
+
+from edge_opt.dialects import nn
+from edge_opt.frontends.onnx.errors import _Unsupported
+from edge_opt.frontends.onnx.lowerings.common import _int_list, _normalize, _scalar
+from edge_opt.frontends.onnx.registry import _lowering
+from edge_opt.frontends.onnx.values import _Const, _shape
+from edge_opt.ir.model_io import first_line
+from edge_opt.support import shapes
+from edge_opt.support.shapes import ShapeError
+
+if TYPE_CHECKING:
+    from edge_opt.frontends.onnx.importer import _Importer
+
+
+def _reshaped(self: _Importer, x: SSAValue, shape: Sequence[int]) -> SSAValue:
+    shape = tuple(int(d) for d in shape)
+    if any(d < 1 for d in shape):
+        raise _Unsupported(f"empty result shape {list(shape)}")
+    if shape == _shape(x):
+        return x
+    return self.emit(nn.ReshapeOp(x, shape))
+
+
+def _evaluated_shape(self: _Importer, node: onnx.NodeProto, ins) -> tuple[int, ...]:
+    """Output shape of a shape op, by the reference evaluator on a stand-in input
+    (keeps ONNX's rules for 0, -1 and allowzero in one place: the spec's code)."""
+    feeds = {}
+    for name, value in zip(node.input, ins):
+        if not name:
+            continue
+        if isinstance(value, _Const):
+            feeds[name] = value.array
+        else:
+            shape, dtype = self._shape_and_dtype(value)
+            feeds[name] = np.broadcast_to(np.zeros((), dtype), shape)
+    try:
+        (result,) = ReferenceEvaluator(node, opsets=self.opsets).run(None, feeds)[:1]
+    except Exception as e:
+        raise ShapeError(first_line(e)) from None
+    return tuple(np.shape(result))
+
+
+@_lowering("Reshape", ["allowzero"])
+def _reshape(self: _Importer, node, ins, attrs):
+    x = self.ssa(ins[0])
+    self.constant(ins[1], "shape")
+    return [_reshaped(self, x, _evaluated_shape(self, node, ins))]
+
+
+@_lowering("Flatten", ["axis"])
+def _flatten(self: _Importer, node, ins, attrs):
+    x = self.ssa(ins[0])
+    return [_reshaped(self, x, _evaluated_shape(self, node, ins))]
+
+
+@_lowering("Transpose", ["perm"])
+def _transpose(self: _Importer, node, ins, attrs):
+    x = self.ssa(ins[0])
+    rank = len(_shape(x))
+    perm = _int_list(attrs.get("perm", list(reversed(range(rank)))))
+    if perm == list(range(rank)):
+        return [x]
+    return [self.emit(nn.TransposeOp(x, perm))]
+
+
+def _axes(self: _Importer, ins, attrs, since: int, what: str) -> list[int] | None:
+    """`axes` from the attribute (opset < since) or the second input."""
+    if self.opset < since:
+        return _int_list(attrs["axes"]) if "axes" in attrs else None
+    if "axes" in attrs:
+        raise _Unsupported(f"axes attribute (an input since opset {since})")
+    value = ins[1]
+    return None if value is None else _int_list(self.constant(value, what))
+
+
+@_lowering("Squeeze", ["axes"])
+def _squeeze(self: _Importer, node, ins, attrs):
+    x = self.ssa(ins[0])
+    shape = _shape(x)
+    axes = _axes(self, ins, attrs, 13, "axes")
+    if axes is None:
+        axes = [i for i, d in enumerate(shape) if d == 1]
+    axes = sorted(shapes.normalize_axes(axes, len(shape)))
+    if not axes:
+        return [x]
+    return [self.emit(nn.SqueezeOp(x, axes))]
+
+
+@_lowering("Unsqueeze", ["axes"])
+def _unsqueeze(self: _Importer, node, ins, attrs):
+    x = self.ssa(ins[0])
+    axes = _axes(self, ins, attrs, 13, "axes")
+    if not axes:
+        raise _Unsupported("no axes")
+    axes = sorted(shapes.normalize_axes(axes, len(_shape(x)) + len(axes)))
+    return [self.emit(nn.UnsqueezeOp(x, axes))]
+
+
+@_lowering("Concat", ["axis"])
+def _concat(self: _Importer, node, ins, attrs):
+    values = [self.ssa(v) for v in ins if v is not None]
+    if "axis" not in attrs:
+        raise _Unsupported("no axis")
+    axis = _normalize(attrs["axis"], len(_shape(values[0])))
+    if len(values) == 1:
+        return [values[0]]
+    return [self.emit(nn.ConcatOp(values, axis))]
+
+
+@_lowering("Slice", ["starts", "ends", "axes"])
+def _slice(self: _Importer, node, ins, attrs):
+    x = self.ssa(ins[0])
+    shape = _shape(x)
+    rank = len(shape)
+    if self.opset < 10:
+        if "starts" not in attrs or "ends" not in attrs:
+            raise _Unsupported("no starts or ends")
+        starts, ends = _int_list(attrs["starts"]), _int_list(attrs["ends"])
+        axes = _int_list(attrs.get("axes", range(len(starts))))
+        steps = [1] * len(starts)
+    else:
+        if attrs:
+            raise _Unsupported("attributes (inputs since opset 10)")
+
+        def optional(index: int, what: str) -> list[int] | None:
+            value = ins[index]
+            return None if value is None else _int_list(self.constant(value, what))
+
+        starts = optional(1, "starts")
+        ends = optional(2, "ends")
+        if starts is None or ends is None:
+            raise _Unsupported("missing starts or ends")
+        axes = optional(3, "axes")
+        axes = list(range(len(starts))) if axes is None else axes
+        steps = optional(4, "steps") or [1] * len(starts)
+    if not len(starts) == len(ends) == len(axes) == len(steps):
+        raise ShapeError("starts, ends, axes and steps differ in length")
+    begin, end, step = [0] * rank, list(shape), [1] * rank
+    for axis, a, b, s in zip(shapes.normalize_axes(axes, rank), starts, ends, steps):
+        if s == 0:
+            raise ShapeError(f"step 0 on axis {axis}")
+        # ONNX Slice clamps exactly as Python's slice.indices does.
+        lo, hi, s = slice(a, b, s).indices(shape[axis])
+        if len(range(lo, hi, s)) == 0:
+            raise _Unsupported(f"empty slice on axis {axis}")
+        begin[axis], end[axis], step[axis] = lo, hi, s
+    if begin == [0] * rank and end == list(shape) and step == [1] * rank:
+        return [x]
+    return [self.emit(nn.SliceOp(x, begin, end, step))]
+
+
+@_lowering("Gather", ["axis"])
+def _gather(self: _Importer, node, ins, attrs):
+    """Constant indices only: `nn.gather` of the flattened indices (ONNX's negative ones
+    counted from the end), then a squeeze for a scalar index or a reshape to
+    `data.shape[:axis] + indices.shape + data.shape[axis + 1:]` for a multi-axis one."""
+    x = self.ssa(ins[0])
+    shape = _shape(x)
+    indices = np.asarray(self.constant(ins[1], "indices"))
+    if indices.dtype.kind not in "iu":
+        raise _Unsupported(f"indices of type {indices.dtype}")
+    axis = _normalize(attrs.get("axis", 0), len(shape))
+    if indices.size == 0:
+        raise _Unsupported("empty indices")
+    size = shape[axis]
+    flat = [int(i) for i in indices.reshape(-1)]
+    outside = [i for i in flat if not -size <= i < size]
+    if outside:
+        raise ShapeError(f"indices {outside} are outside [-{size}, {size}) (axis {axis})")
+    gathered = self.emit(nn.GatherOp(x, [i % size for i in flat], axis))
+    if indices.ndim == 0:
+        return [self.emit(nn.SqueezeOp(gathered, [axis]))]
+    return [
+        _reshaped(self, gathered, (*shape[:axis], *indices.shape, *shape[axis + 1 :]))
+    ]
+
+
+@_lowering("Expand")
+def _expand(self: _Importer, node, ins, attrs):
+    """`nn.broadcast_to` the bidirectional broadcast of the input and `shape`."""
+    x = self.ssa(ins[0])
+    shape = _int_list(self.constant(ins[1], "shape"))
+    target = shapes.broadcast(_shape(x), shape)
+    if target == _shape(x):
+        return [x]
+    return [self.emit(nn.BroadcastToOp(x, target))]
+
+
+_PAD_MODES = ("constant", "reflect", "edge", "wrap")
+
+
+def _pad_arguments(self: _Importer, ins, attrs, rank: int) -> tuple[list[int], float]:
+    """ONNX `pads` over every axis (begins, then ends) and the constant value: from
+    attributes before opset 11, from inputs since (with `axes` since opset 18)."""
+    if self.opset < 11:
+        if "pads" not in attrs:
+            raise _Unsupported("no pads")
+        return _int_list(attrs["pads"]), float(attrs.get("value", 0.0))
+    if "pads" in attrs or "value" in attrs:
+        raise _Unsupported("pads or value attribute (inputs since opset 11)")
+    pads = _int_list(self.constant(ins[1], "pads"))
+    value = _scalar(self, ins[2], "constant_value") or 0.0
+    if ins[3] is None:
+        return pads, value
+    axes = shapes.normalize_axes(_int_list(self.constant(ins[3], "axes")), rank)
+    if len(pads) != 2 * len(axes):
+        raise ShapeError(f"{len(pads)} pads for {len(axes)} axes")
+    full = [0] * (2 * rank)
+    for i, axis in enumerate(axes):
+        full[axis], full[rank + axis] = pads[i], pads[len(axes) + i]
+    return full, value
+
+
+@_lowering("Pad", ["mode", "pads", "value"])
+def _pad(self: _Importer, node, ins, attrs):
+    """Negative pads crop first (`nn.slice`); then constant padding is `nn.pad`, and
+    reflect, edge and wrap padding are, axis by axis, a concatenation of the input
+    with slices of it (reversed for reflect, broadcast for edge), as NumPy pads."""
+    x = self.ssa(ins[0])
+    rank = len(_shape(x))
+    mode = attrs.get("mode", "constant")
+    if mode not in _PAD_MODES:
+        raise _Unsupported(f"mode={mode} (supported: {', '.join(_PAD_MODES)})")
+    pads, value = _pad_arguments(self, ins, attrs, rank)
+    if len(pads) != 2 * rank:
+        raise ShapeError(f"{len(pads)} pads for a rank-{rank} input")
+    if any(p < 0 for p in pads):
+        shape = _shape(x)
+        starts = [max(-p, 0) for p in pads[:rank]]
+        ends = [d - max(-p, 0) for d, p in zip(shape, pads[rank:])]
+        if any(e <= s for s, e in zip(starts, ends)):
+            raise _Unsupported(f"pads {pads} crop the input {list(shape)} to nothing")
+        x = self.emit(nn.SliceOp(x, starts, ends))
+        pads = [max(p, 0) for p in pads]
+    if not any(pads):
+        return [x]
+    if mode == "constant":
+        return [self.emit(nn.PadOp(x, pads, value))]
+    for axis in range(rank):
+        x = _pad_axis(self, x, axis, pads[axis], pads[rank + axis], mode)
+    return [x]
+
+
+def _pad_axis(
+    self: _Importer, x: SSAValue, axis: int, before: int, after: int, mode: str
+) -> SSAValue:
+    """`x` padded along one axis in a non-constant mode."""
+    if not before and not after:
+        return x
+    shape = _shape(x)
+    size = shape[axis]
+    limit = size - 1 if mode == "reflect" else (size if mode == "wrap" else None)
+    if limit is not None and max(before, after) > limit:
+        raise _Unsupported(
+            f"mode={mode} with padding {max(before, after)} > {limit} on axis {axis} "
+            f"(size {size})"
+        )
+
+    def part(start: int, end: int, step: int = 1) -> SSAValue:
+        starts, ends, steps = [0] * len(shape), list(shape), [1] * len(shape)
+        starts[axis], ends[axis], steps[axis] = start, end, step
+        return self.emit(nn.SliceOp(x, starts, ends, steps))
+
+    def edge(index: int, count: int) -> SSAValue:
+        target = list(shape)
+        target[axis] = count
+        return self.emit(nn.BroadcastToOp(part(index, index + 1), target))
+
+    pieces = []
+    if before:
+        pieces.append(
+            part(before, 0, -1) if mode == "reflect"
+            else edge(0, before) if mode == "edge"
+            else part(size - before, size)
+        )
+    pieces.append(x)
+    if after:
+        pieces.append(
+            part(size - 2, size - 2 - after, -1) if mode == "reflect"
+            else edge(size - 1, after) if mode == "edge"
+            else part(0, after)
+        )
+    return self.emit(nn.ConcatOp(pieces, axis))
+
+
+def _reduce_lowering(op: type[nn.ReduceMeanOp] | type[nn.ReduceSumOp], since: int):
+    def lower(self: _Importer, node, ins, attrs):
+        x = self.ssa(ins[0])
+        rank = len(_shape(x))
+        axes = _axes(self, ins, attrs, since, "axes")
+        if not axes:
+            if attrs.get("noop_with_empty_axes", 0) or rank == 0:
+                return [x]
+            axes = list(range(rank))
+        axes = sorted(shapes.normalize_axes(axes, rank))
+        return [self.emit(op(x, axes, bool(attrs.get("keepdims", 1))))]
+
+    return lower
+
+
+_lowering("ReduceMean", ["axes", "keepdims", "noop_with_empty_axes"])(
+    _reduce_lowering(nn.ReduceMeanOp, 18)
+)
+_lowering("ReduceSum", ["axes", "keepdims", "noop_with_empty_axes"])(
+    _reduce_lowering(nn.ReduceSumOp, 13)
+)

@@ -1,0 +1,163 @@
+"""The registry of passes: every edge-opt pass and named pipeline by name, and the
+parser of pipeline specs (`"pass-a{opt=1},pass-b"`).
+
+Keys are always the pass's own `name` (a convention test checks it). The driver, the
+`xdsl.universe` entry point and the property-test harness all read these tables.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+
+from xdsl.passes import ModulePass, PassPipeline
+from xdsl.transforms import get_all_passes
+from xdsl.utils.arg_spec import ArgSpec, PipelineLexer, SpecTokenKind
+from xdsl.utils.arg_spec import parse_pipeline as parse_arg_specs
+from xdsl.utils.exceptions import ArgSpecParseError
+
+from edge_opt.passes.autodiff import AutodiffPass
+from edge_opt.passes.bufferize import BufferizePass
+from edge_opt.passes.freeze import FreezePass
+from edge_opt.passes.fuse_attention_weights import FuseAttentionWeightsPass
+from edge_opt.passes.insert_lora import InsertLoraPass
+from edge_opt.passes.lower_attention import LowerAttentionPass
+from edge_opt.passes.merge_lora import MergeLoraPass
+from edge_opt.passes.pipelines import (
+    InferPipeline,
+    NamedPipeline,
+    TrainFullPipeline,
+    TrainLastPipeline,
+    TrainLoraPipeline,
+    TrainSparsePipeline,
+)
+from edge_opt.passes.plan_memory import PlanMemoryPass
+from edge_opt.passes.raise_attention import RaiseAttentionPass
+from edge_opt.passes.raise_layer_norm import RaiseLayerNormPass
+from edge_opt.passes.select_last_layers import SelectLastLayersPass
+from edge_opt.passes.sparse_update import SparseUpdatePass
+from edge_opt.passes.tile_attention_depth_first import TileAttentionDepthFirstPass
+from edge_opt.support.errors import UserError
+
+
+def _by_name(classes: Iterable[type[ModulePass]]) -> dict[str, Callable[[], type[ModulePass]]]:
+    return {cls.name: (lambda cls=cls: cls) for cls in classes}
+
+
+EDGE_OPT_PASSES: dict[str, Callable[[], type[ModulePass]]] = _by_name([
+    AutodiffPass,
+    BufferizePass,
+    FreezePass,
+    FuseAttentionWeightsPass,
+    InsertLoraPass,
+    MergeLoraPass,
+    LowerAttentionPass,
+    PlanMemoryPass,
+    RaiseAttentionPass,
+    RaiseLayerNormPass,
+    SelectLastLayersPass,
+    SparseUpdatePass,
+    TileAttentionDepthFirstPass,
+])
+"""Our passes by name."""
+
+PIPELINES: dict[str, Callable[[], type[ModulePass]]] = _by_name([
+    InferPipeline,
+    TrainFullPipeline,
+    TrainLastPipeline,
+    TrainSparsePipeline,
+    TrainLoraPipeline,
+])
+"""The named pipelines by name."""
+
+
+def available_passes() -> dict[str, Callable[[], type[ModulePass]]]:
+    """Every pass usable in `-p`: xDSL's, edge-opt's and the named pipelines."""
+    return {**get_all_passes(), **EDGE_OPT_PASSES, **PIPELINES}
+
+
+def parse_pipeline(
+    spec: str,
+    passes: dict[str, Callable[[], type[ModulePass]]] | None = None,
+) -> tuple[ModulePass, ...]:
+    """Parses `"pass-a{opt=1},pass-b"` into pass instances; a bad spec or option (an
+    unknown, repeated or out-of-range one) is a `UserError` naming it."""
+    registry = available_passes() if passes is None else passes
+    try:
+        _check_repeated_options(spec)
+        return PassPipeline.parse_spec(registry, _quote_exponents(spec)).passes
+    except ArgSpecParseError as e:
+        raise UserError(f"bad pipeline '{spec}': {e}") from None
+    except ValueError as e:
+        message = str(e)
+        if message.startswith("Unrecognized passes"):
+            message = _unrecognized(spec, registry, message)
+        raise UserError(f"bad pipeline '{spec}': {message}") from None
+
+
+def _unrecognized(
+    spec: str, registry: dict[str, Callable[[], type[ModulePass]]], message: str
+) -> str:
+    """xDSL's "Unrecognized passes" message, or, when the names are passes given where
+    only named pipelines are accepted (`--pipeline freeze`), what to write instead."""
+    names = [arg.name for arg in parse_spec_names(spec)]
+    unknown = [n for n in names if n not in registry]
+    if unknown and all(n in available_passes() for n in unknown):
+        listed = ", ".join(unknown)
+        return (
+            f"{listed} {'is a pass' if len(unknown) == 1 else 'are passes'}, not a "
+            f"named pipeline: give {'it' if len(unknown) == 1 else 'them'} with -p "
+            "(see --list-pipelines for the named pipelines)"
+        )
+    return message + " (see --list-passes and --list-pipelines)"
+
+
+def parse_spec_names(spec: str) -> list[ArgSpec]:
+    return list(parse_arg_specs(spec))
+
+
+_EXPONENT = re.compile(r"(?<=[=,])([-+]?[0-9]+(?:\.[0-9]*)?[eE][-+]?[0-9]+)(?=[\s},]|$)")
+
+
+def _quote_exponents(spec: str) -> str:
+    """xDSL's pass-spec lexer reads `1e-3` as a word and `-1e-3` as `-1` followed by a
+    word; quoted, both reach `EdgeOptPass.from_spec` as text, which reads floats."""
+    return _EXPONENT.sub(r'"\1"', spec)
+
+
+def _check_repeated_options(spec: str) -> None:
+    """xDSL keeps the last of `{lr=0.1 lr=0.2}` silently; a repeated option (also as
+    `budget-kib` and `budget_kib`) is an error here."""
+    lexer = PipelineLexer(spec)
+    pass_name, keys, depth, expect_key = "", set[str](), 0, False
+    while (token := lexer.lex()).kind is not SpecTokenKind.EOF:
+        kind = token.kind
+        if depth == 0 and kind is SpecTokenKind.IDENT:
+            pass_name = token.span.text
+        elif kind is SpecTokenKind.L_BRACE:
+            depth, keys, expect_key = depth + 1, set(), True
+        elif kind is SpecTokenKind.R_BRACE:
+            depth -= 1
+        elif depth and kind is SpecTokenKind.SPACE:
+            expect_key = True
+        elif depth and expect_key and kind is SpecTokenKind.IDENT:
+            key = token.span.text.replace("-", "_")
+            if key in keys:
+                raise ValueError(
+                    f"option '{token.span.text}' of '{pass_name}' is given more than once"
+                )
+            keys.add(key)
+            expect_key = False
+        else:
+            expect_key = False
+
+
+def expand(passes: Iterable[ModulePass]) -> tuple[ModulePass, ...]:
+    """Replaces named pipelines by the passes they run, recursively."""
+    result: list[ModulePass] = []
+    for p in passes:
+        if isinstance(p, NamedPipeline):
+            result.extend(expand(p.passes()))
+        else:
+            result.append(p)
+    return tuple(result)

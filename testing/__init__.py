@@ -1,0 +1,59 @@
+"""Property-test harness: random well-typed `nn` models, and a check that a pass keeps
+the meaning of a module.
+
+This is how edge-opt checks its passes (BRIEF section 5: "pass equivalence by
+interpretation"), and it is part of the package so that users fuzz their own passes the
+same way:
+
+    from hypothesis import given
+    from edge_opt.testing import assert_pass_preserves_semantics, random_models
+
+    @given(random_models(max_ops=6))
+    def test_my_pass(model):
+        assert_pass_preserves_semantics(MyPass(), model.module, model.inputs)
+
+`random_models` draws random DAGs over every op of the `nn` dialect with consistent
+shapes; `assert_pass_preserves_semantics` applies a pass (or pipeline) to a copy,
+verifies after every pass, interprets both modules on the same inputs and compares every
+output and the parameter state after the call.
+
+How the strategy works. It keeps a pool of the values built so far (function inputs
+and op results) and, for each op it draws, picks operands from the pool (by distance
+from the newest value, so a shrunk graph is a chain) and adapts them: a conv reshapes
+its operand into an NCHW tensor, a binary op resizes the other operand into a shape
+that broadcasts. Every op is evaluated as it is built (with the interpreter's own
+implementations), so the strategy knows the actual values and keeps them tame:
+operands larger than `_BOUND` pass through `tanh` first, `log`/`sqrt`/`pow`/`div` get
+positive or non-small operands (through `exp(tanh(x))` or `sigmoid(x) + 0.5` when
+needed), and normalisations get inputs whose normalised groups are not almost
+constant. Such glue ops (reshape, slice, concat, tanh, exp, sigmoid, add of a
+constant) appear even when `ops` does not list them. All numbers (inputs, parameter
+values, constants) come from NumPy generators seeded by drawn integers, one per
+tensor, so shrinking the structure keeps the other values.
+
+Code: `strategies` holds `random_models` and `RandomModel`, `generators` one generator
+per op (and `ALL_OPS`), `builder` the function body under construction that they share,
+and `equivalence` the check (`assert_pass_preserves_semantics`, `random_inputs`).
+"""
+
+from edge_opt.testing.builder import Trainable
+from edge_opt.testing.equivalence import (
+    DEFAULT_TOLERANCES,
+    PassOrPipeline,
+    assert_pass_preserves_semantics,
+    random_inputs,
+)
+from edge_opt.testing.generators import ALL_OPS
+from edge_opt.testing.strategies import DType, RandomModel, random_models
+
+__all__ = [
+    "ALL_OPS",
+    "DEFAULT_TOLERANCES",
+    "DType",
+    "PassOrPipeline",
+    "RandomModel",
+    "Trainable",
+    "assert_pass_preserves_semantics",
+    "random_inputs",
+    "random_models",
+]

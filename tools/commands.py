@@ -1,0 +1,364 @@
+"""The `edge-opt` subcommands: `import`, `run` and `report`.
+
+Each takes its own arguments and raises `UserError` (or an xDSL diagnostic) for anything
+the user can fix; `edge_opt.tools.driver.main` turns those into one error line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.passes import ModulePass
+from xdsl.utils.exceptions import VerifyException
+
+from edge_opt.frontends.onnx import import_onnx_with_summary
+from edge_opt.frontends.onnx.initializers import format_summary
+from edge_opt.ir import model_io
+from edge_opt.ir.context import make_context
+from edge_opt.ir.memory_report import (
+    MEMORY_ATTR,
+    draw_memory_map,
+    format_memory,
+    memory_figures,
+)
+from edge_opt.ir.report import build_report, format_comparison, format_report
+from edge_opt.ir.session import (
+    Session,
+    get_function,
+    input_names,
+    output_names,
+    params_of,
+)
+from edge_opt.passes.registry import PIPELINES, expand, parse_pipeline
+from edge_opt.support.errors import ModelFileError, UserError
+from edge_opt.support.targets import get_target
+
+PROG = "edge-opt"
+
+
+class _Stage(argparse.Action):
+    """Records `-p` and `--pipeline` values in `namespace.stages`, in command-line
+    order: `--pipeline train-full -p bufferize` trains, then bufferizes."""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[override]
+        stages = list(getattr(namespace, "stages", None) or [])
+        stages.append((self.dest, values))
+        namespace.stages = stages
+
+
+def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
+    """`-p PASSES` and `--pipeline NAME{options}`, both repeatable, applied in the order
+    given (see `stage_passes`)."""
+    parser.set_defaults(stages=[])
+    parser.add_argument(
+        "-p", "--passes", action=_Stage, metavar="PASSES",
+        help="comma-separated passes (see --list-passes); repeatable",
+    )
+    parser.add_argument(
+        "--pipeline", action=_Stage, metavar="NAME{options}",
+        help="a named pipeline (see --list-pipelines); repeatable. -p and --pipeline "
+        "apply in the order given",
+    )
+
+
+def stage_passes(
+    stages: Sequence[tuple[str, str]], passes: dict | None = None
+) -> list[ModulePass]:
+    """The passes of `-p`/`--pipeline` stages, in order; `--pipeline` accepts named
+    pipelines only, `-p` any pass (named pipelines included)."""
+    result: list[ModulePass] = []
+    for kind, spec in stages:
+        registry = dict(PIPELINES) if kind == "pipeline" else passes
+        result.extend(parse_pipeline(spec, registry))
+    return result
+
+
+def stages_spec(stages: Sequence[tuple[str, str]]) -> str | None:
+    """The stages as one pipeline spec (for reports), or None."""
+    specs = [spec for _, spec in stages if spec]
+    return ",".join(specs) if specs else None
+
+
+def apply_pipeline(module: ModuleOp, stages: Sequence[tuple[str, str]]) -> None:
+    """Applies the stages' passes, verifying after every pass."""
+    ctx = make_context()
+    for p in expand(stage_passes(stages)):
+        p.apply(ctx, module)
+        try:
+            module.verify()
+        except VerifyException as e:
+            raise VerifyException(
+                f"invalid IR after pass '{p.name}': {model_io.first_line(e)}"
+            ) from None
+
+
+# --------------------------------------------------------------------------------------
+# import
+# --------------------------------------------------------------------------------------
+
+
+def _import_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} import",
+        description="Convert an ONNX model to edge-opt MLIR (model.mlir + model.npz), "
+        "and say what each initializer became (trainable or frozen parameter, constant).",
+    )
+    parser.add_argument("model", help="the .onnx file")
+    parser.add_argument(
+        "-o", "--output", help="output .mlir (default: the model's name with .mlir)"
+    )
+    parser.add_argument(
+        "--input-shape",
+        action="append",
+        default=[],
+        metavar="NAME=D0,D1,...",
+        help="static shape for an input with symbolic dimensions",
+    )
+    shared = parser.add_mutually_exclusive_group()
+    shared.add_argument(
+        "--untie-shared", dest="untie", action="store_const", const="all",
+        default="merged",
+        help="give every layer its own copy of an initializer several layers read "
+        "(default: only the exporter's Identity merges are untied)",
+    )
+    shared.add_argument(
+        "--keep-shared", dest="untie", action="store_const", const="none",
+        help="keep every shared initializer one parameter, as in the file",
+    )
+    parser.add_argument(
+        "--trainable", metavar="REGEX",
+        help="initializers whose whole name matches train, whatever the rule decides",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="list every initializer's decision"
+    )
+    return parser
+
+
+def import_command(argv: Sequence[str]) -> None:
+    args = _import_parser().parse_args(argv)
+
+    shapes: dict[str, tuple[int, ...]] = {}
+    for item in args.input_shape:
+        name, _, dims = item.partition("=")
+        try:
+            shapes[name] = tuple(int(d) for d in dims.split(","))
+        except ValueError:
+            raise UserError(
+                f"--input-shape {item}: expected NAME=D0,D1,... with integer sizes"
+            ) from None
+    output = Path(args.output) if args.output else Path(args.model).with_suffix(".mlir")
+    if not Path(args.model).exists():
+        raise ModelFileError(f"{args.model}: no such file")
+    model_io.check_output(output, [args.model], model=True)
+    module, decisions = import_onnx_with_summary(
+        args.model, input_shapes=shapes or None, untie=args.untie,
+        trainable=args.trainable,
+    )
+    sidecar = model_io.save_model(module, output)
+    params = params_of(module)
+    count = sum(p.type.element_count() for p in params.values())
+    print(
+        f"wrote {output}"
+        + (f" and {sidecar}" if sidecar else "")
+        + f" ({len(params)} parameters, {count:,} values)"
+    )
+    sys.stdout.write(format_summary(decisions, args.verbose))
+    for message in decisions.warnings:
+        print(f"{PROG}: warning: {message}", file=sys.stderr)
+
+
+# --------------------------------------------------------------------------------------
+# run
+# --------------------------------------------------------------------------------------
+
+
+def run_command(argv: Sequence[str]) -> None:
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} run",
+        description="Interpret a function of a model on arrays from an .npz file, "
+        "optionally after a pipeline and for several steps (training).",
+    )
+    parser.add_argument("model", help="the .mlir file (its .npz is read too)")
+    parser.add_argument(
+        "--input",
+        metavar="NPZ",
+        help="arrays named like the function's inputs; others are ignored",
+    )
+    parser.add_argument("--function", default="forward", help="default: forward")
+    parser.add_argument(
+        "--params", metavar="NPZ", help="parameter values (default: the model's .npz)"
+    )
+    add_pipeline_arguments(parser)
+    parser.add_argument(
+        "--steps", type=int, default=1, help="run the function this many times (the "
+        "parameter state carries over: training steps)"
+    )
+    parser.add_argument(
+        "--save-params", metavar="NPZ", help="write every parameter afterwards"
+    )
+    parser.add_argument("-o", "--output", metavar="NPZ", help="write the last outputs")
+    args = parser.parse_args(argv)
+    if args.steps < 1:
+        raise UserError(f"--steps must be >= 1, got {args.steps}")
+    inputs = [args.model, args.params, args.input, model_io.sidecar_path(args.model)]
+    for option, path in (("-o", args.output), ("--save-params", args.save_params)):
+        if path is not None:
+            model_io.check_output(path, inputs, option, suffix=".npz")
+
+    module = model_io.load_model(args.model, args.params)
+    apply_pipeline(module, args.stages)
+    function = get_function(module, args.function)
+    arrays = model_io.read_npz(args.input) if args.input else {}
+    wanted = input_names(function)
+    unused = sorted(set(arrays) - set(wanted))
+    if unused:
+        print(f"note: @{args.function} does not take {', '.join(unused)}; ignored")
+    inputs = {k: v for k, v in arrays.items() if k in wanted}
+    session = Session(module)
+    names = output_names(function)
+    for step in range(1, args.steps + 1):
+        results = session.run(args.function, inputs)
+        scalars = all(r.ndim == 0 for r in results)
+        if args.steps > 1 or scalars:
+            described = (_scalar_or_shape(n, v) for n, v in zip(names, results))
+            print(f"step {step} " + " ".join(described))
+    if args.steps == 1 and not scalars:
+        for name, value in zip(names, results):
+            print(summary(name, value))
+    if args.output:
+        model_io.write_npz(args.output, dict(zip(names, results)))
+        print(f"wrote {args.output}")
+    if args.save_params:
+        model_io.write_npz(args.save_params, dict(session.params))
+        print(f"wrote {args.save_params} ({len(session.params)} parameters)")
+
+
+def _scalar_or_shape(name: str, value: np.ndarray) -> str:
+    if value.ndim == 0:
+        return f"{name} {float(value):.6g}"
+    return f"{name} {value.dtype}[{'x'.join(map(str, value.shape))}]"
+
+
+def summary(name: str, value: np.ndarray) -> str:
+    shape = "x".join(str(d) for d in value.shape) or "scalar"
+    text = f"{name}: {value.dtype}[{shape}]"
+    if value.size and np.issubdtype(value.dtype, np.number):
+        text += f" min {value.min():.6g} max {value.max():.6g} mean {value.mean():.6g}"
+    if value.size <= 16:
+        text += f" = {np.array2string(value.reshape(-1), precision=6, separator=', ')}"
+    return text
+
+
+# --------------------------------------------------------------------------------------
+# report
+# --------------------------------------------------------------------------------------
+
+
+def report_command(argv: Sequence[str]) -> None:
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} report",
+        description="Parameters, gradient and optimizer bytes, FLOPs and the planned "
+        "memory of a training strategy, per parameter and in total.",
+    )
+    parser.add_argument("model", help="the .mlir file (its .npz is read too)")
+    add_pipeline_arguments(parser)
+    parser.add_argument(
+        "--compare",
+        nargs="+",
+        metavar="PIPELINE",
+        help="report several pipelines side by side (each on a fresh copy)",
+    )
+    parser.add_argument("--json", action="store_true", help="JSON on stdout")
+    parser.add_argument(
+        "--target", default="host", help="target whose memory to plan for (default host)"
+    )
+    parser.add_argument(
+        "--weights", default="L2", choices=["L1", "L2", "L3"],
+        help="memory level of parameters and optimizer state (default L2)",
+    )
+    parser.add_argument(
+        "--memory-map", metavar="PNG", help="draw the memory plan of the training step"
+    )
+    args = parser.parse_args(argv)
+
+    target = get_target(args.target)
+    if args.memory_map:
+        model_io.check_output(args.memory_map, [args.model, model_io.sidecar_path(
+            args.model)], "--memory-map", suffix=".png")
+    module = model_io.load_model(args.model)
+    specs = args.compare or [None]
+    reports = []
+    for spec in specs:
+        copy = module.clone() if args.compare else module
+        stages = [("pipeline", spec)] if spec is not None else args.stages
+        apply_pipeline(copy, stages)
+        reports.append(
+            analyse(copy, spec or stages_spec(args.stages), target.name, args.weights,
+                    None if args.compare else args.memory_map)
+        )
+    print_reports(reports, args.json, compare=bool(args.compare))
+
+
+def analyse(module: ModuleOp, pipeline: str | None, target: str, weights: str,
+            memory_map: str | None = None):
+    """The report of a module after its pipeline, with the memory plan of a lowered
+    copy (and its picture when `memory_map` names a PNG)."""
+    report = build_report(module, pipeline)
+    planned = _planned(module, target, weights)
+    report.extra["memory"] = memory_figures(planned, get_target(target))
+    report.extra["target"] = target
+    if memory_map:
+        function = "train_step" if _has_function(planned, "train_step") else "forward"
+        draw_memory_map(planned, memory_map, function, _arena_level(planned))
+        print(f"wrote {memory_map}", file=sys.stderr)
+    return report
+
+
+def print_reports(reports: list, as_json: bool, compare: bool = False) -> None:
+    if as_json:
+        data = (
+            {r.pipeline: r.to_json() for r in reports} if compare else reports[0].to_json()
+        )
+        print(json.dumps(data, indent=2))
+    elif compare:
+        sys.stdout.write(format_comparison(reports))
+    else:
+        report = reports[0]
+        sys.stdout.write(format_report(report))
+        target = get_target(report.extra["target"])
+        sys.stdout.write("\n" + format_memory(report.extra["memory"], target))
+
+
+def _planned(module: ModuleOp, target: str, weights: str) -> ModuleOp:
+    """A copy of `module` at the buffer level with a memory plan (the module itself if
+    it is planned already)."""
+    if MEMORY_ATTR in module.attributes:
+        return module
+    planned = module.clone()
+    spec = f"bufferize{{weights={weights}}},plan-memory{{target={target} check=false}}"
+    apply_pipeline(planned, [("passes", spec)])
+    return planned
+
+
+def _has_function(module: ModuleOp, name: str) -> bool:
+    return any(isinstance(o, func.FuncOp) and o.sym_name.data == name for o in module.ops)
+
+
+def _arena_level(module: ModuleOp) -> str:
+    figures = memory_figures(module)
+    return max(figures, key=lambda level: figures[level]["peak_bytes"]) if figures else "L2"
+
+
+SUBCOMMANDS: dict[str, Callable[[Sequence[str]], None]] = {
+    "import": import_command,
+    "run": run_command,
+    "report": report_command,
+}
