@@ -5,7 +5,7 @@
 
 One multi-head self-attention layer (`edge_opt.testing.models.self_attention_layer`:
 one `nn.attention`, batch 1, (D, D) projections with biases; CCT2's MHSA is 64 tokens,
-dim 128, 2 heads), lowered to planned buffers (`bufferize,plan-memory`) for inference
+dim 128, 2 heads), lowered to planned buffers (`lower-attention,bufferize,plan-memory`) for inference
 (`@forward`) and for training (`autodiff{loss=mse}`, every weight trained, `@train_step`),
 untiled and tiled with each `rows`. Prints, in bytes (exact counts):
 
@@ -49,7 +49,7 @@ def measure(tokens: int, dim: int, heads: int, rows: int | None,
     spec = "" if rows is None else f"tile-attention-depth-first{{rows={rows}}},"
     spec += "autodiff{loss=mse}," if training else ""
     ctx = make_context()
-    for p in expand(parse_pipeline(spec + "bufferize,plan-memory")):
+    for p in expand(parse_pipeline(spec + "lower-attention,bufferize,plan-memory")):
         p.apply(ctx, module)
     level = memory_figures(module)["L2"]
     function = "train_step" if training else "forward"

@@ -60,7 +60,7 @@ def bounds(buffers: Sequence[Buffer]) -> tuple[int, int]:
 
 def step_buffers(module, spec: str, function: str = "train_step") -> list[Buffer]:
     ctx = make_context()
-    for p in expand(parse_pipeline(spec + ",bufferize")):
+    for p in expand(parse_pipeline(spec + ",lower-attention,bufferize")):
         p.apply(ctx, module)
     return [a.buffer for a in allocations(get_function(module, function)) if a.level == "L2"]
 

@@ -14,10 +14,9 @@ In place where legal:
   in place); otherwise it is copied there, after copying out the old value if it is
   still read later.
 
-The buffer level has no attention kernel: `nn.attention` is first rewritten into
-primitive ops by `lower-attention`'s patterns (`lower_attention`), so every pipeline
-reaches the buffer level (and C) with attention in the model; a training step's
-attention backward is already made of primitive ops.
+The buffer level has no attention kernel: an `nn.attention` must be rewritten into
+primitive ops by `lower-attention` first (the lowering stage does; `bufferize` refuses
+one, naming it). A training step's attention backward is already made of primitive ops.
 
 Options: `level` (memory level of activations and gradients, default `L2`), `weights`
 (level of parameters and optimizer state, default `L2`). Parameters record their level
@@ -40,7 +39,6 @@ from xdsl.utils.exceptions import PassFailedException
 
 from edge_opt.dialects import kernel, nn, train
 from edge_opt.dialects.kernel import LEVEL_ATTR, buffer_type
-from edge_opt.passes.lower_attention import lower_attention
 from edge_opt.passes.options import EdgeOptPass
 from edge_opt.support.hints import symbol_hint
 
@@ -59,7 +57,13 @@ class BufferizePass(EdgeOptPass):
     weights: Level = "L2"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        lower_attention(op)  # no attention kernel (see the module docstring)
+        for attention in op.walk():
+            if isinstance(attention, nn.AttentionOp):
+                named = f" %{attention.result.name_hint}" if attention.result.name_hint else ""
+                raise PassFailedException(
+                    f"bufferize: nn.attention{named} has no kernel; run lower-attention "
+                    "first (the lowering stage of --emit c and --report does)"
+                )
         params = {p.sym_name.data: p for p in op.ops if isinstance(p, nn.ParamOp)}
         for param in params.values():
             param.attributes[LEVEL_ATTR] = StringAttr(self.weights)

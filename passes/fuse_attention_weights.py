@@ -82,14 +82,14 @@ from xdsl.rewriter import Rewriter
 from xdsl.utils.exceptions import PassFailedException
 
 from edge_opt.dialects import nn
-from edge_opt.ir.interpreters.nn import NnFunctions
-from edge_opt.ir.report import ATTENTION_FUSION_ATTR
-from edge_opt.passes.lower_attention import (
+from edge_opt.ir.attention import (
     Emitter,
     merge_heads,
     scale_constant,
     split_heads,
 )
+from edge_opt.ir.interpreters.nn import NnFunctions
+from edge_opt.ir.report import ATTENTION_FUSION_ATTR
 from edge_opt.passes.options import EdgeOptPass
 from edge_opt.support.dtypes import numpy_dtype, to_dense, to_numpy
 

@@ -46,10 +46,11 @@ from xdsl.utils.exceptions import PassFailedException
 
 from edge_opt.dialects import kernel, nn, train
 from edge_opt.frontends.onnx import import_onnx
+from edge_opt.ir.attention import lower
 from edge_opt.ir.context import make_context
 from edge_opt.ir.cost import flops
 from edge_opt.ir.session import Session, get_function
-from edge_opt.passes.lower_attention import LowerAttentionPass, lower
+from edge_opt.passes.lower_attention import LowerAttentionPass
 from edge_opt.passes.raise_attention import RaiseAttentionPass
 from edge_opt.passes.registry import expand, parse_pipeline
 from edge_opt.support.dtypes import numpy_dtype, to_dense
@@ -531,18 +532,25 @@ def test_flops_are_those_of_the_lowered_ops():
         assert flops(op) == sum(flops(o) for o in ops)
 
 
-def test_bufferize_lowers_attention_first():
+def test_bufferize_needs_attention_lowered_first():
+    """The lowering is an explicit step: `bufferize` refuses an `nn.attention`, naming
+    it, and `lower-attention,bufferize` reaches the buffer level."""
     style = Style(bias="all", out_bias=True)
     module = apply("raise-attention", exporter_attention(style))
     assert count(module, nn.AttentionOp) == 1
-    planned = assert_pass_preserves_semantics("bufferize,plan-memory", module)
+    with pytest.raises(PassFailedException, match="bufferize: nn.attention.* has no "
+                       "kernel; run lower-attention first"):
+        apply("bufferize", module.clone())
+    planned = assert_pass_preserves_semantics(
+        "lower-attention,bufferize,plan-memory", module
+    )
     assert count(planned, nn.AttentionOp) == 0
     assert count(planned, kernel.SoftmaxKernelOp) == 1
 
 
 def test_training_step_with_attention_in_c(tmp_path):
-    """train-full raises the attention; `--emit c` (through `bufferize`, which lowers
-    it) computes the same three steps as the interpreter."""
+    """train-full raises the attention; `--emit c` (whose lowering stage runs
+    `lower-attention` before `bufferize`) computes the same three steps as the interpreter."""
     from c_project import assert_c_matches_interpreter
 
     style = Style(batch=2, tokens=4, features=6, heads=2, dk=3, dv=2, out=5, bias="all",

@@ -247,7 +247,7 @@ def test_planned_training_step_equals_tensor_level(
     tensor = train_or_reject(
         with_options(strategy, f"loss=mse {OPTIMIZERS[optimizer]}"), model.module
     )
-    planned = apply("bufferize,plan-memory", tensor)
+    planned = apply("lower-attention,bufferize,plan-memory", tensor)
     assert_valid_plan(planned)
     output = get_function(tensor, "forward").function_type.outputs.data[0]
     assert isinstance(output, TensorType)
@@ -263,7 +263,7 @@ def test_planned_training_step_equals_tensor_level(
 def test_planned_forward_equals_tensor_level(model: RandomModel, level: str):
     """Every op the strategy draws, also in models nothing trains."""
     planned = assert_pass_preserves_semantics(
-        f"bufferize{{level={level} weights=L3}},plan-memory", model.module,
+        f"lower-attention,bufferize{{level={level} weights=L3}},plan-memory", model.module,
         model.inputs, rtol=TIGHT[np.dtype(np.float32)][0],
         atol=TIGHT[np.dtype(np.float32)][1],
     )
@@ -281,7 +281,7 @@ def test_tiny_cnn_every_strategy_and_optimizer(strategy: str, optimizer: str):
     """The grid the property draws from, on a fixed model with cross-entropy."""
     module, (image, labels) = tiny_cnn()
     tensor = apply(with_options(strategy, OPTIMIZERS[optimizer]), module)
-    planned = apply("bufferize,plan-memory", tensor)
+    planned = apply("lower-attention,bufferize,plan-memory", tensor)
     assert_valid_plan(planned)
     assert assert_same_training(tensor, planned, [image, labels], [image])
 
@@ -289,7 +289,7 @@ def test_tiny_cnn_every_strategy_and_optimizer(strategy: str, optimizer: str):
 def test_weights_in_l3_and_activations_in_l1():
     module, (image, labels) = tiny_cnn()
     tensor = apply("train-full{optimizer=adam lr=0.01}", module)
-    planned = apply("bufferize{level=L1 weights=L3},plan-memory", tensor)
+    planned = apply("lower-attention,bufferize{level=L1 weights=L3},plan-memory", tensor)
     figures = memory_attr(planned)
     assert figures["L1"]["arena"] > 0 and figures["L1"]["persistent"] == 0
     assert figures["L3"]["arena"] == 0 and figures["L3"]["persistent"] > 0
@@ -305,7 +305,7 @@ def test_weights_in_l3_and_activations_in_l1():
 def planned_tiny_cnn() -> tuple[ModuleOp, ModuleOp, list[np.ndarray]]:
     module, args = tiny_cnn()
     tensor = apply("train-full{optimizer=adam lr=0.01}", module)
-    return tensor, apply("bufferize,plan-memory", tensor), args
+    return tensor, apply("lower-attention,bufferize,plan-memory", tensor), args
 
 
 def train_once(module: ModuleOp, args) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -417,7 +417,7 @@ def test_a_missing_write_shows():
     """Drop the kernel that computes the first convolution of tiny_cnn's forward: its
     buffer is never written, and the logits are NaN (planned or not)."""
     module, (image, _) = tiny_cnn()
-    bufferized = apply("bufferize", module)
+    bufferized = apply("lower-attention,bufferize", module)
     for spec in ("", "plan-memory"):
         broken = apply(spec, bufferized) if spec else bufferized.clone()
         conv = next(o for o in get_function(broken, "forward").walk()
@@ -519,7 +519,7 @@ def test_bufferize_keeps_values_that_are_read_later(text: str, function: str):
     in-place update, and a value stored to a parameter that is stored to again, were
     overwritten before their last read."""
     module = model_io.parse_module(text)
-    for spec in ("bufferize", "bufferize,plan-memory"):
+    for spec in ("lower-attention,bufferize", "lower-attention,bufferize,plan-memory"):
         planned = assert_pass_preserves_semantics(
             spec, module, function=function, rtol=0.0, atol=0.0
         )
@@ -528,7 +528,7 @@ def test_bufferize_keeps_values_that_are_read_later(text: str, function: str):
 
 def test_bufferize_writes_in_place_where_it_may():
     module, _ = tiny_cnn()
-    planned = apply("train-full,bufferize", module)
+    planned = apply("train-full,lower-attention,bufferize", module)
     step = get_function(planned, "train_step")
     kernels = [o for o in step.walk() if isinstance(o, kernel.KernelOp)]
     in_place = [o for o in kernels if set(o.outputs) & set(o.inputs)]
@@ -691,7 +691,7 @@ def test_every_tensor_op_has_a_kernel():
 # Determinism
 # --------------------------------------------------------------------------------------
 
-SPEC = "train-full{optimizer=adam lr=0.01},bufferize,plan-memory"
+SPEC = "train-full{optimizer=adam lr=0.01},lower-attention,bufferize,plan-memory"
 
 
 def test_planning_is_deterministic():
@@ -744,7 +744,7 @@ def cct2_training(folder: Path) -> tuple[ModuleOp, dict[str, np.ndarray], list]:
 def test_cct2_does_not_fit_gap9_with_weights_in_l2(shared_model):
     tensor, _, _ = cct2_training(shared_model(CCT2))
     with pytest.raises(PassFailedException) as info:
-        apply("bufferize,plan-memory{target=gap9}", tensor)
+        apply("lower-attention,bufferize,plan-memory{target=gap9}", tensor)
     message = str(info.value)
     match = re.search(r"L2 needs ([\d,]+) B but gap9 has 1,572,864 B \(over by ([\d,]+) B\); "
                       r"largest: parameters and optimizer state ([\d,]+) B", message)
@@ -753,7 +753,7 @@ def test_cct2_does_not_fit_gap9_with_weights_in_l2(shared_model):
     assert need - 1_572_864 == over > 0
     assert params > need / 2  # the parameters dominate
     assert "bufferize{weights=L3}" in message
-    planned = apply("bufferize{weights=L3},plan-memory{target=gap9}", tensor)
+    planned = apply("lower-attention,bufferize{weights=L3},plan-memory{target=gap9}", tensor)
     figures = memory_attr(planned)
     assert figures["L2"]["persistent"] == 0 and figures["L3"]["persistent"] == params
     assert figures["L2"]["arena"] + figures["L2"]["constants"] <= 1_572_864
@@ -768,7 +768,7 @@ def test_cct2_capacity_error_through_the_cli(shared_model, tmp_path: Path, capsy
         k.removesuffix("_updated") for k in np.load(folder / "outputs.npz").files
     ))
     spec = (f'raise-layer-norm,freeze{{trainable="{trainable}"}},autodiff{{lr=0.01}},'
-            "canonicalize,cse,dce,bufferize,plan-memory{target=gap9}")
+            "canonicalize,cse,dce,lower-attention,bufferize,plan-memory{target=gap9}")
     assert main([str(path), "-p", spec, "-o", str(tmp_path / "out.mlir")]) == 1
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
@@ -776,18 +776,18 @@ def test_cct2_capacity_error_through_the_cli(shared_model, tmp_path: Path, capsy
     assert lines[0].startswith("edge-opt: error: pass failed: plan-memory: L2 needs ")
     assert "over by" in lines[0] and "parameters and optimizer state" in lines[0]
     assert not (tmp_path / "out.mlir").exists()
-    fits = spec.replace("bufferize,", "bufferize{weights=L3},")
+    fits = spec.replace("lower-attention,bufferize,", "lower-attention,bufferize{weights=L3},")
     assert main([str(path), "-p", fits, "-o", str(tmp_path / "out.mlir")]) == 0
 
 
 @pytest.mark.slow
 def test_cct2_acceptance_figures(shared_model):
     tensor, targets, args = cct2_training(shared_model(CCT2))
-    planned = apply("bufferize,plan-memory", tensor)
+    planned = apply("lower-attention,bufferize,plan-memory", tensor)
     figures = memory_attr(planned)["L2"]
     arena, bound, naive = figures["arena"], figures["lower_bound"], figures["naive"]
     unraised = apply(
-        "bufferize,plan-memory",
+        "lower-attention,bufferize,plan-memory",
         apply(
             f'freeze{{trainable="{"|".join(sorted(targets))}"}},autodiff{{lr=0.01}},'
             "canonicalize,cse,dce",
@@ -836,7 +836,7 @@ def test_report_json_memory_figures(capsys):
     sizes += [params[n].type.element_count() * 4 for n in trained]
     assert l2["persistent_bytes"] == sum(align(s, 16) for s in sizes)
     # The same figures as planning by hand.
-    planned = apply("train-full{momentum=0.9},bufferize,plan-memory", module)
+    planned = apply("train-full{momentum=0.9},lower-attention,bufferize,plan-memory", module)
     assert memory_figures(planned)["L2"]["peak_bytes"] == l2["peak_bytes"]
 
 
@@ -854,7 +854,7 @@ def test_report_memory_map_is_a_png(tmp_path: Path, capsys):
 
 def test_memory_map_rectangles_match_the_plan():
     module, _ = tiny_cnn()
-    planned = apply("train-full,bufferize,plan-memory", module)
+    planned = apply("train-full,lower-attention,bufferize,plan-memory", module)
     rects, count = buffer_rectangles(planned, "train_step", "L2")
     arena = memory_figures(planned)["L2"]["peak_bytes"]
     live = [r for r in rects if r.kind in ("activation", "gradient")]

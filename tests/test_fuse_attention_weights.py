@@ -39,6 +39,7 @@ from xdsl.utils.exceptions import PassFailedException
 from edge_opt.dialects import nn
 from edge_opt.frontends.onnx import import_onnx
 from edge_opt.ir import model_io
+from edge_opt.ir.attention import lower
 from edge_opt.ir.context import make_context
 from edge_opt.ir.cost import flops, numel
 from edge_opt.ir.report import build_report, format_report
@@ -48,7 +49,6 @@ from edge_opt.passes.fuse_attention_weights import (
     attention_fusion_cost,
     fusion_cost,
 )
-from edge_opt.passes.lower_attention import lower
 from edge_opt.passes.registry import expand, parse_pipeline
 from edge_opt.support.dtypes import to_dense
 from edge_opt.testing import assert_pass_preserves_semantics, random_models

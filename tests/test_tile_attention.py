@@ -98,7 +98,7 @@ def test_tiled_training_step_equals_untiled(model: RandomModel, rows: int):
         return
     assert_same_training(dense, train_step(model.module, tile, model.inputs, labels), 1e-9)
     assert_pass_preserves_semantics(
-        "bufferize,plan-memory", apply(tile, model.module),
+        "lower-attention,bufferize,plan-memory", apply(tile, model.module),
         [*model.inputs.values(), labels], function="train_step",
     )
 
@@ -141,7 +141,7 @@ def test_no_attention_map_larger_than_a_block():
     grads = [op for op in function.walk() if isinstance(op, train.SoftmaxGradOp)]
     assert len(grads) == 9 and len(softmaxes) == 9  # recomputed per block
     assert count(function, nn.AttentionOp) == 1  # the forward keeps the op
-    planned = apply("bufferize,plan-memory", step)
+    planned = apply("lower-attention,bufferize,plan-memory", step)
     for name in ("forward", "train_step"):
         shapes = {
             tuple(op.operands[0].type.get_shape())
@@ -152,7 +152,7 @@ def test_no_attention_map_larger_than_a_block():
 
 
 def _planned(module: ModuleOp, spec: str) -> ModuleOp:
-    return apply(spec + "bufferize,plan-memory", module)
+    return apply(spec + "lower-attention,bufferize,plan-memory", module)
 
 
 def _largest_map_buffer(module: ModuleOp, function: str) -> int:

@@ -343,7 +343,8 @@ def _planned(module: ModuleOp, target: str, weights: str) -> ModuleOp:
     if MEMORY_ATTR in module.attributes:
         return module
     planned = module.clone()
-    spec = f"bufferize{{weights={weights}}},plan-memory{{target={target} check=false}}"
+    spec = (f"lower-attention,bufferize{{weights={weights}}},"
+            f"plan-memory{{target={target} check=false}}")
     apply_pipeline(planned, [("passes", spec)])
     return planned
 

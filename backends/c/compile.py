@@ -25,6 +25,7 @@ from edge_opt.dialects import train
 from edge_opt.dialects.kernel import MEMORY_ATTR
 from edge_opt.ir.session import Session, get_function, input_names
 from edge_opt.passes.bufferize import BufferizePass
+from edge_opt.passes.lower_attention import LowerAttentionPass
 from edge_opt.passes.plan_memory import PlanMemoryPass
 from edge_opt.support.dtypes import numpy_dtype
 
@@ -78,7 +79,9 @@ def lower(module: ModuleOp, target: str, weights: str) -> ModuleOp:
         return module
 
     lowered = module.clone()
-    for p in (BufferizePass(weights=weights), PlanMemoryPass(target=target)):  # type: ignore[arg-type]
+    stages = (LowerAttentionPass(), BufferizePass(weights=weights),
+              PlanMemoryPass(target=target))  # type: ignore[arg-type]
+    for p in stages:
         p.apply(Context(), lowered)
         lowered.verify()
     return lowered
