@@ -33,6 +33,7 @@ from xdsl.dialects.builtin import (
     DenseIntOrFPElementsAttr,
     IntegerAttr,
     MemRefType,
+    ModuleOp,
     StringAttr,
     SymbolRefAttr,
     TensorType,
@@ -75,6 +76,14 @@ OFFSET_ATTR = "kernel.offset"
 MEMORY_ATTR = "kernel.memory"
 """On the module: per level, the planned `arena`, `lower_bound`, `naive`, `persistent`
 and `constants` bytes (set by `plan-memory`)."""
+SOC_ATTR = "kernel.soc"
+"""On the module: the name of the SoC its memory is planned for (set by `plan-memory`)."""
+
+
+def planned_soc(module: ModuleOp) -> str | None:
+    """The SoC a planned module is planned for (its `kernel.soc`)."""
+    attr = module.attributes.get(SOC_ATTR)
+    return attr.data if isinstance(attr, StringAttr) else None
 
 
 def memory_level(type: Attribute) -> str:

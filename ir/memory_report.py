@@ -2,7 +2,7 @@
 
 `memory_figures` reads what `plan-memory` recorded (per level: planned arena peak, the
 lower bound, the naive no-reuse size, persistent and constant bytes) and compares it
-with a target's capacity. `draw_memory_map` draws one function's plan: each buffer a
+with a SoC's capacity. `draw_memory_map` draws one function's plan: each buffer a
 rectangle from its first to its last op (x) at its offset (y), coloured by kind, with the
 persistent region (parameters, optimizer state) above the arena and the peak marked.
 """
@@ -23,7 +23,7 @@ from edge_opt.ir.liveness import allocations
 from edge_opt.ir.model_io import atomic_write
 from edge_opt.support.dtypes import numpy_dtype
 from edge_opt.support.memory_plan import Buffer, lower_bound
-from edge_opt.support.targets import Target
+from edge_opt.support.socs import Soc
 
 KIND_COLOURS = {
     "weight": "#4c72b0",
@@ -33,9 +33,9 @@ KIND_COLOURS = {
 }
 
 
-def memory_figures(module: ModuleOp, target: Target | None = None) -> dict[str, dict[str, Any]]:
+def memory_figures(module: ModuleOp, soc: Soc | None = None) -> dict[str, dict[str, Any]]:
     """Per memory level: `peak_bytes`, `lower_bound_bytes`, `naive_bytes`,
-    `persistent_bytes`, `constants_bytes`, and with a target `capacity_bytes` and
+    `persistent_bytes`, `constants_bytes`, and with a SoC `capacity_bytes` and
     `fits`. Empty if the module is not planned."""
     plan = module.attributes.get(MEMORY_ATTR)
     if not isinstance(plan, DictionaryAttr):
@@ -51,8 +51,8 @@ def memory_figures(module: ModuleOp, target: Target | None = None) -> dict[str, 
             "persistent_bytes": raw["persistent"],
             "constants_bytes": raw["constants"],
         }
-        if target is not None:
-            capacity = target.memory.get(level, 0)
+        if soc is not None:
+            capacity = soc.memory.get(level, 0)
             total = raw["arena"] + raw["persistent"] + raw["constants"]
             entry["capacity_bytes"] = capacity
             entry["fits"] = total <= capacity
@@ -60,19 +60,19 @@ def memory_figures(module: ModuleOp, target: Target | None = None) -> dict[str, 
     return figures
 
 
-def format_memory(figures: dict[str, dict[str, Any]], target: Target | None) -> str:
+def format_memory(figures: dict[str, dict[str, Any]], soc: Soc | None) -> str:
     if not figures:
         return ""
-    lines = [f"memory{f' on {target.name}' if target else ''} (bytes)"]
+    lines = [f"memory{f' on {soc.name}' if soc else ''} (bytes)"]
     header = ["level", "arena peak", "lower bound", "naive", "persistent", "constants"]
-    if target is not None:
+    if soc is not None:
         header += ["capacity", "fits"]
     rows = [header]
     for level, f in sorted(figures.items()):
         row = [level] + [f"{f[k]:,}" for k in (
             "peak_bytes", "lower_bound_bytes", "naive_bytes", "persistent_bytes",
             "constants_bytes")]
-        if target is not None:
+        if soc is not None:
             row += [f"{f['capacity_bytes']:,}", "yes" if f["fits"] else "NO"]
         rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]

@@ -402,7 +402,7 @@ def _memory_rows(report: Report) -> list[tuple[str, str]]:
         rows.append((f"{level} lower bound B", _n(f["lower_bound_bytes"])))
         rows.append((f"{level} persistent B", _n(f["persistent_bytes"])))
         if "fits" in f:
-            rows.append((f"{level} fits {report.extra.get('target', '')}",
+            rows.append((f"{level} fits {report.extra.get('soc', '')}",
                          "yes" if f["fits"] else "NO"))
     return rows
 

@@ -13,11 +13,14 @@ end if the function returns it). Per memory level:
 
 The module records, in its `kernel.memory` attribute, per level: `arena` (planned peak),
 `lower_bound` (largest sum of simultaneously live bytes), `naive` (no reuse),
-`persistent` and `constants` bytes. A plan that does not fit the target's level is an
+`persistent` and `constants` bytes. A plan that does not fit the SoC's level is an
 error that says by how much and what dominates.
 
-Options: `target` (`host`, `gap9`, `siracusa`; default `host`), `alignment` (bytes,
-default 16), `check` (default true: fail if a level does not fit the target).
+The module also records the SoC it is planned for (`kernel.soc`), which the C backend
+reads (core count, memory sizes) and which a later `--soc` may not contradict.
+
+Options: `soc` (`host`, `gap9`, `siracusa`; default `host`), `alignment` (bytes,
+default 16), `check` (default true: fail if a level does not fit the SoC).
 """
 
 from __future__ import annotations
@@ -36,14 +39,20 @@ from xdsl.dialects.builtin import (
 from xdsl.utils.exceptions import PassFailedException
 
 from edge_opt.dialects import kernel, nn
-from edge_opt.dialects.kernel import LEVEL_ATTR, MEMORY_ATTR, OFFSET_ATTR, memory_level
+from edge_opt.dialects.kernel import (
+    LEVEL_ATTR,
+    MEMORY_ATTR,
+    OFFSET_ATTR,
+    SOC_ATTR,
+    memory_level,
+)
 from edge_opt.ir.liveness import Allocation, allocations, byte_size
 from edge_opt.passes.options import EdgeOptPass
 from edge_opt.support import memory_plan
 from edge_opt.support.dtypes import numpy_dtype
 from edge_opt.support.errors import UserError
 from edge_opt.support.memory_plan import Buffer
-from edge_opt.support.targets import get_target
+from edge_opt.support.socs import get_soc
 
 
 @dataclass(frozen=True)
@@ -52,13 +61,13 @@ class PlanMemoryPass(EdgeOptPass):
 
     name = "plan-memory"
 
-    target: str = "host"
+    soc: str = "host"
     alignment: int = 16
     check: bool = True
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         try:
-            target = get_target(self.target)
+            soc = get_soc(self.soc)
         except UserError as e:
             raise PassFailedException(f"plan-memory: {e}") from None
         functions = [f for f in op.ops if isinstance(f, func.FuncOp)]
@@ -82,8 +91,9 @@ class PlanMemoryPass(EdgeOptPass):
             level: DictionaryAttr({k: IntegerAttr(v, 64) for k, v in sorted(f.items())})
             for level, f in sorted(sizes.items())
         })
+        op.attributes[SOC_ATTR] = StringAttr(soc.name)
         if self.check:
-            check_capacity(op, sizes, target.name, target.memory)
+            check_capacity(op, sizes, soc.name, soc.memory)
 
     def _plan_persistent(self, module: ModuleOp, sizes: dict[str, dict[str, int]]) -> None:
         for param in module.ops:
@@ -130,14 +140,14 @@ class PlanMemoryPass(EdgeOptPass):
                 figures[key] = max(figures.get(key, 0), value)
 
 
-def check_capacity(module: ModuleOp, sizes: dict[str, dict[str, int]], target: str,
+def check_capacity(module: ModuleOp, sizes: dict[str, dict[str, int]], soc: str,
                    capacity: dict[str, int]) -> None:
-    """Raises `PassFailedException` if a level's plan exceeds the target's capacity."""
+    """Raises `PassFailedException` if a level's plan exceeds the SoC's capacity."""
     for level, f in sizes.items():
         need = f["arena"] + f["persistent"] + f["constants"]
         if level not in capacity:
             raise PassFailedException(
-                f"plan-memory: target {target} has no {level} memory (it has "
+                f"plan-memory: SoC {soc} has no {level} memory (it has "
                 f"{', '.join(capacity)}); choose other levels in bufferize"
             )
         if need <= capacity[level]:
@@ -152,10 +162,10 @@ def check_capacity(module: ModuleOp, sizes: dict[str, dict[str, int]], target: s
         hint = (
             "move parameters to L3 (bufferize{weights=L3})"
             if parts[0][0].startswith("parameters")
-            else "train fewer layers (train-last, train-sparse) or use a target with "
+            else "train fewer layers (train-last, train-sparse) or use a SoC with "
             "more memory"
         )
         raise PassFailedException(
-            f"plan-memory: {level} needs {need:,} B but {target} has {capacity[level]:,} B "
+            f"plan-memory: {level} needs {need:,} B but {soc} has {capacity[level]:,} B "
             f"(over by {need - capacity[level]:,} B); largest: {breakdown}; {hint}"
         )

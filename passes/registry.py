@@ -22,6 +22,7 @@ from edge_opt.passes.freeze import FreezePass
 from edge_opt.passes.fuse_attention_weights import FuseAttentionWeightsPass
 from edge_opt.passes.insert_lora import InsertLoraPass
 from edge_opt.passes.lower_attention import LowerAttentionPass
+from edge_opt.passes.lower_to_buffers import LowerToBuffersPipeline
 from edge_opt.passes.merge_lora import MergeLoraPass
 from edge_opt.passes.pipelines import (
     InferPipeline,
@@ -67,6 +68,7 @@ PIPELINES: dict[str, Callable[[], type[ModulePass]]] = _by_name([
     TrainLastPipeline,
     TrainSparsePipeline,
     TrainLoraPipeline,
+    LowerToBuffersPipeline,
 ])
 """The named pipelines by name."""
 

@@ -744,7 +744,7 @@ def cct2_training(folder: Path) -> tuple[ModuleOp, dict[str, np.ndarray], list]:
 def test_cct2_does_not_fit_gap9_with_weights_in_l2(shared_model):
     tensor, _, _ = cct2_training(shared_model(CCT2))
     with pytest.raises(PassFailedException) as info:
-        apply("lower-attention,bufferize,plan-memory{target=gap9}", tensor)
+        apply("lower-attention,bufferize,plan-memory{soc=gap9}", tensor)
     message = str(info.value)
     match = re.search(r"L2 needs ([\d,]+) B but gap9 has 1,572,864 B \(over by ([\d,]+) B\); "
                       r"largest: parameters and optimizer state ([\d,]+) B", message)
@@ -753,7 +753,7 @@ def test_cct2_does_not_fit_gap9_with_weights_in_l2(shared_model):
     assert need - 1_572_864 == over > 0
     assert params > need / 2  # the parameters dominate
     assert "bufferize{weights=L3}" in message
-    planned = apply("lower-attention,bufferize{weights=L3},plan-memory{target=gap9}", tensor)
+    planned = apply("lower-attention,bufferize{weights=L3},plan-memory{soc=gap9}", tensor)
     figures = memory_attr(planned)
     assert figures["L2"]["persistent"] == 0 and figures["L3"]["persistent"] == params
     assert figures["L2"]["arena"] + figures["L2"]["constants"] <= 1_572_864
@@ -768,7 +768,7 @@ def test_cct2_capacity_error_through_the_cli(shared_model, tmp_path: Path, capsy
         k.removesuffix("_updated") for k in np.load(folder / "outputs.npz").files
     ))
     spec = (f'raise-layer-norm,freeze{{trainable="{trainable}"}},autodiff{{lr=0.01}},'
-            "canonicalize,cse,dce,lower-attention,bufferize,plan-memory{target=gap9}")
+            "canonicalize,cse,dce,lower-attention,bufferize,plan-memory{soc=gap9}")
     assert main([str(path), "-p", spec, "-o", str(tmp_path / "out.mlir")]) == 1
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
@@ -820,10 +820,10 @@ def test_cct2_acceptance_figures(shared_model):
 
 def test_report_json_memory_figures(capsys):
     assert main(["report", str(EXAMPLE), "--pipeline", "train-full{momentum=0.9}",
-                 "--json", "--target", "gap9"]) == 0
+                 "--json", "--soc", "gap9"]) == 0
     data = json.loads(capsys.readouterr().out)
     l2 = data["memory"]["L2"]
-    assert data["target"] == "gap9"
+    assert data["soc"] == "gap9"
     for key in ("peak_bytes", "lower_bound_bytes", "naive_bytes", "persistent_bytes"):
         assert isinstance(l2[key], int) and l2[key] > 0, key
     assert l2["lower_bound_bytes"] <= l2["peak_bytes"] <= l2["naive_bytes"]
@@ -871,7 +871,7 @@ def test_memory_map_rectangles_match_the_plan():
 
 def test_report_compare_shows_memory_per_strategy(capsys):
     assert main(["report", str(EXAMPLE), "--compare", "train-full",
-                 "train-last{layers=1}", "--target", "gap9"]) == 0
+                 "train-last{layers=1}", "--soc", "gap9"]) == 0
     table = capsys.readouterr().out
     rows = {}
     for line in table.splitlines():

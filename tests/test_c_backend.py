@@ -180,7 +180,7 @@ def test_cct2_one_step_in_c_reproduces_the_fixture(fixture: str, shared_model, t
 
 def test_emit_c_errors_are_clean(tmp_path: Path, capsys):
     assert main([str(EXAMPLE), "--pipeline", "train-full", "--emit", "c"]) == 1
-    assert "--emit c writes a project directory" in capsys.readouterr().err
+    assert "(--emit c) writes a project directory: give it with -o DIR" in capsys.readouterr().err
     blocker = tmp_path / "a_file"
     blocker.write_text("not a directory")
     code = main([str(EXAMPLE), "--pipeline", "train-full", "--emit", "c", "-o",

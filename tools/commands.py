@@ -18,12 +18,12 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
 from xdsl.utils.exceptions import VerifyException
 
+from edge_opt.dialects.kernel import planned_soc
 from edge_opt.frontends.onnx import import_onnx_with_summary
 from edge_opt.frontends.onnx.initializers import format_summary
 from edge_opt.ir import model_io
 from edge_opt.ir.context import make_context
 from edge_opt.ir.memory_report import (
-    MEMORY_ATTR,
     draw_memory_map,
     format_memory,
     memory_figures,
@@ -36,9 +36,10 @@ from edge_opt.ir.session import (
     output_names,
     params_of,
 )
+from edge_opt.passes.lower_to_buffers import lower_to_buffers
 from edge_opt.passes.registry import PIPELINES, expand, parse_pipeline
 from edge_opt.support.errors import ModelFileError, UserError
-from edge_opt.support.targets import get_target
+from edge_opt.support.socs import get_soc, soc_names
 
 PROG = "edge-opt"
 
@@ -262,6 +263,21 @@ def summary(name: str, value: np.ndarray) -> str:
 # --------------------------------------------------------------------------------------
 
 
+def add_soc_arguments(parser: argparse.ArgumentParser, what: str = "") -> None:
+    """`--soc` and `--weights`: how a module that is not at the buffer level yet is
+    lowered (`lower-to-buffers{soc weights}`); with a planned module they may only
+    repeat its plan."""
+    parser.add_argument(
+        "--soc",
+        choices=soc_names(),
+        help=f"{what}the SoC whose memory to plan for (default host)",
+    )
+    parser.add_argument(
+        "--weights", choices=["L1", "L2", "L3"],
+        help=f"{what}memory level of parameters and optimizer state (default L2)",
+    )
+
+
 def report_command(argv: Sequence[str]) -> None:
     parser = argparse.ArgumentParser(
         prog=f"{PROG} report",
@@ -277,19 +293,14 @@ def report_command(argv: Sequence[str]) -> None:
         help="report several pipelines side by side (each on a fresh copy)",
     )
     parser.add_argument("--json", action="store_true", help="JSON on stdout")
-    parser.add_argument(
-        "--target", default="host", help="target whose memory to plan for (default host)"
-    )
-    parser.add_argument(
-        "--weights", default="L2", choices=["L1", "L2", "L3"],
-        help="memory level of parameters and optimizer state (default L2)",
-    )
+    add_soc_arguments(parser)
     parser.add_argument(
         "--memory-map", metavar="PNG", help="draw the memory plan of the training step"
     )
     args = parser.parse_args(argv)
 
-    target = get_target(args.target)
+    if args.soc is not None:
+        get_soc(args.soc)  # an unknown SoC is an error before any work
     if args.memory_map:
         model_io.check_output(args.memory_map, [args.model, model_io.sidecar_path(
             args.model)], "--memory-map", suffix=".png")
@@ -301,20 +312,22 @@ def report_command(argv: Sequence[str]) -> None:
         stages = [("pipeline", spec)] if spec is not None else args.stages
         apply_pipeline(copy, stages)
         reports.append(
-            analyse(copy, spec or stages_spec(args.stages), target.name, args.weights,
+            analyse(copy, spec or stages_spec(args.stages), args.soc, args.weights,
                     None if args.compare else args.memory_map)
         )
     print_reports(reports, args.json, compare=bool(args.compare))
 
 
-def analyse(module: ModuleOp, pipeline: str | None, target: str, weights: str,
+def analyse(module: ModuleOp, pipeline: str | None, soc: str | None, weights: str | None,
             memory_map: str | None = None):
     """The report of a module after its pipeline, with the memory plan of a lowered
-    copy (and its picture when `memory_map` names a PNG)."""
+    copy (`lower-to-buffers{soc weights check=false}`; the module itself if it is
+    planned already) and its picture when `memory_map` names a PNG."""
     report = build_report(module, pipeline)
-    planned = _planned(module, target, weights)
-    report.extra["memory"] = memory_figures(planned, get_target(target))
-    report.extra["target"] = target
+    planned = lower_to_buffers(module, soc, weights, check=False)
+    soc = planned_soc(planned) or "host"
+    report.extra["memory"] = memory_figures(planned, get_soc(soc))
+    report.extra["soc"] = soc
     if memory_map:
         function = "train_step" if _has_function(planned, "train_step") else "forward"
         draw_memory_map(planned, memory_map, function, _arena_level(planned))
@@ -333,20 +346,8 @@ def print_reports(reports: list, as_json: bool, compare: bool = False) -> None:
     else:
         report = reports[0]
         sys.stdout.write(format_report(report))
-        target = get_target(report.extra["target"])
-        sys.stdout.write("\n" + format_memory(report.extra["memory"], target))
-
-
-def _planned(module: ModuleOp, target: str, weights: str) -> ModuleOp:
-    """A copy of `module` at the buffer level with a memory plan (the module itself if
-    it is planned already)."""
-    if MEMORY_ATTR in module.attributes:
-        return module
-    planned = module.clone()
-    spec = (f"lower-attention,bufferize{{weights={weights}}},"
-            f"plan-memory{{target={target} check=false}}")
-    apply_pipeline(planned, [("passes", spec)])
-    return planned
+        soc = get_soc(report.extra["soc"])
+        sys.stdout.write("\n" + format_memory(report.extra["memory"], soc))
 
 
 def _has_function(module: ModuleOp, name: str) -> bool:

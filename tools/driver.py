@@ -31,6 +31,7 @@ import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.interpreter import InterpretationError
 from xdsl.passes import ModulePass, PassPipeline
+from xdsl.utils.arg_spec import parse_spec
 from xdsl.utils.exceptions import (
     ArgSpecParseError,
     DiagnosticException,
@@ -40,17 +41,19 @@ from xdsl.utils.exceptions import (
 )
 from xdsl.xdsl_opt_main import xDSLOptMain
 
-from edge_opt.backends.c.compile import emit_c_project
-from edge_opt.backends.c.emitter import EmitError
+from edge_opt.backends.c.target import CTarget
 from edge_opt.dialects import nn
+from edge_opt.dialects.kernel import MEMORY_ATTR
 from edge_opt.frontends.onnx import OnnxImportWarning, import_onnx
 from edge_opt.ir import model_io
 from edge_opt.ir.context import EDGE_OPT_DIALECTS
+from edge_opt.passes.lower_to_buffers import LowerToBuffersPipeline, check_plan
 from edge_opt.passes.registry import PIPELINES, available_passes, expand
 from edge_opt.support.errors import ModelFileError, UserError
 from edge_opt.tools.commands import (
     SUBCOMMANDS,
     add_pipeline_arguments,
+    add_soc_arguments,
     analyse,
     print_reports,
     stage_passes,
@@ -84,6 +87,10 @@ class EdgeOptMain(xDSLOptMain):
         for name, factory in available_passes().items():
             self.register_pass(name, factory)
 
+    def register_all_targets(self) -> None:
+        super().register_all_targets()
+        self.available_targets[CTarget.name] = lambda: CTarget
+
     def register_all_frontends(self) -> None:
         super().register_all_frontends()
 
@@ -114,32 +121,20 @@ class EdgeOptMain(xDSLOptMain):
         arg_parser.add_argument(
             "--emit",
             choices=["mlir", "c"],
-            default="mlir",
-            help="mlir (default): the IR; c: a C project in the -o directory",
+            help="mlir (default): the IR; c: a C project in the -o directory (the same "
+            "as -t c)",
         )
-        arg_parser.add_argument(
-            "--soc",
-            default="host",
-            help="with --emit c or --report: the SoC to plan memory for (host, gap9, "
-            "siracusa)",
-        )
-        arg_parser.add_argument(
-            "--weights",
-            default="L2",
-            choices=["L1", "L2", "L3"],
-            help="with --emit c or --report: memory level of parameters (default L2)",
-        )
+        add_soc_arguments(arg_parser, "with -t c or --report: ")
         arg_parser.add_argument(
             "--input",
             metavar="NPZ",
-            help="with --emit c: the batch the generated test runs (arrays named like "
+            help="with -t c: the batch the generated test runs (arrays named like "
             "the inputs, and labels); default a seeded random batch",
         )
         arg_parser.add_argument(
             "--steps",
             type=int,
-            default=3,
-            help="with --emit c: steps of the generated test (default 3)",
+            help="with -t c: steps of the generated test (default 3)",
         )
         arg_parser.add_argument(
             "--report",
@@ -250,7 +245,7 @@ class EdgeOptMain(xDSLOptMain):
         self.input_values = values
         model_io.attach_values(module, values, str(npz), sidecar=not self.args.params)
 
-    def _check_output(self) -> None:
+    def _check_output(self, emits_c: bool) -> None:
         """Refuses an output that would overwrite an input or cannot be written, before
         any work is done. Rewriting the input model in place (`-o` the input .mlir) is
         allowed: the user names it."""
@@ -258,7 +253,7 @@ class EdgeOptMain(xDSLOptMain):
             model_io.check_output(self.args.memory_map, [self.args.input_file],
                                   "--memory-map", suffix=".png")
         output = self.args.output_file
-        if output is None or self.args.emit == "c" or self.args.report:
+        if output is None or emits_c or self.args.report:
             return
         inputs = [self.args.params]
         in_place = self.args.input_file is not None and model_io.same_file(
@@ -268,6 +263,48 @@ class EdgeOptMain(xDSLOptMain):
             inputs += [self.args.input_file, model_io.sidecar_path(self.args.input_file)]
         model_io.check_output(output, inputs, model=self.args.target == "mlir")
 
+    def _c_target(self) -> CTarget | None:
+        """The C target of `-t c{...}` or `--emit c`, with `-o`, `--steps` and `--input`
+        as its options; None if the output is not C."""
+        spec = parse_spec(self.args.target)
+        if self.args.emit == "c" and spec.name not in ("mlir", "c"):
+            raise UserError(f"--emit c and -t {spec.name} ask for two outputs: give one")
+        if spec.name != "c" and self.args.emit != "c":
+            return None
+        try:
+            target = CTarget.from_spec(spec) if spec.name == "c" else CTarget()
+        except ValueError as e:
+            raise UserError(f"-t {self.args.target}: {e}") from None
+        flags = {"dir": self.args.output_file, "steps": self.args.steps,
+                 "input": self.args.input}
+        given = spec.parameters if spec.name == "c" else {}
+        for option, value in flags.items():
+            if value is None:
+                continue
+            if option in given and getattr(target, option) != value:
+                flag = "-o" if option == "dir" else f"--{option}"
+                raise UserError(f"{flag} {value} contradicts -t c{{{option}=...}}: give one")
+            target = CTarget(**{**vars(target), option: value})
+        if target.steps < 1:
+            raise UserError(f"the C test needs at least one step, got {target.steps}")
+        return target
+
+    def _check_flags(self, c_target: CTarget | None) -> None:
+        """A flag that cannot take effect is an error, never ignored."""
+        report = bool(self.args.report or self.args.memory_map)
+        rules = (
+            (("--steps", "--input"), c_target is not None, "-t c (--emit c)"),
+            (("--soc", "--weights"), c_target is not None or report,
+             "-t c (--emit c) or --report"),
+            (("--json",), report, "--report"),
+        )
+        for flags, applies, where in rules:
+            given = [f for f in flags if getattr(self.args, f[2:]) not in (None, False)]
+            if given and not applies:
+                verb, them = ("take", "them") if len(given) > 1 else ("takes", "it")
+                raise UserError(f"{' and '.join(given)} only {verb} effect with {where}: "
+                                f"drop {them} or add that output")
+
     def run(self) -> None:
         if self.args.list_pipelines:
             print_pipelines(sys.stdout)
@@ -276,13 +313,17 @@ class EdgeOptMain(xDSLOptMain):
             for name in sorted(self.available_passes):
                 print(name)
             return
-        self._check_output()
+        c_target = self._c_target()
+        self._check_flags(c_target)
+        self._check_output(c_target is not None)
         chunks, extension = self._read_chunks()
         if self.args.report or self.args.memory_map:
+            if c_target is not None:
+                raise UserError("--report and -t c (--emit c) ask for two outputs: give one")
             self._report(chunks, extension)
             return
-        if self.args.emit == "c":
-            self._emit_c(chunks, extension)
+        if c_target is not None:
+            self._emit_c(chunks, extension, c_target)
             return
         outputs: list[str] = []
         sidecar: dict[str, np.ndarray] = {}
@@ -315,26 +356,22 @@ class EdgeOptMain(xDSLOptMain):
                                    self.args.weights, self.args.memory_map))
         print_reports(reports, self.args.json)
 
-    def _emit_c(self, chunks: list[tuple[str, int]], extension: str) -> None:
-        if self.args.output_file is None:
-            raise UserError("--emit c writes a project directory: give it with -o DIR")
+    def _emit_c(self, chunks: list[tuple[str, int]], extension: str, target: CTarget) -> None:
+        if target.dir is None:
+            raise UserError("-t c (--emit c) writes a project directory: give it with -o DIR")
         if len(chunks) != 1:
-            raise UserError("--emit c takes one module (no --split-input-file)")
+            raise UserError("-t c (--emit c) takes one module (no --split-input-file)")
         chunk, offset = chunks[0]
         module = self._parse(chunk, extension, offset)
         self.pipeline.apply(self.ctx, module)
-        arrays = model_io.read_npz(self.args.input) if self.args.input else None
-        try:
-            data = emit_c_project(
-                module, self.args.output_file, arrays, self.args.steps, self.args.soc,
-                self.args.weights,
-            )
-        except EmitError as e:
-            raise UserError(f"cannot emit C: {e}") from None
-        print(
-            f"wrote {self.args.output_file}/ (test of @{data.function}, {data.steps} "
-            f"step(s); build and run with: make -C {self.args.output_file} host)"
-        )
+        if MEMORY_ATTR in module.attributes:
+            check_plan(module, self.args.soc, self.args.weights)
+        else:
+            stage = LowerToBuffersPipeline(
+                soc=self.args.soc or "host", weights=self.args.weights or "L2"
+            )  # type: ignore[arg-type]
+            PassPipeline(expand([stage]), self._between_passes).apply(self.ctx, module)
+        target.emit(self.ctx, module, sys.stdout)
 
     def _render(self, module: ModuleOp) -> tuple[str, dict[str, np.ndarray]]:
         if self.args.target == "mlir":

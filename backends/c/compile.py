@@ -4,8 +4,10 @@
    (`@train_step` if the module has one, else `@forward`), or a seeded random batch.
 2. The reference: the interpreter runs the function `steps` times on that batch (the
    interpreter is the specification); the C test checks against these numbers.
-3. The module is lowered (`bufferize`, `plan-memory`) unless it already is, then printed
-   with the kernel runtime (`edge_opt.backends.c.project.write_project`).
+3. The module is lowered (`lower-to-buffers`: `lower-attention`, `bufferize`,
+   `plan-memory`) unless it already is, then printed with the kernel runtime
+   (`edge_opt.backends.c.project.write_project`). The driver runs that stage itself, in
+   its pass pipeline, so that `--print-ir-after-all` shows it.
 """
 
 from __future__ import annotations
@@ -14,20 +16,16 @@ import os
 from collections.abc import Mapping
 
 import numpy as np
-from xdsl.context import Context
 from xdsl.dialects import func
 from xdsl.dialects.builtin import MemRefType, ModuleOp, TensorType
 from xdsl.utils.exceptions import PassFailedException
 
 from edge_opt.backends.c.emitter import EmitError
 from edge_opt.backends.c.project import TestData, write_project
-from edge_opt.dialects import train
-from edge_opt.dialects.kernel import MEMORY_ATTR
-from edge_opt.ir.session import Session, get_function, input_names
-from edge_opt.passes.bufferize import BufferizePass
-from edge_opt.passes.lower_attention import LowerAttentionPass
-from edge_opt.passes.plan_memory import PlanMemoryPass
+from edge_opt.ir.session import Session, get_function, input_names, label_inputs
+from edge_opt.passes.lower_to_buffers import lower_to_buffers
 from edge_opt.support.dtypes import numpy_dtype
+from edge_opt.support.errors import UserError
 
 
 def tested_function(module: ModuleOp) -> str:
@@ -37,14 +35,6 @@ def tested_function(module: ModuleOp) -> str:
     if "forward" in names:
         return "forward"
     raise EmitError("the module has neither @train_step nor @forward")
-
-
-def _classes(function: func.FuncOp) -> int:
-    for op in function.body.block.ops:
-        if isinstance(op, train.CrossEntropyOp):
-            assert isinstance(op.logits.type, TensorType)
-            return op.logits.type.get_shape()[-1]
-    return 2
 
 
 def test_batch(module: ModuleOp, function: str, arrays: Mapping[str, np.ndarray] | None,
@@ -61,6 +51,8 @@ def test_batch(module: ModuleOp, function: str, arrays: Mapping[str, np.ndarray]
             )
         return {n: np.asarray(arrays[n]) for n in names}
     rng = np.random.default_rng(seed)
+    labels = label_inputs(fn)
+    classes = next(iter(labels.values()), 2)
     batch = {}
     for name, arg in zip(names, fn.body.block.args):
         assert isinstance(arg.type, TensorType | MemRefType)
@@ -69,22 +61,8 @@ def test_batch(module: ModuleOp, function: str, arrays: Mapping[str, np.ndarray]
         if dtype.kind == "f":
             batch[name] = rng.standard_normal(shape).astype(dtype)
         else:
-            batch[name] = rng.integers(0, _classes(fn), shape).astype(dtype)
+            batch[name] = rng.integers(0, classes, shape).astype(dtype)
     return batch
-
-
-def lower(module: ModuleOp, target: str, weights: str) -> ModuleOp:
-    """A planned, buffer-level copy of `module` (the module itself if it is one)."""
-    if MEMORY_ATTR in module.attributes:
-        return module
-
-    lowered = module.clone()
-    stages = (LowerAttentionPass(), BufferizePass(weights=weights),
-              PlanMemoryPass(target=target))  # type: ignore[arg-type]
-    for p in stages:
-        p.apply(Context(), lowered)
-        lowered.verify()
-    return lowered
 
 
 def emit_c_project(
@@ -92,20 +70,22 @@ def emit_c_project(
     directory: str | os.PathLike[str],
     arrays: Mapping[str, np.ndarray] | None = None,
     steps: int = 3,
-    target: str = "host",
-    weights: str = "L2",
+    soc: str | None = None,
+    weights: str | None = None,
     seed: int = 0,
 ) -> TestData:
     """Writes the C project of `module` to `directory` (see the module docstring) and
-    returns the test data it embeds."""
+    returns the test data it embeds. A module that is not planned yet is lowered for
+    `soc` (default host) with parameters in `weights` (default L2); a planned one must
+    not contradict them."""
     if steps < 1:
         raise EmitError(f"the test needs at least one step, got {steps}")
     function = tested_function(module)
     try:
-        lowered = lower(module, target, weights)
-    except PassFailedException as e:
+        lowered = lower_to_buffers(module, soc, weights)
+    except (PassFailedException, UserError) as e:
         raise EmitError(str(e)) from None
-    batch = test_batch(module, function, arrays, seed)
+    batch = test_batch(lowered, function, arrays, seed)
     session = Session(lowered)
     results = [session.run(function, batch) for _ in range(steps)]
     if function == "train_step":

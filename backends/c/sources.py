@@ -6,6 +6,7 @@ from __future__ import annotations
 from xdsl.dialects.builtin import ModuleOp
 
 import edge_opt.backends.c.kernels  # noqa: F401  (registers the emitters)
+from edge_opt.backends.c import hyperparameters
 from edge_opt.backends.c.emitter import EMITTERS, print_network_c, print_network_h
 from edge_opt.dialects import kernel
 
@@ -18,4 +19,10 @@ def emitters_missing() -> list[str]:
 
 
 def emit_sources(module: ModuleOp) -> dict[str, str]:
-    return {"network.h": print_network_h(module), "network.c": print_network_c(module)}
+    values = hyperparameters.hyperparameters(module)
+    return {
+        "network.h": print_network_h(module, hyperparameters.declarations(values)),
+        "network.c": print_network_c(
+            module, hyperparameters.definitions(values, hyperparameters.has_momentum(module))
+        ),
+    }

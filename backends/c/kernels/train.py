@@ -13,6 +13,7 @@ import math
 from xdsl.ir import Operation, SSAValue
 
 from edge_opt.backends.c.emitter import EmitError, FunctionContext, emitter
+from edge_opt.backends.c.hyperparameters import runtime_fields
 from edge_opt.dialects import kernel
 
 
@@ -106,7 +107,8 @@ def emit_sgd(f: FunctionContext, op: kernel.KernelOp) -> None:
     fields = sgd_params(
         f.numel(param), _float(op.lr), _float(op.weight_decay)  # type: ignore[attr-defined]
     )
-    f.call("edge_sgd_f32", f.params("edge_sgd_t", **fields), f.ptr(param), f.ptr(grad),
+    runtime = runtime_fields("lr", "weight_decay")
+    f.call("edge_sgd_f32", f.params("edge_sgd_t", runtime, **fields), f.ptr(param), f.ptr(grad),
            f.ptr(new_param))
 
 
@@ -121,7 +123,8 @@ def emit_sgd_momentum(f: FunctionContext, op: kernel.KernelOp) -> None:
         _float(op.weight_decay),  # type: ignore[attr-defined]
         op.nesterov is not None,  # type: ignore[attr-defined]
     )
-    f.call("edge_sgd_momentum_f32", f.params("edge_sgd_momentum_t", **fields),
+    runtime = runtime_fields("lr", "momentum", "weight_decay")
+    f.call("edge_sgd_momentum_f32", f.params("edge_sgd_momentum_t", runtime, **fields),
            f.ptr(param), f.ptr(grad), f.ptr(buffer), f.ptr(new_param), f.ptr(new_buffer))
 
 
@@ -141,6 +144,7 @@ def emit_adam(f: FunctionContext, op: kernel.KernelOp) -> None:
         )
     except ValueError as e:
         raise EmitError(f"{op.name}: {e}: the runtime's bias correction needs it") from None
-    f.call("edge_adam_f32", f.params("edge_adam_t", **fields), f.ptr(param), f.ptr(grad),
+    runtime = runtime_fields("lr", "weight_decay")
+    f.call("edge_adam_f32", f.params("edge_adam_t", runtime, **fields), f.ptr(param), f.ptr(grad),
            f.ptr(exp_avg), f.ptr(exp_avg_sq), f.ptr(step), f.ptr(new_param),
            f.ptr(new_exp_avg), f.ptr(new_exp_avg_sq))

@@ -1,10 +1,13 @@
 // lower-attention rewrites nn.attention into the primitive ops of its definition, in
 // its order: the projections (+ biases), the head split (reshape, transpose), q @ k^T,
 // the scale, softmax over the keys, @ v, the head merge and the output projection.
-// bufferize does the same first (the buffer level has no attention kernel).
+// bufferize refuses nn.attention (the buffer level has no attention kernel): the
+// lowering stage (lower-to-buffers) runs lower-attention first.
 
 // RUN: edge-opt %s -p lower-attention | filecheck %s
-// RUN: edge-opt %s -p bufferize | filecheck %s --check-prefix=BUF
+// RUN: edge-opt %s -p lower-attention,bufferize | filecheck %s --check-prefix=BUF
+// RUN: not edge-opt %s -p bufferize 2>&1 | filecheck %s --check-prefix=REFUSED
+// REFUSED: edge-opt: error: pass failed: bufferize: nn.attention %y has no kernel; run lower-attention first
 
 // CHECK-LABEL: func.func @attention(%x: tensor<2x3x4xf32>, %wq: tensor<4x4xf32>, %wk: tensor<4x4xf32>, %wv: tensor<4x6xf32>, %wo: tensor<6x5xf32>, %bq: tensor<4xf32>, %bk: tensor<4xf32>, %bv: tensor<6xf32>, %bo: tensor<5xf32>) -> tensor<2x3x5xf32> {
 // CHECK-NEXT:    %y_q_proj = nn.matmul %x, %wq : (tensor<2x3x4xf32>, tensor<4x4xf32>) -> tensor<2x3x4xf32>

@@ -8,7 +8,7 @@
 
 // RUN: edge-opt %s -p plan-memory | filecheck %s
 // RUN: edge-opt %s -p "plan-memory{alignment=64}" | filecheck %s --check-prefix=ALIGN
-// RUN: edge-opt %s -p "plan-memory{target=gap9}" | filecheck %s --check-prefix=GAP9
+// RUN: edge-opt %s -p "plan-memory{soc=gap9}" | filecheck %s --check-prefix=GAP9
 
 nn.param trainable @w : tensor<4x8xf32> {kernel.level = "L2"}
 nn.param trainable @b : tensor<4xf32> {kernel.level = "L2"}
@@ -17,7 +17,7 @@ nn.param @frozen : tensor<3xf32> {kernel.level = "L3"}
 // CHECK:      builtin.module attributes {kernel.memory = {
 // CHECK-SAME:   L1 = {arena = 64 : i64, constants = 0 : i64, lower_bound = 64 : i64, naive = 80 : i64, persistent = 0 : i64},
 // CHECK-SAME:   L2 = {arena = 96 : i64, constants = 16 : i64, lower_bound = 96 : i64, naive = 128 : i64, persistent = 144 : i64},
-// CHECK-SAME:   L3 = {arena = 0 : i64, constants = 0 : i64, lower_bound = 0 : i64, naive = 0 : i64, persistent = 16 : i64}}} {
+// CHECK-SAME:   L3 = {arena = 0 : i64, constants = 0 : i64, lower_bound = 0 : i64, naive = 0 : i64, persistent = 16 : i64}}, kernel.soc = "host"} {
 // CHECK-NEXT:   nn.param trainable @w : tensor<4x8xf32> {kernel.level = "L2", kernel.offset = 0 : i64}
 // CHECK-NEXT:   nn.param trainable @b : tensor<4xf32> {kernel.level = "L2", kernel.offset = 128 : i64}
 // CHECK-NEXT:   nn.param @frozen : tensor<3xf32> {kernel.level = "L3", kernel.offset = 0 : i64}
@@ -25,7 +25,7 @@ nn.param @frozen : tensor<3xf32> {kernel.level = "L3"}
 // ALIGN:      builtin.module attributes {kernel.memory = {
 // ALIGN-SAME:   L1 = {arena = 128 : i64, constants = 0 : i64, lower_bound = 128 : i64, naive = 192 : i64, persistent = 0 : i64},
 // ALIGN-SAME:   L2 = {arena = 192 : i64, constants = 64 : i64, lower_bound = 192 : i64, naive = 256 : i64, persistent = 192 : i64},
-// ALIGN-SAME:   L3 = {arena = 0 : i64, constants = 0 : i64, lower_bound = 0 : i64, naive = 0 : i64, persistent = 64 : i64}}} {
+// ALIGN-SAME:   L3 = {arena = 0 : i64, constants = 0 : i64, lower_bound = 0 : i64, naive = 0 : i64, persistent = 64 : i64}}, kernel.soc = "host"} {
 
 // GAP9:       builtin.module attributes {kernel.memory = {
 
