@@ -1,4 +1,4 @@
-"""The errors of the ONNX import: `UnsupportedOnnxError` for the user, `_Unsupported`
+"""The errors of the ONNX import: `UnsupportedOnnxError` for the user, `Unsupported`
 from a lowering to the importer (which collects them into the former)."""
 
 from __future__ import annotations
@@ -52,5 +52,5 @@ def _listing(kinds: Mapping[str, Sequence[str]]) -> list[str]:
     return lines
 
 
-class _Unsupported(Exception):
+class Unsupported(Exception):
     """Raised by a lowering: this node uses something we do not support."""

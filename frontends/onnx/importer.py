@@ -32,7 +32,7 @@ from xdsl.utils.exceptions import VerifyException
 
 from edge_opt.dialects import nn
 from edge_opt.frontends.onnx import lowerings as _lowerings  # noqa: F401 (registers)
-from edge_opt.frontends.onnx.errors import UnsupportedOnnxError, _Unsupported
+from edge_opt.frontends.onnx.errors import Unsupported, UnsupportedOnnxError
 from edge_opt.frontends.onnx.initializers import (
     Decision,
     ImportSummary,
@@ -56,11 +56,11 @@ from edge_opt.frontends.onnx.registry import (
 from edge_opt.frontends.onnx.values import (
     _FOLDABLE_POISON,
     _POISON,
-    _Const,
-    _Param,
+    Const,
+    Param,
     _Poison,
-    _shape,
     _Value,
+    tensor_shape,
 )
 from edge_opt.ir.model_io import first_line
 from edge_opt.ir.session import NAME_ATTR
@@ -258,9 +258,9 @@ class _Importer:
         # Nodes without a lowering that only wait for an unimportable producer.
         self.downstream: dict[str, list[str]] = defaultdict(list)
         self.block = Block()
-        self.params: list[_Param] = []  # in order of first use
+        self.params: list[Param] = []  # in order of first use
         # Keyed by the value object itself (identity hash): ids of dead objects recur.
-        self.materialized: dict[_Const | _Param, SSAValue] = {}
+        self.materialized: dict[Const | Param, SSAValue] = {}
 
     # ---- driver ----------------------------------------------------------------------
 
@@ -286,7 +286,7 @@ class _Importer:
         args = self._arguments(
             {n: a for n, a in plan.initializers.items() if n not in wins}
         )
-        batch = batch_size([_shape(a) for a in self.block.args])
+        batch = batch_size([tensor_shape(a) for a in self.block.args])
         self._values(plan.decide(batch), plan.initializers)
         for node in plan.nodes:
             self._import_node(node)
@@ -392,14 +392,14 @@ class _Importer:
     def _values(
         self, decisions: Mapping[str, Decision], arrays: Mapping[str, np.ndarray]
     ) -> None:
-        """Initializers become `_Param` or `_Const` values as the plan decided (the rule
+        """Initializers become `Param` or `Const` values as the plan decided (the rule
         in the module docstring)."""
         for name, decision in decisions.items():
             array = arrays[name]
             if decision.kind in ("trainable", "frozen"):
-                self.values[name] = _Param(name, array, decision.kind == "trainable")
+                self.values[name] = Param(name, array, decision.kind == "trainable")
             elif decision.kind in ("constant", "unused"):  # unused: Shape may read it
-                self.values[name] = _Const(array, name)
+                self.values[name] = Const(array, name)
 
     def _arguments(self, initializers: dict[str, np.ndarray]) -> list[str]:
         inputs = [i for i in self.graph.input if i.name not in initializers]
@@ -526,7 +526,7 @@ class _Importer:
         if node.op_type in _SHAPE_ONLY:
             return True
         return all(
-            v is None or isinstance(v, _Const) or (isinstance(v, _Poison) and v.foldable)
+            v is None or isinstance(v, Const) or (isinstance(v, _Poison) and v.foldable)
             for v in inputs
         )
 
@@ -538,7 +538,7 @@ class _Importer:
         for name, value in zip(node.input, inputs):
             if not name:
                 continue
-            if isinstance(value, _Const):
+            if isinstance(value, Const):
                 feeds[name] = value.array
             else:  # Shape/Size: only the static shape matters
                 shape, dtype = self._shape_and_dtype(value)
@@ -552,13 +552,13 @@ class _Importer:
                 return self._lower(node, info, inputs)
             self._problem(f"{_op_label(node)} (cannot evaluate: {first_line(e)})", node)
             return None
-        return [_Const(np.asarray(r), name) for r, name in zip(results, node.output)]
+        return [Const(np.asarray(r), name) for r, name in zip(results, node.output)]
 
     def _shape_and_dtype(self, value: _Value) -> tuple[tuple[int, ...], np.dtype]:
-        if isinstance(value, _Const | _Param):
+        if isinstance(value, Const | Param):
             return value.array.shape, value.array.dtype
         assert isinstance(value, SSAValue) and isinstance(value.type, TensorType)
-        return _shape(value), numpy_dtype(value.type.element_type)
+        return tensor_shape(value), numpy_dtype(value.type.element_type)
 
     def _lower(
         self, node: onnx.NodeProto, info: _OpInfo, inputs: list[_Value | None]
@@ -577,7 +577,7 @@ class _Importer:
         padded = list(inputs) + [None] * 8
         try:
             outputs = info.lower(self, node, padded, attributes)
-        except _Unsupported as e:
+        except Unsupported as e:
             self._problem(f"{_op_label(node)}: {e}", node)
             return None
         except (ShapeError, VerifyException) as e:
@@ -608,11 +608,11 @@ class _Importer:
         """The SSA value of an input, emitting `nn.load` / `nn.constant` on first use."""
         if isinstance(value, SSAValue):
             return value
-        assert isinstance(value, _Const | _Param), value
+        assert isinstance(value, Const | Param), value
         cached = self.materialized.get(value)
         if cached is not None:
             return cached
-        if isinstance(value, _Param):
+        if isinstance(value, Param):
             type = TensorType(element_type(value.array.dtype), value.array.shape)
             load = nn.LoadOp(sanitize_name(value.onnx_name), type)
             if not value.loads:
@@ -623,7 +623,7 @@ class _Importer:
             try:
                 dense = to_dense(value.array)
             except NotImplementedError as e:
-                raise _Unsupported(f"constant '{value.source}': {e}") from None
+                raise Unsupported(f"constant '{value.source}': {e}") from None
             result = self.emit(nn.ConstantOp(dense))
             result.name_hint = value_hint(value.source)
         self.materialized[value] = result
@@ -631,13 +631,13 @@ class _Importer:
 
     def ssa(self, value: _Value | None, what: str = "input") -> SSAValue:
         if value is None:
-            raise _Unsupported(f"missing {what}")
+            raise Unsupported(f"missing {what}")
         return self._ssa(value)
 
     def constant(self, value: _Value | None, what: str) -> np.ndarray:
         """The import-time value of a shape-like input."""
-        if not isinstance(value, _Const):
-            raise _Unsupported(f"non-constant {what}")
+        if not isinstance(value, Const):
+            raise Unsupported(f"non-constant {what}")
         return value.array
 
     def scalar(self, value: float, like: SSAValue) -> SSAValue:
@@ -649,11 +649,11 @@ class _Importer:
     def like(self, value: _Value, dtype_of: SSAValue) -> SSAValue:
         """`value` as an SSA value; a constant is converted to `dtype_of`'s element type
         (Pow's exponent may be an integer in ONNX)."""
-        if isinstance(value, _Const):
+        if isinstance(value, Const):
             assert isinstance(dtype_of.type, TensorType)
             dtype = numpy_dtype(dtype_of.type.element_type)
             if value.array.dtype != dtype:
-                value = _Const(value.array.astype(dtype), value.source)
+                value = Const(value.array.astype(dtype), value.source)
         return self._ssa(value)
 
 

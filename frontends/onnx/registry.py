@@ -1,6 +1,6 @@
 """The table of lowerings: `(domain, op_type)` to the function that lowers such a node
 and the attributes it understands. The modules of `lowerings/` fill it with the
-`_lowering` decorator when they are imported (`lowerings/__init__.py` imports them all,
+`lowering` decorator when they are imported (`lowerings/__init__.py` imports them all,
 and the importer imports `lowerings`)."""
 
 from __future__ import annotations
@@ -15,25 +15,25 @@ if TYPE_CHECKING:
     from edge_opt.frontends.onnx.importer import _Importer
 
 _DEFAULT_DOMAINS = ("", "ai.onnx")
-_MS_DOMAIN = "com.microsoft"
+MS_DOMAIN = "com.microsoft"
 
-_Lowering = Callable[
+Lowering = Callable[
     ["_Importer", onnx.NodeProto, list[Any], dict[str, Any]], list[Any]
 ]
 
 
 @dataclass(frozen=True)
 class _OpInfo:
-    lower: _Lowering
+    lower: Lowering
     attributes: frozenset[str]
 
 
 _LOWERINGS: dict[tuple[str, str], _OpInfo] = {}
 
 
-def _lowering(op_type: str, attributes: Sequence[str] = (), domain: str = ""):
+def lowering(op_type: str, attributes: Sequence[str] = (), domain: str = ""):
     """Registers a lowering of `domain.op_type` that understands `attributes`."""
-    def register(f: _Lowering) -> _Lowering:
+    def register(f: Lowering) -> Lowering:
         _LOWERINGS[(domain, op_type)] = _OpInfo(f, frozenset(attributes))
         return f
 

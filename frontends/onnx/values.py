@@ -14,7 +14,7 @@ from edge_opt.dialects import nn
 
 
 @dataclass(eq=False)
-class _Const:
+class Const:
     """A value known at import time."""
 
     array: np.ndarray
@@ -22,7 +22,7 @@ class _Const:
 
 
 @dataclass(eq=False)
-class _Param:
+class Param:
     """An initializer that becomes an `nn.param` when an op reads it."""
 
     onnx_name: str
@@ -44,9 +44,9 @@ class _Poison:
 
 _POISON = _Poison()
 _FOLDABLE_POISON = _Poison(foldable=True)
-_Value = _Const | _Param | SSAValue | _Poison
+_Value = Const | Param | SSAValue | _Poison
 
 
-def _shape(value: SSAValue) -> tuple[int, ...]:
+def tensor_shape(value: SSAValue) -> tuple[int, ...]:
     assert isinstance(value.type, TensorType)
     return tuple(value.type.get_shape())

@@ -5,7 +5,7 @@ module must be imported here).
 A lowering is `lower(importer, node, inputs, attributes) -> outputs`: `inputs` holds the
 values of the node's inputs (None for an absent optional input, padded with None so it
 can be indexed freely), `outputs` the value of each output (None: not provided). It
-raises `_Unsupported` for something we do not support; the importer reports it.
+raises `Unsupported` for something we do not support; the importer reports it.
 """
 
 from edge_opt.frontends.onnx.lowerings import (  # noqa: F401 (registration)

@@ -6,30 +6,30 @@ from typing import Any
 
 import numpy as np
 
-from edge_opt.frontends.onnx.errors import _Unsupported
-from edge_opt.frontends.onnx.values import _Param
+from edge_opt.frontends.onnx.errors import Unsupported
+from edge_opt.frontends.onnx.values import Param
 from edge_opt.support import shapes
 
 
-def _int_list(values: Any) -> list[int]:
+def int_list(values: Any) -> list[int]:
     return [int(v) for v in np.asarray(values).reshape(-1)]
 
 
-def _normalize(axis: int, rank: int) -> int:
+def normalize_axis_of(axis: int, rank: int) -> int:
     return shapes.normalize_axis(int(axis), rank)
 
 
 
-def _scalar(importer, value, what: str) -> float | None:
+def scalar_operand(importer, value, what: str) -> float | None:
     """A scalar operand that must be known at import time (a Clip bound, a Pad value):
     absent (None, or an empty tensor), a constant, or a one-element float initializer,
     which the parameter rule may have made a parameter but which is a constant of the
     graph here (it is not materialized, so no parameter is made of it)."""
     if value is None:
         return None
-    array = value.array if isinstance(value, _Param) else importer.constant(value, what)
+    array = value.array if isinstance(value, Param) else importer.constant(value, what)
     if np.size(array) == 0:
         return None
     if np.size(array) != 1:
-        raise _Unsupported(f"{what} of shape {list(np.shape(array))} (a scalar is expected)")
+        raise Unsupported(f"{what} of shape {list(np.shape(array))} (a scalar is expected)")
     return float(np.asarray(array).reshape(-1)[0])

@@ -11,10 +11,10 @@ from xdsl.ir import SSAValue
 
 from edge_opt.dialects import nn
 from edge_opt.dialects.train import MAX_POOL_WINDOW
-from edge_opt.frontends.onnx.errors import _Unsupported
-from edge_opt.frontends.onnx.lowerings.common import _int_list
-from edge_opt.frontends.onnx.registry import _lowering
-from edge_opt.frontends.onnx.values import _shape
+from edge_opt.frontends.onnx.errors import Unsupported
+from edge_opt.frontends.onnx.lowerings.common import int_list
+from edge_opt.frontends.onnx.registry import lowering
+from edge_opt.frontends.onnx.values import tensor_shape
 
 if TYPE_CHECKING:
     from edge_opt.frontends.onnx.importer import _Importer
@@ -42,16 +42,16 @@ def _window_pads(
     rank = len(sizes)
     auto_pad = attrs.get("auto_pad", "NOTSET")
     if auto_pad == "NOTSET":
-        pads = _int_list(attrs.get("pads", [0] * (2 * rank)))
+        pads = int_list(attrs.get("pads", [0] * (2 * rank)))
         if len(pads) != 2 * rank:
-            raise _Unsupported(f"pads {pads} for {rank} spatial axes")
+            raise Unsupported(f"pads {pads} for {rank} spatial axes")
         return pads
     if auto_pad == "VALID":
         return [0] * (2 * rank)
     if auto_pad not in ("SAME_UPPER", "SAME_LOWER"):
-        raise _Unsupported(f"auto_pad={auto_pad}")
+        raise Unsupported(f"auto_pad={auto_pad}")
     if pooling and any(d != 1 for d in dilations):
-        raise _Unsupported(f"auto_pad={auto_pad} with dilations")
+        raise Unsupported(f"auto_pad={auto_pad} with dilations")
     begins, ends = [], []
     for size, k, s, d in zip(sizes, kernel, strides, dilations):
         out = -(-size // s)
@@ -61,7 +61,7 @@ def _window_pads(
             # begin crops the input, a negative end changes nothing.
             begin = int(total / 2) if auto_pad == "SAME_UPPER" else int((total + 1) / 2)
             if begin < 0:
-                raise _Unsupported(
+                raise Unsupported(
                     f"auto_pad={auto_pad} with a window smaller than the stride"
                 )
         total = max(total, 0)
@@ -72,9 +72,9 @@ def _window_pads(
 
 
 def _spatial_rank(x: SSAValue, what: str) -> int:
-    rank = len(_shape(x)) - 2
+    rank = len(tensor_shape(x)) - 2
     if rank not in (1, 2):
-        raise _Unsupported(f"{rank}-D {what} (only 1-D and 2-D)")
+        raise Unsupported(f"{rank}-D {what} (only 1-D and 2-D)")
     return rank
 
 
@@ -103,17 +103,17 @@ class _Height1:
         return self.importer.emit(nn.SqueezeOp(value, [2])) if self.one_d else value
 
 
-@_lowering(
+@lowering(
     "Conv", ["auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"]
 )
 def _conv(self: _Importer, node, ins, attrs):
     x, w = self.ssa(ins[0]), self.ssa(ins[1], "weight")
     bias = None if ins[2] is None else self.ssa(ins[2])
     rank = _spatial_rank(x, "convolution")
-    kernel = _shape(w)[2:]
-    strides = _int_list(attrs.get("strides", [1] * rank))
-    dilations = _int_list(attrs.get("dilations", [1] * rank))
-    pads = _window_pads(attrs, _shape(x)[2:], kernel, strides, dilations)
+    kernel = tensor_shape(w)[2:]
+    strides = int_list(attrs.get("strides", [1] * rank))
+    dilations = int_list(attrs.get("dilations", [1] * rank))
+    pads = _window_pads(attrs, tensor_shape(x)[2:], kernel, strides, dilations)
     h1 = _Height1(self, rank == 1)
     y = self.emit(
         nn.Conv2dOp(
@@ -142,7 +142,7 @@ def _conv_transpose_pads(
     rank = len(sizes)
     auto_pad = attrs.get("auto_pad", "NOTSET")
     if auto_pad not in ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"):
-        raise _Unsupported(f"auto_pad={auto_pad}")
+        raise Unsupported(f"auto_pad={auto_pad}")
     if "output_shape" in attrs or auto_pad in ("SAME_UPPER", "SAME_LOWER"):
         # The spec's total padding, split with the odd pixel at the end for SAME_UPPER
         # and at the beginning otherwise. An output_shape beyond the full result
@@ -150,7 +150,7 @@ def _conv_transpose_pads(
         # SAME never pads negatively.
         explicit = "output_shape" in attrs
         if explicit:
-            wanted = _int_list(attrs["output_shape"])[-rank:]
+            wanted = int_list(attrs["output_shape"])[-rank:]
         else:
             wanted = [size * s for size, s in zip(sizes, strides)]
         totals = [
@@ -169,11 +169,11 @@ def _conv_transpose_pads(
     elif auto_pad == "VALID":
         pads = [0] * (2 * rank)
     else:
-        pads = _int_list(attrs.get("pads", [0] * (2 * rank)))
+        pads = int_list(attrs.get("pads", [0] * (2 * rank)))
     return pads, output_padding
 
 
-@_lowering(
+@lowering(
     "ConvTranspose",
     [
         "auto_pad",
@@ -190,10 +190,10 @@ def _conv_transpose(self: _Importer, node, ins, attrs):
     x, w = self.ssa(ins[0]), self.ssa(ins[1], "weight")
     bias = None if ins[2] is None else self.ssa(ins[2])
     rank = _spatial_rank(x, "transposed convolution")
-    sizes, kernel = _shape(x)[2:], _shape(w)[2:]
-    strides = _int_list(attrs.get("strides", [1] * rank))
-    dilations = _int_list(attrs.get("dilations", [1] * rank))
-    output_padding = _int_list(attrs.get("output_padding", [0] * rank))
+    sizes, kernel = tensor_shape(x)[2:], tensor_shape(w)[2:]
+    strides = int_list(attrs.get("strides", [1] * rank))
+    dilations = int_list(attrs.get("dilations", [1] * rank))
+    output_padding = int_list(attrs.get("output_padding", [0] * rank))
     pads, output_padding = _conv_transpose_pads(
         attrs, sizes, kernel, strides, dilations, output_padding
     )
@@ -216,15 +216,15 @@ def _conv_transpose(self: _Importer, node, ins, attrs):
 def _pool_common(attrs: dict[str, Any], x: SSAValue):
     rank = _spatial_rank(x, "pooling")
     if "kernel_shape" not in attrs:
-        raise _Unsupported("no kernel_shape")
-    kernel = _int_list(attrs["kernel_shape"])
-    strides = _int_list(attrs.get("strides", [1] * rank))
-    dilations = _int_list(attrs.get("dilations", [1] * rank))
-    pads = _window_pads(attrs, _shape(x)[2:], kernel, strides, dilations, pooling=True)
+        raise Unsupported("no kernel_shape")
+    kernel = int_list(attrs["kernel_shape"])
+    strides = int_list(attrs.get("strides", [1] * rank))
+    dilations = int_list(attrs.get("dilations", [1] * rank))
+    pads = _window_pads(attrs, tensor_shape(x)[2:], kernel, strides, dilations, pooling=True)
     return rank, kernel, strides, dilations, pads
 
 
-@_lowering(
+@lowering(
     "MaxPool",
     [
         "auto_pad",
@@ -254,7 +254,7 @@ def _max_pool(self: _Importer, node, ins, attrs):
     return [h1.result(y)]
 
 
-@_lowering(
+@lowering(
     "AveragePool",
     [
         "auto_pad",
@@ -270,7 +270,7 @@ def _avg_pool(self: _Importer, node, ins, attrs):
     x = self.ssa(ins[0])
     rank, kernel, strides, dilations, pads = _pool_common(attrs, x)
     if any(d != 1 for d in dilations):
-        raise _Unsupported(f"dilations={dilations}")
+        raise Unsupported(f"dilations={dilations}")
     h1 = _Height1(self, rank == 1)
     y = self.emit(
         nn.AvgPool2dOp(
@@ -285,12 +285,12 @@ def _avg_pool(self: _Importer, node, ins, attrs):
     return [h1.result(y)]
 
 
-@_lowering("GlobalAveragePool")
+@lowering("GlobalAveragePool")
 def _global_avg_pool(self: _Importer, node, ins, attrs):
     return [self.emit(nn.GlobalAvgPoolOp(self.ssa(ins[0])))]
 
 
-@_lowering("GlobalMaxPool")
+@lowering("GlobalMaxPool")
 def _global_max_pool(self: _Importer, node, ins, attrs):
     """`nn.max_pool2d` with the whole image as its window. Training keeps a ui8 index
     per window (`train.MAX_POOL_WINDOW` positions at most), so a larger image is pooled
@@ -299,11 +299,11 @@ def _global_max_pool(self: _Importer, node, ins, attrs):
     rank = _spatial_rank(x, "pooling")
     h1 = _Height1(self, rank == 1)
     x = h1.operand(x)
-    height, width = _shape(x)[2:]
+    height, width = tensor_shape(x)[2:]
     if height * width <= MAX_POOL_WINDOW:
         return [h1.result(self.emit(nn.MaxPool2dOp(x, (height, width))))]
     if max(height, width) > MAX_POOL_WINDOW:
-        raise _Unsupported(
+        raise Unsupported(
             f"a {height}x{width} image (at most {MAX_POOL_WINDOW} rows and columns)"
         )
     rows = self.emit(nn.MaxPool2dOp(x, (height, 1)))

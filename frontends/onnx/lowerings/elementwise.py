@@ -7,10 +7,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from edge_opt.dialects import nn
-from edge_opt.frontends.onnx.errors import _Unsupported
-from edge_opt.frontends.onnx.lowerings.common import _scalar
-from edge_opt.frontends.onnx.registry import _MS_DOMAIN, _Lowering, _lowering
-from edge_opt.frontends.onnx.values import _Const, _shape
+from edge_opt.frontends.onnx.errors import Unsupported
+from edge_opt.frontends.onnx.lowerings.common import scalar_operand
+from edge_opt.frontends.onnx.registry import MS_DOMAIN, Lowering, lowering
+from edge_opt.frontends.onnx.values import Const, tensor_shape
 
 if TYPE_CHECKING:
     from edge_opt.frontends.onnx.importer import _Importer
@@ -32,7 +32,7 @@ _UNARY: dict[str, type[nn.UnaryElementwiseOp]] = {
 }
 
 
-def _unary_lowering(op: type[nn.UnaryElementwiseOp]) -> _Lowering:
+def _unary_lowering(op: type[nn.UnaryElementwiseOp]) -> Lowering:
     def lower(self: _Importer, node, ins, attrs):
         return [self.emit(op(self.ssa(ins[0])))]
 
@@ -40,7 +40,7 @@ def _unary_lowering(op: type[nn.UnaryElementwiseOp]) -> _Lowering:
 
 
 for _name, _op in _UNARY.items():
-    _lowering(_name)(_unary_lowering(_op))
+    lowering(_name)(_unary_lowering(_op))
 
 _BINARY: dict[str, type[nn.BinaryElementwiseOp]] = {
     "Add": nn.AddOp,
@@ -51,11 +51,11 @@ _BINARY: dict[str, type[nn.BinaryElementwiseOp]] = {
 }
 
 
-def _binary_lowering(op: type[nn.BinaryElementwiseOp]) -> _Lowering:
+def _binary_lowering(op: type[nn.BinaryElementwiseOp]) -> Lowering:
     def lower(self: _Importer, node, ins, attrs):
         if ins[0] is None or ins[1] is None:
-            raise _Unsupported("missing operand")
-        if isinstance(ins[0], _Const) and not isinstance(ins[1], _Const):
+            raise Unsupported("missing operand")
+        if isinstance(ins[0], Const) and not isinstance(ins[1], Const):
             rhs = self.ssa(ins[1])
             lhs = self.like(ins[0], rhs)
         else:
@@ -67,25 +67,25 @@ def _binary_lowering(op: type[nn.BinaryElementwiseOp]) -> _Lowering:
 
 
 for _name, _op in _BINARY.items():
-    _lowering(_name)(_binary_lowering(_op))
+    lowering(_name)(_binary_lowering(_op))
 
 
-@_lowering("Gelu", ["approximate"])
+@lowering("Gelu", ["approximate"])
 def _gelu(self: _Importer, node, ins, attrs):
     approximate = attrs.get("approximate", "none")
     if approximate not in ("none", "tanh"):
-        raise _Unsupported(f"approximate={approximate}")
+        raise Unsupported(f"approximate={approximate}")
     return [self.emit(nn.GeluOp(self.ssa(ins[0]), approximate))]
 
 
-@_lowering("Clip", ["min", "max"])
+@lowering("Clip", ["min", "max"])
 def _clip(self: _Importer, node, ins, attrs):
     """Bounds are attributes before opset 11 and optional inputs since."""
     x = self.ssa(ins[0])
     if self.opset < 11:
         lo, hi = attrs.get("min"), attrs.get("max")
     else:
-        lo, hi = _scalar(self, ins[1], "min"), _scalar(self, ins[2], "max")
+        lo, hi = scalar_operand(self, ins[1], "min"), scalar_operand(self, ins[2], "max")
     if lo is None and hi is None:
         return [x]
     lo = None if lo is None else float(lo)
@@ -93,47 +93,47 @@ def _clip(self: _Importer, node, ins, attrs):
     return [self.emit(nn.ClipOp(x, lo, hi))]
 
 
-@_lowering("HardSigmoid", ["alpha", "beta"])
+@lowering("HardSigmoid", ["alpha", "beta"])
 def _hard_sigmoid(self: _Importer, node, ins, attrs):
     alpha, beta = float(attrs.get("alpha", 0.2)), float(attrs.get("beta", 0.5))
     return [self.emit(nn.HardsigmoidOp(self.ssa(ins[0]), alpha, beta))]
 
 
-@_lowering("Elu", ["alpha"])
+@lowering("Elu", ["alpha"])
 def _elu(self: _Importer, node, ins, attrs):
     return [self.emit(nn.EluOp(self.ssa(ins[0]), float(attrs.get("alpha", 1.0))))]
 
 
-@_lowering("LeakyRelu", ["alpha"])
+@lowering("LeakyRelu", ["alpha"])
 def _leaky_relu(self: _Importer, node, ins, attrs):
     alpha = float(attrs.get("alpha", 0.01))
     return [self.emit(nn.LeakyReluOp(self.ssa(ins[0]), alpha))]
 
 
-@_lowering("PRelu")
+@lowering("PRelu")
 def _prelu(self: _Importer, node, ins, attrs):
     """`relu(x) + slope * min(x, 0)` with `min(x, 0) = -relu(-x)`: exact, and the slope
     (often a trainable parameter, broadcast to x) gets its gradient from `nn.mul`."""
     x = self.ssa(ins[0])
     if ins[1] is None:
-        raise _Unsupported("missing slope")
+        raise Unsupported("missing slope")
     slope = self.like(ins[1], x)
     negative = self.emit(nn.NegOp(self.emit(nn.ReluOp(self.emit(nn.NegOp(x))))))
     scaled = self.emit(nn.MulOp(negative, slope))
-    if _shape(scaled) != _shape(x):
-        raise _Unsupported(
-            f"slope of shape {list(_shape(slope))} does not broadcast to the input "
-            f"shape {list(_shape(x))}"
+    if tensor_shape(scaled) != tensor_shape(x):
+        raise Unsupported(
+            f"slope of shape {list(tensor_shape(slope))} does not broadcast to the input "
+            f"shape {list(tensor_shape(x))}"
         )
     return [self.emit(nn.AddOp(self.emit(nn.ReluOp(x)), scaled))]
 
 
-@_lowering("Gelu", domain=_MS_DOMAIN)
+@lowering("Gelu", domain=MS_DOMAIN)
 def _ms_gelu(self: _Importer, node, ins, attrs):
     return [self.emit(nn.GeluOp(self.ssa(ins[0]), "none"))]
 
 
-@_lowering("FastGelu", domain=_MS_DOMAIN)
+@lowering("FastGelu", domain=MS_DOMAIN)
 def _ms_fast_gelu(self: _Importer, node, ins, attrs):
     x = self.ssa(ins[0])
     if ins[1] is not None:

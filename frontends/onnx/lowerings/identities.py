@@ -6,26 +6,26 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edge_opt.frontends.onnx.errors import _Unsupported
-from edge_opt.frontends.onnx.registry import _lowering
-from edge_opt.frontends.onnx.values import _Const
+from edge_opt.frontends.onnx.errors import Unsupported
+from edge_opt.frontends.onnx.registry import lowering
+from edge_opt.frontends.onnx.values import Const
 
 if TYPE_CHECKING:
     from edge_opt.frontends.onnx.importer import _Importer
 
 
-@_lowering("Identity")
+@lowering("Identity")
 def _identity(self: _Importer, node, ins, attrs):
     return [ins[0]]
 
 
-@_lowering("Dropout", ["ratio", "seed", "is_test"])
+@lowering("Dropout", ["ratio", "seed", "is_test"])
 def _dropout(self: _Importer, node, ins, attrs):
     """The identity, in inference and in training mode alike: edge-opt trains with
     dropout off (documented in the user guide), so `ratio` and `training_mode` change
     nothing. The mask output, if used, is all true (every element kept)."""
     x = ins[0]
     if x is None:
-        raise _Unsupported("missing input")
+        raise Unsupported("missing input")
     shape, _ = self._shape_and_dtype(x)
-    return [x, _Const(np.ones(shape, np.bool_), "")]
+    return [x, Const(np.ones(shape, np.bool_), "")]

@@ -6,17 +6,17 @@ import math
 from typing import TYPE_CHECKING
 
 from edge_opt.dialects import nn
-from edge_opt.frontends.onnx.registry import _lowering
-from edge_opt.frontends.onnx.values import _shape
+from edge_opt.frontends.onnx.registry import lowering
+from edge_opt.frontends.onnx.values import tensor_shape
 
 if TYPE_CHECKING:
     from edge_opt.frontends.onnx.importer import _Importer
 
 
-@_lowering("MatMul")
+@lowering("MatMul")
 def _matmul(self: _Importer, node, ins, attrs):
     a, b = self.ssa(ins[0]), self.ssa(ins[1])
-    a_vector, b_vector = len(_shape(a)) == 1, len(_shape(b)) == 1
+    a_vector, b_vector = len(tensor_shape(a)) == 1, len(tensor_shape(b)) == 1
     if a_vector:
         a = self.emit(nn.UnsqueezeOp(a, [0]))
     if b_vector:
@@ -24,30 +24,30 @@ def _matmul(self: _Importer, node, ins, attrs):
     y = self.emit(nn.MatmulOp(a, b))
     drop = ([-2] if a_vector else []) + ([-1] if b_vector else [])
     if drop:
-        rank = len(_shape(y))
+        rank = len(tensor_shape(y))
         y = self.emit(nn.SqueezeOp(y, sorted(d % rank for d in drop)))
     return [y]
 
 
-@_lowering("Gemm", ["alpha", "beta", "transA", "transB", "broadcast"])
+@lowering("Gemm", ["alpha", "beta", "transA", "transB", "broadcast"])
 def _gemm(self: _Importer, node, ins, attrs):
     """`alpha * op(A) @ op(B) + beta * C`; `nn.linear` when it is `A @ W.T + b`."""
     a, b = self.ssa(ins[0]), self.ssa(ins[1])
     c = ins[2]
     alpha, beta = float(attrs.get("alpha", 1.0)), float(attrs.get("beta", 1.0))
     trans_a, trans_b = bool(attrs.get("transA", 0)), bool(attrs.get("transB", 0))
-    if trans_b and not trans_a and len(_shape(b)) == 2:
-        n = _shape(b)[0]
+    if trans_b and not trans_a and len(tensor_shape(b)) == 2:
+        n = tensor_shape(b)[0]
         bias = None
         if c is not None and alpha == 1.0 and beta == 1.0:
             c_ssa = self.ssa(c)
-            c_shape = _shape(c_ssa)
+            c_shape = tensor_shape(c_ssa)
             if c_shape == (n,):
                 bias = c_ssa
             elif (
                 c_shape[-1:] == (n,)
                 and math.prod(c_shape) == n
-                and len(c_shape) <= len(_shape(a))
+                and len(c_shape) <= len(tensor_shape(a))
             ):
                 bias = self.emit(nn.ReshapeOp(c_ssa, (n,)))
             if bias is not None:

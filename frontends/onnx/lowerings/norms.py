@@ -12,25 +12,25 @@ from xdsl.dialects.builtin import TensorType
 from xdsl.ir import SSAValue
 
 from edge_opt.dialects import nn
-from edge_opt.frontends.onnx.errors import _Unsupported
-from edge_opt.frontends.onnx.lowerings.common import _normalize
-from edge_opt.frontends.onnx.registry import _Lowering, _lowering
-from edge_opt.frontends.onnx.values import _Const, _shape
+from edge_opt.frontends.onnx.errors import Unsupported
+from edge_opt.frontends.onnx.lowerings.common import normalize_axis_of
+from edge_opt.frontends.onnx.registry import Lowering, lowering
+from edge_opt.frontends.onnx.values import Const, tensor_shape
 from edge_opt.support.dtypes import numpy_dtype
 
 if TYPE_CHECKING:
     from edge_opt.frontends.onnx.importer import _Importer
 
 
-def _softmax_lowering(op: type[nn.SoftmaxOp] | type[nn.LogSoftmaxOp]) -> _Lowering:
+def _softmax_lowering(op: type[nn.SoftmaxOp] | type[nn.LogSoftmaxOp]) -> Lowering:
     def lower(self: _Importer, node, ins, attrs):
         x = self.ssa(ins[0])
-        shape = _shape(x)
+        shape = tensor_shape(x)
         rank = len(shape)
         if self.opset >= 13:
-            return [self.emit(op(x, _normalize(attrs.get("axis", -1), rank)))]
+            return [self.emit(op(x, normalize_axis_of(attrs.get("axis", -1), rank)))]
         # Before opset 13: softmax over the input coerced to 2-D at `axis`.
-        axis = _normalize(attrs.get("axis", 1), rank)
+        axis = normalize_axis_of(attrs.get("axis", 1), rank)
         if all(d == 1 for d in shape[axis + 1 :]):
             return [self.emit(op(x, axis))]
         flat = (math.prod(shape[:axis]), math.prod(shape[axis:]))
@@ -40,33 +40,33 @@ def _softmax_lowering(op: type[nn.SoftmaxOp] | type[nn.LogSoftmaxOp]) -> _Loweri
     return lower
 
 
-_lowering("Softmax", ["axis"])(_softmax_lowering(nn.SoftmaxOp))
-_lowering("LogSoftmax", ["axis"])(_softmax_lowering(nn.LogSoftmaxOp))
+lowering("Softmax", ["axis"])(_softmax_lowering(nn.SoftmaxOp))
+lowering("LogSoftmax", ["axis"])(_softmax_lowering(nn.LogSoftmaxOp))
 
 
-@_lowering("LayerNormalization", ["axis", "epsilon", "stash_type"])
+@lowering("LayerNormalization", ["axis", "epsilon", "stash_type"])
 def _layer_norm(self: _Importer, node, ins, attrs):
     # stash_type selects the precision of the statistics; we compute in the input type.
     x = self.ssa(ins[0])
-    shape = _shape(x)
-    axis = _normalize(attrs.get("axis", -1), len(shape))
+    shape = tensor_shape(x)
+    axis = normalize_axis_of(attrs.get("axis", -1), len(shape))
     epsilon = float(attrs.get("epsilon", 1e-5))
     normalized = shape[axis:]
     scale = self.ssa(ins[1], "scale")
     bias = None if ins[2] is None else self.ssa(ins[2])
-    if _shape(scale) == normalized and (bias is None or _shape(bias) == normalized):
+    if tensor_shape(scale) == normalized and (bias is None or tensor_shape(bias) == normalized):
         if bias is None:
-            bias = self._ssa(_Const(np.zeros(normalized, _dtype(x)), ""))
+            bias = self._ssa(Const(np.zeros(normalized, _dtype(x)), ""))
         return [self.emit(nn.LayerNormOp(x, scale, bias, axis, epsilon))]
     # Scale and bias that only broadcast to the normalized shape.
-    ones = self._ssa(_Const(np.ones(normalized, _dtype(x)), ""))
-    zeros = self._ssa(_Const(np.zeros(normalized, _dtype(x)), ""))
+    ones = self._ssa(Const(np.ones(normalized, _dtype(x)), ""))
+    zeros = self._ssa(Const(np.zeros(normalized, _dtype(x)), ""))
     y = self.emit(nn.LayerNormOp(x, ones, zeros, axis, epsilon))
     y = self.emit(nn.MulOp(y, scale))
     if bias is not None:
         y = self.emit(nn.AddOp(y, bias))
-    if _shape(y) != shape:
-        raise _Unsupported("scale or bias broadcast beyond the input shape")
+    if tensor_shape(y) != shape:
+        raise Unsupported("scale or bias broadcast beyond the input shape")
     return [y]
 
 
@@ -75,18 +75,18 @@ def _dtype(value: SSAValue) -> np.dtype:
     return numpy_dtype(value.type.element_type)
 
 
-@_lowering(
+@lowering(
     "BatchNormalization", ["epsilon", "momentum", "training_mode", "spatial", "is_test"]
 )
 def _batch_norm(self: _Importer, node, ins, attrs):
     if attrs.get("training_mode", 0):
-        raise _Unsupported("training_mode=1 (import the inference graph)")
+        raise Unsupported("training_mode=1 (import the inference graph)")
     if not attrs.get("spatial", 1):
-        raise _Unsupported("spatial=0")
+        raise Unsupported("spatial=0")
     x = self.ssa(ins[0])
     operands = [self.ssa(v, "statistic") for v in ins[1:5]]
     if len(operands) != 4:
-        raise _Unsupported("fewer than 5 inputs")
+        raise Unsupported("fewer than 5 inputs")
     return [
         self.emit(
             nn.BatchNormOp(x, *operands, epsilon=float(attrs.get("epsilon", 1e-5)))
@@ -94,31 +94,31 @@ def _batch_norm(self: _Importer, node, ins, attrs):
     ]
 
 
-@_lowering("InstanceNormalization", ["epsilon"])
+@lowering("InstanceNormalization", ["epsilon"])
 def _instance_norm(self: _Importer, node, ins, attrs):
     """`nn.group_norm` with one group per channel."""
     x = self.ssa(ins[0])
-    shape = _shape(x)
+    shape = tensor_shape(x)
     if len(shape) < 3:
-        raise _Unsupported(f"input of rank {len(shape)} (at least 3)")
+        raise Unsupported(f"input of rank {len(shape)} (at least 3)")
     scale, bias = self.ssa(ins[1], "scale"), self.ssa(ins[2], "bias")
     epsilon = float(attrs.get("epsilon", 1e-5))
     return [self.emit(nn.GroupNormOp(x, scale, bias, shape[1], epsilon))]
 
 
-@_lowering("GroupNormalization", ["epsilon", "num_groups", "stash_type"])
+@lowering("GroupNormalization", ["epsilon", "num_groups", "stash_type"])
 def _group_norm(self: _Importer, node, ins, attrs):
     """Scale and bias are per channel (C) since opset 21 and per group before (opset
     18, where each group's value is repeated over its channels: `nn.gather`, so a
     trainable per-group parameter stays one parameter). `stash_type` selects the
     precision of the statistics; we compute in the input type."""
     x = self.ssa(ins[0])
-    shape = _shape(x)
+    shape = tensor_shape(x)
     if "num_groups" not in attrs:
-        raise _Unsupported("no num_groups")
+        raise Unsupported("no num_groups")
     groups = int(attrs["num_groups"])
     if len(shape) < 3 or groups < 1 or shape[1] % groups:
-        raise _Unsupported(
+        raise Unsupported(
             f"num_groups={groups} for an input of shape {list(shape)} (rank >= 3, "
             "groups dividing the channels)"
         )
@@ -127,17 +127,17 @@ def _group_norm(self: _Importer, node, ins, attrs):
     operands = []
     for value, what in ((ins[1], "scale"), (ins[2], "bias")):
         if value is None:
-            raise _Unsupported(f"missing {what}")
+            raise Unsupported(f"missing {what}")
         given = tuple(self._shape_and_dtype(value)[0])
         if given != per:
-            raise _Unsupported(
+            raise Unsupported(
                 f"{what} of shape {list(given)} (opset {self.opset} expects "
                 f"{list(per)}, one per {'channel' if self.opset >= 21 else 'group'})"
             )
-        if per != (shape[1],) and isinstance(value, _Const):
-            value = _Const(value.array[channel_group], value.source)
+        if per != (shape[1],) and isinstance(value, Const):
+            value = Const(value.array[channel_group], value.source)
         operand = self.ssa(value, what)
-        if _shape(operand) != (shape[1],):
+        if tensor_shape(operand) != (shape[1],):
             operand = self.emit(nn.GatherOp(operand, channel_group, 0))
         operands.append(operand)
     epsilon = float(attrs.get("epsilon", 1e-5))

@@ -12,10 +12,14 @@ from onnx.reference import ReferenceEvaluator
 from xdsl.ir import SSAValue
 
 from edge_opt.dialects import nn
-from edge_opt.frontends.onnx.errors import _Unsupported
-from edge_opt.frontends.onnx.lowerings.common import _int_list, _normalize, _scalar
-from edge_opt.frontends.onnx.registry import _lowering
-from edge_opt.frontends.onnx.values import _Const, _shape
+from edge_opt.frontends.onnx.errors import Unsupported
+from edge_opt.frontends.onnx.lowerings.common import (
+    int_list,
+    normalize_axis_of,
+    scalar_operand,
+)
+from edge_opt.frontends.onnx.registry import lowering
+from edge_opt.frontends.onnx.values import Const, tensor_shape
 from edge_opt.ir.model_io import first_line
 from edge_opt.support import shapes
 from edge_opt.support.shapes import ShapeError
@@ -27,8 +31,8 @@ if TYPE_CHECKING:
 def _reshaped(self: _Importer, x: SSAValue, shape: Sequence[int]) -> SSAValue:
     shape = tuple(int(d) for d in shape)
     if any(d < 1 for d in shape):
-        raise _Unsupported(f"empty result shape {list(shape)}")
-    if shape == _shape(x):
+        raise Unsupported(f"empty result shape {list(shape)}")
+    if shape == tensor_shape(x):
         return x
     return self.emit(nn.ReshapeOp(x, shape))
 
@@ -40,7 +44,7 @@ def _evaluated_shape(self: _Importer, node: onnx.NodeProto, ins) -> tuple[int, .
     for name, value in zip(node.input, ins):
         if not name:
             continue
-        if isinstance(value, _Const):
+        if isinstance(value, Const):
             feeds[name] = value.array
         else:
             shape, dtype = self._shape_and_dtype(value)
@@ -52,24 +56,24 @@ def _evaluated_shape(self: _Importer, node: onnx.NodeProto, ins) -> tuple[int, .
     return tuple(np.shape(result))
 
 
-@_lowering("Reshape", ["allowzero"])
+@lowering("Reshape", ["allowzero"])
 def _reshape(self: _Importer, node, ins, attrs):
     x = self.ssa(ins[0])
     self.constant(ins[1], "shape")
     return [_reshaped(self, x, _evaluated_shape(self, node, ins))]
 
 
-@_lowering("Flatten", ["axis"])
+@lowering("Flatten", ["axis"])
 def _flatten(self: _Importer, node, ins, attrs):
     x = self.ssa(ins[0])
     return [_reshaped(self, x, _evaluated_shape(self, node, ins))]
 
 
-@_lowering("Transpose", ["perm"])
+@lowering("Transpose", ["perm"])
 def _transpose(self: _Importer, node, ins, attrs):
     x = self.ssa(ins[0])
-    rank = len(_shape(x))
-    perm = _int_list(attrs.get("perm", list(reversed(range(rank)))))
+    rank = len(tensor_shape(x))
+    perm = int_list(attrs.get("perm", list(reversed(range(rank)))))
     if perm == list(range(rank)):
         return [x]
     return [self.emit(nn.TransposeOp(x, perm))]
@@ -78,17 +82,17 @@ def _transpose(self: _Importer, node, ins, attrs):
 def _axes(self: _Importer, ins, attrs, since: int, what: str) -> list[int] | None:
     """`axes` from the attribute (opset < since) or the second input."""
     if self.opset < since:
-        return _int_list(attrs["axes"]) if "axes" in attrs else None
+        return int_list(attrs["axes"]) if "axes" in attrs else None
     if "axes" in attrs:
-        raise _Unsupported(f"axes attribute (an input since opset {since})")
+        raise Unsupported(f"axes attribute (an input since opset {since})")
     value = ins[1]
-    return None if value is None else _int_list(self.constant(value, what))
+    return None if value is None else int_list(self.constant(value, what))
 
 
-@_lowering("Squeeze", ["axes"])
+@lowering("Squeeze", ["axes"])
 def _squeeze(self: _Importer, node, ins, attrs):
     x = self.ssa(ins[0])
-    shape = _shape(x)
+    shape = tensor_shape(x)
     axes = _axes(self, ins, attrs, 13, "axes")
     if axes is None:
         axes = [i for i, d in enumerate(shape) if d == 1]
@@ -98,50 +102,50 @@ def _squeeze(self: _Importer, node, ins, attrs):
     return [self.emit(nn.SqueezeOp(x, axes))]
 
 
-@_lowering("Unsqueeze", ["axes"])
+@lowering("Unsqueeze", ["axes"])
 def _unsqueeze(self: _Importer, node, ins, attrs):
     x = self.ssa(ins[0])
     axes = _axes(self, ins, attrs, 13, "axes")
     if not axes:
-        raise _Unsupported("no axes")
-    axes = sorted(shapes.normalize_axes(axes, len(_shape(x)) + len(axes)))
+        raise Unsupported("no axes")
+    axes = sorted(shapes.normalize_axes(axes, len(tensor_shape(x)) + len(axes)))
     return [self.emit(nn.UnsqueezeOp(x, axes))]
 
 
-@_lowering("Concat", ["axis"])
+@lowering("Concat", ["axis"])
 def _concat(self: _Importer, node, ins, attrs):
     values = [self.ssa(v) for v in ins if v is not None]
     if "axis" not in attrs:
-        raise _Unsupported("no axis")
-    axis = _normalize(attrs["axis"], len(_shape(values[0])))
+        raise Unsupported("no axis")
+    axis = normalize_axis_of(attrs["axis"], len(tensor_shape(values[0])))
     if len(values) == 1:
         return [values[0]]
     return [self.emit(nn.ConcatOp(values, axis))]
 
 
-@_lowering("Slice", ["starts", "ends", "axes"])
+@lowering("Slice", ["starts", "ends", "axes"])
 def _slice(self: _Importer, node, ins, attrs):
     x = self.ssa(ins[0])
-    shape = _shape(x)
+    shape = tensor_shape(x)
     rank = len(shape)
     if self.opset < 10:
         if "starts" not in attrs or "ends" not in attrs:
-            raise _Unsupported("no starts or ends")
-        starts, ends = _int_list(attrs["starts"]), _int_list(attrs["ends"])
-        axes = _int_list(attrs.get("axes", range(len(starts))))
+            raise Unsupported("no starts or ends")
+        starts, ends = int_list(attrs["starts"]), int_list(attrs["ends"])
+        axes = int_list(attrs.get("axes", range(len(starts))))
         steps = [1] * len(starts)
     else:
         if attrs:
-            raise _Unsupported("attributes (inputs since opset 10)")
+            raise Unsupported("attributes (inputs since opset 10)")
 
         def optional(index: int, what: str) -> list[int] | None:
             value = ins[index]
-            return None if value is None else _int_list(self.constant(value, what))
+            return None if value is None else int_list(self.constant(value, what))
 
         starts = optional(1, "starts")
         ends = optional(2, "ends")
         if starts is None or ends is None:
-            raise _Unsupported("missing starts or ends")
+            raise Unsupported("missing starts or ends")
         axes = optional(3, "axes")
         axes = list(range(len(starts))) if axes is None else axes
         steps = optional(4, "steps") or [1] * len(starts)
@@ -154,26 +158,26 @@ def _slice(self: _Importer, node, ins, attrs):
         # ONNX Slice clamps exactly as Python's slice.indices does.
         lo, hi, s = slice(a, b, s).indices(shape[axis])
         if len(range(lo, hi, s)) == 0:
-            raise _Unsupported(f"empty slice on axis {axis}")
+            raise Unsupported(f"empty slice on axis {axis}")
         begin[axis], end[axis], step[axis] = lo, hi, s
     if begin == [0] * rank and end == list(shape) and step == [1] * rank:
         return [x]
     return [self.emit(nn.SliceOp(x, begin, end, step))]
 
 
-@_lowering("Gather", ["axis"])
+@lowering("Gather", ["axis"])
 def _gather(self: _Importer, node, ins, attrs):
     """Constant indices only: `nn.gather` of the flattened indices (ONNX's negative ones
     counted from the end), then a squeeze for a scalar index or a reshape to
     `data.shape[:axis] + indices.shape + data.shape[axis + 1:]` for a multi-axis one."""
     x = self.ssa(ins[0])
-    shape = _shape(x)
+    shape = tensor_shape(x)
     indices = np.asarray(self.constant(ins[1], "indices"))
     if indices.dtype.kind not in "iu":
-        raise _Unsupported(f"indices of type {indices.dtype}")
-    axis = _normalize(attrs.get("axis", 0), len(shape))
+        raise Unsupported(f"indices of type {indices.dtype}")
+    axis = normalize_axis_of(attrs.get("axis", 0), len(shape))
     if indices.size == 0:
-        raise _Unsupported("empty indices")
+        raise Unsupported("empty indices")
     size = shape[axis]
     flat = [int(i) for i in indices.reshape(-1)]
     outside = [i for i in flat if not -size <= i < size]
@@ -187,13 +191,13 @@ def _gather(self: _Importer, node, ins, attrs):
     ]
 
 
-@_lowering("Expand")
+@lowering("Expand")
 def _expand(self: _Importer, node, ins, attrs):
     """`nn.broadcast_to` the bidirectional broadcast of the input and `shape`."""
     x = self.ssa(ins[0])
-    shape = _int_list(self.constant(ins[1], "shape"))
-    target = shapes.broadcast(_shape(x), shape)
-    if target == _shape(x):
+    shape = int_list(self.constant(ins[1], "shape"))
+    target = shapes.broadcast(tensor_shape(x), shape)
+    if target == tensor_shape(x):
         return [x]
     return [self.emit(nn.BroadcastToOp(x, target))]
 
@@ -206,15 +210,15 @@ def _pad_arguments(self: _Importer, ins, attrs, rank: int) -> tuple[list[int], f
     attributes before opset 11, from inputs since (with `axes` since opset 18)."""
     if self.opset < 11:
         if "pads" not in attrs:
-            raise _Unsupported("no pads")
-        return _int_list(attrs["pads"]), float(attrs.get("value", 0.0))
+            raise Unsupported("no pads")
+        return int_list(attrs["pads"]), float(attrs.get("value", 0.0))
     if "pads" in attrs or "value" in attrs:
-        raise _Unsupported("pads or value attribute (inputs since opset 11)")
-    pads = _int_list(self.constant(ins[1], "pads"))
-    value = _scalar(self, ins[2], "constant_value") or 0.0
+        raise Unsupported("pads or value attribute (inputs since opset 11)")
+    pads = int_list(self.constant(ins[1], "pads"))
+    value = scalar_operand(self, ins[2], "constant_value") or 0.0
     if ins[3] is None:
         return pads, value
-    axes = shapes.normalize_axes(_int_list(self.constant(ins[3], "axes")), rank)
+    axes = shapes.normalize_axes(int_list(self.constant(ins[3], "axes")), rank)
     if len(pads) != 2 * len(axes):
         raise ShapeError(f"{len(pads)} pads for {len(axes)} axes")
     full = [0] * (2 * rank)
@@ -223,25 +227,25 @@ def _pad_arguments(self: _Importer, ins, attrs, rank: int) -> tuple[list[int], f
     return full, value
 
 
-@_lowering("Pad", ["mode", "pads", "value"])
+@lowering("Pad", ["mode", "pads", "value"])
 def _pad(self: _Importer, node, ins, attrs):
     """Negative pads crop first (`nn.slice`); then constant padding is `nn.pad`, and
     reflect, edge and wrap padding are, axis by axis, a concatenation of the input
     with slices of it (reversed for reflect, broadcast for edge), as NumPy pads."""
     x = self.ssa(ins[0])
-    rank = len(_shape(x))
+    rank = len(tensor_shape(x))
     mode = attrs.get("mode", "constant")
     if mode not in _PAD_MODES:
-        raise _Unsupported(f"mode={mode} (supported: {', '.join(_PAD_MODES)})")
+        raise Unsupported(f"mode={mode} (supported: {', '.join(_PAD_MODES)})")
     pads, value = _pad_arguments(self, ins, attrs, rank)
     if len(pads) != 2 * rank:
         raise ShapeError(f"{len(pads)} pads for a rank-{rank} input")
     if any(p < 0 for p in pads):
-        shape = _shape(x)
+        shape = tensor_shape(x)
         starts = [max(-p, 0) for p in pads[:rank]]
         ends = [d - max(-p, 0) for d, p in zip(shape, pads[rank:])]
         if any(e <= s for s, e in zip(starts, ends)):
-            raise _Unsupported(f"pads {pads} crop the input {list(shape)} to nothing")
+            raise Unsupported(f"pads {pads} crop the input {list(shape)} to nothing")
         x = self.emit(nn.SliceOp(x, starts, ends))
         pads = [max(p, 0) for p in pads]
     if not any(pads):
@@ -259,11 +263,11 @@ def _pad_axis(
     """`x` padded along one axis in a non-constant mode."""
     if not before and not after:
         return x
-    shape = _shape(x)
+    shape = tensor_shape(x)
     size = shape[axis]
     limit = size - 1 if mode == "reflect" else (size if mode == "wrap" else None)
     if limit is not None and max(before, after) > limit:
-        raise _Unsupported(
+        raise Unsupported(
             f"mode={mode} with padding {max(before, after)} > {limit} on axis {axis} "
             f"(size {size})"
         )
@@ -298,7 +302,7 @@ def _pad_axis(
 def _reduce_lowering(op: type[nn.ReduceMeanOp] | type[nn.ReduceSumOp], since: int):
     def lower(self: _Importer, node, ins, attrs):
         x = self.ssa(ins[0])
-        rank = len(_shape(x))
+        rank = len(tensor_shape(x))
         axes = _axes(self, ins, attrs, since, "axes")
         if not axes:
             if attrs.get("noop_with_empty_axes", 0) or rank == 0:
@@ -310,9 +314,9 @@ def _reduce_lowering(op: type[nn.ReduceMeanOp] | type[nn.ReduceSumOp], since: in
     return lower
 
 
-_lowering("ReduceMean", ["axes", "keepdims", "noop_with_empty_axes"])(
+lowering("ReduceMean", ["axes", "keepdims", "noop_with_empty_axes"])(
     _reduce_lowering(nn.ReduceMeanOp, 18)
 )
-_lowering("ReduceSum", ["axes", "keepdims", "noop_with_empty_axes"])(
+lowering("ReduceSum", ["axes", "keepdims", "noop_with_empty_axes"])(
     _reduce_lowering(nn.ReduceSumOp, 13)
 )
