@@ -91,7 +91,7 @@ class PlanMemoryPass(EdgeOptPass):
             level: DictionaryAttr({k: IntegerAttr(v, 64) for k, v in sorted(f.items())})
             for level, f in sorted(sizes.items())
         })
-        op.attributes[SOC_ATTR] = StringAttr(soc.name)
+        op.attributes[SOC_ATTR] = StringAttr(self.soc)  # as given: a name or a file
         if self.check:
             check_capacity(op, sizes, soc.name, soc.memory)
 

@@ -269,8 +269,9 @@ def add_soc_arguments(parser: argparse.ArgumentParser, what: str = "") -> None:
     repeat its plan."""
     parser.add_argument(
         "--soc",
-        choices=soc_names(),
-        help=f"{what}the SoC whose memory to plan for (default host)",
+        metavar="SOC",
+        help=f"{what}the SoC whose memory to plan for: {', '.join(soc_names())} "
+        "(default host), or the path of a SoC .toml file (see docs/architecture.md)",
     )
     parser.add_argument(
         "--weights", choices=["L1", "L2", "L3"],

@@ -50,6 +50,7 @@ from edge_opt.ir.context import EDGE_OPT_DIALECTS
 from edge_opt.passes.lower_to_buffers import LowerToBuffersPipeline, check_plan
 from edge_opt.passes.registry import PIPELINES, available_passes, expand
 from edge_opt.support.errors import ModelFileError, UserError
+from edge_opt.support.socs import get_soc
 from edge_opt.tools.commands import (
     SUBCOMMANDS,
     add_pipeline_arguments,
@@ -315,6 +316,8 @@ class EdgeOptMain(xDSLOptMain):
             return
         c_target = self._c_target()
         self._check_flags(c_target)
+        if self.args.soc is not None:
+            get_soc(self.args.soc)  # an unknown SoC or a malformed file: before any work
         self._check_output(c_target is not None)
         chunks, extension = self._read_chunks()
         if self.args.report or self.args.memory_map:

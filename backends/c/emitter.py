@@ -569,9 +569,10 @@ def _param_definition(param: nn.ParamOp) -> str:
 def soc_macros(module: ModuleOp) -> list[str]:
     """The SoC the module is planned for, as macros: its name, cores (the team size of
     the PULP build and the default of the host test) and usable bytes per level."""
-    soc = get_soc(planned_soc(module) or "host")
+    given = planned_soc(module) or "host"
+    soc = get_soc(given)
     lines = [
-        f"/* The SoC this network is planned for (plan-memory{{soc={soc.name}}}): its cores",
+        f"/* The SoC this network is planned for (plan-memory{{soc={given}}}): its cores",
         " * and the usable bytes of each memory level (0: the SoC has no such level). */",
         f'#define EDGE_SOC "{soc.name}"',
         f"#define EDGE_SOC_CORES {soc.cores}",
