@@ -408,14 +408,16 @@ def test_emit_optimizers():
     ctx = _emit(kernel.SgdKernelOp, [_buffer(8), _buffer(8)], [_buffer(8)],
                 lr=_f(0.5), weight_decay=_f(0.0))
     assert ctx.statements == ["  edge_sgd_f32(&params_0, b0, b1, b2);"]
+    # the rate and decay are runtime state (edge_set_lr): the struct is built per call
     assert ctx.declarations == [
-        "  static const edge_sgd_t params_0 = {.count = 8, .lr = 0.5f, .weight_decay = 0.0f};"
+        "  const edge_sgd_t params_0 = {.count = 8, .lr = edge_hyperparameters.lr, "
+        ".weight_decay = edge_hyperparameters.weight_decay};"
     ]
     ctx = _emit(kernel.SgdMomentumKernelOp, [_buffer(8)] * 3, [_buffer(8)] * 2,
                 lr=_f(0.5), momentum=_f(0.9), weight_decay=_f(0.0), nesterov=UnitAttr())
     assert ctx.statements == ["  edge_sgd_momentum_f32(&params_0, b0, b1, b2, b3, b4);"]
     assert ".nesterov = 1" in ctx.declarations[0]
-    assert ".momentum = 0.899999976f" in ctx.declarations[0]
+    assert ".momentum = edge_hyperparameters.momentum" in ctx.declarations[0]
     ctx = _emit(kernel.AdamKernelOp, [_buffer(8)] * 4 + [_buffer()], [_buffer(8)] * 3,
                 lr=_f(1e-3), beta1=_f(0.0), beta2=_f(0.999), epsilon=_f(1e-8),
                 weight_decay=_f(0.0))

@@ -10,7 +10,7 @@
 // LEVEL: edge-opt: error: pass failed: plan-memory: SoC siracusa has no L3 memory (it has L1, L2); choose other levels in bufferize
 
 // RUN: not edge-opt %s -p "plan-memory{soc=gap8}" 2>&1 | filecheck %s --check-prefix=TARGET
-// TARGET: edge-opt: error: pass failed: plan-memory: unknown SoC 'gap8' (known: gap9, host, siracusa)
+// TARGET: edge-opt: error: pass failed: plan-memory: unknown SoC 'gap8' (known: gap9, host, siracusa, or the path of a .toml file)
 
 // Without the check (reports use it), the plan is made and recorded anyway.
 // RUN: edge-opt %s -p "plan-memory{soc=gap9 check=false}" | filecheck %s --check-prefix=NOCHECK
