@@ -153,7 +153,8 @@ def test_project_compiles_for_riscv_with_core_v(tmp_path: Path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     objects = list((tmp_path / "project").rglob("*.rv32.o"))
     runtime = list((tmp_path / "project" / "runtime").glob("*.c"))
-    assert len(objects) == 2 + len(runtime)
+    # network, test data, the parameter blob, the runtime
+    assert len(objects) == 3 + len(runtime)
 
 
 @pytest.mark.parametrize("fixture", ["CCT_Train_CCT2_LP", "CCT_Train_CCT2_FT2"])
@@ -220,14 +221,14 @@ def test_parameters_export_and_import(tmp_path: Path):
     project = tmp_path / "project"
     data = emit_c_project(module, project, steps=1)
     library = project / "libnetwork.so"
-    sources = [str(project / n) for n in ("network.c",)] + [
+    sources = [str(project / n) for n in ("network.c", "params.S")] + [
         str(p) for p in sorted((project / "runtime").glob("*.c"))
     ]
     subprocess.run(
         ["gcc", "-O2", "-fPIC", "-shared", "-Wall", "-Wextra", "-Werror", "-std=gnu11",
          f"-I{project}", f"-I{project / 'runtime'}", *sources, "-o", str(library),
          "-lm", "-pthread"],
-        check=True, capture_output=True,
+        check=True, capture_output=True, cwd=project,  # params.S includes params.bin
     )
     net = ctypes.CDLL(str(library))
 
@@ -235,6 +236,8 @@ def test_parameters_export_and_import(tmp_path: Path):
         _fields_ = [("name", ctypes.c_char_p), ("data", ctypes.c_void_p),
                     ("count", ctypes.c_size_t), ("element_size", ctypes.c_size_t)]
 
+    # init() loads the linked-in initial values (params.bin): before it, storage is zero
+    assert net.init() == 0
     net.edge_params.restype = ctypes.POINTER(Param)
     count = ctypes.c_size_t()
     table = net.edge_params(ctypes.byref(count))
@@ -253,7 +256,6 @@ def test_parameters_export_and_import(tmp_path: Path):
     assert net.edge_set_param(b"fc_bias", new_bias.ctypes.data, new_bias.nbytes) == 0
     assert net.edge_set_param(b"nope", new_bias.ctypes.data, new_bias.nbytes) == -1
     assert net.edge_set_param(b"fc_bias", new_bias.ctypes.data, 4) == -2
-    net.init()
     net.train_step.restype = ctypes.c_float
     image = np.ascontiguousarray(data.inputs["image"], np.float32)
     labels = np.ascontiguousarray(data.inputs["labels"], np.int32)

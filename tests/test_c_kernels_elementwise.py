@@ -214,3 +214,16 @@ def test_gradients_with_scalars(name: str, n: int, seed: int, data):
         pointer(dx),
     )
     _close(dx, expected)
+
+
+@pytest.mark.parametrize("name", sorted(UNARY))
+def test_unary_special_values_agree_with_the_reference(name: str):
+    """NaN in, NaN out (relu gave 0); the infinities as the reference maps them."""
+    x = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e30, -1e30], np.float32)
+    y = np.full_like(x, 7.0)
+    getattr(runtime(), f"edge_{name}_f32")(ctypes.c_int32(x.size), pointer(x), pointer(y))
+    with np.errstate(all="ignore"):
+        expected = UNARY[name](x.astype(np.float64)).astype(np.float32)
+    assert np.array_equal(np.isnan(y), np.isnan(expected)), (name, y, expected)
+    finite = ~np.isnan(expected)
+    np.testing.assert_allclose(y[finite], expected[finite], rtol=2e-6, atol=2e-6)

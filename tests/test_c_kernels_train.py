@@ -158,6 +158,29 @@ def test_cross_entropy_labels_out_of_range_give_nan():
     assert not np.any(np.isnan(grad[0])) and np.all(np.isnan(grad[1]))
 
 
+class Error(ctypes.Structure):
+    """`edge_error_t`"""
+
+    _fields_ = [("code", ctypes.c_int32), ("index", ctypes.c_int32),
+                ("value", ctypes.c_int32), ("limit", ctypes.c_int32)]
+
+
+def test_cross_entropy_records_the_first_bad_label():
+    """What the generated main.c reports: the row, the value and the class count."""
+    library = runtime()
+    library.edge_last_error.restype = Error
+    library.edge_clear_error()
+    logits = np.zeros((3, 4), np.float32)
+    loss = np.zeros((), np.float32)
+    run_cross_entropy(logits, np.array([0, 1, 2], np.int32), loss, "sum")
+    assert library.edge_last_error().code == 0
+    run_cross_entropy(logits, np.array([0, -7, 9], np.int32), loss, "sum")
+    error = library.edge_last_error()
+    assert (error.code, error.index, error.value, error.limit) == (1, 1, -7, 4)
+    library.edge_clear_error()
+    assert library.edge_last_error().code == 0
+
+
 @SETTINGS
 @given(shape=st.lists(st.integers(1, 9), min_size=0, max_size=3), reduction=reductions,
        seed=st.integers(0, 2**32 - 1))

@@ -172,8 +172,9 @@ def test_hyperparameter_setters_refuse_what_cannot_take_effect(tmp_path: Path, p
     subprocess.run(
         ["gcc", "-O1", "-Wall", "-Werror", "-std=gnu11", f"-DEXPECT_MOMENTUM={0 if momentum_ok else -1}",
          "-I", str(project), "-I", str(project / "runtime"), str(project / "check.c"),
-         str(project / "network.c"), *runtime, "-o", str(binary), "-lm", "-pthread"],
-        check=True, capture_output=True,
+         str(project / "network.c"), str(project / "params.S"), *runtime, "-o", str(binary),
+         "-lm", "-pthread"],
+        check=True, capture_output=True, cwd=project,  # params.S includes params.bin
     )
     result = subprocess.run([str(binary)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout.split() == ["0", "0.25"], result.stdout
@@ -183,3 +184,98 @@ def test_inference_projects_have_no_optimizer_state(tmp_path: Path):
     assert main([EXAMPLE, "--pipeline", "infer", "--emit", "c", "-o", str(tmp_path / "p")]) == 0
     assert "edge_set_lr" not in (tmp_path / "p" / "network.h").read_text()
     assert "--lr" not in (tmp_path / "p" / "main.c").read_text()
+
+
+def test_a_bad_label_in_the_c_is_reported_with_its_position(tmp_path: Path):
+    """The compiler refuses bad labels in --input; data that reaches the C some other way
+    (here: the embedded batch edited after generation) is caught by the runtime, which
+    records the label (edge_last_error) for the generated main.c to report."""
+    project = tmp_path / "project"
+    assert main([EXAMPLE, "--pipeline", "train-full", "--emit", "c", "-o", str(project)]) == 0
+    data = (project / "test_data.c").read_text()
+    labels = re.search(r"(const int32_t edge_test_labels\[\d+\] = \{\s*)(-?\d+), (-?\d+)", data)
+    assert labels is not None
+    (project / "test_data.c").write_text(
+        data.replace(labels.group(0), f"{labels.group(1)}{labels.group(2)}, -4", 1))
+    binary = build(project)
+    result = subprocess.run([str(binary)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "step 1: labels[1] = -4 is not a class label: labels must be in [0, 10)" \
+        in result.stderr
+    assert "step 1 loss" not in result.stdout
+
+
+def test_the_host_test_creates_its_dump_directory(tmp_path: Path):
+    project = tmp_path / "project"
+    assert main([EXAMPLE, "--pipeline", "train-full", "--emit", "c", "-o", str(project),
+                 "--steps", "1"]) == 0
+    binary = build(project)
+    fresh = tmp_path / "dump"
+    result = subprocess.run([str(binary), "--steps", "1", "--dump-params", str(fresh)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    values = model_io.read_npz(str(ROOT / "examples" / "tiny_cnn.npz"))
+    assert {p.stem for p in fresh.glob("*.npy")} >= set(values)
+    missing_parent = tmp_path / "no" / "such"
+    result = subprocess.run([str(binary), "--steps", "1", "--dump-params", str(missing_parent)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert f"--dump-params {missing_parent}: cannot create the directory (No such file" \
+        in result.stderr
+
+
+CLOSE_TO_CHECK = r"""
+#include <math.h>
+#include <stdio.h>
+#define EDGE_TEST_TOLERANCE 1e-4f
+CLOSE_TO
+int main(void) {
+  float inf = INFINITY, nan = NAN;
+  int cases[] = {
+    close_to(inf, inf), close_to(-inf, -inf), close_to(nan, nan),  /* the same: match */
+    close_to(inf, -inf), close_to(1.0f, inf), close_to(inf, 1.0f), /* differ */
+    close_to(nan, 1.0f), close_to(1.0f, nan), close_to(nan, inf),
+    close_to(1.00001f, 1.0f), close_to(1.001f, 1.0f),               /* tolerance */
+  };
+  for (unsigned i = 0; i < sizeof cases / sizeof cases[0]; i++) printf("%d", cases[i]);
+  return 0;
+}
+"""
+
+
+def test_close_to_matches_the_same_infinity_or_nan(tmp_path: Path):
+    """The generated host test's comparison, compiled on its own."""
+    assert main([EXAMPLE, "--pipeline", "infer", "--emit", "c", "-o", str(tmp_path / "p")]) == 0
+    source = (tmp_path / "p" / "main.c").read_text()
+    function = re.search(r"static int close_to\(.*?\n}\n", source, re.DOTALL)
+    assert function is not None
+    (tmp_path / "check.c").write_text(CLOSE_TO_CHECK.replace("CLOSE_TO", function.group(0)))
+    subprocess.run(["gcc", "-O1", "-Wall", "-Werror", str(tmp_path / "check.c"), "-o",
+                    str(tmp_path / "check"), "-lm"], check=True, capture_output=True)
+    result = subprocess.run([str(tmp_path / "check")], capture_output=True, text=True)
+    assert result.stdout == "11100000010"
+
+
+RANK0_FORWARD = """builtin.module {
+  nn.param trainable @w : tensor<3xf32>
+  func.func @forward(%x: tensor<2x3xf32>) -> tensor<f32> {
+    %w = nn.load @w : tensor<3xf32>
+    %y = nn.mul %x, %w : (tensor<2x3xf32>, tensor<3xf32>) -> tensor<2x3xf32>
+    %s = nn.reduce_sum %y {axes = array<i64: 0, 1>} : tensor<2x3xf32> -> tensor<f32>
+    func.return %s : tensor<f32>
+  }
+}
+"""
+
+
+def test_a_rank0_forward_result_compiles_and_matches(tmp_path: Path):
+    """One rank-0 result is the C function's return value: main.c calls it so."""
+    model = tmp_path / "m.mlir"
+    model.write_text(RANK0_FORWARD)
+    model_io.write_npz(tmp_path / "m.npz", {"w": np.array([0.5, -1.0, 2.0], np.float32)})
+    assert main([str(model), "--pipeline", "infer", "--emit", "c", "-o",
+                 str(tmp_path / "p")]) == 0
+    binary = build(tmp_path / "p")
+    result = subprocess.run([str(binary)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 values checked" in result.stdout and result.stdout.endswith("OK\n")

@@ -133,6 +133,12 @@ class EdgeOptMain(xDSLOptMain):
             "the inputs, and labels); default a seeded random batch",
         )
         arg_parser.add_argument(
+            "--force",
+            action="store_true",
+            help="with -t c: replace the -o directory even if it holds files edge-opt did "
+            "not write (never one of the inputs)",
+        )
+        arg_parser.add_argument(
             "--steps",
             type=int,
             help="with -t c: steps of the generated test (default 3)",
@@ -277,7 +283,7 @@ class EdgeOptMain(xDSLOptMain):
         except ValueError as e:
             raise UserError(f"-t {self.args.target}: {e}") from None
         flags = {"dir": self.args.output_file, "steps": self.args.steps,
-                 "input": self.args.input}
+                 "input": self.args.input, "force": self.args.force or None}
         given = spec.parameters if spec.name == "c" else {}
         for option, value in flags.items():
             if value is None:
@@ -288,13 +294,16 @@ class EdgeOptMain(xDSLOptMain):
             target = CTarget(**{**vars(target), option: value})
         if target.steps < 1:
             raise UserError(f"the C test needs at least one step, got {target.steps}")
-        return target
+        inputs = [self.args.params]
+        if self.args.input_file is not None:
+            inputs += [self.args.input_file, model_io.sidecar_path(self.args.input_file)]
+        return CTarget(**{**vars(target), "inputs": tuple(str(i) for i in inputs if i)})
 
     def _check_flags(self, c_target: CTarget | None) -> None:
         """A flag that cannot take effect is an error, never ignored."""
         report = bool(self.args.report or self.args.memory_map)
         rules = (
-            (("--steps", "--input"), c_target is not None, "-t c (--emit c)"),
+            (("--steps", "--input", "--force"), c_target is not None, "-t c (--emit c)"),
             (("--soc", "--weights"), c_target is not None or report,
              "-t c (--emit c) or --report"),
             (("--json",), report, "--report"),
@@ -319,6 +328,11 @@ class EdgeOptMain(xDSLOptMain):
         if self.args.soc is not None:
             get_soc(self.args.soc)  # an unknown SoC or a malformed file: before any work
         self._check_output(c_target is not None)
+        if c_target is not None and not (self.args.report or self.args.memory_map):
+            if c_target.dir is None:
+                raise UserError("-t c (--emit c) writes a project directory: give it with "
+                                "-o DIR")
+            c_target.check()
         chunks, extension = self._read_chunks()
         if self.args.report or self.args.memory_map:
             if c_target is not None:
@@ -360,8 +374,6 @@ class EdgeOptMain(xDSLOptMain):
         print_reports(reports, self.args.json)
 
     def _emit_c(self, chunks: list[tuple[str, int]], extension: str, target: CTarget) -> None:
-        if target.dir is None:
-            raise UserError("-t c (--emit c) writes a project directory: give it with -o DIR")
         if len(chunks) != 1:
             raise UserError("-t c (--emit c) takes one module (no --split-input-file)")
         chunk, offset = chunks[0]

@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from xdsl.dialects import func
@@ -21,7 +21,7 @@ from xdsl.dialects.builtin import MemRefType, ModuleOp, TensorType
 from xdsl.utils.exceptions import PassFailedException
 
 from edge_opt.backends.c.emitter import EmitError
-from edge_opt.backends.c.project import TestData, write_project
+from edge_opt.backends.c.project import TestData, check_project_directory, write_project
 from edge_opt.ir.session import Session, get_function, input_names, label_inputs
 from edge_opt.passes.lower_to_buffers import lower_to_buffers
 from edge_opt.support.dtypes import numpy_dtype
@@ -73,11 +73,15 @@ def emit_c_project(
     soc: str | None = None,
     weights: str | None = None,
     seed: int = 0,
+    force: bool = False,
+    inputs: Sequence[str | os.PathLike[str] | None] = (),
 ) -> TestData:
     """Writes the C project of `module` to `directory` (see the module docstring) and
     returns the test data it embeds. A module that is not planned yet is lowered for
     `soc` (default host) with parameters in `weights` (default L2); a planned one must
-    not contradict them."""
+    not contradict them. `force` and `inputs` are those of `check_project_directory`,
+    which runs first."""
+    check_project_directory(directory, inputs, force)
     if steps < 1:
         raise EmitError(f"the test needs at least one step, got {steps}")
     function = tested_function(module)
@@ -93,5 +97,5 @@ def emit_c_project(
     else:
         reference = list(results[-1])
     data = TestData(function, batch, reference, steps)
-    write_project(lowered, directory, data)
+    write_project(lowered, directory, data, force, inputs)
     return data

@@ -9,7 +9,8 @@ The generated code follows the PULP model: a function's body runs on every core 
 team (`edge_fork`); each runtime kernel splits its work by core id and ends with a
 barrier. Buffers are fixed addresses: `kernel.alloc`s are pointers into one static arena
 per memory level at their planned offsets, parameters are static arrays placed in their
-level's section (`PI_L2`, ...), constants are `static const` arrays.
+level's section (`PI_L2`, ...) and filled by `init()` from a binary blob
+(`params_blob`), constants are `static const` arrays.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from xdsl.ir import Operation, SSAValue
 from edge_opt.dialects import kernel, nn
 from edge_opt.dialects.kernel import LEVEL_ATTR, MEMORY_ATTR, memory_level, planned_soc
 from edge_opt.ir.session import input_names, output_names
-from edge_opt.support.dtypes import numpy_dtype, to_numpy
+from edge_opt.support.dtypes import numpy_dtype
 from edge_opt.support.socs import get_soc
 
 CTYPES = {
@@ -339,7 +340,7 @@ def function_signature(function: func.FuncOp) -> str:
     ]
     results = function.function_type.outputs.data
     returns = "void"
-    if _returns_scalar(function):
+    if returns_scalar(function):
         returns = ctype(results[0])  # type: ignore[arg-type]
     else:
         args += [
@@ -349,7 +350,7 @@ def function_signature(function: func.FuncOp) -> str:
     return f"{returns} {public_name(function)}({', '.join(args) or 'void'})"
 
 
-def _returns_scalar(function: func.FuncOp) -> bool:
+def returns_scalar(function: func.FuncOp) -> bool:
     results = function.function_type.outputs.data
     return (
         len(results) == 1
@@ -396,7 +397,7 @@ def _wrapper(function: func.FuncOp, inputs: list[str], outputs: list[str]) -> li
     name = public_name(function)
     values = list(inputs)
     lines = [function_signature(function) + " {"]
-    if _returns_scalar(function):
+    if returns_scalar(function):
         result = function.function_type.outputs.data[0]
         lines.append(f"  {ctype(result)} result = 0;")  # type: ignore[arg-type]
         values.append("&result")
@@ -404,7 +405,7 @@ def _wrapper(function: func.FuncOp, inputs: list[str], outputs: list[str]) -> li
         values += outputs
     lines.append(f"  edge_{name}_args_t args = {{{', '.join(values) or '0'}}};")
     lines.append(f"  edge_fork(edge_{name}_body, &args);")
-    if _returns_scalar(function):
+    if returns_scalar(function):
         lines.append("  return result;")
     lines.append("}")
     return lines
@@ -477,9 +478,11 @@ def _print_return(ctx: FunctionContext, op: func.ReturnOp) -> None:
     ctx.statements.append("  edge_barrier();")
 
 
-def print_network_c(module: ModuleOp, definitions: Sequence[str] = ()) -> str:
-    """`network.c`: storage (arenas, parameters, constants), `definitions` (runtime state
-    the functions read) and every function."""
+def print_network_c(module: ModuleOp, definitions: Sequence[str] = (),
+                    loader: Sequence[str] = ()) -> str:
+    """`network.c`: storage (arenas, parameters, constants), `loader` (`init()`, which
+    fills the parameters' storage: see `params_blob`), `definitions` (runtime state the
+    functions read) and every function."""
     printer = ModulePrinter(module)
     functions = [print_function(printer, f) for f in printer.functions()]
     lines = [
@@ -499,7 +502,8 @@ def print_network_c(module: ModuleOp, definitions: Sequence[str] = ()) -> str:
                 f"{SECTIONS[level]} static uint8_t edge_arena_{level}[{size}] "
                 "__attribute__((aligned(16)));"
             )
-    lines += ["", "/* Parameters and optimizer state, in their memory level. */"]
+    lines += ["", "/* Parameters and optimizer state, in their memory level; init() loads their",
+              " * initial values from params.bin. */"]
     table = []
     for param in printer.params():
         lines.append(_param_definition(param))
@@ -519,14 +523,16 @@ def print_network_c(module: ModuleOp, definitions: Sequence[str] = ()) -> str:
     lines.append("  return edge_param_table;")
     lines.append("}")
     lines.append("")
-    lines += _IMPORT_AND_INIT
+    lines += _IMPORT
+    lines.append("")
+    lines += loader
     lines.append("")
     lines += definitions
     lines += functions
     return "\n".join(lines) + "\n"
 
 
-_IMPORT_AND_INIT = r"""int edge_set_param(const char *name, const void *data, size_t bytes) {
+_IMPORT = r"""int edge_set_param(const char *name, const void *data, size_t bytes) {
   size_t count;
   const edge_param_t *params = edge_params(&count);
   for (size_t i = 0; i < count; i++) {
@@ -538,12 +544,6 @@ _IMPORT_AND_INIT = r"""int edge_set_param(const char *name, const void *data, si
     return 0;
   }
   return -1;
-}
-
-void init(void) {
-#if !defined(EDGE_TARGET_PULP)
-  edge_set_num_cores(EDGE_MAX_CORES);
-#endif
 }""".splitlines()
 
 
@@ -556,13 +556,11 @@ def _param_definition(param: nn.ParamOp) -> str:
         raise EmitError(f"@{param.sym_name.data}: no C type for {param.type.element_type}")
     type_ = CTYPES[dtype]
     count = param.type.element_count()
-    value = to_numpy(param.value) if param.value is not None else None
-    if value is None:
+    if param.value is None:
         raise EmitError(f"@{param.sym_name.data} has no value (load the model's .npz)")
-    init = "{0}" if not np.any(value) else c_array(value, type_)
     return (
         f"{SECTIONS[level.data]} {type_} {param_symbol(param.sym_name.data)}[{count}] "
-        f"__attribute__((aligned(16))) = {init};"
+        "__attribute__((aligned(16)));"
     )
 
 
@@ -605,13 +603,16 @@ def print_network_h(module: ModuleOp, declarations: Sequence[str] = ()) -> str:
         " * export trained values. */",
         "const edge_param_t *edge_params(size_t *count);",
         "",
-        "/* Imports a parameter's values by name: 0 on success, -1 for an unknown name,",
-        " * -2 if `bytes` is not the parameter's size. */",
+        "/* Imports a parameter's values by name (after init(), which loads the initial",
+        " * values): 0 on success, -1 for an unknown name, -2 if `bytes` is not the",
+        " * parameter's size. */",
         "int edge_set_param(const char *name, const void *data, size_t bytes);",
         "",
-        "/* Prepares the runtime (on a host: a team of EDGE_MAX_CORES threads). Call once",
-        " * before the functions below. */",
-        "void init(void);",
+        "/* Prepares the runtime (on a host: a team of EDGE_MAX_CORES threads) and loads the",
+        " * linked-in params.bin (none with -DEDGE_PARAMS_EXTERNAL: call edge_load_params",
+        " * after it). Call once before the functions below; 0 on success, else the",
+        " * error of edge_load_params. */",
+        "int init(void);",
         "",
         *declarations,
     ]

@@ -7,7 +7,18 @@ from xdsl.dialects.builtin import ModuleOp
 
 import edge_opt.backends.c.kernels  # noqa: F401  (registers the emitters)
 from edge_opt.backends.c import hyperparameters
-from edge_opt.backends.c.emitter import EMITTERS, print_network_c, print_network_h
+from edge_opt.backends.c.emitter import (
+    EMITTERS,
+    param_symbol,
+    print_network_c,
+    print_network_h,
+)
+from edge_opt.backends.c.params_blob import (
+    PARAMS_ASM,
+    header_lines,
+    loader_lines,
+    params_blob,
+)
 from edge_opt.dialects import kernel
 
 
@@ -18,11 +29,18 @@ def emitters_missing() -> list[str]:
     return sorted(op.name for op in kernel.KERNEL_OPS if op not in EMITTERS)
 
 
-def emit_sources(module: ModuleOp) -> dict[str, str]:
+def emit_sources(module: ModuleOp) -> dict[str, str | bytes]:
+    """`network.h`, `network.c`, and the parameters' initial values: `params.bin` and
+    `params.S`, which links it in."""
     values = hyperparameters.hyperparameters(module)
     return {
-        "network.h": print_network_h(module, hyperparameters.declarations(values)),
-        "network.c": print_network_c(
-            module, hyperparameters.definitions(values, hyperparameters.has_momentum(module))
+        "network.h": print_network_h(
+            module, header_lines(module) + hyperparameters.declarations(values)
         ),
+        "network.c": print_network_c(
+            module, hyperparameters.definitions(values, hyperparameters.has_momentum(module)),
+            loader_lines(module, param_symbol),
+        ),
+        "params.S": PARAMS_ASM,
+        "params.bin": params_blob(module),
     }

@@ -19,6 +19,7 @@ from xdsl.utils.target import Target
 
 from edge_opt.backends.c.compile import emit_c_project
 from edge_opt.backends.c.emitter import EmitError
+from edge_opt.backends.c.project import check_project_directory
 from edge_opt.ir import model_io
 from edge_opt.support.errors import UserError
 
@@ -38,14 +39,29 @@ class CTarget(Target):
     inputs); default a seeded random batch."""
     seed: int = 0
     """Seed of the random batch."""
+    force: bool = False
+    """Replace `dir` even if it holds files edge-opt did not write (never an input)."""
+    inputs: tuple[str, ...] = ()
+    """Files `dir` must not hold (the driver's input model, its sidecar, `--params`);
+    `input` is always one."""
 
-    def emit(self, ctx: Context, module: ModuleOp, output: IO[str]) -> None:
+    def check(self) -> None:
+        """Refuses a project directory that would lose a user's file, before any work."""
         if self.dir is None:
             raise UserError("the C target writes a project directory: give it with -o DIR "
                             "(or -t 'c{dir=DIR}')")
+        try:
+            check_project_directory(self.dir, (*self.inputs, self.input), self.force)
+        except EmitError as e:
+            raise UserError(f"cannot emit C: {e}") from None
+
+    def emit(self, ctx: Context, module: ModuleOp, output: IO[str]) -> None:
+        self.check()
+        assert self.dir is not None
         arrays = model_io.read_npz(self.input) if self.input else None
         try:
-            data = emit_c_project(module, self.dir, arrays, self.steps, seed=self.seed)
+            data = emit_c_project(module, self.dir, arrays, self.steps, seed=self.seed,
+                                  force=self.force, inputs=(*self.inputs, self.input))
         except EmitError as e:
             raise UserError(f"cannot emit C: {e}") from None
         output.write(

@@ -66,7 +66,7 @@ static inline float elu(float x, float alpha) {
     edge_barrier();                                                                    \
   }
 
-UNARY(relu, v > 0.0f ? v : 0.0f)
+UNARY(relu, v < 0.0f ? 0.0f : v) /* NaN stays NaN, as np.maximum */
 UNARY(sigmoid, sigmoid(v))
 UNARY(tanh, edge_tanhf(v))
 UNARY(silu, v * sigmoid(v))

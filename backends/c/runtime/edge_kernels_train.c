@@ -43,6 +43,7 @@ void edge_cross_entropy_f32(const edge_cross_entropy_t *p, const float *logits,
       const float *x = logits + r * classes;
       int32_t label = labels[r];
       if (label < 0 || label >= classes) {
+        edge_record_error(EDGE_ERROR_LABEL, r, label, classes);
         total = __builtin_nanf("");
         continue;
       }

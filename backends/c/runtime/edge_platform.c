@@ -1,6 +1,23 @@
 /* edge-opt runtime: the hosted (POSIX threads) and bare (single core) platforms.
- * On the PULP SDK, edge_platform.h maps everything to pmsis and this file is empty. */
+ * On the PULP SDK, edge_platform.h maps the team to pmsis and this file only keeps the
+ * error record. */
 #include "edge_platform.h"
+
+/* One record for the team, written by one core at a time (kernels record from core 0,
+ * between barriers): no atomics, which the RV32 targets without the A extension lack. */
+static edge_error_t last_error;
+
+edge_error_t edge_last_error(void) { return last_error; }
+
+void edge_clear_error(void) { last_error.code = EDGE_OK; }
+
+void edge_record_error(int32_t code, int32_t index, int32_t value, int32_t limit) {
+  if (last_error.code != EDGE_OK) return;
+  last_error.index = index;
+  last_error.value = value;
+  last_error.limit = limit;
+  last_error.code = code;
+}
 
 #if defined(EDGE_BARE)
 int edge_core_id(void) { return 0; }

@@ -51,6 +51,22 @@ void edge_fork(void (*body)(void *), void *arg);
 void edge_set_num_cores(int cores);
 #endif
 
+/* The first error a kernel met since the last edge_clear_error(); code EDGE_OK: none.
+ * Kernels do not stop on bad data (there is no one to return to inside a team): they
+ * make the affected results NaN and record what was wrong, for the caller to check
+ * after a step.
+ *   EDGE_ERROR_LABEL: a class label outside [0, limit): labels[index] = value. The loss
+ *   and that row's gradient are NaN, so a training step with it would make the
+ *   parameters NaN: check edge_last_error() before trusting the step. */
+typedef struct {
+  int32_t code, index, value, limit;
+} edge_error_t;
+enum { EDGE_OK = 0, EDGE_ERROR_LABEL = 1 };
+edge_error_t edge_last_error(void);
+void edge_clear_error(void);
+/* Records an error unless one is recorded already; one core at a time (core 0). */
+void edge_record_error(int32_t code, int32_t index, int32_t value, int32_t limit);
+
 /* The share [*begin, *end) of `count` work items of this core: contiguous chunks in
  * core order, so a result never depends on the number of cores. */
 static inline void edge_split(int32_t count, int32_t *begin, int32_t *end) {
