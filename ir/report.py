@@ -111,7 +111,7 @@ def _itemsize(param: nn.ParamOp) -> int:
     return numpy_dtype(param.type.element_type).itemsize
 
 
-def _phases(function: func.FuncOp) -> dict[str, list[Operation]]:
+def training_phases(function: func.FuncOp) -> dict[str, list[Operation]]:
     """The ops of a training function by phase (see the module docstring)."""
     phases: dict[str, list[Operation]] = {
         "forward": [], "loss": [], "backward": [], "optimizer": []
@@ -148,7 +148,7 @@ def _readers(ops: list[Operation]) -> dict[str, list[Operation]]:
     return readers
 
 
-def _exclusive_owner(
+def exclusive_owner(
     ops: list[Operation], params: dict[str, nn.ParamOp]
 ) -> dict[Operation, str | None]:
     """For each backward/optimizer op, the one parameter whose update alone needs it
@@ -237,7 +237,7 @@ def build_report(module: ModuleOp, pipeline: str | None = None) -> Report:
     params = {op.sym_name.data: op for op in module.ops if isinstance(op, nn.ParamOp)}
     step = _function(module, "train_step")
     if step is not None:
-        phases = _phases(step)
+        phases = training_phases(step)
     else:
         forward = _function(module, "forward")
         ops = list(forward.body.block.ops) if forward is not None else []
@@ -245,7 +245,7 @@ def build_report(module: ModuleOp, pipeline: str | None = None) -> Report:
     trained = _updated_params(phases["optimizer"], params)
     readers = _readers(phases["forward"])
     backward_ops = phases["backward"] + phases["optimizer"]
-    owner = _exclusive_owner(backward_ops, params)
+    owner = exclusive_owner(backward_ops, params)
     updates = _optimizer_updates(phases["optimizer"], owner)
     state_bytes: dict[str, int] = {}
     for op in params.values():

@@ -54,7 +54,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 from xdsl.context import Context
@@ -76,7 +75,12 @@ from edge_opt.dialects.train import STATE_ATTR, STATE_OF_ATTR
 from edge_opt.ir.channels import ChannelRestriction, check_uses, restriction_of
 from edge_opt.ir.session import input_names
 from edge_opt.passes.gradients import RULES, GradientBuilder
-from edge_opt.passes.options import EdgeOptPass
+from edge_opt.passes.options import (
+    EdgeOptPass,
+    LossOptions,
+    OptimizerOptions,
+    group_values,
+)
 from edge_opt.support.dtypes import numpy_dtype, to_dense
 from edge_opt.support.hints import symbol_hint
 
@@ -85,40 +89,16 @@ TRAIN_STEP = "train_step"
 
 
 @dataclass(frozen=True)
-class OptimizerOptions:
-    kind: Literal["sgd", "adam"] = "sgd"
-    lr: float = 0.01
-    momentum: float = 0.0
-    nesterov: bool = False
-    weight_decay: float = 0.0
-    beta1: float = 0.9
-    beta2: float = 0.999
-    epsilon: float = 1e-8
-
-
-@dataclass(frozen=True)
-class AutodiffPass(EdgeOptPass):
-    """Builds `@train_step` from `@forward` (see the module docstring)."""
+class AutodiffPass(EdgeOptPass, OptimizerOptions, LossOptions):
+    """Builds `@train_step` from `@forward` (see the module docstring). Options: the
+    `LossOptions` and `OptimizerOptions` groups, and `function`."""
 
     name = "autodiff"
 
-    loss: Literal["cross-entropy", "mse"] = "cross-entropy"
-    reduction: Literal["mean", "sum"] = "mean"
-    optimizer: Literal["sgd", "adam"] = "sgd"
-    lr: float = 0.01
-    momentum: float = 0.0
-    nesterov: bool = False
-    weight_decay: float = 0.0
-    beta1: float = 0.9
-    beta2: float = 0.999
-    epsilon: float = 1e-8
     function: str = "forward"
 
     def optimizer_options(self) -> OptimizerOptions:
-        return OptimizerOptions(
-            self.optimizer, self.lr, self.momentum, self.nesterov, self.weight_decay,
-            self.beta1, self.beta2, self.epsilon,
-        )
+        return OptimizerOptions(**group_values(self, OptimizerOptions))
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         forward = find_function(op, self.function)
@@ -453,7 +433,7 @@ class OptimizerEmitter:
         o = self.options
         emit = self.grads.emit
         assert isinstance(value.type, TensorType)
-        if o.kind == "adam":
+        if o.optimizer == "adam":
             m = self._state(name, "exp_avg", value.type)
             v = self._state(name, "exp_avg_sq", value.type)
             update = train.AdamOp(

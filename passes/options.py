@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Self, get_type_hints
+from typing import Any, Literal, Self, get_type_hints
 
 from xdsl.passes import ModulePass
 from xdsl.utils.arg_spec import ArgSpec
@@ -115,3 +115,57 @@ class EdgeOptPass(ModulePass):
             for key, values in spec.parameters.items()
         }
         return super().from_spec(ArgSpec(spec.name, parameters))
+
+
+# --- option groups ---------------------------------------------------------------------
+# Each group is declared once, here, and mixed into every pass and pipeline that takes
+# it; a pipeline hands a group to the pass it builds with `group_values`, so a default or
+# a rule cannot drift between `autodiff`, `sparse-update` and the training pipelines.
+# Mix groups in after the pass base, last group first (`class P(EdgeOptPass,
+# OptimizerOptions, LossOptions)`): dataclass fields follow the reverse method
+# resolution order, so the options are listed loss, optimizer, then the pass's own.
+
+
+@dataclass(frozen=True)
+class LossOptions:
+    """The loss on the first output of `@forward`: `cross-entropy` (logits (N, C)
+    against integer labels (N,)) or `mse` (against `labels` of the output's type),
+    summed or averaged over the batch."""
+
+    loss: Literal["cross-entropy", "mse"] = "cross-entropy"
+    reduction: Literal["mean", "sum"] = "mean"
+
+
+@dataclass(frozen=True)
+class OptimizerOptions:
+    """The optimizer and its scalars: `sgd` (with `momentum`, `nesterov`,
+    `weight-decay`) or `adam` (`beta1`, `beta2`, `epsilon`, `weight-decay`); `lr`."""
+
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    beta1: float = 0.9
+    beta2: float = 0.999
+    epsilon: float = 1e-8
+
+
+@dataclass(frozen=True)
+class AttentionOptions:
+    """How raised attention runs: `attention-rows` query rows per block of depth-first
+    tiling (forward and the recomputing backward; 0: no tiling), and whether
+    `fuse-attention-weights` runs (it fuses frozen projections where its cost formula
+    says it pays)."""
+
+    attention_rows: int = 0
+    fuse_attention: bool = False
+
+
+OPTION_GROUPS = (LossOptions, OptimizerOptions, AttentionOptions)
+
+
+def group_values(options: object, *groups: type) -> dict[str, Any]:
+    """The values of `options` (a pass or pipeline) for the fields of `groups`, as
+    keyword arguments of another pass that takes those groups."""
+    return {f.name: getattr(options, f.name) for group in groups for f in fields(group)}

@@ -26,7 +26,13 @@ from edge_opt.passes.autodiff import AutodiffPass
 from edge_opt.passes.freeze import FreezePass
 from edge_opt.passes.fuse_attention_weights import FuseAttentionWeightsPass
 from edge_opt.passes.insert_lora import InsertLoraPass
-from edge_opt.passes.options import EdgeOptPass
+from edge_opt.passes.options import (
+    AttentionOptions,
+    EdgeOptPass,
+    LossOptions,
+    OptimizerOptions,
+    group_values,
+)
 from edge_opt.passes.raise_attention import RaiseAttentionPass
 from edge_opt.passes.raise_layer_norm import RaiseLayerNormPass
 from edge_opt.passes.select_last_layers import SelectLastLayersPass
@@ -49,19 +55,15 @@ class NamedPipeline(EdgeOptPass, ABC):
 
 
 @dataclass(frozen=True)
-class InferPipeline(NamedPipeline):
-    """Inference only: graph raising and clean-ups; nothing trains."""
+class InferPipeline(NamedPipeline, AttentionOptions):
+    """Inference only: graph raising and clean-ups; nothing trains. Options: the
+    `AttentionOptions` group."""
 
     name = "infer"
     description = (
         "inference only: raise-layer-norm, raise-attention, "
         "[tile-attention-depth-first,] [fuse-attention-weights,] canonicalize, cse, dce"
     )
-
-    attention_rows: int = 0
-    """Query rows per block of depth-first attention tiling; 0: no tiling."""
-    fuse_attention: bool = False
-    """Whether `fuse-attention-weights` runs (where its cost formula says it pays)."""
 
     def passes(self) -> tuple[ModulePass, ...]:
         return (*_raise(attention_rows=self.attention_rows),
@@ -93,28 +95,11 @@ def _fusion(enabled: bool) -> tuple[ModulePass, ...]:
 
 
 @dataclass(frozen=True)
-class TrainingPipeline(NamedPipeline, ABC):
-    """Options every training pipeline takes (see `autodiff`): the loss on the first
-    output of `@forward` (`cross-entropy` against integer labels, or `mse` against
-    `labels` of the output's type), the optimizer and its hyper-parameters. The batch
-    size is the model's leading input dimension."""
-
-    loss: Literal["cross-entropy", "mse"] = "cross-entropy"
-    reduction: Literal["mean", "sum"] = "mean"
-    optimizer: Literal["sgd", "adam"] = "sgd"
-    lr: float = 0.01
-    momentum: float = 0.0
-    nesterov: bool = False
-    weight_decay: float = 0.0
-    beta1: float = 0.9
-    beta2: float = 0.999
-    epsilon: float = 1e-8
-    attention_rows: int = 0
-    """Query rows per block of depth-first attention tiling (forward and the
-    recomputing backward); 0: no tiling."""
-    fuse_attention: bool = False
-    """Whether `fuse-attention-weights` runs after the strategy chose what trains (it
-    only fuses frozen projections, where its cost formula says it pays)."""
+class TrainingPipeline(NamedPipeline, AttentionOptions, OptimizerOptions, LossOptions, ABC):
+    """Options every training pipeline takes: the `LossOptions`, `OptimizerOptions`
+    (handed to `autodiff` whole) and `AttentionOptions` groups. The batch size is the
+    model's leading input dimension. `fuse-attention-weights` runs after the strategy
+    chose what trains."""
 
     raise_attention: ClassVar[bool] = True
     """Whether `raise-attention` runs first (a strategy that rewrites the projections
@@ -125,18 +110,7 @@ class TrainingPipeline(NamedPipeline, ABC):
         return ()
 
     def passes(self) -> tuple[ModulePass, ...]:
-        autodiff = AutodiffPass(
-            loss=self.loss,
-            reduction=self.reduction,
-            optimizer=self.optimizer,
-            lr=self.lr,
-            momentum=self.momentum,
-            nesterov=self.nesterov,
-            weight_decay=self.weight_decay,
-            beta1=self.beta1,
-            beta2=self.beta2,
-            epsilon=self.epsilon,
-        )
+        autodiff = AutodiffPass(**group_values(self, LossOptions, OptimizerOptions))
         if self.attention_rows and not self.raise_attention:
             raise PassFailedException(
                 f"{self.name}: attention-rows does not apply: this pipeline keeps "
@@ -190,11 +164,9 @@ class TrainSparsePipeline(TrainingPipeline):
             SparseUpdatePass(
                 budget_kib=self.budget_kib,
                 calibration=self.calibration,
-                loss=self.loss,
                 seed=self.seed,
                 channels=self.channels,
-                optimizer=self.optimizer,
-                momentum=self.momentum,
+                **group_values(self, LossOptions, OptimizerOptions),
             ),
         )
 

@@ -22,14 +22,14 @@ The criterion, per option `o`:
   channels are those with the largest;
 - cost: the backward memory `M_o` (saved activations + weight gradients + optimizer
   state, as `edge-opt report` counts it) and backward FLOPs `C_o` of training `o` alone
-  (which includes backpropagating from the loss down to the layer), measured exactly:
-  the `build_report` of a training step built with that option;
+  (which includes backpropagating from the loss down to the layer), read off one
+  training step in which every candidate trains (`edge_opt.ir.subset_costs`: equal to
+  the report of a step built for `o` alone, without differentiating per candidate);
 - score `S_o = (F_o / sum F) / (M_o / sum M + C_o / sum C)`, the sums over the whole
   layers: importance per unit of relative cost.
 
 Options are taken in decreasing score, all layers' together; each is added if the
-selection (measured exactly, by differentiating it) stays within `budget-kib` of backward
-memory, else skipped. A layer is selected at most once, in one form: an option of a layer
+selection (costed the same way) stays within `budget-kib` of backward memory, else skipped. A layer is selected at most once, in one form: an option of a layer
 already selected in that form or a wider one is skipped, and one that widens it (more of
 its channels, or all of them) replaces the narrower form if the wider selection still
 fits. So a partial option pays when it fits where the whole layer does not (the whole
@@ -41,16 +41,16 @@ score and decision per option) to stderr.
 
 Options: `budget-kib` (required size, KiB of backward memory), `channels` (consider
 channel-level options; default true), `calibration` (an `.npz` with the forward's inputs
-and `labels`; default a seeded random batch), `loss`, `optimizer` and `momentum` (the
-training step's, whose optimizer state the budget counts: Adam keeps two moments per
-trained element, momentum SGD one buffer) and `seed`.
+and `labels`; default a seeded random batch), the `LossOptions` and `OptimizerOptions`
+groups (the training step's: its optimizer state counts in the budget, Adam keeps two
+moments per trained element, momentum SGD one buffer; a training pipeline hands its own
+groups) and `seed`.
 """
 
 from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 from xdsl.context import Context
@@ -62,11 +62,16 @@ from edge_opt.dialects import nn, train
 from edge_opt.ir import model_io
 from edge_opt.ir.channels import output_channels, set_restriction
 from edge_opt.ir.layers import Layer, parametrised_layers
-from edge_opt.ir.report import build_report
 from edge_opt.ir.session import Session, get_function, input_names
+from edge_opt.ir.subset_costs import SubsetCosts
 from edge_opt.ir.trainable import model_params, set_trainable
 from edge_opt.passes.autodiff import AutodiffPass, find_function
-from edge_opt.passes.options import EdgeOptPass
+from edge_opt.passes.options import (
+    EdgeOptPass,
+    LossOptions,
+    OptimizerOptions,
+    group_values,
+)
 from edge_opt.support.dtypes import numpy_dtype
 
 Restrictions = dict[str, tuple[int, ...]]
@@ -107,7 +112,7 @@ class Option:
 
 
 @dataclass(frozen=True)
-class SparseUpdatePass(EdgeOptPass):
+class SparseUpdatePass(EdgeOptPass, OptimizerOptions, LossOptions):
     """Selects the layers (and channels) to train under a backward-memory budget
     (module docstring)."""
 
@@ -116,9 +121,6 @@ class SparseUpdatePass(EdgeOptPass):
     budget_kib: float = 64.0
     channels: bool = True
     calibration: str | None = None
-    loss: Literal["cross-entropy", "mse"] = "cross-entropy"
-    optimizer: Literal["sgd", "adam"] = "sgd"
-    momentum: float = 0.0
     seed: int = 0
     function: str = "forward"
 
@@ -140,15 +142,16 @@ class SparseUpdatePass(EdgeOptPass):
         if not layers:
             raise PassFailedException("sparse-update: no layer has a trainable parameter")
         fisher = self._fisher(op, candidates)
+        costs = self._costs(op, candidates)
         options = [
             option
             for layer in layers
             for option in self._layer_options(
-                op, forward, layer, tuple(n for n in layer.params if n in candidates),
+                costs, forward, layer, tuple(n for n in layer.params if n in candidates),
                 fisher, params,
             )
         ]
-        selection, restrictions = self._select(op, options)
+        selection, restrictions = self._select(costs, options)
         for name, param in params.items():
             set_trainable(param, name in selection)
             set_restriction(param, restrictions.get(name))
@@ -156,7 +159,7 @@ class SparseUpdatePass(EdgeOptPass):
 
     def _layer_options(
         self,
-        module: ModuleOp,
+        costs: SubsetCosts,
         forward: func.FuncOp,
         layer: Layer,
         trained: tuple[str, ...],
@@ -165,7 +168,7 @@ class SparseUpdatePass(EdgeOptPass):
     ) -> list[Option]:
         """The whole layer and, with `channels` and a restrictable layer, its top-k
         output channels by Fisher information for k = O/4 and O/2 (at least 1, < O)."""
-        options = [self._option(module, layer, trained, None, fisher, params)]
+        options = [self._option(costs, layer, trained, None, fisher, params)]
         out = _restrictable(forward, params, trained) if self.channels else None
         if out is None:
             return options
@@ -175,12 +178,12 @@ class SparseUpdatePass(EdgeOptPass):
         ranked = sorted(range(out), key=lambda c: (-per_channel[c], c))
         for k in sorted({max(1, out // 4), max(1, out // 2)} - {out}):
             top = tuple(sorted(ranked[:k]))
-            options.append(self._option(module, layer, trained, top, fisher, params))
+            options.append(self._option(costs, layer, trained, top, fisher, params))
         return options
 
     def _option(
         self,
-        module: ModuleOp,
+        costs: SubsetCosts,
         layer: Layer,
         trained: tuple[str, ...],
         channels: tuple[int, ...] | None,
@@ -196,9 +199,7 @@ class SparseUpdatePass(EdgeOptPass):
                 squares = squares[list(channels)]
             option.params += squares.size
             option.fisher += float(np.sum(squares))
-        option.memory, option.flops = self._cost(
-            module, set(trained), option.restrictions()
-        )
+        option.memory, option.flops = costs.costs(set(trained), option.restrictions())
         return option
 
     def _fisher(self, module: ModuleOp, trainable: set[str]) -> dict[str, np.ndarray]:
@@ -238,24 +239,14 @@ class SparseUpdatePass(EdgeOptPass):
                 batch[name] = rng.integers(0, _classes(step), shape).astype(dtype)
         return batch
 
-    def _cost(self, module: ModuleOp, trained: set[str],
-              restrictions: Restrictions) -> tuple[int, int]:
-        """Backward memory (bytes) and backward FLOPs of training exactly `trained`,
-        restricted to the given channels."""
-        probe = module.clone()
-        for param in model_params(probe):
-            name = param.sym_name.data
-            set_trainable(param, name in trained)
-            set_restriction(param, restrictions.get(name))
-        AutodiffPass(
-            loss=self.loss, optimizer=self.optimizer, momentum=self.momentum,
-            function=self.function,
-        ).apply(Context(), probe)
-        report = build_report(probe)
-        return report.backward_memory_bytes, report.flops_backward
+    def _costs(self, module: ModuleOp, candidates: set[str]) -> SubsetCosts:
+        autodiff = AutodiffPass(
+            **group_values(self, LossOptions, OptimizerOptions), function=self.function
+        )
+        return subset_costs(module, candidates, autodiff)
 
     def _select(
-        self, module: ModuleOp, options: list[Option]
+        self, costs: SubsetCosts, options: list[Option]
     ) -> tuple[set[str], Restrictions]:
         whole = [o for o in options if o.channels is None]
         total_f = sum(o.fisher for o in whole) or 1.0
@@ -271,7 +262,7 @@ class SparseUpdatePass(EdgeOptPass):
                 o.reason = f"layer already selected ({current.label})"
                 continue
             trial = {**chosen, id(o.layer): o}
-            memory, _ = self._cost(module, *_merged(trial.values()))
+            memory, _ = costs.costs(*_merged(trial.values()))
             if memory > budget:
                 o.reason = f"over budget (total would be {memory / 1024:.2f} KiB)"
                 continue
@@ -292,6 +283,22 @@ class SparseUpdatePass(EdgeOptPass):
                 f"backward memory ({cheapest.trained[0]}, {cheapest.label})"
             )
         return _merged(chosen.values())
+
+
+def subset_costs(module: ModuleOp, candidates: set[str],
+                 autodiff: AutodiffPass) -> SubsetCosts:
+    """The costs of training any subset of `candidates` (see
+    `edge_opt.ir.subset_costs`), from one training step built by `autodiff` in which all
+    of them train, each restrictable one at all but its last output channel."""
+    probe = module.clone()
+    forward = find_function(probe, autodiff.function)
+    for param in model_params(probe):
+        name = param.sym_name.data
+        set_trainable(param, name in candidates)
+        out = output_channels(forward, param) if name in candidates else None
+        set_restriction(param, tuple(range(out - 1)) if out is not None and out > 1 else None)
+    autodiff.apply(Context(), probe)
+    return SubsetCosts(probe)
 
 
 def _merged(options) -> tuple[set[str], Restrictions]:

@@ -8,7 +8,7 @@ from typing import get_type_hints
 
 import pytest
 
-from edge_opt.passes.options import OPTION_RULES, EdgeOptPass
+from edge_opt.passes.options import OPTION_GROUPS, OPTION_RULES, EdgeOptPass
 from edge_opt.passes.registry import available_passes, parse_pipeline
 from edge_opt.support.errors import UserError
 
@@ -70,3 +70,41 @@ def test_rules_apply_when_passes_are_built_in_python():
 
     with pytest.raises(UserError, match="autodiff: option momentum=1.5 is invalid"):
         AutodiffPass(momentum=1.5)
+
+
+def _defaults(cls: type) -> dict[str, object]:
+    return {f.name: f.default for f in fields(cls) if f.default is not MISSING}
+
+
+def test_an_option_has_one_default_in_every_pass_and_pipeline():
+    """Options declared in groups (`passes/options.py`) cannot drift; this also catches
+    an option re-declared by hand with another default (e.g. `seed` or `function`)."""
+    seen: dict[str, tuple[object, str]] = {}
+    for name, factory in sorted(available_passes().items()):
+        cls = factory()
+        if not issubclass(cls, EdgeOptPass):
+            continue
+        for option, default in _defaults(cls).items():
+            if option in ("seed", "function", "rows", "trainable", "frozen"):
+                continue  # per-pass meanings, not a shared option
+            first = seen.setdefault(option, (default, name))
+            assert default == first[0], (
+                f"{option}: {name} defaults to {default!r}, {first[1]} to {first[0]!r}")
+
+
+@pytest.mark.parametrize("pipeline", ["train-full", "train-last", "train-sparse",
+                                      "train-lora"])
+def test_a_pipeline_hands_its_groups_to_its_passes_whole(pipeline: str):
+    """Every option of a group a pass takes reaches it from the pipeline, changed."""
+    spec = (f"{pipeline}{{loss=mse reduction=sum optimizer=adam lr=0.5 beta1=0.5 "
+            "beta2=0.75 epsilon=0.001 weight-decay=0.25}")
+    (named,) = parse_pipeline(spec)
+    given = {f.name: getattr(named, f.name) for f in fields(named)}
+    handed = 0
+    for p in named.passes():
+        for group in OPTION_GROUPS:
+            if isinstance(p, group):
+                for f in fields(group):
+                    assert getattr(p, f.name) == given[f.name], (p.name, f.name)
+                    handed += 1
+    assert handed >= 2
