@@ -199,7 +199,7 @@ class SparseUpdatePass(EdgeOptPass, OptimizerOptions, LossOptions):
                 squares = squares[list(channels)]
             option.params += squares.size
             option.fisher += float(np.sum(squares))
-        option.memory, option.flops = costs.costs(set(trained), option.restrictions())
+        option.memory, option.flops = _cost(costs, set(trained), option.restrictions())
         return option
 
     def _fisher(self, module: ModuleOp, trainable: set[str]) -> dict[str, np.ndarray]:
@@ -262,7 +262,7 @@ class SparseUpdatePass(EdgeOptPass, OptimizerOptions, LossOptions):
                 o.reason = f"layer already selected ({current.label})"
                 continue
             trial = {**chosen, id(o.layer): o}
-            memory, _ = costs.costs(*_merged(trial.values()))
+            memory, _ = _cost(costs, *_merged(trial.values()))
             if memory > budget:
                 o.reason = f"over budget (total would be {memory / 1024:.2f} KiB)"
                 continue
@@ -299,6 +299,13 @@ def subset_costs(module: ModuleOp, candidates: set[str],
         set_restriction(param, tuple(range(out - 1)) if out is not None and out > 1 else None)
     autodiff.apply(Context(), probe)
     return SubsetCosts(probe)
+
+
+def _cost(costs: SubsetCosts, trained: set[str],
+          restrictions: Restrictions) -> tuple[int, int]:
+    """A layer's parameters that get no gradient (batch-norm running statistics marked
+    trainable) cost nothing: the step leaves them as they are."""
+    return costs.costs(trained & costs.trained(), restrictions)
 
 
 def _merged(options) -> tuple[set[str], Restrictions]:

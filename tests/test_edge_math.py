@@ -15,7 +15,7 @@ import pytest
 from c_runtime import RUNTIME
 
 HARNESS = Path(__file__).resolve().parent / "math_ulp.c"
-MAX_ULP = {"exp": 3, "log": 1, "tanh": 2, "erf": 5, "pow": 20}
+MAX_ULP = {"exp": 3, "log": 1, "tanh": 2, "erf": 6, "pow": 22}
 """The documented bound of each function (pow: over the exponents the harness pairs)."""
 STRIDE = {"exp": 4093, "log": 4093, "tanh": 4093, "erf": 4093, "pow": 65537}
 

@@ -156,6 +156,12 @@ static inline float edge_soft_powf(float x, float y) {
   float dt = __builtin_fmaf(y, hi, -t) + y * lo;
   float sum = t + dt;
   float rounding = dt - (sum - t);
+  if (sum > 88.0f || sum < -87.0f) {
+    /* near overflow or underflow the correction decides: exp(sum / 2) twice, so
+     * that no step leaves the range before the result does */
+    float half = edge_soft_expf(0.5f * sum);
+    return sign * ((half * (1.0f + rounding)) * half);
+  }
   return sign * (edge_soft_expf(sum) * (1.0f + rounding));
 }
 
