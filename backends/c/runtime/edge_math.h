@@ -165,21 +165,20 @@ static inline float edge_soft_powf(float x, float y) {
   return sign * (edge_soft_expf(sum) * (1.0f + rounding));
 }
 
+/* libm's function on a host, the portable one (or the FPU's) on the target */
 #if !defined(EDGE_BARE) && !defined(EDGE_TARGET_PULP)
 #include <math.h>
-static inline float edge_expf(float x) { return expf(x); }
-static inline float edge_logf(float x) { return logf(x); }
-static inline float edge_tanhf(float x) { return tanhf(x); }
-static inline float edge_erff(float x) { return erff(x); }
-static inline float edge_sqrtf(float x) { return sqrtf(x); }
-static inline float edge_powf(float x, float y) { return powf(x, y); }
+#define EDGE_MATH_IMPL(hosted, freestanding) hosted
 #else
-static inline float edge_expf(float x) { return edge_soft_expf(x); }
-static inline float edge_logf(float x) { return edge_soft_logf(x); }
-static inline float edge_tanhf(float x) { return edge_soft_tanhf(x); }
-static inline float edge_erff(float x) { return edge_soft_erff(x); }
-static inline float edge_sqrtf(float x) { return __builtin_sqrtf(x); }
-static inline float edge_powf(float x, float y) { return edge_soft_powf(x, y); }
+#define EDGE_MATH_IMPL(hosted, freestanding) freestanding
 #endif
+static inline float edge_expf(float x) { return EDGE_MATH_IMPL(expf, edge_soft_expf)(x); }
+static inline float edge_logf(float x) { return EDGE_MATH_IMPL(logf, edge_soft_logf)(x); }
+static inline float edge_tanhf(float x) { return EDGE_MATH_IMPL(tanhf, edge_soft_tanhf)(x); }
+static inline float edge_erff(float x) { return EDGE_MATH_IMPL(erff, edge_soft_erff)(x); }
+static inline float edge_sqrtf(float x) { return EDGE_MATH_IMPL(sqrtf, __builtin_sqrtf)(x); }
+static inline float edge_powf(float x, float y) {
+  return EDGE_MATH_IMPL(powf, edge_soft_powf)(x, y);
+}
 
 #endif /* EDGE_MATH_H */
