@@ -293,7 +293,7 @@ def commit_files(
         for current, write in writers.items():
             temporaries[current] = _temporary(current)
             write(temporaries[current])
-            os.chmod(temporaries[current], 0o666 & ~_umask())
+            os.chmod(temporaries[current], 0o666 & ~umask())
         for current, tmp in temporaries.items():
             os.replace(tmp, current)
         for current in remove:
@@ -367,7 +367,8 @@ def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
         return False
 
 
-def _umask() -> int:
+def umask() -> int:
+    """The process's file-creation mask (read without changing it)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask

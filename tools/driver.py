@@ -262,12 +262,10 @@ class EdgeOptMain(xDSLOptMain):
         output = self.args.output_file
         if output is None or emits_c or self.args.report:
             return
-        inputs = [self.args.params]
         in_place = self.args.input_file is not None and model_io.same_file(
             output, self.args.input_file
         )
-        if self.args.input_file is not None and not in_place:
-            inputs += [self.args.input_file, model_io.sidecar_path(self.args.input_file)]
+        inputs = [self.args.params] if in_place else self._input_files()
         model_io.check_output(output, inputs, model=self.args.target == "mlir")
 
     def _c_target(self) -> CTarget | None:
@@ -294,10 +292,15 @@ class EdgeOptMain(xDSLOptMain):
             target = CTarget(**{**vars(target), option: value})
         if target.steps < 1:
             raise UserError(f"the C test needs at least one step, got {target.steps}")
-        inputs = [self.args.params]
-        if self.args.input_file is not None:
-            inputs += [self.args.input_file, model_io.sidecar_path(self.args.input_file)]
-        return CTarget(**{**vars(target), "inputs": tuple(str(i) for i in inputs if i)})
+        inputs = tuple(str(i) for i in self._input_files() if i)
+        return CTarget(**{**vars(target), "inputs": inputs})
+
+    def _input_files(self) -> list[str | os.PathLike[str] | None]:
+        """What an output must not overwrite: `--params`, the input model, its sidecar."""
+        if self.args.input_file is None:
+            return [self.args.params]
+        return [self.args.params, self.args.input_file,
+                model_io.sidecar_path(self.args.input_file)]
 
     def _check_flags(self, c_target: CTarget | None) -> None:
         """A flag that cannot take effect is an error, never ignored."""

@@ -21,7 +21,7 @@ from xdsl.dialects.builtin import MemRefType, ModuleOp, TensorType
 from xdsl.utils.exceptions import PassFailedException
 
 from edge_opt.backends.c.emitter import EmitError
-from edge_opt.backends.c.project import TestData, check_project_directory, write_project
+from edge_opt.backends.c.project import TestData, write_project
 from edge_opt.ir.session import Session, get_function, input_names, label_inputs
 from edge_opt.passes.lower_to_buffers import lower_to_buffers
 from edge_opt.support.dtypes import numpy_dtype
@@ -80,8 +80,7 @@ def emit_c_project(
     returns the test data it embeds. A module that is not planned yet is lowered for
     `soc` (default host) with parameters in `weights` (default L2); a planned one must
     not contradict them. `force` and `inputs` are those of `check_project_directory`,
-    which runs first."""
-    check_project_directory(directory, inputs, force)
+    which `write_project` runs (the driver runs it before any work too)."""
     if steps < 1:
         raise EmitError(f"the test needs at least one step, got {steps}")
     function = tested_function(module)

@@ -119,6 +119,10 @@ edge_params_blob:
   .incbin "params.bin"
   .globl edge_params_blob_end
 edge_params_blob_end:
+#if defined(__linux__) && defined(__ELF__)
+  /* data only: no executable stack (GNU ld warns without this note) */
+  .section .note.GNU-stack, "", %progbits
+#endif
 """
 
 

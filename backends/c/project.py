@@ -49,6 +49,7 @@ from edge_opt.backends.c.emitter import (
 )
 from edge_opt.backends.c.sources import emit_sources
 from edge_opt.dialects import nn
+from edge_opt.ir import model_io
 from edge_opt.ir.session import input_names, output_names
 from edge_opt.support.dtypes import numpy_dtype
 
@@ -589,12 +590,6 @@ def check_project_directory(
                         "(-t 'c{force=true}') to replace its contents")
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def write_project(module: ModuleOp, directory: str | os.PathLike[str], data: TestData,
                   force: bool = False,
                   inputs: Sequence[str | os.PathLike[str] | None] = ()) -> None:
@@ -611,7 +606,7 @@ def write_project(module: ModuleOp, directory: str | os.PathLike[str], data: Tes
         raise EmitError(f"{directory}: cannot create {parent} ({e.strerror})") from None
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=parent))
     try:
-        staging.chmod(0o777 & ~_umask())  # mkdtemp's 0700 is not what the user asked for
+        staging.chmod(0o777 & ~model_io.umask())  # mkdtemp's 0700 is not what the user asked for
         for name, content in sorted(files.items()):
             path = staging / name
             path.parent.mkdir(parents=True, exist_ok=True)

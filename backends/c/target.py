@@ -46,7 +46,8 @@ class CTarget(Target):
     `input` is always one."""
 
     def check(self) -> None:
-        """Refuses a project directory that would lose a user's file, before any work."""
+        """Refuses a project directory that would lose a user's file (the driver calls it
+        before any work; writing the project checks again)."""
         if self.dir is None:
             raise UserError("the C target writes a project directory: give it with -o DIR "
                             "(or -t 'c{dir=DIR}')")
@@ -56,8 +57,9 @@ class CTarget(Target):
             raise UserError(f"cannot emit C: {e}") from None
 
     def emit(self, ctx: Context, module: ModuleOp, output: IO[str]) -> None:
-        self.check()
-        assert self.dir is not None
+        if self.dir is None:
+            raise UserError("the C target writes a project directory: give it with -o DIR "
+                            "(or -t 'c{dir=DIR}')")
         arrays = model_io.read_npz(self.input) if self.input else None
         try:
             data = emit_c_project(module, self.dir, arrays, self.steps, seed=self.seed,
