@@ -65,6 +65,11 @@ from xdsl.traits import (
 from xdsl.utils.exceptions import VerifyException
 
 from edge_opt.dialects import nn, train
+from edge_opt.dialects.elementwise import (
+    BinaryElementwiseOp,
+    ElementwiseGradOp,
+    UnaryElementwiseOp,
+)
 from edge_opt.support.dtypes import to_numpy
 
 MEMORY_LEVELS = ("L1", "L2", "L3")
@@ -201,98 +206,44 @@ def kernel_op(
 
 
 # --------------------------------------------------------------------------------------
-# The kernel ops, one line per runtime kernel.
+# The kernel ops: one per tensor-level compute op, one per runtime kernel.
 # --------------------------------------------------------------------------------------
 
+_NO_KERNEL: tuple[type[IRDLOperation], ...] = (
+    nn.ParamOp, nn.LoadOp, nn.ConstantOp, nn.AttentionOp, nn.ReshapeOp, nn.SqueezeOp,
+    nn.UnsqueezeOp, train.StoreOp,
+)
+"""The tensor-level ops without a kernel: parameters and constants are buffers
+(`kernel.get_param`, `kernel.constant`), reshapes are views (`kernel.view`), a store is
+an in-place write, and attention is lowered to primitive ops before bufferization."""
+
 _IN_PLACE_0 = {0: (0,)}
-_IN_PLACE_BINARY = {0: (0, 1)}
+_INPLACE: dict[type[IRDLOperation], dict[int, tuple[int, ...]]] = {
+    nn.BatchNormOp: _IN_PLACE_0,
+    train.MseGradOp: _IN_PLACE_0,
+    train.ScatterOp: _IN_PLACE_0,
+    train.SgdOp: _IN_PLACE_0,
+    train.SgdMomentumOp: {0: (0,), 1: (2,)},
+    train.AdamOp: {0: (0,), 1: (2,), 2: (3,)},
+}
+"""The kernels but the element-wise ones (which all may run in place) that may write an
+output over an input."""
 
-ReluKernelOp = kernel_op(nn.ReluOp, _IN_PLACE_0)
-SigmoidKernelOp = kernel_op(nn.SigmoidOp, _IN_PLACE_0)
-TanhKernelOp = kernel_op(nn.TanhOp, _IN_PLACE_0)
-SiluKernelOp = kernel_op(nn.SiluOp, _IN_PLACE_0)
-HardswishKernelOp = kernel_op(nn.HardswishOp, _IN_PLACE_0)
-ErfKernelOp = kernel_op(nn.ErfOp, _IN_PLACE_0)
-SqrtKernelOp = kernel_op(nn.SqrtOp, _IN_PLACE_0)
-ExpKernelOp = kernel_op(nn.ExpOp, _IN_PLACE_0)
-LogKernelOp = kernel_op(nn.LogOp, _IN_PLACE_0)
-NegKernelOp = kernel_op(nn.NegOp, _IN_PLACE_0)
-GeluKernelOp = kernel_op(nn.GeluOp, _IN_PLACE_0)
-CeilKernelOp = kernel_op(nn.CeilOp, _IN_PLACE_0)
-FloorKernelOp = kernel_op(nn.FloorOp, _IN_PLACE_0)
-RoundKernelOp = kernel_op(nn.RoundOp, _IN_PLACE_0)
-ClipKernelOp = kernel_op(nn.ClipOp, _IN_PLACE_0)
-HardsigmoidKernelOp = kernel_op(nn.HardsigmoidOp, _IN_PLACE_0)
-EluKernelOp = kernel_op(nn.EluOp, _IN_PLACE_0)
-LeakyReluKernelOp = kernel_op(nn.LeakyReluOp, _IN_PLACE_0)
-AddKernelOp = kernel_op(nn.AddOp, _IN_PLACE_BINARY)
-SubKernelOp = kernel_op(nn.SubOp, _IN_PLACE_BINARY)
-MulKernelOp = kernel_op(nn.MulOp, _IN_PLACE_BINARY)
-DivKernelOp = kernel_op(nn.DivOp, _IN_PLACE_BINARY)
-PowKernelOp = kernel_op(nn.PowOp, _IN_PLACE_BINARY)
-LinearKernelOp = kernel_op(nn.LinearOp)
-MatmulKernelOp = kernel_op(nn.MatmulOp)
-Conv2dKernelOp = kernel_op(nn.Conv2dOp)
-ConvTranspose2dKernelOp = kernel_op(nn.ConvTranspose2dOp)
-SoftmaxKernelOp = kernel_op(nn.SoftmaxOp)
-LogSoftmaxKernelOp = kernel_op(nn.LogSoftmaxOp)
-LayerNormKernelOp = kernel_op(nn.LayerNormOp)
-BatchNormKernelOp = kernel_op(nn.BatchNormOp, _IN_PLACE_0)
-GroupNormKernelOp = kernel_op(nn.GroupNormOp)
-MaxPool2dKernelOp = kernel_op(nn.MaxPool2dOp)
-AvgPool2dKernelOp = kernel_op(nn.AvgPool2dOp)
-GlobalAvgPoolKernelOp = kernel_op(nn.GlobalAvgPoolOp)
-BroadcastToKernelOp = kernel_op(nn.BroadcastToOp)
-PadKernelOp = kernel_op(nn.PadOp)
-TransposeKernelOp = kernel_op(nn.TransposeOp)
-ConcatKernelOp = kernel_op(nn.ConcatOp)
-SliceKernelOp = kernel_op(nn.SliceOp)
-GatherKernelOp = kernel_op(nn.GatherOp)
-ReduceMeanKernelOp = kernel_op(nn.ReduceMeanOp)
-ReduceSumKernelOp = kernel_op(nn.ReduceSumOp)
 
-CrossEntropyKernelOp = kernel_op(train.CrossEntropyOp)
-CrossEntropyGradKernelOp = kernel_op(train.CrossEntropyGradOp)
-MseKernelOp = kernel_op(train.MseOp)
-MseGradKernelOp = kernel_op(train.MseGradOp, _IN_PLACE_0)
-ReluGradKernelOp = kernel_op(train.ReluGradOp, _IN_PLACE_0)
-SigmoidGradKernelOp = kernel_op(train.SigmoidGradOp, _IN_PLACE_0)
-TanhGradKernelOp = kernel_op(train.TanhGradOp, _IN_PLACE_0)
-SiluGradKernelOp = kernel_op(train.SiluGradOp, _IN_PLACE_0)
-HardswishGradKernelOp = kernel_op(train.HardswishGradOp, _IN_PLACE_0)
-ErfGradKernelOp = kernel_op(train.ErfGradOp, _IN_PLACE_0)
-GeluGradKernelOp = kernel_op(train.GeluGradOp, _IN_PLACE_0)
-ClipGradKernelOp = kernel_op(train.ClipGradOp, _IN_PLACE_0)
-HardsigmoidGradKernelOp = kernel_op(train.HardsigmoidGradOp, _IN_PLACE_0)
-EluGradKernelOp = kernel_op(train.EluGradOp, _IN_PLACE_0)
-LeakyReluGradKernelOp = kernel_op(train.LeakyReluGradOp, _IN_PLACE_0)
-SoftmaxGradKernelOp = kernel_op(train.SoftmaxGradOp)
-LogSoftmaxGradKernelOp = kernel_op(train.LogSoftmaxGradOp)
-LayerNormGradInputKernelOp = kernel_op(train.LayerNormGradInputOp)
-LayerNormGradScaleKernelOp = kernel_op(train.LayerNormGradScaleOp)
-BatchNormGradInputKernelOp = kernel_op(train.BatchNormGradInputOp)
-BatchNormGradScaleKernelOp = kernel_op(train.BatchNormGradScaleOp)
-GroupNormGradInputKernelOp = kernel_op(train.GroupNormGradInputOp)
-GroupNormGradScaleKernelOp = kernel_op(train.GroupNormGradScaleOp)
-LinearGradInputKernelOp = kernel_op(train.LinearGradInputOp)
-LinearGradWeightKernelOp = kernel_op(train.LinearGradWeightOp)
-Conv2dGradInputKernelOp = kernel_op(train.Conv2dGradInputOp)
-Conv2dGradWeightKernelOp = kernel_op(train.Conv2dGradWeightOp)
-ConvTranspose2dGradInputKernelOp = kernel_op(train.ConvTranspose2dGradInputOp)
-ConvTranspose2dGradWeightKernelOp = kernel_op(train.ConvTranspose2dGradWeightOp)
-MaxPool2dWithIndicesKernelOp = kernel_op(train.MaxPool2dWithIndicesOp)
-MaxPool2dGradKernelOp = kernel_op(train.MaxPool2dGradOp)
-AvgPool2dGradKernelOp = kernel_op(train.AvgPool2dGradOp)
-SliceGradKernelOp = kernel_op(train.SliceGradOp)
-ScatterKernelOp = kernel_op(train.ScatterOp, _IN_PLACE_0)
-SgdKernelOp = kernel_op(train.SgdOp, _IN_PLACE_0)
-SgdMomentumKernelOp = kernel_op(train.SgdMomentumOp, {0: (0,), 1: (2,)})
-AdamKernelOp = kernel_op(train.AdamOp, {0: (0,), 1: (2,), 2: (3,)})
+def _inplace(op: type[IRDLOperation]) -> dict[int, tuple[int, ...]]:
+    if issubclass(op, UnaryElementwiseOp | ElementwiseGradOp):
+        return _IN_PLACE_0
+    if issubclass(op, BinaryElementwiseOp):
+        return {0: (0, 1)}
+    return _INPLACE.get(op, {})
+
 
 KERNEL_OPS: tuple[type[KernelOp], ...] = tuple(
-    cls for cls in list(globals().values())
-    if isinstance(cls, type) and issubclass(cls, KernelOp) and cls is not KernelOp
+    kernel_op(op, _inplace(op))
+    for op in (*nn.NN.operations, *train.TRAIN.operations)
+    if op not in _NO_KERNEL
 )
+globals().update({cls.__name__: cls for cls in KERNEL_OPS})
 KERNEL_OF: dict[type[IRDLOperation], type[KernelOp]] = {
     cls.TENSOR_OP: cls for cls in KERNEL_OPS
 }

@@ -6,7 +6,7 @@ The convention (exact integers, so reports are stable and comparable):
   gradients);
 - an element-wise op is 1 FLOP per output element, whatever the function (a `gelu` is 1,
   like an `add`), and an element-wise gradient 2 (the derivative and the product with
-  `dy`);
+  `dy`): the `flops` and `grad_flops` of the op's row in `edge_opt.support.elementwise`;
 - a reduction is 1 FLOP per input element; a max/average pool 1 per window element (plus 1
   per output for the average's division);
 - softmax / log-softmax 5 per element (max, subtract, exp, sum, divide), layer / group norm
@@ -35,6 +35,8 @@ from xdsl.dialects.builtin import TensorType
 from xdsl.ir import Operation, SSAValue
 
 from edge_opt.dialects import nn, train
+from edge_opt.dialects.elementwise import BINARY_OPS, GRAD_OPS, UNARY_OPS
+from edge_opt.dialects.pool import PoolAttributes
 
 
 def numel(value: SSAValue) -> int:
@@ -102,13 +104,13 @@ def _attention(op: nn.AttentionOp) -> int:
     return projections + biases + scores * (2 * dk + 1 + 5 + 2 * dv)
 
 
-def _pool(op: nn._Pool2dOp | train._PoolAttrsOp) -> int:
+def _pool(op: PoolAttributes) -> int:
     window = math.prod(op.kernel.get_values())
     out = numel(op.results[0])
     return out * window + (out if isinstance(op, nn.AvgPool2dOp) else 0)
 
 
-def _pool_grad(op: train._PoolAttrsOp) -> int:
+def _pool_grad(op: PoolAttributes) -> int:
     return numel(op.operands[0]) * math.prod(op.kernel.get_values())
 
 
@@ -154,15 +156,7 @@ FLOPS: dict[type[Operation], Callable[[Operation], int]] = {
     nn.ParamOp: _free,
     nn.LoadOp: _free,
     nn.ConstantOp: _free,
-    **{
-        op: _per_output(1)
-        for op in (
-            nn.ReluOp, nn.SigmoidOp, nn.TanhOp, nn.SiluOp, nn.HardswishOp, nn.ErfOp,
-            nn.SqrtOp, nn.ExpOp, nn.LogOp, nn.NegOp, nn.GeluOp, nn.AddOp, nn.SubOp,
-            nn.MulOp, nn.DivOp, nn.PowOp, nn.CeilOp, nn.FloorOp, nn.RoundOp, nn.ClipOp,
-            nn.HardsigmoidOp, nn.EluOp, nn.LeakyReluOp,
-        )
-    },
+    **{op: _per_output(op.ROW.flops) for op in (*UNARY_OPS, *BINARY_OPS)},
     nn.LinearOp: _linear,
     nn.MatmulOp: _matmul,
     nn.Conv2dOp: _conv2d,
@@ -193,15 +187,7 @@ FLOPS: dict[type[Operation], Callable[[Operation], int]] = {
     train.CrossEntropyGradOp: _per_output(5),
     train.MseOp: _per_input(3),
     train.MseGradOp: _per_output(2),
-    **{
-        op: _per_output(2)
-        for op in (
-            train.ReluGradOp, train.SigmoidGradOp, train.TanhGradOp, train.SiluGradOp,
-            train.HardswishGradOp, train.ErfGradOp, train.GeluGradOp,
-            train.ClipGradOp, train.HardsigmoidGradOp, train.EluGradOp,
-            train.LeakyReluGradOp,
-        )
-    },
+    **{op: _per_output(op.ROW.grad_flops) for op in GRAD_OPS},
     train.SoftmaxGradOp: _per_output(4),
     train.LogSoftmaxGradOp: _per_output(4),
     train.LayerNormGradInputOp: _per_output(10),

@@ -141,7 +141,7 @@ class SubsetCosts:
             shape = param.type.get_shape()
             for state in self._state.get(name, []):
                 rows = state.type.get_shape()
-                if len(rows) == len(shape) and rows[1:] == shape[1:]:  # shaped like it
+                if rows and len(rows) == len(shape) and rows[1:] == shape[1:]:  # like it
                     memory += _bytes(state.type) // rows[0] * shape[0] * k // out
                 else:
                     memory += _bytes(state.type)

@@ -39,7 +39,7 @@ from xdsl.utils.exceptions import PassFailedException
 
 from edge_opt.dialects import kernel, nn, train
 from edge_opt.dialects.kernel import LEVEL_ATTR, buffer_type
-from edge_opt.passes.options import EdgeOptPass
+from edge_opt.ir.options import EdgeOptPass
 from edge_opt.support.hints import symbol_hint
 
 _VIEWS = (nn.ReshapeOp, nn.SqueezeOp, nn.UnsqueezeOp)

@@ -9,8 +9,8 @@ from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.utils.exceptions import PassFailedException
 
+from edge_opt.ir.options import EdgeOptPass
 from edge_opt.ir.trainable import model_params, set_trainable
-from edge_opt.passes.options import EdgeOptPass
 
 
 def _compile(pattern: str, option: str) -> re.Pattern[str]:

@@ -89,8 +89,8 @@ from edge_opt.ir.attention import (
     split_heads,
 )
 from edge_opt.ir.interpreters.nn import NnFunctions
+from edge_opt.ir.options import EdgeOptPass
 from edge_opt.ir.report import ATTENTION_FUSION_ATTR
-from edge_opt.passes.options import EdgeOptPass
 from edge_opt.support.dtypes import numpy_dtype, to_dense, to_numpy
 
 Objective = Literal["both", "macs", "params"]

@@ -79,8 +79,8 @@ from edge_opt.ir.lora import (
     fan_in,
     is_adapter,
 )
+from edge_opt.ir.options import EdgeOptPass
 from edge_opt.ir.trainable import model_params, set_trainable
-from edge_opt.passes.options import EdgeOptPass
 from edge_opt.support.dtypes import numpy_dtype, to_dense
 
 Init = Literal["kaiming", "gaussian"]

@@ -45,7 +45,7 @@ from xdsl.pattern_rewriter import (
 
 from edge_opt.dialects import nn
 from edge_opt.ir.attention import lower
-from edge_opt.passes.options import EdgeOptPass
+from edge_opt.ir.options import EdgeOptPass
 
 
 class LowerAttention(RewritePattern):

@@ -42,9 +42,11 @@ from xdsl.utils.exceptions import PassFailedException
 
 from edge_opt.dialects import nn, train
 from edge_opt.dialects.train import is_optimizer_state
+from edge_opt.ir import model_io
 from edge_opt.ir.lora import Adapter, delta, find_adapters
-from edge_opt.passes.options import EdgeOptPass
+from edge_opt.ir.options import EdgeOptPass
 from edge_opt.support.dtypes import to_dense, to_numpy
+from edge_opt.support.errors import ModelFileError
 
 
 def _weight_operand(op: Operation) -> SSAValue | None:
@@ -197,23 +199,12 @@ def _value(param: nn.ParamOp) -> np.ndarray:
 
 
 def attach(module: ModuleOp, params: Mapping[str, np.ndarray]) -> None:
-    """Makes each given value the inline value of its parameter."""
-    declared = {op.sym_name.data: op for op in module.ops if isinstance(op, nn.ParamOp)}
-    unknown = sorted(set(params) - set(declared))
-    if unknown:
-        raise PassFailedException(
-            f"merge-lora: values given for parameters the module does not declare: "
-            f"{', '.join(unknown[:8])}"
-        )
-    for name, array in params.items():
-        param = declared[name]
-        array = np.asarray(array)
-        if array.shape != tuple(param.type.get_shape()):
-            raise PassFailedException(
-                f"merge-lora: the value given for @{name} has shape {list(array.shape)}, "
-                f"but @{name} is {param.type}"
-            )
-        param.properties["value"] = to_dense(array, param.type)
+    """Makes each given value the inline value of its parameter (of its declared shape
+    and element type)."""
+    try:
+        model_io.attach_values(module, params, "merge-lora: the parameter values")
+    except ModelFileError as e:
+        raise PassFailedException(str(e)) from None
 
 
 def merge_lora(module: ModuleOp, params: Mapping[str, np.ndarray] | None = None) -> None:

@@ -22,17 +22,17 @@ from xdsl.transforms.common_subexpression_elimination import (
 from xdsl.transforms.dead_code_elimination import DeadCodeElimination
 from xdsl.utils.exceptions import PassFailedException
 
-from edge_opt.passes.autodiff import AutodiffPass
-from edge_opt.passes.freeze import FreezePass
-from edge_opt.passes.fuse_attention_weights import FuseAttentionWeightsPass
-from edge_opt.passes.insert_lora import InsertLoraPass
-from edge_opt.passes.options import (
+from edge_opt.ir.options import (
     AttentionOptions,
     EdgeOptPass,
     LossOptions,
     OptimizerOptions,
     group_values,
 )
+from edge_opt.passes.autodiff import AutodiffPass
+from edge_opt.passes.freeze import FreezePass
+from edge_opt.passes.fuse_attention_weights import FuseAttentionWeightsPass
+from edge_opt.passes.insert_lora import InsertLoraPass
 from edge_opt.passes.raise_attention import RaiseAttentionPass
 from edge_opt.passes.raise_layer_norm import RaiseLayerNormPass
 from edge_opt.passes.select_last_layers import SelectLastLayersPass

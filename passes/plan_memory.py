@@ -47,7 +47,7 @@ from edge_opt.dialects.kernel import (
     memory_level,
 )
 from edge_opt.ir.liveness import Allocation, allocations, byte_size
-from edge_opt.passes.options import EdgeOptPass
+from edge_opt.ir.options import EdgeOptPass
 from edge_opt.support import memory_plan
 from edge_opt.support.dtypes import numpy_dtype
 from edge_opt.support.errors import UserError

@@ -73,7 +73,7 @@ from xdsl.pattern_rewriter import (
 )
 
 from edge_opt.dialects import nn
-from edge_opt.passes.options import EdgeOptPass
+from edge_opt.ir.options import EdgeOptPass
 from edge_opt.support import numerics
 from edge_opt.support.dtypes import numpy_dtype, to_dense
 
@@ -87,26 +87,17 @@ def _shape(value: SSAValue) -> tuple[int, ...]:
     return value.type.get_shape()
 
 
-def _constant(value: SSAValue) -> np.ndarray | None:
-    owner = value.owner
-    return owner.array() if isinstance(owner, nn.ConstantOp) else None
-
-
-def _scalar(value: SSAValue) -> float | None:
-    array = _constant(value)
-    return float(array.reshape(-1)[0]) if array is not None and array.size == 1 else None
-
 
 def _scalar_factor(op: Operation) -> tuple[SSAValue, float] | None:
     """`(t, c)` if `op` is `t * c`, `c * t` or `t / c` (as `t * 1/c`) for a scalar
     constant `c` that does not change `t`'s shape."""
     if isinstance(op, nn.MulOp):
         for t, c in ((op.lhs, op.rhs), (op.rhs, op.lhs)):
-            factor = _scalar(c)
+            factor = nn.constant_scalar(c)
             if factor is not None and _shape(t) == _shape(op.result):
                 return t, factor
     if isinstance(op, nn.DivOp):
-        factor = _scalar(op.rhs)
+        factor = nn.constant_scalar(op.rhs)
         if factor and _shape(op.lhs) == _shape(op.result):
             return op.lhs, 1.0 / factor
     return None
@@ -118,7 +109,7 @@ def _zero_add(op: Operation) -> SSAValue | None:
     if not isinstance(op, nn.AddOp):
         return None
     for t, c in ((op.lhs, op.rhs), (op.rhs, op.lhs)):
-        array = _constant(c)
+        array = nn.constant_array(c)
         if array is not None and not np.any(array) and _shape(t) == _shape(op.result):
             return t
     return None
@@ -525,7 +516,7 @@ def _weight(
     transposed weight is transposed back (cancelling a transpose of a transpose)."""
     value, transposed = weight.value, weight.transposed
     matrix = _shape(value)[-2:]
-    array = _constant(value)
+    array = nn.constant_array(value)
     if array is not None and (
         transposed or indices is not None or len(_shape(value)) > 2
     ):

@@ -33,18 +33,8 @@ from xdsl.pattern_rewriter import (
 from xdsl.transforms.dead_code_elimination import region_dce
 
 from edge_opt.dialects import nn
-from edge_opt.passes.options import EdgeOptPass
+from edge_opt.ir.options import EdgeOptPass
 from edge_opt.support.dtypes import numpy_dtype, to_dense
-
-
-def _constant(value: SSAValue) -> np.ndarray | None:
-    owner = value.owner
-    return owner.array() if isinstance(owner, nn.ConstantOp) else None
-
-
-def _scalar(value: SSAValue) -> float | None:
-    array = _constant(value)
-    return float(array.reshape(-1)[0]) if array is not None and array.size == 1 else None
 
 
 def _shape(value: SSAValue) -> tuple[int, ...]:
@@ -94,13 +84,13 @@ def match_layer_norm(div: nn.DivOp) -> Match | None:
     var = add_eps.lhs.owner if isinstance(add_eps.lhs.owner, nn.ReduceMeanOp) else add_eps.rhs.owner
     if not isinstance(var, nn.ReduceMeanOp) or _trailing_axis(var) != axis:
         return None
-    epsilon = _scalar(_other(add_eps, var.result))
+    epsilon = nn.constant_scalar(_other(add_eps, var.result))
     pow_op = var.input.owner
     if (
         epsilon is None
         or not isinstance(pow_op, nn.PowOp)
         or pow_op.lhs != sub.result
-        or _scalar(pow_op.rhs) != 2.0
+        or nn.constant_scalar(pow_op.rhs) != 2.0
     ):
         return None
     x = sub.lhs

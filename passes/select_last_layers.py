@@ -8,10 +8,10 @@ from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.utils.exceptions import PassFailedException
 
+from edge_opt.autodiff.train_step import find_function
 from edge_opt.ir.layers import parametrised_layers
+from edge_opt.ir.options import EdgeOptPass
 from edge_opt.ir.trainable import model_params, set_trainable
-from edge_opt.passes.autodiff import find_function
-from edge_opt.passes.options import EdgeOptPass
 
 
 @dataclass(frozen=True)

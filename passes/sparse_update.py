@@ -50,6 +50,7 @@ groups) and `seed`.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,20 +59,20 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.utils.exceptions import PassFailedException
 
+from edge_opt.autodiff.train_step import add_train_step, find_function
 from edge_opt.dialects import nn, train
 from edge_opt.ir import model_io
 from edge_opt.ir.channels import output_channels, set_restriction
 from edge_opt.ir.layers import Layer, parametrised_layers
-from edge_opt.ir.session import Session, get_function, input_names
-from edge_opt.ir.subset_costs import SubsetCosts
-from edge_opt.ir.trainable import model_params, set_trainable
-from edge_opt.passes.autodiff import AutodiffPass, find_function
-from edge_opt.passes.options import (
+from edge_opt.ir.options import (
     EdgeOptPass,
     LossOptions,
     OptimizerOptions,
     group_values,
 )
+from edge_opt.ir.session import Session, get_function, input_names
+from edge_opt.ir.subset_costs import SubsetCosts
+from edge_opt.ir.trainable import model_params, set_trainable
 from edge_opt.support.dtypes import numpy_dtype
 
 Restrictions = dict[str, tuple[int, ...]]
@@ -208,9 +209,7 @@ class SparseUpdatePass(EdgeOptPass, OptimizerOptions, LossOptions):
         probe = module.clone()
         for param in model_params(probe):
             set_trainable(param, param.sym_name.data in trainable)
-        AutodiffPass(loss=self.loss, lr=1.0, function=self.function).apply(
-            Context(), probe
-        )
+        add_train_step(probe, self.function, self.loss, "mean", OptimizerOptions(lr=1.0))
         session = Session(probe)
         before = {k: v.astype(np.float64) for k, v in session.params.items()}
         session.run("train_step", self._calibration_batch(probe))
@@ -240,10 +239,13 @@ class SparseUpdatePass(EdgeOptPass, OptimizerOptions, LossOptions):
         return batch
 
     def _costs(self, module: ModuleOp, candidates: set[str]) -> SubsetCosts:
-        autodiff = AutodiffPass(
-            **group_values(self, LossOptions, OptimizerOptions), function=self.function
+        return subset_costs(
+            module, candidates, self.function,
+            lambda probe: add_train_step(
+                probe, self.function, self.loss, self.reduction,
+                OptimizerOptions(**group_values(self, OptimizerOptions)),
+            ),
         )
-        return subset_costs(module, candidates, autodiff)
 
     def _select(
         self, costs: SubsetCosts, options: list[Option]
@@ -285,19 +287,19 @@ class SparseUpdatePass(EdgeOptPass, OptimizerOptions, LossOptions):
         return _merged(chosen.values())
 
 
-def subset_costs(module: ModuleOp, candidates: set[str],
-                 autodiff: AutodiffPass) -> SubsetCosts:
+def subset_costs(module: ModuleOp, candidates: set[str], function: str,
+                 add_step: Callable[[ModuleOp], None]) -> SubsetCosts:
     """The costs of training any subset of `candidates` (see
-    `edge_opt.ir.subset_costs`), from one training step built by `autodiff` in which all
-    of them train, each restrictable one at all but its last output channel."""
+    `edge_opt.ir.subset_costs`), from one training step, added to a copy of `module` by
+    `add_step` (`add_train_step` with the pass's options), in which all of them train, each restrictable one at all but its last output channel."""
     probe = module.clone()
-    forward = find_function(probe, autodiff.function)
+    forward = find_function(probe, function)
     for param in model_params(probe):
         name = param.sym_name.data
         set_trainable(param, name in candidates)
         out = output_channels(forward, param) if name in candidates else None
         set_restriction(param, tuple(range(out - 1)) if out is not None and out > 1 else None)
-    autodiff.apply(Context(), probe)
+    add_step(probe)
     return SubsetCosts(probe)
 
 

@@ -39,7 +39,7 @@ from xdsl.context import Context
 from xdsl.dialects.builtin import IntegerAttr, ModuleOp, TensorType, i64
 
 from edge_opt.dialects import nn
-from edge_opt.passes.options import EdgeOptPass
+from edge_opt.ir.options import EdgeOptPass
 
 
 def block_rows_for(op: nn.AttentionOp, rows: int) -> int | None:

@@ -1,8 +1,9 @@
 """Reference numerics of the graph-level ops, as pure NumPy functions.
 
 These are the executable specification the interpreter runs and the C kernels are checked
-against. They compute in the dtype of their inputs (float32 models stay float32, float64
-models — used for finite-difference gradient checks — stay float64) and follow
+against (the element-wise ops' are in their rows of `edge_opt.support.elementwise`).
+They compute in the dtype of their inputs (float32 models stay float32, float64 models
+— used for finite-difference gradient checks — stay float64) and follow
 `torch.nn.functional` (the test oracle) where PyTorch and ONNX differ.
 """
 
@@ -28,35 +29,6 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     # rounds to 0 below x ~ -17 in float32).
     e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-
-
-def gelu(x: np.ndarray, approximate: str = "none") -> np.ndarray:
-    if approximate == "tanh":
-        c = np.asarray(math.sqrt(2.0 / math.pi), dtype=x.dtype)
-        return 0.5 * x * (1.0 + np.tanh(c * (x + 0.044715 * x**3)))
-    return 0.5 * x * (1.0 + erf(x / np.asarray(math.sqrt(2.0), dtype=x.dtype)))
-
-
-def hardswish(x: np.ndarray) -> np.ndarray:
-    return x * np.clip(x + 3.0, 0.0, 6.0) / 6.0
-
-
-def clip(x: np.ndarray, min: float, max: float) -> np.ndarray:
-    """`nn.clip` with absent bounds as -inf / +inf (NaN stays NaN)."""
-    return np.minimum(np.maximum(x, min), max)
-
-
-def hardsigmoid(x: np.ndarray, alpha: float, beta: float) -> np.ndarray:
-    return np.clip(alpha * x + beta, 0.0, 1.0)
-
-
-def elu(x: np.ndarray, alpha: float) -> np.ndarray:
-    # expm1 of the non-positive part only: accurate near 0, no overflow for large x.
-    return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
-
-
-def leaky_relu(x: np.ndarray, alpha: float) -> np.ndarray:
-    return np.where(x > 0, x, x * alpha)
 
 
 def pad(x: np.ndarray, pads: Sequence[int], value: float) -> np.ndarray:

@@ -93,6 +93,21 @@ def _check_pairs(name: str, values: Sequence[int], count: int) -> None:
         raise ShapeError(f"{name} must have {count} values, got {list(values)}")
 
 
+def _check_window_operands(
+    input: Sequence[int], weight: Sequence[int], weight_layout: str,
+    stride: Sequence[int], dilation: Sequence[int], padding: Sequence[int],
+) -> None:
+    """The ranks and attribute lengths of a 2-D convolution (or its transpose)."""
+    if len(input) != 4 or len(weight) != 4:
+        raise ShapeError(
+            f"input and weight must have rank 4 (NCHW and {weight_layout}), got "
+            f"{list(input)} and {list(weight)}"
+        )
+    _check_pairs("stride", stride, 2)
+    _check_pairs("dilation", dilation, 2)
+    _check_pairs("padding", padding, 4)
+
+
 def conv2d(
     input: Sequence[int],
     weight: Sequence[int],
@@ -102,14 +117,7 @@ def conv2d(
     groups: int,
 ) -> Shape:
     """NCHW convolution; weight is (out_channels, in_channels / groups, kh, kw)."""
-    if len(input) != 4 or len(weight) != 4:
-        raise ShapeError(
-            f"input and weight must have rank 4 (NCHW and OIHW), got {list(input)} "
-            f"and {list(weight)}"
-        )
-    _check_pairs("stride", stride, 2)
-    _check_pairs("dilation", dilation, 2)
-    _check_pairs("padding", padding, 4)
+    _check_window_operands(input, weight, "OIHW", stride, dilation, padding)
     n, c, h, w = input
     o, ci, kh, kw = weight
     if groups < 1 or c % groups or o % groups:
@@ -140,14 +148,7 @@ def conv_transpose2d(
 
     Output size per axis: `(n - 1)*s - p0 - p1 + d*(k - 1) + output_padding + 1`.
     """
-    if len(input) != 4 or len(weight) != 4:
-        raise ShapeError(
-            f"input and weight must have rank 4 (NCHW and IOHW), got {list(input)} "
-            f"and {list(weight)}"
-        )
-    _check_pairs("stride", stride, 2)
-    _check_pairs("dilation", dilation, 2)
-    _check_pairs("padding", padding, 4)
+    _check_window_operands(input, weight, "IOHW", stride, dilation, padding)
     _check_pairs("output_padding", output_padding, 2)
     n, c, h, w = input
     ci, og, kh, kw = weight

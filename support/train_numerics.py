@@ -67,63 +67,8 @@ def mse_grad(prediction: np.ndarray, target: np.ndarray, reduction: str) -> np.n
 
 
 # --------------------------------------------------------------------------------------
-# Element-wise
+# Softmax (the element-wise gradients are in `edge_opt.support.elementwise`)
 # --------------------------------------------------------------------------------------
-
-
-def relu_grad(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
-    return np.where(y > 0, dy, 0)
-
-
-def sigmoid_grad(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
-    return dy * y * (1 - y)
-
-
-def tanh_grad(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
-    return dy * (1 - y * y)
-
-
-def silu_grad(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
-    s = numerics.sigmoid(x)
-    return dy * s * (1 + x * (1 - s))
-
-
-def hardswish_grad(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
-    # At the kinks -3 and 3 PyTorch takes the outer pieces' slopes, 0 and 1.
-    return np.where(x <= -3, 0, np.where(x < 3, dy * (x / 3 + 0.5), dy))
-
-
-def erf_grad(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
-    return dy * (2 / math.sqrt(math.pi)) * np.exp(-x * x)
-
-
-def gelu_grad(dy: np.ndarray, x: np.ndarray, approximate: str) -> np.ndarray:
-    if approximate == "tanh":
-        beta = math.sqrt(2 / math.pi)
-        kappa = 0.044715
-        inner = np.tanh(beta * (x + kappa * x * x * x))
-        left_derivative = 0.5 * (1 + inner)
-        right_derivative = (1 - inner * inner) * beta * (1 + 3 * kappa * x * x)
-        return dy * (left_derivative + 0.5 * x * right_derivative)
-    cdf = 0.5 * (1 + numerics.erf(x / np.asarray(math.sqrt(2), x.dtype)))
-    pdf = np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
-    return dy * (cdf + x * pdf)
-
-
-def clip_grad(dy: np.ndarray, y: np.ndarray, min: float, max: float) -> np.ndarray:
-    return np.where((y > min) & (y < max), dy, 0)
-
-
-def hardsigmoid_grad(dy: np.ndarray, y: np.ndarray, alpha: float) -> np.ndarray:
-    return np.where((y > 0) & (y < 1), dy * alpha, 0)
-
-
-def elu_grad(dy: np.ndarray, x: np.ndarray, alpha: float) -> np.ndarray:
-    return np.where(x > 0, dy, dy * alpha * np.exp(np.minimum(x, 0)))
-
-
-def leaky_relu_grad(dy: np.ndarray, x: np.ndarray, alpha: float) -> np.ndarray:
-    return np.where(x > 0, dy, dy * alpha)
 
 
 def softmax_grad(dy: np.ndarray, y: np.ndarray, axis: int) -> np.ndarray:

@@ -33,13 +33,15 @@ tensor, so shrinking the structure keeps the other values.
 
 Code: `strategies` holds `random_models` and `RandomModel`, `generators` one generator
 per op (and `ALL_OPS`), `builder` the function body under construction that they share,
-and `equivalence` the check (`assert_pass_preserves_semantics`, `random_inputs`).
+and `equivalence` the check (`assert_pass_preserves_semantics`, `random_inputs`,
+`apply_passes`).
 """
 
 from edge_opt.testing.builder import Trainable
 from edge_opt.testing.equivalence import (
     DEFAULT_TOLERANCES,
     PassOrPipeline,
+    apply_passes,
     assert_pass_preserves_semantics,
     random_inputs,
 )
@@ -53,6 +55,7 @@ __all__ = [
     "PassOrPipeline",
     "RandomModel",
     "Trainable",
+    "apply_passes",
     "assert_pass_preserves_semantics",
     "random_inputs",
     "random_models",

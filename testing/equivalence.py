@@ -158,6 +158,13 @@ def assert_pass_preserves_semantics(
     return transformed
 
 
+def apply_passes(pass_or_pipeline: PassOrPipeline, module: ModuleOp) -> ModuleOp:
+    """A copy of `module` after a pass, a list of passes or a pipeline spec (named
+    pipelines expanded), verified after every pass; an error names the pass."""
+    passes = _passes(pass_or_pipeline)
+    return _transformed(module, passes, _describe(passes))
+
+
 def _transformed(
     module: ModuleOp, passes: Sequence[ModulePass], described: str
 ) -> ModuleOp:

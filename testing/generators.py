@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 from xdsl.ir import SSAValue
 
 from edge_opt.dialects import nn
+from edge_opt.dialects.elementwise import UNARY_OPS, UnaryElementwiseOp
+from edge_opt.support.elementwise import Choice, Scalar, Unary
 from edge_opt.testing.builder import (
     Generator,
     _Builder,
@@ -21,61 +23,40 @@ from edge_opt.testing.builder import (
 )
 
 
-def _unary(cls: type[nn.UnaryElementwiseOp]) -> Generator:
+def _elementwise(cls: type[UnaryElementwiseOp]) -> Generator:
+    """The op of a table row on an operand from its domain, its attributes drawn from
+    the row's samples (an optional scalar sometimes absent, never all of them)."""
+    row = cls.ROW
+
     def generate(b: _Builder) -> SSAValue:
-        return b.emit(cls(b.pick()))
+        x = _operand(b, row)
+        optional = [a.name for a in cls.ATTRIBUTES if isinstance(a, Scalar) and a.default is None]
+        present = set(b.choice([tuple(optional), *((name,) for name in optional)])) if optional else set()
+        values: dict[str, object] = {}
+        for attr in cls.ATTRIBUTES:
+            if isinstance(attr, Choice):
+                values[attr.name] = b.choice(list(attr.values))
+            elif attr.name in optional and attr.name not in present:
+                values[attr.name] = None
+            else:
+                values[attr.name] = b.choice(list(attr.samples))
+        return b.emit(cls(x, **values))
 
     return generate
 
 
-def _gelu(b: _Builder) -> SSAValue:
-    return b.emit(nn.GeluOp(b.pick(), b.choice(["none", "tanh"])))
-
-
-def _exp(b: _Builder) -> SSAValue:
-    return b.emit(nn.ExpOp(b.bounded(b.pick(), 3.0)))
-
-
-def _log(b: _Builder) -> SSAValue:
-    return b.emit(nn.LogOp(b.positive(b.pick())))
-
-
-def _sqrt(b: _Builder) -> SSAValue:
-    return b.emit(nn.SqrtOp(b.positive(b.pick())))
-
-
-def _clip(b: _Builder) -> SSAValue:
-    """Both bounds or one of them."""
-    lo, hi = b.choice([-1.0, -0.5, 0.0]), b.choice([0.5, 1.0, 6.0])
-    which = b.choice(["both", "min", "max"])
-    return b.emit(
-        nn.ClipOp(b.pick(), None if which == "max" else lo, None if which == "min" else hi)
-    )
-
-
-def _hardsigmoid(b: _Builder) -> SSAValue:
-    alpha, beta = b.choice([1 / 6, 0.2, 0.5]), b.choice([0.5, 0.3])
-    return b.emit(nn.HardsigmoidOp(b.pick(), alpha, beta))
-
-
-def _elu(b: _Builder) -> SSAValue:
-    return b.emit(nn.EluOp(b.pick(), b.choice([1.0, 0.5, 2.0])))
-
-
-def _leaky_relu(b: _Builder) -> SSAValue:
-    return b.emit(nn.LeakyReluOp(b.pick(), b.choice([0.01, 0.1, 0.3])))
-
-
-def _rounding(cls: type[nn.UnaryElementwiseOp]) -> Generator:
-    """Rounding has no gradient (`autodiff` refuses to train through it), so it reads
-    a function input, which no parameter affects, scaled so that it has a few
-    distinct integer values."""
-    def generate(b: _Builder) -> SSAValue:
+def _operand(b: _Builder, row: Unary) -> SSAValue:
+    """An operand in the row's domain. An op without a gradient (rounding) reads a
+    function input, which no parameter affects (`autodiff` refuses to train through
+    it), scaled so that it has a few distinct integer values."""
+    if row.gradient == "none":
         x = b.block.args[b.integer(0, len(b.block.args) - 1)]
-        x = b.emit(nn.MulOp(x, b.constant(np.asarray(b.choice([1.0, 2.5])))))
-        return b.emit(cls(x))
-
-    return generate
+        return b.emit(nn.MulOp(x, b.constant(np.asarray(b.choice([1.0, 2.5])))))
+    if row.domain == "bounded":
+        return b.bounded(b.pick(), 3.0)
+    if row.domain == "positive":
+        return b.positive(b.pick())
+    return b.pick()
 
 
 def _binary(cls: type[nn.BinaryElementwiseOp]) -> Generator:
@@ -445,22 +426,11 @@ def _constant(b: _Builder) -> SSAValue:
     return b.random_constant(b.broadcast_partner(b.shape(b.choose())))
 
 
-_GENERATORS: dict[str, Generator] = {
-    "relu": _unary(nn.ReluOp),
+_OTHERS: dict[str, Generator] = {
     "add": _binary(nn.AddOp),
     "linear": _linear,
     "conv2d": _conv2d,
     "reshape": _reshape,
-    "sigmoid": _unary(nn.SigmoidOp),
-    "tanh": _unary(nn.TanhOp),
-    "silu": _unary(nn.SiluOp),
-    "hardswish": _unary(nn.HardswishOp),
-    "erf": _unary(nn.ErfOp),
-    "gelu": _gelu,
-    "neg": _unary(nn.NegOp),
-    "exp": _exp,
-    "log": _log,
-    "sqrt": _sqrt,
     "sub": _binary(nn.SubOp),
     "mul": _binary(nn.MulOp),
     "div": _div,
@@ -486,14 +456,26 @@ _GENERATORS: dict[str, Generator] = {
     "reduce_mean": _reduce(nn.ReduceMeanOp),
     "reduce_sum": _reduce(nn.ReduceSumOp),
     "constant": _constant,
-    "clip": _clip,
-    "hardsigmoid": _hardsigmoid,
-    "elu": _elu,
-    "leaky_relu": _leaky_relu,
     "pad": _pad,
-    "ceil": _rounding(nn.CeilOp),
-    "floor": _rounding(nn.FloorOp),
-    "round": _rounding(nn.RoundOp),
+}
+"""The generators of the ops that are not unary rows of `edge_opt.support.elementwise`
+(those are `_elementwise`)."""
+
+_SHRINK_ORDER = (
+    "relu", "add", "linear", "conv2d", "reshape", "sigmoid", "tanh", "silu", "hardswish",
+    "erf", "gelu", "neg", "exp", "log", "sqrt", "sub", "mul", "div", "pow", "matmul",
+    "conv_transpose2d", "softmax", "log_softmax", "layer_norm", "batch_norm",
+    "group_norm", "attention", "max_pool2d", "avg_pool2d", "global_avg_pool",
+    "transpose", "broadcast_to", "concat", "slice", "gather", "squeeze", "unsqueeze",
+    "reduce_mean", "reduce_sum", "constant", "clip", "hardsigmoid", "elu", "leaky_relu",
+    "pad", "ceil", "floor", "round",
+)
+"""The order shrinking prefers; an op not listed (a new element-wise row) comes last."""
+
+_ALL = {**_OTHERS, **{op.ROW.name: _elementwise(op) for op in UNARY_OPS}}
+_GENERATORS: dict[str, Generator] = {
+    name: _ALL[name]
+    for name in (*_SHRINK_ORDER, *sorted(set(_ALL) - set(_SHRINK_ORDER)))
 }
 
 ALL_OPS: tuple[str, ...] = tuple(_GENERATORS)

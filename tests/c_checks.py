@@ -7,6 +7,10 @@ The kernels release the GIL while they run, so the cores really run concurrently
 meet at the kernels' barriers. Used to check that a kernel's results do not depend on
 the number of cores, bit for bit.
 
+`emit_kernel(op_type, inputs, outputs, **properties)` builds a kernel op on buffers
+named `b0`, `b1`, ... and returns the `FunctionContext` its C emitter printed into
+(`emit_op` for an op already built); `l2_buffer(*shape)` is an L2 buffer type.
+
 `riscv_calls(source)` compiles one runtime source for the target ISA (RV32IMCF with the
 CORE-V extensions, ilp32f, as BRIEF.md section 6 says) and returns the functions its code
 calls: a kernel may call only the runtime (`edge_*`) and its own static helpers, never
@@ -20,9 +24,15 @@ import re
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from c_runtime import RUNTIME, runtime
+from xdsl.dialects import func
+from xdsl.dialects.builtin import MemRefType, ModuleOp, StringAttr, f32
+from xdsl.ir import Attribute, Block, Operation, SSAValue
+
+from edge_opt.backends.c.emitter import EMITTERS, FunctionContext, ModulePrinter
 
 RISCV_CFLAGS = [
     "-target", "riscv32-freestanding-none",
@@ -54,6 +64,31 @@ def on_cores(cores: int, kernel, *args) -> None:
         lib.edge_set_num_cores(1)
     if failures:
         raise failures[0]
+
+
+def l2_buffer(*shape: int, element: Attribute = f32) -> MemRefType:
+    return MemRefType(element, shape, memory_space=StringAttr("L2"))
+
+
+def emit_op(op: Operation, buffers: Sequence[SSAValue],
+            function: func.FuncOp | None = None) -> FunctionContext:
+    """The C `op`'s emitter prints, `buffers` named `b0`, `b1`, ..."""
+    context = FunctionContext(ModulePrinter(ModuleOp([])),
+                              function or func.FuncOp("f", ((), ())))
+    for i, buffer in enumerate(buffers):
+        context.names[buffer] = f"b{i}"
+    EMITTERS[type(op)](context, op)
+    return context
+
+
+def emit_kernel(op_type: type[Operation], input_types: Sequence[Attribute],
+                output_types: Sequence[Attribute], **properties: Attribute
+                ) -> FunctionContext:
+    """The C the emitter prints for an `op_type` on fresh buffers of these types."""
+    block = Block(arg_types=[*input_types, *output_types])
+    args = list(block.args)
+    op = op_type(args[: len(input_types)], args[len(input_types):], properties)
+    return emit_op(op, args)
 
 
 def riscv_calls(source: str) -> set[str]:

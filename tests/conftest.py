@@ -1,4 +1,9 @@
-"""Shared fixtures.
+"""Shared fixtures and the hypothesis profile.
+
+Property tests run without a deadline (interpreting a model takes what it takes) and
+without the health checks for slow or large draws (random models are both); under CI
+(`CI` set) every property test is derandomized, so that a run is reproducible. A test
+file sets only its number of examples (`settings(max_examples=40)`).
 
 The real models in `../shared/models/deeploy/` are oracles nobody here wrote. Outside
 this workplace the folder is absent and tests that need it skip with a message; CI sets
@@ -11,6 +16,19 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "edge-opt",
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
+    ],
+)
+settings.register_profile(
+    "edge-opt-ci", settings.get_profile("edge-opt"), derandomize=True, database=None
+)
+settings.load_profile("edge-opt-ci" if os.environ.get("CI") else "edge-opt")
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_MODELS = Path(

@@ -30,14 +30,13 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, TensorType, UnitAttr, f32, f64
@@ -47,38 +46,26 @@ from xdsl.utils.exceptions import PassFailedException
 from edge_opt.dialects import kernel, nn, train
 from edge_opt.frontends.onnx import import_onnx
 from edge_opt.ir.attention import lower
-from edge_opt.ir.context import make_context
 from edge_opt.ir.cost import flops
 from edge_opt.ir.session import Session, get_function
 from edge_opt.passes.lower_attention import LowerAttentionPass
 from edge_opt.passes.raise_attention import RaiseAttentionPass
-from edge_opt.passes.registry import expand, parse_pipeline
 from edge_opt.support.dtypes import numpy_dtype, to_dense
 from edge_opt.testing import (
     RandomModel,
+    apply_passes,
     assert_pass_preserves_semantics,
     random_inputs,
     random_models,
 )
 
-PROPERTY = settings(
-    max_examples=60,
-    deadline=None,
-    derandomize=bool(os.environ.get("CI")),
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+PROPERTY = settings(max_examples=60)
 
 
 def count(module: ModuleOp, op_type: type[Operation]) -> int:
     return sum(1 for op in module.walk() if isinstance(op, op_type))
 
 
-def apply(spec: str, module: ModuleOp) -> ModuleOp:
-    result = module.clone()
-    for p in expand(parse_pipeline(spec)):
-        p.apply(make_context(), result)
-        result.verify()
-    return result
 
 
 # --------------------------------------------------------------------------------------
@@ -410,7 +397,7 @@ def test_raise_attention_leaves_near_misses(qkv: str, near_miss: str):
 
 def train_step(module: ModuleOp, spec: str, inputs, labels) -> tuple[float, dict]:
     """Loss and gradients ((before - after) / lr of one SGD step with lr 1)."""
-    stepped = apply(spec, module)
+    stepped = apply_passes(spec, module)
     session = Session(stepped)
     before = {k: v.copy() for k, v in session.params.items()}
     args = [*inputs.values(), labels] if isinstance(inputs, dict) else [*inputs, labels]
@@ -451,14 +438,14 @@ def test_raise_attention_training_step(style: Style, seed: int):
     inputs = {"x0": rng.standard_normal(function.function_type.inputs.data[0].get_shape())}
     labels = rng.standard_normal(function.function_type.outputs.data[0].get_shape())
     raised = train_step(module, f"train-full{{{MSE}}}", inputs, labels)
-    assert count(apply(f"train-full{{{MSE}}}", module), nn.AttentionOp) == 2  # both
+    assert count(apply_passes(f"train-full{{{MSE}}}", module), nn.AttentionOp) == 2  # both
     assert_same_training(train_step(module, UNRAISED, inputs, labels), raised, 1e-9)
 
 
 def test_raise_after_training_keeps_the_step():
     """Raising a module that already has `@train_step`: its forward copy feeds the
     backward, so only `@forward` raises, and the step is unchanged."""
-    module = apply(UNRAISED.replace("lr=1.0", "lr=0.1"), exporter_attention(Style()))
+    module = apply_passes(UNRAISED.replace("lr=1.0", "lr=0.1"), exporter_attention(Style()))
     raised = assert_pass_preserves_semantics(
         RaiseAttentionPass(), module, function="train_step"
     )
@@ -509,9 +496,9 @@ def test_lower_attention_training_step(model: RandomModel):
     except PassFailedException as e:  # nothing trainable reaches the loss
         assert "nothing would train" in str(e)
         return
-    lowered = train_step(apply("lower-attention", model.module), spec, model.inputs, labels)
+    lowered = train_step(apply_passes("lower-attention", model.module), spec, model.inputs, labels)
     assert_same_training(with_attention, lowered, 1e-9)
-    trained = apply(spec, model.module)
+    trained = apply_passes(spec, model.module)
     assert_pass_preserves_semantics(
         LowerAttentionPass(), trained, [*model.inputs.values(), labels],
         function="train_step", rtol=0, atol=0,
@@ -536,11 +523,11 @@ def test_bufferize_needs_attention_lowered_first():
     """The lowering is an explicit step: `bufferize` refuses an `nn.attention`, naming
     it, and `lower-attention,bufferize` reaches the buffer level."""
     style = Style(bias="all", out_bias=True)
-    module = apply("raise-attention", exporter_attention(style))
+    module = apply_passes("raise-attention", exporter_attention(style))
     assert count(module, nn.AttentionOp) == 1
     with pytest.raises(PassFailedException, match="bufferize: nn.attention.* has no "
                        "kernel; run lower-attention first"):
-        apply("bufferize", module.clone())
+        apply_passes("bufferize", module.clone())
     planned = assert_pass_preserves_semantics(
         "lower-attention,bufferize,plan-memory", module
     )
@@ -555,7 +542,7 @@ def test_training_step_with_attention_in_c(tmp_path):
 
     style = Style(batch=2, tokens=4, features=6, heads=2, dk=3, dv=2, out=5, bias="all",
                   out_bias=True, qkv="fused_heads")
-    module = apply("train-full{loss=mse lr=0.05}", exporter_attention(style))
+    module = apply_passes("train-full{loss=mse lr=0.05}", exporter_attention(style))
     assert count(module, nn.AttentionOp) == 2
     rng = np.random.default_rng(3)
     batch = {"x0": rng.standard_normal((2, 4, 6)).astype(np.float32),
@@ -597,11 +584,11 @@ def test_backward_emits_only_what_the_trained_operands_need(trained: list[str]):
     whichever operands train (`x` trains through a linear layer before it)."""
     module = partly_trained_attention(trained, tokens=3)
     spec = f"autodiff{{{MSE}}}"
-    stepped = apply(spec, module)
+    stepped = apply_passes(spec, module)
     stored = {op.param.string_value() for op in stepped.walk()
               if isinstance(op, train.StoreOp)}
     assert stored == ({*trained} - {"x"}) | ({"pre"} if "x" in trained else set())
-    cleaned = apply("dce", stepped)
+    cleaned = apply_passes("dce", stepped)
     step_ops = [op.name for op in get_function(stepped, "train_step").walk()]
     assert [op.name for op in get_function(cleaned, "train_step").walk()] == step_ops
     # And the gradients are right (against the lowered attention's).
@@ -610,7 +597,7 @@ def test_backward_emits_only_what_the_trained_operands_need(trained: list[str]):
     labels = rng.standard_normal((2, 3, 3))
     assert_same_training(
         train_step(module, spec, inputs, labels),
-        train_step(apply("lower-attention", module), spec, inputs, labels),
+        train_step(apply_passes("lower-attention", module), spec, inputs, labels),
         1e-9,
     )
 
@@ -619,7 +606,7 @@ def test_backward_keeps_only_the_inputs_of_attention():
     """No forward value of the step that is S x S (or q, k, v) is read after the loss:
     the backward reads the attention's inputs and recomputes the rest."""
     style = Style(tokens=5, features=4, heads=2, bias="all", out_bias=True)
-    module = apply(f"train-full{{{MSE}}}", exporter_attention(style))
+    module = apply_passes(f"train-full{{{MSE}}}", exporter_attention(style))
     step = get_function(module, "train_step")
     ops = list(step.body.block.ops)
     (attention,) = [op for op in ops if isinstance(op, nn.AttentionOp)]

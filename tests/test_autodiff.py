@@ -23,7 +23,6 @@ Under CI (`CI` set) the examples are derandomized, so a run is reproducible.
 from __future__ import annotations
 
 import math
-import os
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -41,6 +40,7 @@ from xdsl.ir import Block, Operation, Region, SSAValue
 from xdsl.transforms.dead_code_elimination import DeadCodeElimination
 from xdsl.utils.exceptions import PassFailedException
 
+from edge_opt.autodiff.rules import RULES
 from edge_opt.dialects import nn, train
 from edge_opt.dialects.train import STATE_ATTR, STATE_OF_ATTR
 from edge_opt.ir.context import make_context
@@ -49,27 +49,17 @@ from edge_opt.ir.model_io import load_model, print_module, read_npz
 from edge_opt.ir.session import Session, get_function
 from edge_opt.passes.autodiff import AutodiffPass
 from edge_opt.passes.freeze import FreezePass
-from edge_opt.passes.gradients import RULES
-from edge_opt.passes.registry import expand, parse_pipeline
 from edge_opt.passes.select_last_layers import SelectLastLayersPass
 from edge_opt.support.dtypes import numpy_dtype, to_dense, to_numpy
 from edge_opt.testing import (
     RandomModel,
+    apply_passes,
     assert_pass_preserves_semantics,
     random_models,
 )
 from edge_opt.tools.driver import main
 
-PROPERTY = settings(
-    max_examples=100,
-    deadline=None,
-    derandomize=bool(os.environ.get("CI")),
-    suppress_health_check=[
-        HealthCheck.too_slow,
-        HealthCheck.data_too_large,
-        HealthCheck.filter_too_much,
-    ],
-)
+PROPERTY = settings(max_examples=100)
 """Settings of the property tests (a few ms to a few tens of ms per example)."""
 
 OPTIMIZERS: dict[str, dict[str, object]] = {
@@ -929,13 +919,6 @@ def test_max_pool_input_is_read_only_by_rules_that_need_it():
 # --------------------------------------------------------------------------------------
 
 
-def apply(pipeline: str, module: ModuleOp) -> ModuleOp:
-    result = module.clone()
-    ctx = make_context()
-    for p in expand(parse_pipeline(pipeline)):
-        p.apply(ctx, result)
-        result.verify()
-    return result
 
 
 PIPELINES = ["train-full", "train-last{layers=1}", "train-last{layers=2}"]
@@ -1005,7 +988,7 @@ def test_loss_decreases_on_a_small_model(optimizer: str):
         "momentum": "optimizer=sgd lr=0.05 momentum=0.9",
         "adam": "optimizer=adam lr=0.01",
     }[optimizer]
-    session = Session(apply(f"train-full{{loss=mse {options}}}", module))
+    session = Session(apply_passes(f"train-full{{loss=mse {options}}}", module))
     target = np.random.default_rng(2).standard_normal((8, 3))
     losses = [float(session.run("train_step", [inputs["x0"], target])[0])
               for _ in range(20)]
@@ -1018,7 +1001,7 @@ def test_loss_decreases_on_a_small_model(optimizer: str):
 def test_loss_decreases_on_tiny_cnn(pipeline: str):
     module = load_model(ROOT / "examples" / "tiny_cnn.mlir")
     data = read_npz(ROOT / "examples" / "tiny_cnn_input.npz")
-    session = Session(apply(pipeline, module))
+    session = Session(apply_passes(pipeline, module))
     losses = [float(session.run("train_step", [data["image"], data["labels"]])[0])
               for _ in range(20)]
     assert losses[-1] < 0.9 * losses[0], losses
@@ -1026,8 +1009,8 @@ def test_loss_decreases_on_tiny_cnn(pipeline: str):
 
 def test_train_last_trains_the_last_layers_of_tiny_cnn():
     module = load_model(ROOT / "examples" / "tiny_cnn.mlir")
-    assert set(stores(apply("train-last{layers=1}", module))) == {"fc_weight", "fc_bias"}
-    stepped = apply("train-last{layers=2 optimizer=adam}", module)
+    assert set(stores(apply_passes("train-last{layers=1}", module))) == {"fc_weight", "fc_bias"}
+    stepped = apply_passes("train-last{layers=2 optimizer=adam}", module)
     assert set(stores(stepped)) == {
         "fc_weight", "fc_bias", "conv2_weight", "conv2_bias",
         "fc_weight_exp_avg", "fc_weight_exp_avg_sq", "fc_bias_exp_avg",
@@ -1101,7 +1084,7 @@ ERRORS: list[tuple[str, Callable[[], ModuleOp], str, str]] = [
 )
 def test_errors_are_pass_failures(pipeline: str, build, message: str):
     with pytest.raises(PassFailedException, match=message):
-        apply(pipeline, build())
+        apply_passes(pipeline, build())
 
 
 @pytest.mark.parametrize(

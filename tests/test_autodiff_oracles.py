@@ -27,7 +27,7 @@ rounding and what we measure is our float32 error.
   exactly the fixture's tensors one SGD step (lr 0.01, cross-entropy mean) reproduces
   its `outputs.npz`, and so does `train-last{layers=1}` for LP.
 - The checks have teeth: a gradient rule perturbed in memory (`monkeypatch` on
-  `passes.gradients.RULES`) makes them fail.
+  `autodiff.rules.RULES`) makes them fail.
 """
 
 from __future__ import annotations
@@ -52,13 +52,13 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Block, Operation, Region, SSAValue
 
+from edge_opt.autodiff import rules as gradients
 from edge_opt.dialects import nn
 from edge_opt.dialects.train import is_optimizer_state
 from edge_opt.frontends.onnx import import_onnx
 from edge_opt.ir.context import make_context
 from edge_opt.ir.model_io import load_model
 from edge_opt.ir.session import Session
-from edge_opt.passes import gradients
 from edge_opt.passes.registry import expand, parse_pipeline
 from edge_opt.support.dtypes import to_dense
 

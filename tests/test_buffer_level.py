@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from hypothesis import HealthCheck, event, given, reject, settings
+from hypothesis import event, given, reject, settings
 from hypothesis import strategies as st
 from xdsl.dialects import func
 from xdsl.dialects.builtin import (
@@ -48,15 +48,14 @@ from edge_opt.dialects import kernel, nn, train
 from edge_opt.dialects.kernel import LEVEL_ATTR, MEMORY_ATTR, OFFSET_ATTR
 from edge_opt.frontends.onnx import import_onnx
 from edge_opt.ir import model_io
-from edge_opt.ir.context import make_context
 from edge_opt.ir.liveness import allocations
 from edge_opt.ir.memory_report import buffer_rectangles, memory_figures
 from edge_opt.ir.session import Session, get_function, input_names, params_of
-from edge_opt.passes.registry import expand, parse_pipeline
 from edge_opt.support.dtypes import numpy_dtype, to_dense
 from edge_opt.support.memory_plan import Buffer, Plan, align, check_plan
 from edge_opt.testing import (
     RandomModel,
+    apply_passes,
     assert_pass_preserves_semantics,
     random_models,
 )
@@ -70,24 +69,9 @@ CCT2 = "CCT_Train_CCT2_FT2"
 DEEPLOY_CCT2_FT2_BYTES = 1_114_368
 """Deeploy's planned memory for the CCT2 FT2 training graph (the figure to beat)."""
 
-PROPERTY = settings(
-    max_examples=40,
-    deadline=None,
-    derandomize=bool(os.environ.get("CI")),
-    suppress_health_check=[
-        HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
-    ],
-)
+PROPERTY = settings(max_examples=40)
 
 
-def apply(spec: str, module: ModuleOp) -> ModuleOp:
-    """A copy of `module` after `spec`, verified after every pass."""
-    result = module.clone()
-    ctx = make_context()
-    for p in expand(parse_pipeline(spec)):
-        p.apply(ctx, result)
-        result.verify()
-    return result
 
 
 def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
@@ -190,7 +174,7 @@ def with_options(pipeline: str, options: str) -> str:
 
 def train_or_reject(spec: str, module: ModuleOp) -> ModuleOp:
     try:
-        return apply(spec, module)
+        return apply_passes(spec, module)
     except PassFailedException as e:
         if NOTHING_TO_TRAIN.search(str(e)):
             reject()
@@ -247,7 +231,7 @@ def test_planned_training_step_equals_tensor_level(
     tensor = train_or_reject(
         with_options(strategy, f"loss=mse {OPTIMIZERS[optimizer]}"), model.module
     )
-    planned = apply("lower-attention,bufferize,plan-memory", tensor)
+    planned = apply_passes("lower-attention,bufferize,plan-memory", tensor)
     assert_valid_plan(planned)
     output = get_function(tensor, "forward").function_type.outputs.data[0]
     assert isinstance(output, TensorType)
@@ -280,16 +264,16 @@ def tiny_cnn() -> tuple[ModuleOp, list[np.ndarray]]:
 def test_tiny_cnn_every_strategy_and_optimizer(strategy: str, optimizer: str):
     """The grid the property draws from, on a fixed model with cross-entropy."""
     module, (image, labels) = tiny_cnn()
-    tensor = apply(with_options(strategy, OPTIMIZERS[optimizer]), module)
-    planned = apply("lower-attention,bufferize,plan-memory", tensor)
+    tensor = apply_passes(with_options(strategy, OPTIMIZERS[optimizer]), module)
+    planned = apply_passes("lower-attention,bufferize,plan-memory", tensor)
     assert_valid_plan(planned)
     assert assert_same_training(tensor, planned, [image, labels], [image])
 
 
 def test_weights_in_l3_and_activations_in_l1():
     module, (image, labels) = tiny_cnn()
-    tensor = apply("train-full{optimizer=adam lr=0.01}", module)
-    planned = apply("lower-attention,bufferize{level=L1 weights=L3},plan-memory", tensor)
+    tensor = apply_passes("train-full{optimizer=adam lr=0.01}", module)
+    planned = apply_passes("lower-attention,bufferize{level=L1 weights=L3},plan-memory", tensor)
     figures = memory_attr(planned)
     assert figures["L1"]["arena"] > 0 and figures["L1"]["persistent"] == 0
     assert figures["L3"]["arena"] == 0 and figures["L3"]["persistent"] > 0
@@ -304,8 +288,8 @@ def test_weights_in_l3_and_activations_in_l1():
 
 def planned_tiny_cnn() -> tuple[ModuleOp, ModuleOp, list[np.ndarray]]:
     module, args = tiny_cnn()
-    tensor = apply("train-full{optimizer=adam lr=0.01}", module)
-    return tensor, apply("lower-attention,bufferize,plan-memory", tensor), args
+    tensor = apply_passes("train-full{optimizer=adam lr=0.01}", module)
+    return tensor, apply_passes("lower-attention,bufferize,plan-memory", tensor), args
 
 
 def train_once(module: ModuleOp, args) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -408,7 +392,7 @@ func.func @f(%x: memref<4xf32, "L2">) -> memref<4xf32, "L2"> {
 def test_reading_a_never_written_buffer_gives_nan(planned: bool):
     module = model_io.parse_module(UNWRITTEN)
     if planned:
-        module = apply("plan-memory", module)
+        module = apply_passes("plan-memory", module)
     (result,) = Session(module).run("f", [np.ones(4, np.float32)])
     assert np.isnan(result).all()
 
@@ -417,9 +401,9 @@ def test_a_missing_write_shows():
     """Drop the kernel that computes the first convolution of tiny_cnn's forward: its
     buffer is never written, and the logits are NaN (planned or not)."""
     module, (image, _) = tiny_cnn()
-    bufferized = apply("lower-attention,bufferize", module)
+    bufferized = apply_passes("lower-attention,bufferize", module)
     for spec in ("", "plan-memory"):
-        broken = apply(spec, bufferized) if spec else bufferized.clone()
+        broken = apply_passes(spec, bufferized) if spec else bufferized.clone()
         conv = next(o for o in get_function(broken, "forward").walk()
                     if isinstance(o, kernel.Conv2dKernelOp))
         block = conv.parent_block()
@@ -528,7 +512,7 @@ def test_bufferize_keeps_values_that_are_read_later(text: str, function: str):
 
 def test_bufferize_writes_in_place_where_it_may():
     module, _ = tiny_cnn()
-    planned = apply("train-full,lower-attention,bufferize", module)
+    planned = apply_passes("train-full,lower-attention,bufferize", module)
     step = get_function(planned, "train_step")
     kernels = [o for o in step.walk() if isinstance(o, kernel.KernelOp)]
     in_place = [o for o in kernels if set(o.outputs) & set(o.inputs)]
@@ -696,7 +680,7 @@ SPEC = "train-full{optimizer=adam lr=0.01},lower-attention,bufferize,plan-memory
 
 def test_planning_is_deterministic():
     module, _ = tiny_cnn()
-    first, second = apply(SPEC, module), apply(SPEC, tiny_cnn()[0])
+    first, second = apply_passes(SPEC, module), apply_passes(SPEC, tiny_cnn()[0])
     assert model_io.print_module(first) == model_io.print_module(second)
     offsets = [[a.op.offset.value.data for a in allocations(f)]  # type: ignore[union-attr]
                for f in (get_function(m, "train_step") for m in (first, second))]
@@ -737,14 +721,14 @@ def cct2_training(folder: Path) -> tuple[ModuleOp, dict[str, np.ndarray], list]:
         "autodiff{lr=0.01},canonicalize,cse,dce"
     )
     data = np.load(folder / "inputs.npz")
-    return apply(spec, module), targets, [data["input"], data["labels"].astype(np.int32)]
+    return apply_passes(spec, module), targets, [data["input"], data["labels"].astype(np.int32)]
 
 
 @pytest.mark.slow
 def test_cct2_does_not_fit_gap9_with_weights_in_l2(shared_model):
     tensor, _, _ = cct2_training(shared_model(CCT2))
     with pytest.raises(PassFailedException) as info:
-        apply("lower-attention,bufferize,plan-memory{soc=gap9}", tensor)
+        apply_passes("lower-attention,bufferize,plan-memory{soc=gap9}", tensor)
     message = str(info.value)
     match = re.search(r"L2 needs ([\d,]+) B but gap9 has 1,572,864 B \(over by ([\d,]+) B\); "
                       r"largest: parameters and optimizer state ([\d,]+) B", message)
@@ -753,7 +737,7 @@ def test_cct2_does_not_fit_gap9_with_weights_in_l2(shared_model):
     assert need - 1_572_864 == over > 0
     assert params > need / 2  # the parameters dominate
     assert "bufferize{weights=L3}" in message
-    planned = apply("lower-attention,bufferize{weights=L3},plan-memory{soc=gap9}", tensor)
+    planned = apply_passes("lower-attention,bufferize{weights=L3},plan-memory{soc=gap9}", tensor)
     figures = memory_attr(planned)
     assert figures["L2"]["persistent"] == 0 and figures["L3"]["persistent"] == params
     assert figures["L2"]["arena"] + figures["L2"]["constants"] <= 1_572_864
@@ -783,12 +767,12 @@ def test_cct2_capacity_error_through_the_cli(shared_model, tmp_path: Path, capsy
 @pytest.mark.slow
 def test_cct2_acceptance_figures(shared_model):
     tensor, targets, args = cct2_training(shared_model(CCT2))
-    planned = apply("lower-attention,bufferize,plan-memory", tensor)
+    planned = apply_passes("lower-attention,bufferize,plan-memory", tensor)
     figures = memory_attr(planned)["L2"]
     arena, bound, naive = figures["arena"], figures["lower_bound"], figures["naive"]
-    unraised = apply(
+    unraised = apply_passes(
         "lower-attention,bufferize,plan-memory",
-        apply(
+        apply_passes(
             f'freeze{{trainable="{"|".join(sorted(targets))}"}},autodiff{{lr=0.01}},'
             "canonicalize,cse,dce",
             import_onnx(shared_model(CCT2) / "network_infer.onnx"),
@@ -836,7 +820,7 @@ def test_report_json_memory_figures(capsys):
     sizes += [params[n].type.element_count() * 4 for n in trained]
     assert l2["persistent_bytes"] == sum(align(s, 16) for s in sizes)
     # The same figures as planning by hand.
-    planned = apply("train-full{momentum=0.9},lower-attention,bufferize,plan-memory", module)
+    planned = apply_passes("train-full{momentum=0.9},lower-attention,bufferize,plan-memory", module)
     assert memory_figures(planned)["L2"]["peak_bytes"] == l2["peak_bytes"]
 
 
@@ -854,7 +838,7 @@ def test_report_memory_map_is_a_png(tmp_path: Path, capsys):
 
 def test_memory_map_rectangles_match_the_plan():
     module, _ = tiny_cnn()
-    planned = apply("train-full,lower-attention,bufferize,plan-memory", module)
+    planned = apply_passes("train-full,lower-attention,bufferize,plan-memory", module)
     rects, count = buffer_rectangles(planned, "train_step", "L2")
     arena = memory_figures(planned)["L2"]["peak_bytes"]
     live = [r for r in rects if r.kind in ("activation", "gradient")]
@@ -980,11 +964,13 @@ NORM_SETTINGS = settings(PROPERTY, max_examples=80)
 def test_raise_layer_norm_preserves_semantics(case):
     module, inputs, count = case
     # nn.layer_norm's epsilon is an f32 attribute: in an f64 model an epsilon that f32
-    # cannot represent (1e-3) moves by up to 5e-8 of itself, the output by ~1e-9.
+    # cannot represent (1e-3, 0.1) moves by up to 3e-8 of itself, a normalized output
+    # (of magnitude ~1) by ~1e-8 per layer norm, more where a second one re-normalizes
+    # the first's small differences: an absolute bound at the outputs' scale.
     f64_model = inputs["x"].dtype == np.float64
     raised = assert_pass_preserves_semantics(
         "raise-layer-norm", module, inputs,
-        rtol=1e-7 if f64_model else None, atol=1e-9 if f64_model else None,
+        rtol=1e-7 if f64_model else None, atol=1e-7 if f64_model else None,
     )
     assert op_count(raised, nn.LayerNormOp) == count
     for leftover in (nn.PowOp, nn.SqrtOp, nn.ReduceMeanOp, nn.DivOp, nn.SubOp):

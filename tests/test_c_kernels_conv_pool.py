@@ -46,8 +46,8 @@ from edge_opt.dialects import kernel, nn, train
 from edge_opt.ir.interpreters import make_interpreter
 from edge_opt.support.dtypes import numpy_dtype
 
-SETTINGS = settings(max_examples=60, deadline=None)
-TEAMS = settings(max_examples=8, deadline=None)
+SETTINGS = settings(max_examples=60)
+TEAMS = settings(max_examples=8)
 SEEDS = st.integers(0, 2**32 - 1)
 ui8 = IntegerType(8, Signedness.UNSIGNED)
 

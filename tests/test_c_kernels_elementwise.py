@@ -1,8 +1,10 @@
-"""The element-wise C kernels against the interpreter's numerics (float32)."""
+"""The element-wise C kernels against the interpreter's numerics (float32): every row of
+`edge_opt.support.elementwise` with each of its choices and sampled scalars."""
 
 from __future__ import annotations
 
 import ctypes
+import itertools
 
 import numpy as np
 import pytest
@@ -11,39 +13,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge_opt.backends.c.kernels.elementwise import broadcast_strides
-from edge_opt.support import numerics
-from edge_opt.support import train_numerics as tn
+from edge_opt.support.elementwise import (
+    BINARY,
+    UNARY,
+    Binary,
+    Choice,
+    Scalar,
+    Unary,
+    clip,
+)
 
-SETTINGS = settings(max_examples=30, deadline=None)
-
-UNARY = {
-    "relu": lambda x: np.maximum(x, 0),
-    "sigmoid": numerics.sigmoid,
-    "tanh": np.tanh,
-    "silu": lambda x: x * numerics.sigmoid(x),
-    "hardswish": numerics.hardswish,
-    "erf": numerics.erf,
-    "exp": np.exp,
-    "neg": np.negative,
-    "gelu": lambda x: numerics.gelu(x, "none"),
-    "gelu_tanh": lambda x: numerics.gelu(x, "tanh"),
-    "ceil": np.ceil,
-    "floor": np.floor,
-    "round": np.round,
-}
-POSITIVE = {"sqrt": np.sqrt, "log": np.log}
-
-GRADS = {
-    "relu": (tn.relu_grad, lambda x: np.maximum(x, 0)),
-    "sigmoid": (tn.sigmoid_grad, numerics.sigmoid),
-    "tanh": (tn.tanh_grad, np.tanh),
-    "silu": (tn.silu_grad, None),
-    "hardswish": (tn.hardswish_grad, None),
-    "erf": (tn.erf_grad, None),
-    "gelu": (lambda dy, x: tn.gelu_grad(dy, x, "none"), None),
-    "gelu_tanh": (lambda dy, x: tn.gelu_grad(dy, x, "tanh"), None),
-}
-"""kernel -> (reference, forward whose output is the saved value, or None: input)"""
+SETTINGS = settings(max_examples=30)
 
 
 def _values(seed: int, n: int, scale: float = 4.0) -> np.ndarray:
@@ -57,32 +37,69 @@ def _close(actual: np.ndarray, expected: np.ndarray) -> None:
     np.testing.assert_allclose(actual, expected.astype(np.float32), rtol=2e-6, atol=2e-6)
 
 
-@pytest.mark.parametrize("name", sorted(UNARY) + sorted(POSITIVE))
-@SETTINGS
-@given(n=st.integers(1, 300), seed=st.integers(0, 2**32 - 1), inplace=st.booleans())
-def test_unary(name: str, n: int, seed: int, inplace: bool):
+def _settings(attributes) -> list[dict[str, float | str]]:
+    """Every combination of the attributes' values the table names: each `Choice`
+    value; each scalar's samples, and an optional one also absent (as the numerics
+    see it: its `absent` value), all as the f32 attributes hold them."""
+    options = []
+    for attr in attributes:
+        if isinstance(attr, Choice):
+            options.append(attr.values)
+        else:
+            samples = attr.samples or (attr.default,)
+            extra = (attr.absent,) if attr.default is None else ()
+            options.append(tuple(float(np.float32(v)) for v in (*samples, *extra)))
+    names = [attr.name for attr in attributes]
+    return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*options)]
+
+
+def _scalars(attributes, values) -> list[ctypes.c_float]:
+    """The float arguments of a kernel, in the row's order."""
+    return [ctypes.c_float(values[a.name]) for a in attributes if isinstance(a, Scalar)]
+
+
+def _inputs(row: Unary, seed: int, n: int) -> np.ndarray:
     x = _values(seed, n)
-    reference = UNARY.get(name) or POSITIVE[name]
-    if name in POSITIVE:
-        x = np.abs(x) + np.float32(0.01)
-    expected = reference(x.astype(np.float64))
+    return np.abs(x) + np.float32(0.01) if row.domain == "positive" else x
+
+
+GRADIENT_ROWS = [row for row in UNARY if row.derivative is not None]
+
+
+@pytest.mark.parametrize("row", UNARY, ids=lambda row: row.name)
+@SETTINGS
+@given(n=st.integers(1, 300), seed=st.integers(0, 2**32 - 1), inplace=st.booleans(),
+       data=st.data())
+def test_unary(row: Unary, n: int, seed: int, inplace: bool, data):
+    """`edge_NAME_f32` (with each choice and sampled scalars) against the row's
+    forward numerics."""
+    values = data.draw(st.sampled_from(_settings(row.attributes)))
+    x = _inputs(row, seed, n)
+    expected = row.forward(x.astype(np.float64), **values)
     y = x.copy() if inplace else np.full_like(x, np.nan)
-    getattr(runtime(), f"edge_{name}_f32")(ctypes.c_int32(n), pointer(x if not inplace else y), pointer(y))
+    getattr(runtime(), f"edge_{row.c_name(values)}_f32")(
+        ctypes.c_int32(n), *_scalars(row.attributes, values), pointer(y if inplace else x),
+        pointer(y),
+    )
     _close(y, expected)
 
 
-@pytest.mark.parametrize("name", sorted(GRADS))
+@pytest.mark.parametrize("row", GRADIENT_ROWS, ids=lambda row: row.name)
 @SETTINGS
-@given(n=st.integers(1, 300), seed=st.integers(0, 2**32 - 1))
-def test_gradients(name: str, n: int, seed: int):
-    x = _values(seed, n)
+@given(n=st.integers(1, 300), seed=st.integers(0, 2**32 - 1), data=st.data())
+def test_gradients(row: Unary, n: int, seed: int, data):
+    """`edge_NAME_grad_f32` against the row's derivative, on the saved value the row
+    names (the forward's input or output)."""
+    values = data.draw(st.sampled_from(_settings(row.attributes)))
+    grad_values = {a.name: values[a.name] for a in row.grad_attributes}
+    x = _inputs(row, seed, n)
     dy = _values(seed + 1, n, 1.0)
-    reference, forward = GRADS[name]
-    saved = x if forward is None else forward(x).astype(np.float32)
-    expected = reference(dy.astype(np.float64), saved.astype(np.float64))
+    saved = x if row.saved == "input" else row.forward(x, **values).astype(np.float32)
+    expected = row.derivative(dy.astype(np.float64), saved.astype(np.float64), **grad_values)
     dx = np.full_like(x, np.nan)
-    getattr(runtime(), f"edge_{name}_grad_f32")(
-        ctypes.c_int32(n), pointer(dy), pointer(saved), pointer(dx)
+    getattr(runtime(), f"edge_{row.c_name(values)}_grad_f32")(
+        ctypes.c_int32(n), *_scalars(row.grad_attributes, grad_values), pointer(dy),
+        pointer(saved), pointer(dx),
     )
     _close(dx, expected)
 
@@ -99,13 +116,11 @@ def broadcast_shapes(draw):
     return tuple(out), operand(), operand()
 
 
-BINARY = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide, "pow": np.power}
-
-
-@pytest.mark.parametrize("name", sorted(BINARY))
+@pytest.mark.parametrize("row", BINARY, ids=lambda row: row.name)
 @SETTINGS
 @given(shapes=broadcast_shapes(), seed=st.integers(0, 2**32 - 1))
-def test_binary_broadcast(name: str, shapes, seed: int):
+def test_binary_broadcast(row: Binary, shapes, seed: int):
+    name = row.name
     out_shape, lhs_shape, rhs_shape = shapes
     out_shape = np.broadcast_shapes(lhs_shape, rhs_shape)
     rng = np.random.default_rng(seed)
@@ -124,7 +139,7 @@ def test_binary_broadcast(name: str, shapes, seed: int):
     getattr(runtime(), f"edge_{name}_f32")(
         ctypes.byref(params), pointer(lhs), pointer(rhs), pointer(out)
     )
-    _close(out, BINARY[name](lhs.astype(np.float64), rhs.astype(np.float64)))
+    _close(out, row.forward(lhs.astype(np.float64), rhs.astype(np.float64)))
 
 
 def test_copy():
@@ -132,38 +147,6 @@ def test_copy():
     dst = np.zeros_like(src)
     runtime().edge_copy(pointer(src), pointer(dst), ctypes.c_size_t(src.nbytes))
     np.testing.assert_array_equal(src, dst)
-
-
-WITH_SCALARS = {
-    "clip": ([(0.0, 6.0), (-1.0, np.inf), (-np.inf, 0.5), (-np.inf, np.inf)],
-             numerics.clip),
-    "hardsigmoid": ([(1 / 6, 0.5), (0.2, 0.5), (2.0, 0.0)], numerics.hardsigmoid),
-    "elu": ([(1.0,), (0.5,)], numerics.elu),
-    "leaky_relu": ([(0.01,), (0.3,)], numerics.leaky_relu),
-}
-"""kernel -> (parameter sets, reference): clip with both bounds, one and none."""
-
-
-def _float32(values) -> list[float]:
-    """The parameters as the f32 attributes hold them (and the C floats receive)."""
-    return [float(np.float32(v)) for v in values]
-
-
-@pytest.mark.parametrize("name", sorted(WITH_SCALARS))
-@SETTINGS
-@given(n=st.integers(1, 300), seed=st.integers(0, 2**32 - 1), inplace=st.booleans(),
-       data=st.data())
-def test_unary_with_scalars(name: str, n: int, seed: int, inplace: bool, data):
-    sets, reference = WITH_SCALARS[name]
-    scalars = _float32(data.draw(st.sampled_from(sets)))
-    x = _values(seed, n)
-    expected = reference(x.astype(np.float64), *scalars)
-    y = x.copy() if inplace else np.full_like(x, np.nan)
-    getattr(runtime(), f"edge_{name}_f32")(
-        ctypes.c_int32(n), *map(ctypes.c_float, scalars), pointer(y if inplace else x),
-        pointer(y),
-    )
-    _close(y, expected)
 
 
 def test_rounding_ties_signs_and_large_values():
@@ -184,46 +167,21 @@ def test_clip_keeps_nan():
     y = np.full_like(x, 1.0)
     runtime().edge_clip_f32(ctypes.c_int32(4), ctypes.c_float(0.0), ctypes.c_float(6.0),
                             pointer(x), pointer(y))
-    assert y.tobytes() == numerics.clip(x, 0.0, 6.0).tobytes()
+    assert y.tobytes() == clip(x, 0.0, 6.0).tobytes()
 
 
-GRADS_WITH_SCALARS = {
-    "clip": ([(0.0, 6.0), (-1.0, np.inf), (-np.inf, 2.0)],
-             tn.clip_grad, lambda x, lo, hi: numerics.clip(x, lo, hi)),
-    "hardsigmoid": ([(1 / 6,), (0.2,)], tn.hardsigmoid_grad,
-                    lambda x, alpha: numerics.hardsigmoid(x, alpha, 0.5)),
-    "elu": ([(1.0,), (0.5,)], tn.elu_grad, None),
-    "leaky_relu": ([(0.01,), (0.3,)], tn.leaky_relu_grad, None),
-}
-"""kernel -> (parameter sets, reference, forward whose output is saved or None)"""
-
-
-@pytest.mark.parametrize("name", sorted(GRADS_WITH_SCALARS))
-@SETTINGS
-@given(n=st.integers(1, 300), seed=st.integers(0, 2**32 - 1), data=st.data())
-def test_gradients_with_scalars(name: str, n: int, seed: int, data):
-    sets, reference, forward = GRADS_WITH_SCALARS[name]
-    scalars = _float32(data.draw(st.sampled_from(sets)))
-    x = _values(seed, n)
-    dy = _values(seed + 1, n, 1.0)
-    saved = x if forward is None else forward(x, *scalars).astype(np.float32)
-    expected = reference(dy.astype(np.float64), saved.astype(np.float64), *scalars)
-    dx = np.full_like(x, np.nan)
-    getattr(runtime(), f"edge_{name}_grad_f32")(
-        ctypes.c_int32(n), *map(ctypes.c_float, scalars), pointer(dy), pointer(saved),
-        pointer(dx),
-    )
-    _close(dx, expected)
-
-
-@pytest.mark.parametrize("name", sorted(UNARY))
-def test_unary_special_values_agree_with_the_reference(name: str):
+@pytest.mark.parametrize("row", [r for r in UNARY if r.domain != "positive"],
+                         ids=lambda row: row.name)
+def test_unary_special_values_agree_with_the_reference(row: Unary):
     """NaN in, NaN out (relu gave 0); the infinities as the reference maps them."""
     x = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e30, -1e30], np.float32)
     y = np.full_like(x, 7.0)
-    getattr(runtime(), f"edge_{name}_f32")(ctypes.c_int32(x.size), pointer(x), pointer(y))
-    with np.errstate(all="ignore"):
-        expected = UNARY[name](x.astype(np.float64)).astype(np.float32)
-    assert np.array_equal(np.isnan(y), np.isnan(expected)), (name, y, expected)
-    finite = ~np.isnan(expected)
-    np.testing.assert_allclose(y[finite], expected[finite], rtol=2e-6, atol=2e-6)
+    for values in _settings(row.attributes):
+        getattr(runtime(), f"edge_{row.c_name(values)}_f32")(
+            ctypes.c_int32(x.size), *_scalars(row.attributes, values), pointer(x), pointer(y)
+        )
+        with np.errstate(all="ignore"):
+            expected = row.forward(x.astype(np.float64), **values).astype(np.float32)
+        assert np.array_equal(np.isnan(y), np.isnan(expected)), (row.name, y, expected)
+        finite = ~np.isnan(expected)
+        np.testing.assert_allclose(y[finite], expected[finite], rtol=2e-6, atol=2e-6)

@@ -13,12 +13,13 @@ import ctypes
 
 import numpy as np
 import pytest
+from c_checks import on_cores
 from c_riscv import compile_riscv, function_lines, innermost_loops, library_calls
 from c_runtime import RUNTIME, pointer, runtime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-SETTINGS = settings(max_examples=40, deadline=None)
+SETTINGS = settings(max_examples=40)
 CORES = st.sampled_from([1, 2, 8])
 SEEDS = st.integers(0, 2**32 - 1)
 
@@ -50,15 +51,6 @@ class Conv2dParams(ctypes.Structure):
     ]
 
 
-def on_cores(cores: int, call) -> None:
-    """Runs `call()` (a kernel call) on every core of a team of `cores` threads."""
-    lib = runtime()
-    callback = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(lambda _arg: call())
-    lib.edge_set_num_cores(cores)
-    try:
-        lib.edge_fork(callback, None)
-    finally:
-        lib.edge_set_num_cores(1)
 
 
 # --------------------------------------------------------------------------------------

@@ -8,26 +8,21 @@ import ctypes
 
 import numpy as np
 import pytest
-from c_checks import CORE_COUNTS, on_cores, riscv_calls
+from c_checks import CORE_COUNTS, emit_kernel, l2_buffer, on_cores, riscv_calls
 from c_runtime import int_array, pointer, runtime
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from xdsl.dialects import func
-from xdsl.dialects.builtin import MemRefType, ModuleOp, StringAttr, UnitAttr, f32, f64
-from xdsl.ir import Block
+from xdsl.dialects.builtin import UnitAttr, f64
 
 from edge_opt.backends.c.emitter import (
-    EMITTERS,
     EmitError,
-    FunctionContext,
-    ModulePrinter,
 )
 from edge_opt.backends.c.kernels import linalg
 from edge_opt.dialects import kernel
 from edge_opt.support import numerics
 from edge_opt.support import train_numerics as tn
 
-SETTINGS = settings(max_examples=40, deadline=None)
+SETTINGS = settings(max_examples=40)
 
 
 class Linear(ctypes.Structure):
@@ -264,46 +259,32 @@ def test_results_do_not_depend_on_the_core_count(case):
 # --------------------------------------------------------------------------------------
 
 
-def _emit(op_type, input_types, output_types, **properties) -> FunctionContext:
-    block = Block(arg_types=[*input_types, *output_types])
-    args = list(block.args)
-    op = op_type(args[: len(input_types)], args[len(input_types):], properties)
-    function = func.FuncOp("f", ((), ()))
-    ctx = FunctionContext(ModulePrinter(ModuleOp([])), function)
-    for i, arg in enumerate(args):
-        ctx.names[arg] = f"b{i}"
-    EMITTERS[op_type](ctx, op)
-    return ctx
-
-
-def _buffer(*shape: int, element=f32) -> MemRefType:
-    return MemRefType(element, shape, memory_space=StringAttr("L2"))
 
 
 def test_emit_linear_without_and_with_bias():
-    ctx = _emit(kernel.LinearKernelOp, [_buffer(2, 3, 8), _buffer(4, 8)], [_buffer(2, 3, 4)])
+    ctx = emit_kernel(kernel.LinearKernelOp, [l2_buffer(2, 3, 8), l2_buffer(4, 8)], [l2_buffer(2, 3, 4)])
     assert ctx.statements == ["  edge_linear_f32(&params_0, b0, b1, NULL, b2);"]
     assert ctx.declarations == [
         "  static const edge_linear_t params_0 = {.rows = 6, .in_features = 8, .out_features = 4};"
     ]
-    ctx = _emit(kernel.LinearKernelOp, [_buffer(5, 8), _buffer(4, 8), _buffer(4)],
-                [_buffer(5, 4)])
+    ctx = emit_kernel(kernel.LinearKernelOp, [l2_buffer(5, 8), l2_buffer(4, 8), l2_buffer(4)],
+                [l2_buffer(5, 4)])
     assert ctx.statements == ["  edge_linear_f32(&params_0, b0, b1, b2, b3);"]
 
 
 def test_emit_linear_gradients():
-    ctx = _emit(kernel.LinearGradInputKernelOp, [_buffer(5, 4), _buffer(4, 8)], [_buffer(5, 8)])
+    ctx = emit_kernel(kernel.LinearGradInputKernelOp, [l2_buffer(5, 4), l2_buffer(4, 8)], [l2_buffer(5, 8)])
     assert ctx.statements == ["  edge_linear_grad_input_f32(&params_0, b0, b1, b2);"]
     assert ".rows = 5, .in_features = 8, .out_features = 4" in ctx.declarations[0]
-    ctx = _emit(kernel.LinearGradWeightKernelOp, [_buffer(2, 5, 4), _buffer(2, 5, 8)],
-                [_buffer(4, 8)])
+    ctx = emit_kernel(kernel.LinearGradWeightKernelOp, [l2_buffer(2, 5, 4), l2_buffer(2, 5, 8)],
+                [l2_buffer(4, 8)])
     assert ctx.statements == ["  edge_linear_grad_weight_f32(&params_0, b0, b1, b2);"]
     assert ".rows = 10, .in_features = 8, .out_features = 4" in ctx.declarations[0]
 
 
 def test_emit_matmul():
-    ctx = _emit(kernel.MatmulKernelOp, [_buffer(3, 1, 6, 5), _buffer(2, 7, 6)],
-                [_buffer(3, 2, 5, 7)], transpose_lhs=UnitAttr(), transpose_rhs=UnitAttr())
+    ctx = emit_kernel(kernel.MatmulKernelOp, [l2_buffer(3, 1, 6, 5), l2_buffer(2, 7, 6)],
+                [l2_buffer(3, 2, 5, 7)], transpose_lhs=UnitAttr(), transpose_rhs=UnitAttr())
     assert ctx.statements == ["  edge_matmul_f32(&params_0, b0, b1, b2);"]
     assert ctx.declarations == [(
         "  static const edge_matmul_t params_0 = {.m = 5, .n = 7, .k = 6, .transpose_lhs = 1, "
@@ -314,17 +295,17 @@ def test_emit_matmul():
 
 def test_emit_rejects_other_element_types():
     with pytest.raises(EmitError, match="kernel.linear: .*float32"):
-        _emit(kernel.LinearKernelOp, [_buffer(5, 8, element=f64), _buffer(4, 8, element=f64)],
-              [_buffer(5, 4, element=f64)])
+        emit_kernel(kernel.LinearKernelOp, [l2_buffer(5, 8, element=f64), l2_buffer(4, 8, element=f64)],
+              [l2_buffer(5, 4, element=f64)])
     with pytest.raises(EmitError, match="kernel.matmul: .*float32"):
-        _emit(kernel.MatmulKernelOp, [_buffer(2, 2, element=f64), _buffer(2, 2)],
-              [_buffer(2, 2)])
+        emit_kernel(kernel.MatmulKernelOp, [l2_buffer(2, 2, element=f64), l2_buffer(2, 2)],
+              [l2_buffer(2, 2)])
 
 
 def test_emit_rejects_more_than_four_batch_axes():
     shape = (1, 1, 1, 1, 1, 2, 2)
     with pytest.raises(EmitError, match="kernel.matmul: 5 batch axes"):
-        _emit(kernel.MatmulKernelOp, [_buffer(*shape), _buffer(*shape)], [_buffer(*shape)])
+        emit_kernel(kernel.MatmulKernelOp, [l2_buffer(*shape), l2_buffer(*shape)], [l2_buffer(*shape)])
 
 
 # --------------------------------------------------------------------------------------

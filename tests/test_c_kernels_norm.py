@@ -16,7 +16,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from c_checks import CORE_COUNTS, on_cores, riscv_calls
+from c_checks import CORE_COUNTS, emit_op, l2_buffer, on_cores, riscv_calls
 from c_runtime import CFLAGS, RUNTIME, pointer, runtime
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -24,9 +24,7 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import (
     FloatAttr,
     IntegerAttr,
-    MemRefType,
     ModuleOp,
-    StringAttr,
     UnitAttr,
     f32,
     f64,
@@ -34,10 +32,7 @@ from xdsl.dialects.builtin import (
 )
 
 from edge_opt.backends.c.emitter import (
-    EMITTERS,
     EmitError,
-    FunctionContext,
-    ModulePrinter,
 )
 from edge_opt.backends.c.kernels.norm import (
     channel_params,
@@ -49,7 +44,7 @@ from edge_opt.ir.interpreters import make_interpreter
 from edge_opt.support import numerics
 from edge_opt.support import train_numerics as tn
 
-SETTINGS = settings(max_examples=100, deadline=None)
+SETTINGS = settings(max_examples=100)
 
 
 class Softmax(ctypes.Structure):
@@ -302,9 +297,6 @@ def test_teams_are_bitwise_equal(case, inplace: bool):
 # --------------------------------------------------------------------------------------
 
 
-def _buffer(shape, element=f32) -> MemRefType:
-    return MemRefType(element, shape, memory_space=StringAttr("L2"))
-
 
 def _props(**values) -> dict:
     props = {}
@@ -322,9 +314,9 @@ def _props(**values) -> dict:
 def kernel_op(op_type, input_shapes, output_shape, inplace=False, element=f32, **props):
     """`op_type ins(args...) outs(arg)` in a function of its buffers (the output is the
     first input's buffer when `inplace`)."""
-    types = [_buffer(s, element) for s in input_shapes]
+    types = [l2_buffer(*s, element=element) for s in input_shapes]
     if not inplace:
-        types.append(_buffer(output_shape, element))
+        types.append(l2_buffer(*output_shape, element=element))
     function = func.FuncOp("case", (types, []))
     args = list(function.body.block.args)
     outputs = [args[0]] if inplace else [args[-1]]
@@ -372,10 +364,7 @@ BATCH_NORM_OPS = (kernel.BatchNormKernelOp, kernel.BatchNormGradInputKernelOp,
 def emit(function: func.FuncOp, op) -> tuple[list[str], list[str]]:
     """The declarations and statements the op's emitter prints, its buffers named
     `b0`, `b1`, ..."""
-    context = FunctionContext(ModulePrinter(ModuleOp([])), function)
-    for i, arg in enumerate(function.body.block.args):
-        context.names[arg] = f"b{i}"
-    EMITTERS[type(op)](context, op)
+    context = emit_op(op, function.body.block.args, function)
     return context.declarations, context.statements
 
 

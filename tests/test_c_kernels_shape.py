@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from c_checks import on_cores
 from c_riscv import compile_riscv, library_calls
 from c_runtime import CFLAGS, RUNTIME, int_array, pointer, runtime
 from hypothesis import given, settings
@@ -46,7 +47,7 @@ from edge_opt.support import numerics
 from edge_opt.support import train_numerics as tn
 from edge_opt.support.dtypes import numpy_dtype
 
-SETTINGS = settings(max_examples=40, deadline=None)
+SETTINGS = settings(max_examples=40)
 CORES = st.sampled_from([1, 2, 8])
 SEEDS = st.integers(0, 2**32 - 1)
 DTYPES = [np.float32, np.int32, np.int64, np.int8, np.uint8, np.float16]
@@ -104,25 +105,6 @@ def struct(cls: type[ctypes.Structure], fields: dict) -> ctypes.Structure:
     return cls(**values)
 
 
-def on_cores(cores: int, call) -> None:
-    """Runs `call()` (a kernel call) on every core of a team of `cores` threads."""
-    lib = runtime()
-    errors: list[BaseException] = []
-
-    def body(_arg):
-        try:
-            call()
-        except BaseException as e:  # noqa: BLE001  (reported below, not lost in C)
-            errors.append(e)
-
-    callback = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(body)
-    lib.edge_set_num_cores(cores)
-    try:
-        lib.edge_fork(callback, None)
-    finally:
-        lib.edge_set_num_cores(1)
-    if errors:
-        raise errors[0]
 
 
 def kernel_fn(name: str, dtype) -> ctypes._CFuncPtr:

@@ -9,15 +9,12 @@ import ctypes
 
 import numpy as np
 import pytest
-from c_checks import CORE_COUNTS, on_cores, riscv_calls
+from c_checks import CORE_COUNTS, emit_kernel, l2_buffer, on_cores, riscv_calls
 from c_runtime import pointer, runtime
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from xdsl.dialects import func
 from xdsl.dialects.builtin import (
     FloatAttr,
-    MemRefType,
-    ModuleOp,
     StringAttr,
     UnitAttr,
     f32,
@@ -25,20 +22,16 @@ from xdsl.dialects.builtin import (
     i32,
     i64,
 )
-from xdsl.ir import Block
 
 from edge_opt.backends.c.emitter import (
-    EMITTERS,
     EmitError,
-    FunctionContext,
-    ModulePrinter,
     c_literal,
 )
 from edge_opt.backends.c.kernels import train
 from edge_opt.dialects import kernel
 from edge_opt.support import train_numerics as tn
 
-SETTINGS = settings(max_examples=40, deadline=None)
+SETTINGS = settings(max_examples=40)
 
 
 def _struct(name: str, fields: list[tuple[str, type]]) -> type[ctypes.Structure]:
@@ -388,19 +381,6 @@ def test_results_do_not_depend_on_the_core_count(case):
 # --------------------------------------------------------------------------------------
 
 
-def _emit(op_type, input_types, output_types, **properties) -> FunctionContext:
-    block = Block(arg_types=[*input_types, *output_types])
-    args = list(block.args)
-    op = op_type(args[: len(input_types)], args[len(input_types):], properties)
-    ctx = FunctionContext(ModulePrinter(ModuleOp([])), func.FuncOp("f", ((), ())))
-    for i, arg in enumerate(args):
-        ctx.names[arg] = f"b{i}"
-    EMITTERS[op_type](ctx, op)
-    return ctx
-
-
-def _buffer(*shape: int, element=f32) -> MemRefType:
-    return MemRefType(element, shape, memory_space=StringAttr("L2"))
 
 
 def _f(value: float) -> FloatAttr:
@@ -408,27 +388,27 @@ def _f(value: float) -> FloatAttr:
 
 
 def test_emit_losses():
-    ctx = _emit(kernel.CrossEntropyKernelOp, [_buffer(4, 10), _buffer(4, element=i32)],
-                [_buffer()], reduction=StringAttr("sum"))
+    ctx = emit_kernel(kernel.CrossEntropyKernelOp, [l2_buffer(4, 10), l2_buffer(4, element=i32)],
+                [l2_buffer()], reduction=StringAttr("sum"))
     assert ctx.statements == ["  edge_cross_entropy_f32(&params_0, b0, b1, b2);"]
     assert ctx.declarations == [
         "  static const edge_cross_entropy_t params_0 = {.rows = 4, .classes = 10, .mean = 0};"
     ]
-    ctx = _emit(kernel.CrossEntropyGradKernelOp, [_buffer(4, 10), _buffer(4, element=i32)],
-                [_buffer(4, 10)], reduction=StringAttr("mean"))
+    ctx = emit_kernel(kernel.CrossEntropyGradKernelOp, [l2_buffer(4, 10), l2_buffer(4, element=i32)],
+                [l2_buffer(4, 10)], reduction=StringAttr("mean"))
     assert ctx.statements == ["  edge_cross_entropy_grad_f32(&params_0, b0, b1, b2);"]
     assert ".mean = 1" in ctx.declarations[0]
-    ctx = _emit(kernel.MseKernelOp, [_buffer(2, 3), _buffer(2, 3)], [_buffer()],
+    ctx = emit_kernel(kernel.MseKernelOp, [l2_buffer(2, 3), l2_buffer(2, 3)], [l2_buffer()],
                 reduction=StringAttr("mean"))
     assert ctx.statements == ["  edge_mse_f32(&params_0, b0, b1, b2);"]
     assert ctx.declarations == ["  static const edge_mse_t params_0 = {.count = 6, .mean = 1};"]
-    ctx = _emit(kernel.MseGradKernelOp, [_buffer(2, 3), _buffer(2, 3)], [_buffer(2, 3)],
+    ctx = emit_kernel(kernel.MseGradKernelOp, [l2_buffer(2, 3), l2_buffer(2, 3)], [l2_buffer(2, 3)],
                 reduction=StringAttr("sum"))
     assert ctx.statements == ["  edge_mse_grad_f32(&params_0, b0, b1, b2);"]
 
 
 def test_emit_optimizers():
-    ctx = _emit(kernel.SgdKernelOp, [_buffer(8), _buffer(8)], [_buffer(8)],
+    ctx = emit_kernel(kernel.SgdKernelOp, [l2_buffer(8), l2_buffer(8)], [l2_buffer(8)],
                 lr=_f(0.5), weight_decay=_f(0.0))
     assert ctx.statements == ["  edge_sgd_f32(&params_0, b0, b1, b2);"]
     # the rate and decay are runtime state (edge_set_lr): the struct is built per call
@@ -436,12 +416,12 @@ def test_emit_optimizers():
         "  const edge_sgd_t params_0 = {.count = 8, .lr = edge_hyperparameters.lr, "
         ".weight_decay = edge_hyperparameters.weight_decay};"
     ]
-    ctx = _emit(kernel.SgdMomentumKernelOp, [_buffer(8)] * 3, [_buffer(8)] * 2,
+    ctx = emit_kernel(kernel.SgdMomentumKernelOp, [l2_buffer(8)] * 3, [l2_buffer(8)] * 2,
                 lr=_f(0.5), momentum=_f(0.9), weight_decay=_f(0.0), nesterov=UnitAttr())
     assert ctx.statements == ["  edge_sgd_momentum_f32(&params_0, b0, b1, b2, b3, b4);"]
     assert ".nesterov = 1" in ctx.declarations[0]
     assert ".momentum = edge_hyperparameters.momentum" in ctx.declarations[0]
-    ctx = _emit(kernel.AdamKernelOp, [_buffer(8)] * 4 + [_buffer()], [_buffer(8)] * 3,
+    ctx = emit_kernel(kernel.AdamKernelOp, [l2_buffer(8)] * 4 + [l2_buffer()], [l2_buffer(8)] * 3,
                 lr=_f(1e-3), beta1=_f(0.0), beta2=_f(0.999), epsilon=_f(1e-8),
                 weight_decay=_f(0.0))
     assert ctx.statements == ["  edge_adam_f32(&params_0, b0, b1, b2, b3, b4, b5, b6, b7);"]
@@ -453,16 +433,16 @@ def test_emit_optimizers():
 
 def test_emit_rejects_other_element_types():
     with pytest.raises(EmitError, match="kernel.cross_entropy: .*int32 labels"):
-        _emit(kernel.CrossEntropyKernelOp, [_buffer(4, 10), _buffer(4, element=i64)],
-              [_buffer()], reduction=StringAttr("sum"))
+        emit_kernel(kernel.CrossEntropyKernelOp, [l2_buffer(4, 10), l2_buffer(4, element=i64)],
+              [l2_buffer()], reduction=StringAttr("sum"))
     with pytest.raises(EmitError, match="kernel.sgd: .*float32"):
-        _emit(kernel.SgdKernelOp, [_buffer(8, element=f64)] * 2, [_buffer(8, element=f64)],
+        emit_kernel(kernel.SgdKernelOp, [l2_buffer(8, element=f64)] * 2, [l2_buffer(8, element=f64)],
               lr=_f(0.5), weight_decay=_f(0.0))
 
 
 def test_emit_adam_rejects_a_beta_outside_the_unit_interval():
     with pytest.raises(EmitError, match="kernel.adam: beta2 = 1.0"):
-        _emit(kernel.AdamKernelOp, [_buffer(8)] * 4 + [_buffer()], [_buffer(8)] * 3,
+        emit_kernel(kernel.AdamKernelOp, [l2_buffer(8)] * 4 + [l2_buffer()], [l2_buffer(8)] * 3,
               lr=_f(1e-3), beta1=_f(0.9), beta2=_f(1.0), epsilon=_f(1e-8),
               weight_decay=_f(0.0))
 

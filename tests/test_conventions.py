@@ -15,12 +15,12 @@ from xdsl.interpreter import InterpreterFunctions
 from xdsl.ir import Operation
 
 import edge_opt.ir.interpreters as interpreters
+from edge_opt.autodiff.rules import RULES
 from edge_opt.backends.c.sources import emitters_missing
 from edge_opt.dialects import nn
 from edge_opt.dialects.kernel import KERNEL
 from edge_opt.dialects.nn import NN
 from edge_opt.dialects.train import TRAIN
-from edge_opt.passes.gradients import RULES
 from edge_opt.passes.registry import EDGE_OPT_PASSES, PIPELINES
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -24,12 +24,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, event, given, settings
+from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, TensorType, f32, f64
@@ -49,28 +48,20 @@ from edge_opt.passes.fuse_attention_weights import (
     attention_fusion_cost,
     fusion_cost,
 )
-from edge_opt.passes.registry import expand, parse_pipeline
 from edge_opt.support.dtypes import to_dense
-from edge_opt.testing import assert_pass_preserves_semantics, random_models
+from edge_opt.testing import (
+    apply_passes,
+    assert_pass_preserves_semantics,
+    random_models,
+)
 from edge_opt.tools.driver import main
 
-PROPERTY = settings(
-    max_examples=40,
-    deadline=None,
-    derandomize=bool(os.environ.get("CI")),
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
+PROPERTY = settings(max_examples=40)
 OPERANDS = ("wq", "wk", "wv", "wo", "bq", "bk", "bv", "bo")
 SIDE = {"wq": "qk", "wk": "qk", "bq": "qk", "bk": "qk",
         "wv": "vo", "wo": "vo", "bv": "vo", "bo": "vo"}
 
 
-def apply(spec: str, module: ModuleOp) -> ModuleOp:
-    result = module.clone()
-    for p in expand(parse_pipeline(spec)):
-        p.apply(make_context(), result)
-        result.verify()
-    return result
 
 
 def count(module: Operation, op_type: type[Operation]) -> int:
@@ -268,7 +259,7 @@ def test_cost_formula_matches_the_emitted_ops(shape: Shape, objective: str):
     """Matrix-product MACs (`flops` / 2) and parameters of the ops the pass leaves:
     the fused side's emitted ops, the unfused side's as `lower-attention` writes them."""
     module = attention_model(shape)
-    fused = apply(f"fuse-attention-weights{{objective={objective}}},lower-attention",
+    fused = apply_passes(f"fuse-attention-weights{{objective={objective}}},lower-attention",
                   module)
     decided = {r["part"]: r for r in records(fused)}
     which = {p: "fused" if r["fused"] else "unfused" for p, r in decided.items()}
@@ -316,7 +307,7 @@ MSE = "autodiff{loss=mse lr=1.0}"
 
 
 def train_step(module: ModuleOp, inputs: list[np.ndarray], labels: np.ndarray):
-    stepped = apply(MSE, module)
+    stepped = apply_passes(MSE, module)
     session = Session(stepped)
     (loss,) = session.run("train_step", [*inputs, labels])
     return float(loss), {k: session.params[k] for k in ("pre", "head")}
@@ -328,7 +319,7 @@ def test_training_step_through_the_fused_form(shape: Shape, objective: str, seed
     """`pre` and `head` train, the attention is frozen: fused and unfused modules take
     the same step (float64)."""
     module = attention_model(shape, seed=seed, dtype=np.float64, pre=True, classes=3)
-    fused = apply(f"fuse-attention-weights{{objective={objective}}}", module)
+    fused = apply_passes(f"fuse-attention-weights{{objective={objective}}}", module)
     decided = records(fused)
     assume(any(r["fused"] for r in decided))
     event(", ".join(f"{r['part']} {'fused' if r['fused'] else 'kept'}" for r in decided))
@@ -373,7 +364,7 @@ def test_weights_behind_data_movement_ops():
 def test_fusing_after_autodiff_keeps_the_step():
     """Run after `autodiff`, the pass fuses the attention inside `@train_step` too (its
     backward reads the original weights, which therefore stay)."""
-    module = apply(MSE, attention_model(Shape(), dtype=np.float64, pre=True, classes=3))
+    module = apply_passes(MSE, attention_model(Shape(), dtype=np.float64, pre=True, classes=3))
     rng = np.random.default_rng(0)
     inputs = [rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 3, 3))]
     fused = assert_pass_preserves_semantics(FuseAttentionWeightsPass(), module, inputs,
@@ -407,7 +398,7 @@ def test_a_trainable_operand_keeps_its_side(operand: str):
 def test_trainable_projections_leave_the_op_alone():
     """train-full's flags (everything trains): nothing changes but the record."""
     module = attention_model(Shape(), trainable=frozenset(OPERANDS))
-    fused = apply("fuse-attention-weights", module)
+    fused = apply_passes("fuse-attention-weights", module)
     assert [r["fused"] for r in records(fused)] == [False, False]
     del fused.attributes["edge_opt.attention_fusion"]
     assert str(fused) == str(module)
@@ -475,8 +466,8 @@ def test_random_models_fuse_only_frozen_sides(model, objective: str):
 def test_lora_fixture_has_nothing_to_fuse(shared_model):
     """Deeploy's LoRA fixture: adapted projections are not raised, so nothing fuses."""
     module = import_onnx(shared_model("CCT_Train_CCT2_LoRA2") / "network_infer.onnx")
-    raised = apply('raise-attention,freeze{frozen=".*"}', module)
-    fused = apply("fuse-attention-weights", raised)
+    raised = apply_passes('raise-attention,freeze{frozen=".*"}', module)
+    fused = apply_passes("fuse-attention-weights", raised)
     assert str(fused) == str(raised)
 
 
@@ -491,10 +482,10 @@ def test_cct2_decisions(shared_model, capsys, objective: str):
     each side, so no objective fuses; imported as is (everything trainable) the reason
     is the trainable weights."""
     module = import_onnx(shared_model("CCT_Train_CCT2_FT2") / "network_infer.onnx")
-    raised = apply("raise-attention", module)
-    frozen = apply('freeze{frozen=".*"}', raised)
+    raised = apply_passes("raise-attention", module)
+    frozen = apply_passes('freeze{frozen=".*"}', raised)
     capsys.readouterr()
-    fused = apply(f"fuse-attention-weights{{objective={objective}}}", frozen)
+    fused = apply_passes(f"fuse-attention-weights{{objective={objective}}}", frozen)
     printed = capsys.readouterr().err
     print(printed)
     assert len(printed.splitlines()) == 2
@@ -510,7 +501,7 @@ def test_cct2_decisions(shared_model, capsys, objective: str):
                                        part.params_unfused, part.params_fused)
         assert r["fused"] is False and r["fused"] == part.pays(objective)
     assert count(fused, nn.AttentionOp) == 2
-    trainable = records(apply("fuse-attention-weights", raised))
+    trainable = records(apply_passes("fuse-attention-weights", raised))
     assert all("is trainable" in r["reason"] for r in trainable)
 
 
@@ -521,7 +512,7 @@ def test_cct2_decisions(shared_model, capsys, objective: str):
 
 def test_report_section(tmp_path, capsys):
     module = attention_model(Shape(biases=False))
-    fused = apply("fuse-attention-weights", module)
+    fused = apply_passes("fuse-attention-weights", module)
     report = build_report(fused, "fuse-attention-weights")
     section = json.loads(report.dumps())["attention_fusion"]
     assert [(r["op"], r["part"], r["fused"]) for r in section] == [
@@ -568,7 +559,7 @@ def test_training_step_with_fused_attention_in_c(tmp_path):
 
     shape = Shape(batch=2, tokens=4, features=4, heads=2, dk=3, dv=3, out=4)
     module = attention_model(shape, pre=True, classes=3)
-    fused = apply("fuse-attention-weights{objective=params},autodiff{loss=mse lr=0.05}",
+    fused = apply_passes("fuse-attention-weights{objective=params},autodiff{loss=mse lr=0.05}",
                   module)
     assert [r["fused"] for r in records(fused)] == [True, True]
     assert count(fused, nn.ReduceSumOp) >= 1
@@ -586,10 +577,10 @@ def test_pipeline_option_fuses_what_the_strategy_froze():
     shape = Shape(batch=2, tokens=5, features=4, heads=1, dk=4, dv=4, out=4)
     module = attention_model(shape, dtype=np.float64, classes=3)
     spec = "train-last{layers=1 loss=mse lr=1.0%s}"
-    fused = apply(spec % " fuse-attention=true", module)
+    fused = apply_passes(spec % " fuse-attention=true", module)
     assert count(fused, nn.AttentionOp) == 0
     assert all(r["fused"] for r in records(fused))
-    plain = apply(spec % "", module)
+    plain = apply_passes(spec % "", module)
     assert count(plain, nn.AttentionOp) > 0
     rng = np.random.default_rng(0)
     args = [rng.standard_normal((2, 5, 4)), rng.standard_normal((2, 5, 3))]
@@ -598,5 +589,5 @@ def test_pipeline_option_fuses_what_the_strategy_froze():
     assert float(fused_loss) == pytest.approx(float(loss), rel=1e-10)
     trained = attention_model(shape, dtype=np.float64, classes=3,
                               trainable=frozenset(OPERANDS))
-    everything = apply("train-full{loss=mse fuse-attention=true}", trained)
+    everything = apply_passes("train-full{loss=mse fuse-attention=true}", trained)
     assert count(get_function(everything, "forward"), nn.AttentionOp) == 1

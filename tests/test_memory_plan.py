@@ -30,7 +30,7 @@ from edge_opt.support.memory_plan import (
     plan,
 )
 
-PROPERTY = settings(max_examples=150, deadline=None)
+PROPERTY = settings(max_examples=150)
 
 
 @st.composite
@@ -187,7 +187,7 @@ def tiny_problems(draw):
     return buffers, alignment
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(tiny_problems())
 def test_tiny_plans_are_optimal(problem):
     buffers, alignment = problem

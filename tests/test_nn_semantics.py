@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from torch_reference import TORCH_UNARY, drop_end_padding_windows, pre_pad
 from xdsl.dialects import func
 from xdsl.dialects.builtin import (
     DenseArrayBase,
@@ -44,12 +45,14 @@ from xdsl.ir import Attribute, Block, Operation, Region
 from xdsl.utils.exceptions import VerifyException
 
 from edge_opt.dialects import nn
+from edge_opt.dialects.elementwise import NN_OP
 from edge_opt.ir.interpreters import make_interpreter
 from edge_opt.ir.session import run
 from edge_opt.support.dtypes import tensor_type, to_dense
+from edge_opt.support.elementwise import UNARY as ELEMENTWISE_ROWS
 
-SETTINGS = settings(max_examples=50, deadline=None)
-FEW = settings(max_examples=25, deadline=None)
+SETTINGS = settings(max_examples=50)
+FEW = settings(max_examples=25)
 
 DTYPES = st.sampled_from([np.float32, np.float64])
 # Shape ops take tensors of any element type.
@@ -123,19 +126,9 @@ def _shapes(min_dims: int = 0, max_dims: int = 4, max_side: int = 4):
 # saturation (|x| ~ 100) for the bounded functions, "moderate" keeps exp finite,
 # "positive" is for sqrt and log.
 UNARY = [
-    (nn.ReluOp, torch.relu, "any"),
-    (nn.SigmoidOp, torch.sigmoid, "any"),
-    (nn.TanhOp, torch.tanh, "any"),
-    (nn.SiluOp, F.silu, "any"),
-    (nn.HardswishOp, F.hardswish, "any"),
-    (nn.ErfOp, torch.erf, "any"),
-    (nn.NegOp, torch.neg, "any"),
-    (nn.ExpOp, torch.exp, "moderate"),
-    (nn.SqrtOp, torch.sqrt, "positive"),
-    (nn.LogOp, torch.log, "positive"),
-    (nn.CeilOp, torch.ceil, "any"),
-    (nn.FloorOp, torch.floor, "any"),
-    (nn.RoundOp, torch.round, "any"),
+    (NN_OP[row.name], TORCH_UNARY[row.name],
+     {"any": "any", "bounded": "moderate", "positive": "positive"}[row.domain])
+    for row in ELEMENTWISE_ROWS if not row.attributes
 ]
 
 
@@ -676,28 +669,6 @@ def pool_cases(draw, dilated: bool):
     }
 
 
-def _pre_pad(x: torch.Tensor, padding: Sequence[int], value: float):
-    """Pads the asymmetric excess of `(top, left, bottom, right)` explicitly; returns
-    the padded input and the symmetric rest for torch's `padding`."""
-    top, left, bottom, right = padding
-    sym_h, sym_w = min(top, bottom), min(left, right)
-    padded = F.pad(
-        x, (left - sym_w, right - sym_w, top - sym_h, bottom - sym_h), value=value
-    )
-    return padded, (sym_h, sym_w)
-
-
-def _drop_end_padding_windows(
-    y: torch.Tensor, size: Sequence[int], stride: Sequence[int], padding: Sequence[int]
-) -> torch.Tensor:
-    """Ceil mode keeps a last partial window only if it starts inside the input or the
-    begin padding (PyTorch's rule). torch saw the explicitly padded excess as input, so
-    it may keep one window that starts in our end padding: drop it."""
-    keep = [
-        sum(1 for i in range(y.shape[2 + a]) if i * stride[a] < size[a] + padding[a])
-        for a in range(2)
-    ]
-    return y[:, :, : keep[0], : keep[1]]
 
 
 def _pool_input(rng, shape, dtype, ties: bool) -> np.ndarray:
@@ -712,7 +683,7 @@ def test_max_pool2d(case, dtype, ties, seed):
     x = _pool_input(np.random.default_rng(seed), case["input"], dtype, ties)
     attrs = {k: case[k] for k in ("kernel", "stride", "padding", "dilation", "ceil_mode")}
     ours = _run(lambda a: nn.MaxPool2dOp(a, **attrs), x)
-    padded, sym = _pre_pad(_t(x), case["padding"], -math.inf)
+    padded, sym = pre_pad(_t(x), case["padding"], -math.inf)
     expected = F.max_pool2d(
         padded,
         case["kernel"],
@@ -721,7 +692,7 @@ def test_max_pool2d(case, dtype, ties, seed):
         case["dilation"],
         ceil_mode=case["ceil_mode"],
     )
-    expected = _drop_end_padding_windows(
+    expected = drop_end_padding_windows(
         expected, x.shape[2:], case["stride"], case["padding"]
     )
     _check(ours, expected, dtype, rtol=0, atol=0)
@@ -745,7 +716,7 @@ def test_avg_pool2d(case, count_include_pad, dtype, seed):
         "stride": case["stride"],
         "ceil_mode": case["ceil_mode"],
     }
-    padded, sym = _pre_pad(_t(x), case["padding"], 0.0)
+    padded, sym = pre_pad(_t(x), case["padding"], 0.0)
     if case["padding"][:2] == case["padding"][2:]:
         # Symmetric: exactly torch's op.
         expected = F.avg_pool2d(
@@ -757,10 +728,10 @@ def test_avg_pool2d(case, count_include_pad, dtype, seed):
     else:
         # Window sums over window counts of input positions.
         sums = F.avg_pool2d(padded, padding=sym, divisor_override=1, **pool)
-        ones, _ = _pre_pad(torch.ones_like(_t(x)), case["padding"], 0.0)
+        ones, _ = pre_pad(torch.ones_like(_t(x)), case["padding"], 0.0)
         counts = F.avg_pool2d(ones, padding=sym, divisor_override=1, **pool)
         expected = sums / counts
-    expected = _drop_end_padding_windows(
+    expected = drop_end_padding_windows(
         expected, x.shape[2:], case["stride"], case["padding"]
     )
     _check(ours, expected, dtype, **_tol(dtype, 1e-5, 1e-6))

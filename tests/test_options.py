@@ -8,7 +8,7 @@ from typing import get_type_hints
 
 import pytest
 
-from edge_opt.passes.options import OPTION_GROUPS, OPTION_RULES, EdgeOptPass
+from edge_opt.ir.options import OPTION_GROUPS, OPTION_RULES, EdgeOptPass
 from edge_opt.passes.registry import available_passes, parse_pipeline
 from edge_opt.support.errors import UserError
 
@@ -77,7 +77,7 @@ def _defaults(cls: type) -> dict[str, object]:
 
 
 def test_an_option_has_one_default_in_every_pass_and_pipeline():
-    """Options declared in groups (`passes/options.py`) cannot drift; this also catches
+    """Options declared in groups (`ir/options.py`) cannot drift; this also catches
     an option re-declared by hand with another default (e.g. `seed` or `function`)."""
     seen: dict[str, tuple[object, str]] = {}
     for name, factory in sorted(available_passes().items()):

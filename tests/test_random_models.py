@@ -10,7 +10,6 @@ each run draws new models and hypothesis' database replays failures.
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 import types
@@ -51,12 +50,7 @@ from edge_opt.testing import (
 
 ROOT = Path(__file__).resolve().parent.parent
 
-PROPERTY = settings(
-    max_examples=60,
-    deadline=None,
-    derandomize=bool(os.environ.get("CI")),
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+PROPERTY = settings(max_examples=60)
 """Settings of the property tests (about 5-20 ms per example)."""
 
 SEARCH = settings(

@@ -72,7 +72,7 @@ def _arg(block: Block, shape) -> TensorType:
     return block.insert_arg(TensorType(f32, shape), len(block.args))
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25)
 @given(
     n=st.integers(1, 2), groups=st.sampled_from([1, 2]), k=st.integers(1, 3),
     stride=st.integers(1, 2), size=st.integers(5, 8), per_group=st.integers(1, 3),
@@ -99,7 +99,7 @@ def test_conv_flops_match_torch_counter(n, groups, k, stride, size, per_group):
     assert flops(transposed) == expected_t
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25)
 @given(
     batch=st.lists(st.integers(1, 3), max_size=2), m=st.integers(1, 5),
     k=st.integers(1, 5), n=st.integers(1, 5),

@@ -11,25 +11,23 @@ generated C; the structure of the IR (no softmax over more than one head or more
 from __future__ import annotations
 
 import math
-import os
 import re
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from test_attention import (
     MSE,
     OPERANDS,
     Style,
-    apply,
     assert_same_training,
     count,
     exporter_attention,
     partly_trained_attention,
     train_step,
 )
-from xdsl.dialects.builtin import ModuleOp
+from xdsl.dialects.builtin import IntegerAttr, ModuleOp
 from xdsl.utils.exceptions import PassFailedException
 
 from edge_opt.dialects import kernel, nn, train
@@ -38,15 +36,15 @@ from edge_opt.ir.memory_report import memory_figures
 from edge_opt.ir.session import get_function
 from edge_opt.passes.tile_attention_depth_first import TileAttentionDepthFirstPass
 from edge_opt.support.errors import UserError
-from edge_opt.testing import RandomModel, assert_pass_preserves_semantics, random_models
+from edge_opt.testing import (
+    RandomModel,
+    apply_passes,
+    assert_pass_preserves_semantics,
+    random_models,
+)
 from edge_opt.testing.models import self_attention_layer
 
-PROPERTY = settings(
-    max_examples=40,
-    deadline=None,
-    derandomize=bool(os.environ.get("CI")),
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+PROPERTY = settings(max_examples=40)
 
 
 def _tokens(op: nn.AttentionOp) -> int:
@@ -98,7 +96,7 @@ def test_tiled_training_step_equals_untiled(model: RandomModel, rows: int):
         return
     assert_same_training(dense, train_step(model.module, tile, model.inputs, labels), 1e-9)
     assert_pass_preserves_semantics(
-        "lower-attention,bufferize,plan-memory", apply(tile, model.module),
+        "lower-attention,bufferize,plan-memory", apply_passes(tile, model.module),
         [*model.inputs.values(), labels], function="train_step",
     )
 
@@ -118,8 +116,8 @@ def test_blocked_backward_for_every_trained_subset(trained: list[str]):
     # (d_bk is zero in exact arithmetic: softmax ignores a constant per query row.)
     assert_same_training(train_step(module, spec, inputs, labels),
                          train_step(module, tiled_spec, inputs, labels), 1e-9, floor=1e-6)
-    stepped = get_function(apply(tiled_spec, module), "train_step")
-    cleaned = get_function(apply(f"{tiled_spec},dce", module), "train_step")
+    stepped = get_function(apply_passes(tiled_spec, module), "train_step")
+    cleaned = get_function(apply_passes(f"{tiled_spec},dce", module), "train_step")
     assert [op.name for op in cleaned.walk()] == [op.name for op in stepped.walk()]
     for op in stepped.walk():
         if isinstance(op, (nn.SoftmaxOp, train.SoftmaxGradOp)):
@@ -135,13 +133,13 @@ def test_no_attention_map_larger_than_a_block():
     """12 tokens, 3 heads, rows 5: 3 x 3 blocks of (5|5|2, 12) scores in the forward
     and in the training step's backward, at the buffer level too."""
     module, _ = self_attention_layer(12, 6, 3)
-    step = apply("tile-attention-depth-first{rows=5},autodiff{loss=mse}", module)
+    step = apply_passes("tile-attention-depth-first{rows=5},autodiff{loss=mse}", module)
     function = get_function(step, "train_step")
     softmaxes = [op for op in function.walk() if isinstance(op, nn.SoftmaxOp)]
     grads = [op for op in function.walk() if isinstance(op, train.SoftmaxGradOp)]
     assert len(grads) == 9 and len(softmaxes) == 9  # recomputed per block
     assert count(function, nn.AttentionOp) == 1  # the forward keeps the op
-    planned = apply("lower-attention,bufferize,plan-memory", step)
+    planned = apply_passes("lower-attention,bufferize,plan-memory", step)
     for name in ("forward", "train_step"):
         shapes = {
             tuple(op.operands[0].type.get_shape())
@@ -152,7 +150,7 @@ def test_no_attention_map_larger_than_a_block():
 
 
 def _planned(module: ModuleOp, spec: str) -> ModuleOp:
-    return apply(spec + "lower-attention,bufferize,plan-memory", module)
+    return apply_passes(spec + "lower-attention,bufferize,plan-memory", module)
 
 
 def _largest_map_buffer(module: ModuleOp, function: str) -> int:
@@ -189,13 +187,13 @@ def test_tiling_lowers_the_attention_memory(tokens: int, training: bool):
 
 def test_one_head_in_one_block_is_left_alone():
     module, _ = self_attention_layer(8, 4, 1)
-    (op,) = [o for o in apply("tile-attention-depth-first{rows=8}", module).walk()
+    (op,) = [o for o in apply_passes("tile-attention-depth-first{rows=8}", module).walk()
              if isinstance(o, nn.AttentionOp)]
     assert op.block_rows is None
-    (op,) = [o for o in apply("tile-attention-depth-first{rows=64}", module).walk()
+    (op,) = [o for o in apply_passes("tile-attention-depth-first{rows=64}", module).walk()
              if isinstance(o, nn.AttentionOp)]
     assert op.block_rows is None
-    (op,) = [o for o in apply("tile-attention-depth-first{rows=3}", module).walk()
+    (op,) = [o for o in apply_passes("tile-attention-depth-first{rows=3}", module).walk()
              if isinstance(o, nn.AttentionOp)]
     assert op.rows_per_block == 3
 
@@ -209,13 +207,13 @@ def test_one_head_in_one_block_is_left_alone():
 def test_bad_options_are_clear_errors(spec: str, message: str):
     module, _ = self_attention_layer(8, 4, 2)
     with pytest.raises((PassFailedException, UserError), match=re.escape(message)):
-        apply(spec, module)
+        apply_passes(spec, module)
 
 
 def test_block_rows_are_verified():
     module, _ = self_attention_layer(8, 4, 2)
     (op,) = [o for o in module.walk() if isinstance(o, nn.AttentionOp)]
-    op.properties["block_rows"] = nn._int(9)
+    op.properties["block_rows"] = IntegerAttr(9, 64)
     with pytest.raises(Exception, match="block_rows must be between 1 and the 8 tokens"):
         module.verify()
 
@@ -228,7 +226,7 @@ def test_training_pipeline_option_tiles_the_raised_attention():
     rng = np.random.default_rng(0)
     inputs = {"x0": rng.standard_normal((2, 5, 4))}
     labels = rng.standard_normal((2, 5, 4))
-    tiled = apply(f"train-full{{{MSE} attention-rows=2}}", module)
+    tiled = apply_passes(f"train-full{{{MSE} attention-rows=2}}", module)
     assert {op.rows_per_block for op in tiled.walk() if isinstance(op, nn.AttentionOp)} \
         == {2}
     assert_same_training(
@@ -243,7 +241,7 @@ def test_tiled_training_step_in_c(tmp_path):
     from c_project import assert_c_matches_interpreter
 
     module, _ = self_attention_layer(10, 8, 2, batch=2, seed=4)
-    module = apply("tile-attention-depth-first{rows=4},autodiff{loss=mse lr=0.05}", module)
+    module = apply_passes("tile-attention-depth-first{rows=4},autodiff{loss=mse lr=0.05}", module)
     rng = np.random.default_rng(3)
     batch = {"x": rng.standard_normal((2, 10, 8)).astype(np.float32),
              "labels": rng.standard_normal((2, 10, 8)).astype(np.float32)}

@@ -36,9 +36,7 @@ from test_nn_semantics import (  # the nn tests' strategies and oracle helpers
     EPSILONS,
     SEEDS,
     _check,
-    _drop_end_padding_windows,
     _pool_input,
-    _pre_pad,
     _random,
     _shapes,
     _t,
@@ -50,17 +48,20 @@ from test_nn_semantics import (  # the nn tests' strategies and oracle helpers
     shape_and_axis,
     slices,
 )
+from torch_reference import TORCH_UNARY, drop_end_padding_windows, pre_pad
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, TensorType, f32
 from xdsl.ir import Attribute, Block, Operation, Region
 
 from edge_opt.dialects import nn, train
+from edge_opt.dialects.elementwise import GRAD_OP
 from edge_opt.ir.interpreters import make_interpreter
 from edge_opt.ir.session import Session, run
 from edge_opt.support.dtypes import tensor_type
+from edge_opt.support.elementwise import UNARY
 
-SETTINGS = settings(max_examples=100, deadline=None)
-FEW = settings(max_examples=40, deadline=None)
+SETTINGS = settings(max_examples=100)
+FEW = settings(max_examples=40)
 
 # --------------------------------------------------------------------------------------
 # Harness
@@ -132,12 +133,8 @@ def _as_f32(value: float) -> float:
 
 # (op, torch forward, which forward value the op reads: its input x or output y)
 ELEMENTWISE = [
-    (train.ReluGradOp, torch.relu, "y"),
-    (train.SigmoidGradOp, torch.sigmoid, "y"),
-    (train.TanhGradOp, torch.tanh, "y"),
-    (train.SiluGradOp, F.silu, "x"),
-    (train.HardswishGradOp, F.hardswish, "x"),
-    (train.ErfGradOp, torch.erf, "x"),
+    (GRAD_OP[row.name], TORCH_UNARY[row.name], "x" if row.saved == "input" else "y")
+    for row in UNARY if not row.attributes and row.name in GRAD_OP
 ]
 
 
@@ -475,7 +472,7 @@ def _torch_max_pool2d(case, size: Sequence[int], return_indices: bool = False):
     """Our max-pool as torch ops: the asymmetric excess padded with -inf explicitly, a
     last ceil-mode window that starts in our end padding dropped."""
     def forward(x):
-        padded, sym = _pre_pad(x, case["padding"], -math.inf)
+        padded, sym = pre_pad(x, case["padding"], -math.inf)
         out = F.max_pool2d(
             padded,
             case["kernel"],
@@ -490,11 +487,11 @@ def _torch_max_pool2d(case, size: Sequence[int], return_indices: bool = False):
             values, indices = out
             width = padded.shape[3]
             return (
-                _drop_end_padding_windows(values, *keep),
-                _drop_end_padding_windows(indices, *keep),
+                drop_end_padding_windows(values, *keep),
+                drop_end_padding_windows(indices, *keep),
                 width,
             )
-        return _drop_end_padding_windows(out, *keep)
+        return drop_end_padding_windows(out, *keep)
 
     return forward
 
@@ -591,7 +588,7 @@ def _torch_avg_pool2d(case, count_include_pad: bool, size: Sequence[int]):
     }
 
     def forward(x):
-        padded, sym = _pre_pad(x, case["padding"], 0.0)
+        padded, sym = pre_pad(x, case["padding"], 0.0)
         if case["padding"][:2] == case["padding"][2:]:
             y = F.avg_pool2d(
                 x, padding=sym, count_include_pad=count_include_pad, **pool
@@ -600,10 +597,10 @@ def _torch_avg_pool2d(case, count_include_pad: bool, size: Sequence[int]):
             y = F.avg_pool2d(padded, padding=sym, count_include_pad=True, **pool)
         else:
             sums = F.avg_pool2d(padded, padding=sym, divisor_override=1, **pool)
-            ones, _ = _pre_pad(torch.ones_like(x), case["padding"], 0.0)
+            ones, _ = pre_pad(torch.ones_like(x), case["padding"], 0.0)
             counts = F.avg_pool2d(ones, padding=sym, divisor_override=1, **pool)
             y = sums / counts
-        return _drop_end_padding_windows(y, size, case["stride"], case["padding"])
+        return drop_end_padding_windows(y, size, case["stride"], case["padding"])
 
     return forward
 

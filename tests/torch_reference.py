@@ -36,7 +36,9 @@ from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.ir import Operation, SSAValue
 
 from edge_opt.dialects import nn
+from edge_opt.dialects.elementwise import BINARY_OPS, NN_OP
 from edge_opt.support.dtypes import to_numpy
+from edge_opt.support.elementwise import UNARY
 
 Tensor = torch.Tensor
 Rule = Callable[..., Tensor]
@@ -72,27 +74,35 @@ def _plain(f: Callable[..., Tensor]) -> Rule:
     return lambda op, *args: f(*args)
 
 
-for _op, _f in (
-    (nn.ReluOp, F.relu),
-    (nn.SigmoidOp, torch.sigmoid),
-    (nn.TanhOp, torch.tanh),
-    (nn.SiluOp, F.silu),
-    (nn.HardswishOp, F.hardswish),
-    (nn.ErfOp, torch.erf),
-    (nn.SqrtOp, torch.sqrt),
-    (nn.ExpOp, torch.exp),
-    (nn.LogOp, torch.log),
-    (nn.NegOp, torch.neg),
-    (nn.AddOp, torch.add),
-    (nn.SubOp, torch.sub),
-    (nn.MulOp, torch.mul),
-    (nn.DivOp, torch.div),
-    (nn.PowOp, torch.pow),
-    (nn.CeilOp, torch.ceil),
-    (nn.FloorOp, torch.floor),
-    (nn.RoundOp, torch.round),
-):
-    _RULES[_op] = _plain(_f)
+TORCH_UNARY: dict[str, Callable[[Tensor], Tensor]] = {
+    "relu": F.relu,
+    "sigmoid": torch.sigmoid,
+    "tanh": torch.tanh,
+    "silu": F.silu,
+    "hardswish": F.hardswish,
+    "erf": torch.erf,
+    "sqrt": torch.sqrt,
+    "exp": torch.exp,
+    "log": torch.log,
+    "neg": torch.neg,
+    "ceil": torch.ceil,
+    "floor": torch.floor,
+    "round": torch.round,
+}
+"""The PyTorch function of every element-wise row of `edge_opt.support.elementwise`
+without attributes, by the row's name (the ones with attributes have rules below). The
+semantics and gradient tests of those rows read this table."""
+
+TORCH_BINARY: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
+    "add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": torch.div,
+    "pow": torch.pow,
+}
+
+for _row in UNARY:
+    if not _row.attributes:
+        _RULES[NN_OP[_row.name]] = _plain(TORCH_UNARY[_row.name])
+for _op in BINARY_OPS:
+    _RULES[_op] = _plain(TORCH_BINARY[_op.ROW.name])
 
 
 @_rule(nn.ClipOp)
@@ -259,7 +269,7 @@ def _group_norm(op: nn.GroupNormOp, x: Tensor, scale: Tensor, bias: Tensor) -> T
 # --------------------------------------------------------------------------------------
 
 
-def _pre_pad(
+def pre_pad(
     x: Tensor, padding: Sequence[int], value: float
 ) -> tuple[Tensor, tuple[int, int]]:
     """Pads the asymmetric excess of `(top, left, bottom, right)` explicitly; returns
@@ -272,7 +282,7 @@ def _pre_pad(
     return padded, (sym_h, sym_w)
 
 
-def _drop_end_padding_windows(
+def drop_end_padding_windows(
     y: Tensor, size: Sequence[int], stride: Sequence[int], padding: Sequence[int]
 ) -> Tensor:
     """Keeps the windows that start inside the input or its begin padding (torch saw the
@@ -287,7 +297,7 @@ def _drop_end_padding_windows(
 @_rule(nn.MaxPool2dOp)
 def _max_pool2d(op: nn.MaxPool2dOp, x: Tensor) -> Tensor:
     padding, stride = _ints(op.padding), _ints(op.stride)
-    padded, sym = _pre_pad(x, padding, -math.inf)
+    padded, sym = pre_pad(x, padding, -math.inf)
     y = F.max_pool2d(
         padded,
         _ints(op.kernel),
@@ -296,7 +306,7 @@ def _max_pool2d(op: nn.MaxPool2dOp, x: Tensor) -> Tensor:
         _ints(op.dilation),
         ceil_mode=op.ceil_mode is not None,
     )
-    return _drop_end_padding_windows(y, x.shape[2:], stride, padding)
+    return drop_end_padding_windows(y, x.shape[2:], stride, padding)
 
 
 @_rule(nn.AvgPool2dOp)
@@ -314,16 +324,16 @@ def _avg_pool2d(op: nn.AvgPool2dOp, x: Tensor) -> Tensor:
         )
     elif count_include_pad:
         # The explicit zeros count in the divisor as torch's own padding does.
-        padded, sym = _pre_pad(x, padding, 0.0)
+        padded, sym = pre_pad(x, padding, 0.0)
         y = F.avg_pool2d(padded, padding=sym, count_include_pad=True, **pool)
     else:
         # Window sums over the number of input positions in each window.
-        padded, sym = _pre_pad(x, padding, 0.0)
+        padded, sym = pre_pad(x, padding, 0.0)
         sums = F.avg_pool2d(padded, padding=sym, divisor_override=1, **pool)
-        ones, _ = _pre_pad(torch.ones_like(x[:1, :1]), padding, 0.0)
+        ones, _ = pre_pad(torch.ones_like(x[:1, :1]), padding, 0.0)
         counts = F.avg_pool2d(ones, padding=sym, divisor_override=1, **pool)
         y = sums / counts
-    return _drop_end_padding_windows(y, x.shape[2:], stride, padding)
+    return drop_end_padding_windows(y, x.shape[2:], stride, padding)
 
 
 @_rule(nn.GlobalAvgPoolOp)

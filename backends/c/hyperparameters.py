@@ -4,7 +4,7 @@ The learning rate, momentum and weight decay of the pipeline are the initial val
 one `edge_hyperparameters_t` in `network.c`; every optimizer update reads them at each
 step, so a learning-rate schedule (or a fine-tuning recipe) changes them between steps
 with `edge_set_lr` / `edge_set_hyperparameters`, without recompiling. The setters check
-the same rules as the pipeline options (`edge_opt.passes.options`): lr > 0, momentum in
+the same rules as the pipeline options (`edge_opt.ir.options`): lr > 0, momentum in
 [0, 1), weight decay >= 0, all finite; a value that cannot take effect (momentum for an
 optimizer without a momentum buffer) is refused too. Adam's betas and epsilon stay
 compile-time constants (its bias corrections are precomputed in double).

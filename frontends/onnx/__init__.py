@@ -108,9 +108,8 @@ Supported ops
 -------------
 Default domain, opsets 7-24 (tested: 7 and 10-24): Conv, ConvTranspose (1-D and 2-D; 1-D
 ops become the 2-D op on a height-1 tensor between `nn.unsqueeze` and `nn.squeeze`),
-Gemm, MatMul, Add, Sub, Mul, Div, Pow, Relu, Gelu, Erf, Sqrt, Exp, Log, Neg, Sigmoid,
-Tanh, HardSwish, HardSigmoid, Clip, Elu, LeakyRelu, PRelu, Ceil, Floor, Round, Softmax,
-LogSoftmax, LayerNormalization, BatchNormalization (inference), GroupNormalization,
+Gemm, MatMul, the element-wise ops of `edge_opt.support.elementwise` (ELEMENTWISE_OPS),
+PRelu, Softmax, LogSoftmax, LayerNormalization, BatchNormalization (inference), GroupNormalization,
 InstanceNormalization, MaxPool, AveragePool (1-D, 2-D), GlobalAveragePool,
 GlobalMaxPool, Reshape, Transpose, Flatten, Squeeze, Unsqueeze, Concat, Slice, Gather
 (constant indices), Expand, Pad, ReduceMean, ReduceSum, Constant, Identity, Dropout (the
@@ -171,6 +170,11 @@ from edge_opt.frontends.onnx.importer import (
 )
 from edge_opt.frontends.onnx.initializers import Decision, ImportSummary
 from edge_opt.frontends.onnx.names import sanitize_name, value_hint
+from edge_opt.support.elementwise import BINARY, UNARY
+
+__doc__ = (__doc__ or "").replace(
+    "ELEMENTWISE_OPS", ", ".join(row.onnx for row in (*BINARY, *UNARY) if row.onnx)
+)
 
 __all__ = [
     "FUNCTION_NAME",

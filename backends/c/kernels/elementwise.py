@@ -1,62 +1,26 @@
-"""C forms of the element-wise kernels (`edge_kernels_elementwise.h`)."""
+"""C forms of the element-wise kernels (`edge_kernels_elementwise.h`), from the rows of
+`edge_opt.support.elementwise`: a unary op calls `edge_NAME_f32(n, scalars..., x, y)`,
+its gradient `edge_NAME_grad_f32(n, scalars of the gradient op..., dy, saved, dx)`
+(NAME with `_VALUE` for a choice other than its default: `edge_gelu_tanh_f32`), a binary
+op `edge_NAME_f32(&broadcast, lhs, rhs, out)`."""
 
 from __future__ import annotations
 
-import math
+from collections.abc import Sequence
 
-from xdsl.dialects.builtin import FloatAttr
 from xdsl.ir import Operation
 
 from edge_opt.backends.c.emitter import EmitError, FunctionContext, c_literal, emitter
 from edge_opt.dialects import kernel
-
-_UNARY = {
-    kernel.ReluKernelOp: "relu",
-    kernel.SigmoidKernelOp: "sigmoid",
-    kernel.TanhKernelOp: "tanh",
-    kernel.SiluKernelOp: "silu",
-    kernel.HardswishKernelOp: "hardswish",
-    kernel.ErfKernelOp: "erf",
-    kernel.SqrtKernelOp: "sqrt",
-    kernel.ExpKernelOp: "exp",
-    kernel.LogKernelOp: "log",
-    kernel.NegKernelOp: "neg",
-    kernel.CeilKernelOp: "ceil",
-    kernel.FloorKernelOp: "floor",
-    kernel.RoundKernelOp: "round",
-}
-
-_WITH_SCALARS = {
-    kernel.ClipKernelOp: ("clip", ("min", "max")),
-    kernel.HardsigmoidKernelOp: ("hardsigmoid", ("alpha", "beta")),
-    kernel.EluKernelOp: ("elu", ("alpha",)),
-    kernel.LeakyReluKernelOp: ("leaky_relu", ("alpha",)),
-}
-"""Kernels with float parameters: the C name and the properties passed, in order."""
-
-_BINARY = {
-    kernel.AddKernelOp: "add",
-    kernel.SubKernelOp: "sub",
-    kernel.MulKernelOp: "mul",
-    kernel.DivKernelOp: "div",
-    kernel.PowKernelOp: "pow",
-}
-
-_GRAD = {
-    kernel.ReluGradKernelOp: "relu",
-    kernel.SigmoidGradKernelOp: "sigmoid",
-    kernel.TanhGradKernelOp: "tanh",
-    kernel.SiluGradKernelOp: "silu",
-    kernel.HardswishGradKernelOp: "hardswish",
-    kernel.ErfGradKernelOp: "erf",
-}
-
-_GRAD_WITH_SCALARS = {
-    kernel.ClipGradKernelOp: ("clip", ("min", "max")),
-    kernel.HardsigmoidGradKernelOp: ("hardsigmoid", ("alpha",)),
-    kernel.EluGradKernelOp: ("elu", ("alpha",)),
-    kernel.LeakyReluGradKernelOp: ("leaky_relu", ("alpha",)),
-}
+from edge_opt.dialects.elementwise import (
+    BINARY_OPS,
+    GRAD_OPS,
+    UNARY_OPS,
+    ElementwiseGradOp,
+    UnaryElementwiseOp,
+    attribute_values,
+)
+from edge_opt.support.elementwise import Attribute, Scalar
 
 
 def _float_only(f: FunctionContext, op: Operation) -> None:
@@ -65,39 +29,25 @@ def _float_only(f: FunctionContext, op: Operation) -> None:
             raise EmitError(f"{op.name}: the C runtime has float32 kernels only")
 
 
-@emitter(*_UNARY)
+def _scalars(values: dict[str, float | str], attributes: Sequence[Attribute]) -> list[str]:
+    """The float attributes as C literals, in the row's order."""
+    return [c_literal(values[a.name], "float") for a in attributes if isinstance(a, Scalar)]
+
+
+@emitter(*(kernel.KERNEL_OF[op] for op in (*UNARY_OPS, *GRAD_OPS)))
 def emit_unary(f: FunctionContext, op: kernel.KernelOp) -> None:
+    """`edge_NAME_f32(n, scalars..., x, y)` or `edge_NAME_grad_f32(n, scalars...,
+    dy, saved, dx)`."""
     _float_only(f, op)
-    (x,), (y,) = op.inputs, op.outputs
-    f.call(f"edge_{_UNARY[type(op)]}_f32", f.numel(y), f.ptr(x), f.ptr(y))
-
-
-def _scalars(op: Operation, names: tuple[str, ...]) -> list[str]:
-    """The op's float properties as C literals; an absent clip bound is -inf / +inf."""
-    values = []
-    for name in names:
-        attr = op.properties.get(name)
-        if isinstance(attr, FloatAttr):
-            values.append(attr.value.data)
-        else:
-            values.append(-math.inf if name == "min" else math.inf)
-    return [c_literal(v, "float") for v in values]
-
-
-@emitter(*_WITH_SCALARS)
-def emit_unary_with_scalars(f: FunctionContext, op: kernel.KernelOp) -> None:
-    _float_only(f, op)
-    (x,), (y,) = op.inputs, op.outputs
-    name, scalars = _WITH_SCALARS[type(op)]
-    f.call(f"edge_{name}_f32", f.numel(y), *_scalars(op, scalars), f.ptr(x), f.ptr(y))
-
-
-@emitter(kernel.GeluKernelOp)
-def emit_gelu(f: FunctionContext, op: kernel.KernelOp) -> None:
-    _float_only(f, op)
-    (x,), (y,) = op.inputs, op.outputs
-    name = "gelu_tanh" if op.approximate.data == "tanh" else "gelu"  # type: ignore[attr-defined]
-    f.call(f"edge_{name}_f32", f.numel(y), f.ptr(x), f.ptr(y))
+    twin = op.TENSOR_OP
+    assert issubclass(twin, UnaryElementwiseOp | ElementwiseGradOp)
+    values = attribute_values(op, twin.ATTRIBUTES)
+    name = twin.ROW.c_name(values) + ("_grad" if issubclass(twin, ElementwiseGradOp) else "")
+    (out,) = op.outputs
+    f.call(
+        f"edge_{name}_f32", f.numel(out), *_scalars(values, twin.ATTRIBUTES),
+        *(f.ptr(value) for value in op.inputs), f.ptr(out),
+    )
 
 
 def broadcast_strides(shape: tuple[int, ...], out: tuple[int, ...]) -> list[int]:
@@ -112,7 +62,7 @@ def broadcast_strides(shape: tuple[int, ...], out: tuple[int, ...]) -> list[int]
     return strides + [0] * (6 - len(out))
 
 
-@emitter(*_BINARY)
+@emitter(*(kernel.KERNEL_OF[op] for op in BINARY_OPS))
 def emit_binary(f: FunctionContext, op: kernel.KernelOp) -> None:
     _float_only(f, op)
     (lhs, rhs), (out,) = op.inputs, op.outputs
@@ -126,26 +76,4 @@ def emit_binary(f: FunctionContext, op: kernel.KernelOp) -> None:
         lhs_strides=broadcast_strides(f.shape(lhs), shape),
         rhs_strides=broadcast_strides(f.shape(rhs), shape),
     )
-    f.call(f"edge_{_BINARY[type(op)]}_f32", params, f.ptr(lhs), f.ptr(rhs), f.ptr(out))
-
-
-@emitter(*_GRAD, kernel.GeluGradKernelOp)
-def emit_grad(f: FunctionContext, op: kernel.KernelOp) -> None:
-    _float_only(f, op)
-    (dy, saved), (dx,) = op.inputs, op.outputs
-    if isinstance(op, kernel.GeluGradKernelOp):
-        name = "gelu_tanh" if op.approximate.data == "tanh" else "gelu"  # type: ignore[attr-defined]
-    else:
-        name = _GRAD[type(op)]
-    f.call(f"edge_{name}_grad_f32", f.numel(dx), f.ptr(dy), f.ptr(saved), f.ptr(dx))
-
-
-@emitter(*_GRAD_WITH_SCALARS)
-def emit_grad_with_scalars(f: FunctionContext, op: kernel.KernelOp) -> None:
-    _float_only(f, op)
-    (dy, saved), (dx,) = op.inputs, op.outputs
-    name, scalars = _GRAD_WITH_SCALARS[type(op)]
-    f.call(
-        f"edge_{name}_grad_f32", f.numel(dx), *_scalars(op, scalars), f.ptr(dy),
-        f.ptr(saved), f.ptr(dx),
-    )
+    f.call(f"edge_{op.TENSOR_OP.ROW.name}_f32", params, f.ptr(lhs), f.ptr(rhs), f.ptr(out))

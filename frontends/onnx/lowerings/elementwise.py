@@ -1,57 +1,52 @@
-"""Lowerings of element-wise ONNX ops: the unary and binary ones of the default domain,
-the parametrised activations (Gelu, Clip, HardSigmoid, Elu, LeakyRelu, PRelu), and
-`com.microsoft` Gelu and FastGelu."""
+"""Lowerings of element-wise ONNX ops: one per row of `edge_opt.support.elementwise` with
+an ONNX name (the op with the node's attributes), Clip (whose bounds became inputs in
+opset 11), PRelu, and `com.microsoft` Gelu and FastGelu."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from edge_opt.dialects import nn
+from edge_opt.dialects.elementwise import (
+    BINARY_OPS,
+    UNARY_OPS,
+    BinaryElementwiseOp,
+    UnaryElementwiseOp,
+)
 from edge_opt.frontends.onnx.errors import Unsupported
 from edge_opt.frontends.onnx.lowerings.common import scalar_operand
 from edge_opt.frontends.onnx.registry import MS_DOMAIN, Lowering, lowering
 from edge_opt.frontends.onnx.values import Const, tensor_shape
+from edge_opt.support.elementwise import Choice
 
 if TYPE_CHECKING:
     from edge_opt.frontends.onnx.importer import _Importer
 
 
-_UNARY: dict[str, type[nn.UnaryElementwiseOp]] = {
-    "Relu": nn.ReluOp,
-    "Sigmoid": nn.SigmoidOp,
-    "Tanh": nn.TanhOp,
-    "Erf": nn.ErfOp,
-    "Sqrt": nn.SqrtOp,
-    "Exp": nn.ExpOp,
-    "Log": nn.LogOp,
-    "Neg": nn.NegOp,
-    "HardSwish": nn.HardswishOp,
-    "Ceil": nn.CeilOp,
-    "Floor": nn.FloorOp,
-    "Round": nn.RoundOp,
-}
+def _unary_lowering(op: type[UnaryElementwiseOp]) -> Lowering:
+    """The op with the node's attributes (ours by name; ONNX's defaults where they
+    differ), a `Choice` value it does not know refused."""
+    row = op.ROW
 
-
-def _unary_lowering(op: type[nn.UnaryElementwiseOp]) -> Lowering:
     def lower(self: _Importer, node, ins, attrs):
-        return [self.emit(op(self.ssa(ins[0])))]
+        values: dict[str, object] = {}
+        for attr in op.ATTRIBUTES:
+            default = row.onnx_defaults.get(attr.name, attr.default)
+            value = attrs.get(attr.name, default)
+            if isinstance(attr, Choice) and value not in attr.values:
+                raise Unsupported(f"{attr.name}={value}")
+            values[attr.name] = value if isinstance(attr, Choice) else float(value)
+        return [self.emit(op(self.ssa(ins[0]), **values))]
 
     return lower
 
 
-for _name, _op in _UNARY.items():
-    lowering(_name)(_unary_lowering(_op))
-
-_BINARY: dict[str, type[nn.BinaryElementwiseOp]] = {
-    "Add": nn.AddOp,
-    "Sub": nn.SubOp,
-    "Mul": nn.MulOp,
-    "Div": nn.DivOp,
-    "Pow": nn.PowOp,
-}
+for _op in UNARY_OPS:
+    if _op.ROW.onnx is not None:
+        lowering(_op.ROW.onnx, [a.name for a in _op.ATTRIBUTES])(_unary_lowering(_op))
 
 
-def _binary_lowering(op: type[nn.BinaryElementwiseOp]) -> Lowering:
+def _binary_lowering(op: type[BinaryElementwiseOp]) -> Lowering:
     def lower(self: _Importer, node, ins, attrs):
         if ins[0] is None or ins[1] is None:
             raise Unsupported("missing operand")
@@ -66,21 +61,14 @@ def _binary_lowering(op: type[nn.BinaryElementwiseOp]) -> Lowering:
     return lower
 
 
-for _name, _op in _BINARY.items():
-    lowering(_name)(_binary_lowering(_op))
-
-
-@lowering("Gelu", ["approximate"])
-def _gelu(self: _Importer, node, ins, attrs):
-    approximate = attrs.get("approximate", "none")
-    if approximate not in ("none", "tanh"):
-        raise Unsupported(f"approximate={approximate}")
-    return [self.emit(nn.GeluOp(self.ssa(ins[0]), approximate))]
+for _op in BINARY_OPS:
+    lowering(_op.ROW.onnx)(_binary_lowering(_op))
 
 
 @lowering("Clip", ["min", "max"])
 def _clip(self: _Importer, node, ins, attrs):
-    """Bounds are attributes before opset 11 and optional inputs since."""
+    """Bounds are attributes before opset 11 and optional inputs since (this replaces
+    the lowering from Clip's table row, which reads attributes only)."""
     x = self.ssa(ins[0])
     if self.opset < 11:
         lo, hi = attrs.get("min"), attrs.get("max")
@@ -91,23 +79,6 @@ def _clip(self: _Importer, node, ins, attrs):
     lo = None if lo is None else float(lo)
     hi = None if hi is None else float(hi)
     return [self.emit(nn.ClipOp(x, lo, hi))]
-
-
-@lowering("HardSigmoid", ["alpha", "beta"])
-def _hard_sigmoid(self: _Importer, node, ins, attrs):
-    alpha, beta = float(attrs.get("alpha", 0.2)), float(attrs.get("beta", 0.5))
-    return [self.emit(nn.HardsigmoidOp(self.ssa(ins[0]), alpha, beta))]
-
-
-@lowering("Elu", ["alpha"])
-def _elu(self: _Importer, node, ins, attrs):
-    return [self.emit(nn.EluOp(self.ssa(ins[0]), float(attrs.get("alpha", 1.0))))]
-
-
-@lowering("LeakyRelu", ["alpha"])
-def _leaky_relu(self: _Importer, node, ins, attrs):
-    alpha = float(attrs.get("alpha", 0.01))
-    return [self.emit(nn.LeakyReluOp(self.ssa(ins[0]), alpha))]
 
 
 @lowering("PRelu")

@@ -6,13 +6,13 @@ from collections.abc import Sequence
 
 from xdsl.ir import SSAValue
 
-from edge_opt.dialects import nn, train
-from edge_opt.passes.gradients.builder import (
+from edge_opt.autodiff.rules.builder import (
     GradientBuilder,
     Grads,
     rule,
     shape_of,
 )
+from edge_opt.dialects import nn, train
 from edge_opt.support import shapes
 
 

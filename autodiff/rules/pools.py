@@ -7,22 +7,13 @@ from collections.abc import Sequence
 
 from xdsl.ir import SSAValue
 
-from edge_opt.dialects import nn, train
-from edge_opt.passes.gradients.builder import (
+from edge_opt.autodiff.rules.builder import (
     GradientBuilder,
     rule,
     shape_of,
     type_of,
 )
-
-
-def _pool_attrs(op: nn._Pool2dOp | train._PoolAttrsOp) -> dict[str, object]:
-    return {
-        "kernel": op.kernel.get_values(),
-        "stride": op.stride.get_values(),
-        "padding": op.padding.get_values(),
-        "ceil_mode": op.ceil_mode is not None,
-    }
+from edge_opt.dialects import nn, train
 
 
 @rule(train.MaxPool2dWithIndicesOp)
@@ -33,7 +24,7 @@ def _max_pool(b: GradientBuilder, op: train.MaxPool2dWithIndicesOp, dy: SSAValue
     return [
         b.emit(train.MaxPool2dGradOp(
             dy, op.indices, type_of(op.input), dilation=op.dilation.get_values(),
-            **_pool_attrs(op)))
+            **op.pool_attributes()))
     ]
 
 
@@ -43,7 +34,7 @@ def _avg_pool(b: GradientBuilder, op: nn.AvgPool2dOp, dy: SSAValue,
     return [
         b.emit(train.AvgPool2dGradOp(
             dy, type_of(op.input), count_include_pad=op.count_include_pad is not None,
-            **_pool_attrs(op)))
+            **op.pool_attributes()))
     ]
 
 

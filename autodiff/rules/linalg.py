@@ -6,14 +6,14 @@ from collections.abc import Sequence
 
 from xdsl.ir import SSAValue
 
-from edge_opt.dialects import nn, train
-from edge_opt.passes.gradients.builder import (
+from edge_opt.autodiff.rules.builder import (
     GradientBuilder,
     Grads,
     rule,
     shape_of,
     type_of,
 )
+from edge_opt.dialects import nn, train
 
 
 @rule(nn.LinearOp)
@@ -51,21 +51,10 @@ def _matmul(b: GradientBuilder, op: nn.MatmulOp, dy: SSAValue, needs: Sequence[b
     return [d_lhs, d_rhs]
 
 
-def _conv_attrs(op: nn._ConvLikeOp) -> dict[str, object]:
-    attrs: dict[str, object] = {
-        "stride": op.stride.get_values(),
-        "padding": op.padding.get_values(),
-        "dilation": op.dilation.get_values(),
-        "groups": op.groups.value.data,
-    }
-    if isinstance(op, nn.ConvTranspose2dOp):
-        attrs["output_padding"] = op.output_padding.get_values()
-    return attrs
-
-
 @rule(nn.Conv2dOp, nn.ConvTranspose2dOp)
-def _conv(b: GradientBuilder, op: nn._ConvLikeOp, dy: SSAValue, needs: Sequence[bool]):
-    attrs = _conv_attrs(op)
+def _conv(b: GradientBuilder, op: nn.Conv2dOp | nn.ConvTranspose2dOp, dy: SSAValue,
+          needs: Sequence[bool]):
+    attrs = op.conv_attributes()
     if isinstance(op, nn.Conv2dOp):
         grad_input, grad_weight = train.Conv2dGradInputOp, train.Conv2dGradWeightOp
     else:

@@ -7,14 +7,14 @@ from typing import NamedTuple
 
 from xdsl.ir import SSAValue
 
-from edge_opt.dialects import nn, train
-from edge_opt.ir.attention import concat, head_block, query_blocks
-from edge_opt.passes.gradients.builder import (
+from edge_opt.autodiff.rules.builder import (
     GradientBuilder,
     Grads,
     rule,
     shape_of,
 )
+from edge_opt.dialects import nn, train
+from edge_opt.ir.attention import concat, head_block, query_blocks
 
 
 def _split_heads(b: GradientBuilder, value: SSAValue, heads: int) -> SSAValue:

@@ -1,4 +1,7 @@
-"""Gradient rules: element-wise."""
+"""Gradient rules: element-wise. The unary ops' rules come from their rows in
+`edge_opt.support.elementwise` (a gradient op reading the saved input or output, or a
+refusal for the piecewise-constant ones); the composite ones and the binary ops are
+written here with other `nn` ops."""
 
 from __future__ import annotations
 
@@ -7,8 +10,7 @@ from collections.abc import Sequence
 from xdsl.ir import Operation, SSAValue
 from xdsl.utils.exceptions import PassFailedException
 
-from edge_opt.dialects import nn, train
-from edge_opt.passes.gradients.builder import (
+from edge_opt.autodiff.rules.builder import (
     RULES,
     GradientBuilder,
     Grads,
@@ -16,60 +18,26 @@ from edge_opt.passes.gradients.builder import (
     rule,
     shape_of,
 )
+from edge_opt.dialects import nn, train
+from edge_opt.dialects.elementwise import GRAD_OP, UNARY_OPS
 
 
-def _unary(grad_op: type[train.ElementwiseGradOp], saved: str) -> Rule:
-    """`dx = grad_op(dy, y)` (saved = "output") or `grad_op(dy, x)` ("input")."""
+def _with_grad_op(op_type: type[nn.UnaryElementwiseOp]) -> Rule:
+    """`dx = train.NAME_grad(dy, saved)`, saved = the op's input or output as its row
+    says, with the gradient op's attributes copied from the op."""
+    row = op_type.ROW
+    grad_op = GRAD_OP[row.name]
+    names = [a.name for a in grad_op.ATTRIBUTES]
+
     def vjp(b: GradientBuilder, op: Operation, dy: SSAValue, needs: Sequence[bool]):
-        value = op.results[0] if saved == "output" else op.operands[0]
-        return [b.emit(grad_op(dy, value))]
+        assert isinstance(op, nn.UnaryElementwiseOp)
+        saved = op.results[0] if row.saved == "output" else op.operands[0]
+        arguments = op.arguments()
+        return [b.emit(grad_op(dy, saved, **{name: arguments[name] for name in names}))]
 
     return vjp
 
 
-for _op, _grad, _saved in (
-    (nn.ReluOp, train.ReluGradOp, "output"),
-    (nn.SigmoidOp, train.SigmoidGradOp, "output"),
-    (nn.TanhOp, train.TanhGradOp, "output"),
-    (nn.SiluOp, train.SiluGradOp, "input"),
-    (nn.HardswishOp, train.HardswishGradOp, "input"),
-    (nn.ErfOp, train.ErfGradOp, "input"),
-):
-    RULES[_op] = _unary(_grad, _saved)
-
-
-@rule(nn.GeluOp)
-def _gelu(b: GradientBuilder, op: nn.GeluOp, dy: SSAValue, needs: Sequence[bool]):
-    return [b.emit(train.GeluGradOp(dy, op.input, op.approximate.data))]
-
-
-def _value(attr) -> float | None:
-    return None if attr is None else attr.value.data
-
-
-@rule(nn.ClipOp)
-def _clip(b: GradientBuilder, op: nn.ClipOp, dy: SSAValue, needs: Sequence[bool]):
-    return [b.emit(train.ClipGradOp(dy, op.result, _value(op.min), _value(op.max)))]
-
-
-@rule(nn.HardsigmoidOp)
-def _hardsigmoid(b: GradientBuilder, op: nn.HardsigmoidOp, dy: SSAValue,
-                 needs: Sequence[bool]):
-    return [b.emit(train.HardsigmoidGradOp(dy, op.result, op.alpha.value.data))]
-
-
-@rule(nn.EluOp)
-def _elu(b: GradientBuilder, op: nn.EluOp, dy: SSAValue, needs: Sequence[bool]):
-    return [b.emit(train.EluGradOp(dy, op.input, op.alpha.value.data))]
-
-
-@rule(nn.LeakyReluOp)
-def _leaky_relu(b: GradientBuilder, op: nn.LeakyReluOp, dy: SSAValue,
-                needs: Sequence[bool]):
-    return [b.emit(train.LeakyReluGradOp(dy, op.input, op.alpha.value.data))]
-
-
-@rule(nn.CeilOp, nn.FloorOp, nn.RoundOp)
 def _piecewise_constant(b: GradientBuilder, op: Operation, dy: SSAValue,
                         needs: Sequence[bool]) -> Grads:
     """Rounding is flat almost everywhere: a gradient through it would be zero (PyTorch
@@ -80,6 +48,14 @@ def _piecewise_constant(b: GradientBuilder, op: Operation, dy: SSAValue,
         "would have to flow through it; freeze the parameters it depends on "
         "(freeze{frozen=REGEX}, train-last, ...)"
     )
+
+
+for _op in UNARY_OPS:
+    if _op.ROW.gradient == "op":
+        RULES[_op] = _with_grad_op(_op)
+    elif _op.ROW.gradient == "none":
+        RULES[_op] = _piecewise_constant
+# The rows with `gradient="composite"` have their rules below, written with `nn` ops.
 
 
 @rule(nn.SqrtOp)

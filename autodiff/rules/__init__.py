@@ -15,7 +15,7 @@ gradient for those alone: the linear and convolution rules gather `dy` to those 
 before the weight-gradient op, whose result then has the restricted shape.
 """
 
-from edge_opt.passes.gradients import (  # noqa: F401  (each module registers its rules)
+from edge_opt.autodiff.rules import (  # noqa: F401  (each module registers its rules)
     attention,
     elementwise,
     linalg,
@@ -23,6 +23,6 @@ from edge_opt.passes.gradients import (  # noqa: F401  (each module registers it
     pools,
     shapes,
 )
-from edge_opt.passes.gradients.builder import RULES, GradientBuilder, Grads, rule
+from edge_opt.autodiff.rules.builder import RULES, GradientBuilder, Grads, rule
 
 __all__ = ["RULES", "GradientBuilder", "Grads", "rule"]

@@ -7,14 +7,14 @@ from collections.abc import Sequence
 
 from xdsl.ir import Operation, SSAValue
 
-from edge_opt.dialects import nn, train
-from edge_opt.passes.gradients.builder import (
+from edge_opt.autodiff.rules.builder import (
     GradientBuilder,
     Grads,
     rule,
     shape_of,
     type_of,
 )
+from edge_opt.dialects import nn, train
 from edge_opt.support import shapes
 
 
@@ -103,7 +103,7 @@ def _slice(b: GradientBuilder, op: nn.SliceOp, dy: SSAValue, needs: Sequence[boo
     ]
 
 
-def _reduce(b: GradientBuilder, op: nn._ReduceOp, dy: SSAValue, mean: bool) -> SSAValue:
+def _reduce(b: GradientBuilder, op: nn.ReduceMeanOp | nn.ReduceSumOp, dy: SSAValue, mean: bool) -> SSAValue:
     shape = shape_of(op.input)
     axes = shapes.normalize_axes(op.axes.get_values(), len(shape))
     keep = [1 if a in axes else d for a, d in enumerate(shape)]

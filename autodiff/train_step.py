@@ -1,0 +1,329 @@
+"""The training step's builder: `@train_step` from `@forward` (the forward copy, the
+loss, the backward sweep with the rules of `edge_opt.autodiff.rules`, and each
+parameter's update from `edge_opt.autodiff.optimizers`). The `autodiff` pass
+(`edge_opt.passes.autodiff`) documents what it builds."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from xdsl.dialects import func
+from xdsl.dialects.builtin import (
+    ArrayAttr,
+    DictionaryAttr,
+    ModuleOp,
+    StringAttr,
+    TensorType,
+    i32,
+)
+from xdsl.ir import Block, Operation, Region, SSAValue
+from xdsl.utils.exceptions import PassFailedException
+
+from edge_opt.autodiff.optimizers import OptimizerEmitter
+from edge_opt.autodiff.rules import RULES, GradientBuilder
+from edge_opt.dialects import nn, train
+from edge_opt.ir.channels import ChannelRestriction, check_uses, restriction_of
+from edge_opt.ir.options import (
+    OptimizerOptions,
+)
+from edge_opt.ir.session import input_names
+from edge_opt.support.dtypes import numpy_dtype
+from edge_opt.support.hints import symbol_hint
+
+NAME_ATTR = "nn.name"
+TRAIN_STEP = "train_step"
+
+
+
+def find_function(module: ModuleOp, name: str) -> func.FuncOp:
+    for op in module.ops:
+        if isinstance(op, func.FuncOp) and op.sym_name.data == name:
+            return op
+    raise PassFailedException(f"autodiff: the module has no function @{name}")
+
+
+def channel_restrictions(
+    module: ModuleOp, forward: func.FuncOp, trainable: set[str]
+) -> dict[str, ChannelRestriction]:
+    """The channel restrictions of the trainable parameters (module docstring), checked
+    against their uses in `forward`; one that covers every channel is dropped."""
+    result: dict[str, ChannelRestriction] = {}
+    for op in module.ops:
+        if not isinstance(op, nn.ParamOp) or op.sym_name.data not in trainable:
+            continue
+        try:
+            restriction = restriction_of(op)
+            if restriction is None:
+                continue
+            check_uses(forward, op)
+        except PassFailedException as e:
+            raise PassFailedException(f"autodiff: {e}") from None
+        if len(restriction.channels) < op.type.get_shape()[restriction.axis]:
+            result[op.sym_name.data] = restriction
+    return result
+
+
+def _is_float_tensor(value: SSAValue) -> bool:
+    return isinstance(value.type, TensorType) and numpy_dtype(
+        value.type.element_type
+    ).kind == "f"
+
+
+def differentiable_operands(op: Operation) -> Sequence[SSAValue]:
+    """The operands `op`'s results depend on differentiably: all of them, but the
+    running statistics of a batch norm in training mode (which normalises with the
+    batch's own statistics)."""
+    if isinstance(op, nn.BatchNormOp) and op.training is not None:
+        return op.operands[:3]
+    return op.operands
+
+
+def requires_grad(function: func.FuncOp, trainable: set[str]) -> set[SSAValue]:
+    """Float values of `function` that depend (differentiably) on a trainable
+    parameter."""
+    result: set[SSAValue] = set()
+    for op in function.body.block.ops:
+        if isinstance(op, nn.LoadOp):
+            if op.param.string_value() in trainable:
+                result.add(op.result)
+        elif any(o in result for o in differentiable_operands(op)):
+            result.update(r for r in op.results if _is_float_tensor(r))
+    return result
+
+
+class TrainStepBuilder:
+    """Builds `@train_step`: forward copy, loss, backward sweep with updates."""
+
+    def __init__(self, module: ModuleOp, forward: func.FuncOp, trainable: set[str],
+                 optimizer: OptimizerOptions,
+                 restrictions: dict[str, ChannelRestriction] | None = None):
+        self.module = module
+        self.forward = forward
+        self.trainable = trainable
+        self.restrictions = restrictions or {}
+        self.block = Block()
+        self.grads = GradientBuilder(self.block)
+        self.optimizer = OptimizerEmitter(
+            module, self.grads, optimizer, self.restrictions
+        )
+
+    def build(self, loss: str, reduction: str) -> func.FuncOp:
+        returned = self.forward.body.block.last_op
+        assert isinstance(returned, func.ReturnOp)
+        if not returned.arguments:
+            raise PassFailedException(f"autodiff: @{self.forward.sym_name.data} returns nothing")
+        output = returned.arguments[0]
+        labels_type = self._labels_type(loss, output)
+        mapping, requires, body = self._copy_forward(labels_type)
+        logits = mapping[output]
+        labels = self.block.args[-1]
+        if loss == "cross-entropy":
+            loss_value = self.grads.emit(train.CrossEntropyOp(logits, labels, reduction))
+        else:
+            loss_value = self.grads.emit(train.MseOp(logits, labels, reduction))
+        loss_value.name_hint = "loss"
+        if logits not in requires:
+            raise PassFailedException(
+                f"autodiff: no trainable parameter affects the loss (on the first "
+                f"result of @{self.forward.sym_name.data}), so nothing would train; "
+                "check which parameters are trainable (freeze, train-last, ...)"
+            )
+        if loss == "cross-entropy":
+            seed = self.grads.emit(train.CrossEntropyGradOp(logits, labels, reduction))
+        else:
+            seed = self.grads.emit(train.MseGradOp(logits, labels, reduction))
+        if logits.name_hint is not None:
+            seed.name_hint = f"d_{logits.name_hint}"
+        self._backward(body, requires, {logits: seed})
+        self.block.add_op(func.ReturnOp(loss_value))
+        return self._function(labels_type, loss_value)
+
+    def _labels_type(self, loss: str, output: SSAValue) -> TensorType:
+        assert isinstance(output.type, TensorType)
+        if loss == "mse":
+            return output.type
+        shape = output.type.get_shape()
+        if len(shape) != 2:
+            raise PassFailedException(
+                f"autodiff: loss=cross-entropy needs @{self.forward.sym_name.data} to "
+                f"return (batch, classes) logits, but it returns {output.type}; use "
+                "loss=mse or reshape the output"
+            )
+        return TensorType(i32, shape[:1])
+
+    def _copy_forward(
+        self, labels_type: TensorType
+    ) -> tuple[dict[SSAValue, SSAValue], set[SSAValue], list[Operation]]:
+        """Copies the forward ops into the new block; a differentiated max-pool becomes
+        `train.max_pool2d_with_indices`. Returns the value mapping, the copied values
+        that need gradients, and the copied ops."""
+        source = self.forward.body.block
+        requires_source = requires_grad(self.forward, self.trainable)
+        for arg in source.args:
+            self.block.insert_arg(arg.type, len(self.block.args)).name_hint = arg.name_hint
+        labels = self.block.insert_arg(labels_type, len(self.block.args))
+        labels.name_hint = self._labels_name()
+        mapping: dict[SSAValue, SSAValue] = dict(zip(source.args, self.block.args))
+        body: list[Operation] = []
+        for op in source.ops:
+            if isinstance(op, func.ReturnOp):
+                continue
+            if isinstance(op, nn.MaxPool2dOp) and op.input in requires_source:
+                copy: Operation = train.MaxPool2dWithIndicesOp(
+                    mapping[op.input],
+                    op.kernel.get_values(),
+                    op.stride.get_values(),
+                    op.padding.get_values(),
+                    op.dilation.get_values(),
+                    op.ceil_mode is not None,
+                )
+                copy.results[0].name_hint = op.result.name_hint
+                if op.result.name_hint is not None:
+                    copy.results[1].name_hint = f"{op.result.name_hint}_indices"
+                mapping[op.result] = copy.results[0]
+            else:
+                copy = op.clone(value_mapper=mapping)
+            self.block.add_op(copy)
+            body.append(copy)
+            if isinstance(op, nn.LoadOp):
+                restriction = self.restrictions.get(op.param.string_value())
+                if restriction is not None:
+                    self.grads.restricted[copy.results[0]] = restriction
+        requires = {mapping[v] for v in requires_source}
+        return mapping, requires, body
+
+    def _backward(self, body: Sequence[Operation], requires: set[SSAValue],
+                  adjoints: dict[SSAValue, SSAValue]) -> None:
+        loads: dict[str, list[nn.LoadOp]] = {}
+        for op in body:
+            if isinstance(op, nn.LoadOp) and op.param.string_value() in self.trainable:
+                loads.setdefault(op.param.string_value(), []).append(op)
+        # A parameter's gradient is complete once every use of its loads that the loss
+        # depends on has been differentiated: that is when its update is emitted. Uses
+        # the loss does not depend on (another output, the loss ops themselves) add
+        # nothing and must not delay it; a parameter whose loads only the loss reads
+        # (the output is a load) is complete before the sweep.
+        live = set(adjoints)
+        reaching: set[Operation] = set()
+        for op in reversed(body):
+            if any(r in live for r in op.results):
+                reaching.add(op)
+                live.update(differentiable_operands(op))
+        pending = {
+            name: sum(1 for l in ls for u in l.result.uses if u.operation in reaching)
+            for name, ls in loads.items()
+        }
+        for name, count in pending.items():
+            if count == 0:
+                self._update(name, loads[name], adjoints)
+        for op in reversed(body):
+            if op not in reaching:
+                continue
+            if not isinstance(op, nn.LoadOp):
+                self._differentiate(op, requires, adjoints)
+            for operand in op.operands:
+                owner = operand.owner
+                if isinstance(owner, nn.LoadOp) and owner.param.string_value() in pending:
+                    name = owner.param.string_value()
+                    pending[name] -= 1
+                    if pending[name] == 0:
+                        self._update(name, loads[name], adjoints)
+
+    def _differentiate(self, op: Operation, requires: set[SSAValue],
+                       adjoints: dict[SSAValue, SSAValue]) -> None:
+        dy = adjoints.get(op.results[0]) if op.results else None
+        needs = [o in requires for o in op.operands]
+        if dy is None or not any(needs):
+            return
+        rule = RULES.get(type(op))
+        if rule is None:
+            raise PassFailedException(
+                f"autodiff: no gradient rule for {op.name} (result "
+                f"%{op.results[0].name_hint or '?'}); it cannot be trained through"
+            )
+        for operand, grad, need in zip(op.operands, rule(self.grads, op, dy, needs),
+                                       needs, strict=True):
+            if need and grad is not None:
+                self._accumulate(adjoints, operand, grad)
+
+    def _update(self, name: str, loads: list[nn.LoadOp],
+                adjoints: dict[SSAValue, SSAValue]) -> None:
+        grads = [adjoints[l.result] for l in loads if l.result in adjoints]
+        if not grads:
+            return  # the parameter does not reach the loss
+        grad = grads[0]
+        for more in grads[1:]:
+            grad = self.grads.emit(nn.AddOp(grad, more))
+        grad.name_hint = symbol_hint(f"d_{name}")
+        self.optimizer.update(name, loads[0].result, grad)
+
+    def _accumulate(self, adjoints: dict[SSAValue, SSAValue], value: SSAValue,
+                    grad: SSAValue) -> None:
+        if value in adjoints:
+            grad = self.grads.emit(nn.AddOp(adjoints[value], grad))
+        if grad.name_hint is None and value.name_hint is not None:
+            grad.name_hint = f"d_{value.name_hint}"
+        adjoints[value] = grad
+
+    def _labels_name(self) -> str:
+        """`labels`, or `labels_1`, `labels_2`, ... if @forward has an input of that
+        name (an ONNX model may): the training step's inputs keep distinct names."""
+        taken = set(input_names(self.forward))
+        name, suffix = "labels", 0
+        while name in taken:
+            suffix += 1
+            name = f"labels_{suffix}"
+        return name
+
+    def _function(self, labels_type: TensorType, loss: SSAValue) -> func.FuncOp:
+        arg_attrs = self.forward.arg_attrs
+        names = (
+            list(arg_attrs.data)
+            if arg_attrs is not None
+            else [DictionaryAttr({}) for _ in self.forward.body.block.args]
+        )
+        names.append(DictionaryAttr({NAME_ATTR: StringAttr(self._labels_name())}))
+        function = func.FuncOp(
+            TRAIN_STEP,
+            ([a.type for a in self.block.args], [loss.type]),
+            Region(self.block),
+            arg_attrs=ArrayAttr(names),
+            res_attrs=ArrayAttr([DictionaryAttr({NAME_ATTR: StringAttr("loss")})]),
+        )
+        return function
+
+
+def add_train_step(module: ModuleOp, function: str, loss: str, reduction: str,
+                   optimizer: OptimizerOptions) -> None:
+    """Builds `@train_step` from `@function` and inserts it after it (what the
+    `autodiff` pass does, for the passes that build a step to cost or probe it)."""
+    forward = find_function(module, function)
+    if any(not isinstance(t, TensorType) for t in forward.function_type.inputs.data):
+        raise PassFailedException(
+            f"autodiff: @{function} is already at the buffer level; run "
+            "autodiff (or a training pipeline) before bufferize"
+        )
+    if any(isinstance(o, func.FuncOp) and o.sym_name.data == TRAIN_STEP
+           for o in module.ops):
+        raise PassFailedException(
+            f"autodiff: the module already has @{TRAIN_STEP}; run autodiff once"
+        )
+    if any(isinstance(o, nn.ParamOp) and o.sym_name.data == TRAIN_STEP
+           for o in module.ops):
+        raise PassFailedException(
+            f"autodiff: a parameter is named @{TRAIN_STEP}, the name of the "
+            "training step it builds; rename the parameter (edge-opt import never "
+            "gives it this name)"
+        )
+    trainable = {
+        o.sym_name.data for o in module.ops if isinstance(o, nn.ParamOp) and o.is_trainable
+    }
+    if not trainable:
+        raise PassFailedException(
+            "autodiff: no parameter is trainable; mark some `trainable` or use a "
+            "training pipeline (freeze{trainable=REGEX}, train-last, ...)"
+        )
+    restrictions = channel_restrictions(module, forward, trainable)
+    builder = TrainStepBuilder(module, forward, trainable, optimizer, restrictions)
+    train_step = builder.build(loss, reduction)
+    module.body.block.insert_op_after(train_step, forward)
