@@ -1,6 +1,9 @@
 """What the ops of the tensor-level dialects (`nn`, `train`) share: the base classes that
 verify shapes and element types with op-named errors, string choices declared as
-`Literal` types, and the small attribute and type helpers of their builders."""
+`Literal` types, the small attribute and type helpers of their builders, and the
+attribute blocks a forward op and its gradient ops have in common (a convolution's
+stride, padding, dilation and groups; a pool's window; a normalization's epsilon...),
+each declared once and mixed into the ops of both dialects."""
 
 from __future__ import annotations
 
@@ -9,12 +12,14 @@ from collections.abc import Mapping, Sequence
 from typing import ClassVar, get_args
 
 from xdsl.dialects.builtin import (
+    I64,
     AnyFloatConstr,
     DenseArrayBase,
     FloatAttr,
     IntegerAttr,
     IntegerType,
     MemRefType,
+    Signedness,
     StringAttr,
     TensorType,
     UnitAttr,
@@ -25,14 +30,18 @@ from xdsl.ir import Attribute, Operation, SSAValue
 from xdsl.irdl import (
     BaseAttr,
     IRDLOperation,
+    ParsePropInAttrDict,
     VarConstraint,
     operand_def,
+    opt_prop_def,
+    prop_def,
     result_def,
     traits_def,
 )
 from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
+from edge_opt.support import shapes
 from edge_opt.support.shapes import ShapeError
 
 FloatTensor = TensorType.constr(AnyFloatConstr)
@@ -243,3 +252,258 @@ class SavedGradOp(TrainOperation, ABC):
             result_types=[SSAValue.get(grad).type],
             properties=dict(properties or {}),  # type: ignore[arg-type]
         )
+
+
+# --------------------------------------------------------------------------------------
+# Linear algebra: linear, matmul, convolutions
+# --------------------------------------------------------------------------------------
+
+CONV_DEFAULTS: dict[str, object] = {
+    "stride": (1, 1), "padding": (0, 0, 0, 0), "output_padding": (0, 0),
+    "dilation": (1, 1), "groups": 1,
+}
+
+
+class ConvAttributes:
+    """The properties of `nn.conv2d` and of its gradient ops, and the shape rule they
+    imply."""
+
+    BUILD_ORDER: ClassVar[tuple[str, ...]] = ("stride", "padding", "dilation", "groups")
+    """The order in which the forward op's builder sets them (and they print)."""
+
+    stride = prop_def(DenseArrayBase.constr(i64), default_value=ints([1, 1]))
+    padding = prop_def(DenseArrayBase.constr(i64), default_value=ints([0, 0, 0, 0]))
+    dilation = prop_def(DenseArrayBase.constr(i64), default_value=ints([1, 1]))
+    groups = prop_def(IntegerAttr[I64], default_value=int_(1))
+
+    irdl_options = (ParsePropInAttrDict(),)
+
+    def conv_attributes(self) -> dict[str, object]:
+        """The attributes as Python values, by the names the builders and
+        `edge_opt.support.shapes` take."""
+        return {
+            "stride": self.stride.get_values(),
+            "padding": self.padding.get_values(),
+            "dilation": self.dilation.get_values(),
+            "groups": self.groups.value.data,
+        }
+
+    @staticmethod
+    def shape_rule(input: Sequence[int], weight: Sequence[int],
+                   attributes: dict[str, object]) -> tuple[int, ...]:
+        """The forward op's result shape."""
+        return shapes.conv2d(input, weight, **attributes)  # type: ignore[arg-type]
+
+    def forward_shape(self, input: Sequence[int], weight: Sequence[int]) -> tuple[int, ...]:
+        return self.shape_rule(input, weight, self.conv_attributes())
+
+
+class ConvTransposeAttributes(ConvAttributes):
+    """The properties of `nn.conv_transpose2d` and of its gradient ops."""
+
+    BUILD_ORDER: ClassVar[tuple[str, ...]] = (
+        "stride", "padding", "output_padding", "dilation", "groups"
+    )
+
+    output_padding = prop_def(DenseArrayBase.constr(i64), default_value=ints([0, 0]))
+
+    def conv_attributes(self) -> dict[str, object]:
+        return {**super().conv_attributes(), "output_padding": self.output_padding.get_values()}
+
+    @staticmethod
+    def shape_rule(input: Sequence[int], weight: Sequence[int],
+                   attributes: dict[str, object]) -> tuple[int, ...]:
+        return shapes.conv_transpose2d(input, weight, **attributes)  # type: ignore[arg-type]
+
+
+def conv_properties(attributes: dict[str, object]) -> dict[str, Attribute]:
+    """Properties from convolution attributes given as Python values, in the order
+    given."""
+    unknown = set(attributes) - set(CONV_DEFAULTS)
+    if unknown:
+        raise TypeError(f"unknown convolution attributes {sorted(unknown)}")
+    return {
+        key: int_(value) if isinstance(value, int) else ints(value)  # type: ignore[arg-type]
+        for key, value in attributes.items()
+    }
+
+
+# --------------------------------------------------------------------------------------
+# Normalizations and softmax
+# --------------------------------------------------------------------------------------
+
+
+class AxisAttribute:
+    """`axis` (default the last) of softmax, log-softmax and their gradients."""
+
+    axis = prop_def(IntegerAttr[I64], default_value=int_(-1))
+
+    irdl_options = (ParsePropInAttrDict(),)
+
+
+class LayerNormAttributes:
+    """`axis` (the first normalized axis) and `epsilon` of `nn.layer_norm` and its
+    gradients."""
+
+    axis = prop_def(IntegerAttr[I64], default_value=int_(-1))
+    epsilon = prop_def(FloatAttr, default_value=float_(1e-5))
+
+    irdl_options = (ParsePropInAttrDict(),)
+
+    @staticmethod
+    def norm_properties(axis: int, epsilon: float) -> dict[str, Attribute]:
+        return {"axis": int_(axis), "epsilon": float_(epsilon)}
+
+
+class BatchNormAttributes:
+    """`epsilon` and `training` (batch statistics) of `nn.batch_norm` and its
+    gradients."""
+
+    epsilon = prop_def(FloatAttr, default_value=float_(1e-5))
+    training = opt_prop_def(UnitAttr)
+
+    irdl_options = (ParsePropInAttrDict(),)
+
+    @staticmethod
+    def norm_properties(epsilon: float, training: bool) -> dict[str, Attribute | None]:
+        return {"epsilon": float_(epsilon), "training": flag(training)}
+
+
+class GroupNormAttributes:
+    """`groups` and `epsilon` of `nn.group_norm` and its gradients."""
+
+    groups = prop_def(IntegerAttr[I64])
+    epsilon = prop_def(FloatAttr, default_value=float_(1e-5))
+
+    irdl_options = (ParsePropInAttrDict(),)
+
+    @staticmethod
+    def norm_properties(groups: int, epsilon: float) -> dict[str, Attribute]:
+        return {"groups": int_(groups), "epsilon": float_(epsilon)}
+
+
+def check_channels(x: Sequence[int], groups: int | None = None) -> None:
+    """The (N, C, ...) input rules of batch and group normalization."""
+    if len(x) < 2:
+        raise ShapeError(f"input must have rank >= 2, got {list(x)}")
+    if groups is not None and (groups < 1 or x[1] % groups):
+        raise ShapeError(f"groups ({groups}) must divide the channel count ({x[1]})")
+
+
+# --------------------------------------------------------------------------------------
+# Pooling
+# --------------------------------------------------------------------------------------
+
+
+ui8 = IntegerType(8, Signedness.UNSIGNED)
+
+
+MAX_POOL_WINDOW = 256
+"""Largest kernel area whose window-local argmax fits the ui8 index mask."""
+
+
+class PoolAttributes:
+    """The window of a 2-D pool, shared by the pooling ops and their gradients."""
+
+    kernel = prop_def(DenseArrayBase.constr(i64))
+    stride = prop_def(DenseArrayBase.constr(i64), default_value=ints([1, 1]))
+    padding = prop_def(DenseArrayBase.constr(i64), default_value=ints([0, 0, 0, 0]))
+    ceil_mode = opt_prop_def(UnitAttr)
+
+    irdl_options = (ParsePropInAttrDict(),)
+
+    def _dilation(self) -> tuple[int, ...]:
+        return (1, 1)
+
+    def pool_attributes(self) -> dict[str, object]:
+        """`kernel`, `stride`, `padding`, `ceil_mode` as Python values (the keyword
+        arguments of the builders and the numerics)."""
+        return {
+            "kernel": self.kernel.get_values(),
+            "stride": self.stride.get_values(),
+            "padding": self.padding.get_values(),
+            "ceil_mode": self.ceil_mode is not None,
+        }
+
+    def pooled_shape(self, input: Sequence[int]) -> tuple[int, ...]:
+        """The pooled shape of an input of shape `input`."""
+        a = self.pool_attributes()
+        return shapes.pool2d(
+            input, a["kernel"], a["stride"], a["padding"], self._dilation(),  # type: ignore[arg-type]
+            a["ceil_mode"],  # type: ignore[arg-type]
+        )
+
+
+class MaxPoolAttributes(PoolAttributes):
+    """A max pool's window, with `dilation`."""
+
+    dilation = prop_def(DenseArrayBase.constr(i64), default_value=ints([1, 1]))
+
+    def _dilation(self) -> tuple[int, ...]:
+        return self.dilation.get_values()
+
+
+class AvgPoolAttributes(PoolAttributes):
+    """An average pool's window, with `count_include_pad`."""
+
+    count_include_pad = opt_prop_def(UnitAttr)
+
+
+def pool_properties(
+    kernel: Sequence[int],
+    stride: Sequence[int],
+    padding: Sequence[int],
+    ceil_mode: bool,
+    dilation: Sequence[int] | None = None,
+    count_include_pad: bool | None = None,
+) -> dict[str, Attribute | None]:
+    """The properties of a pooling op in the order every builder sets them."""
+    properties: dict[str, Attribute | None] = {
+        "kernel": ints(kernel), "stride": ints(stride), "padding": ints(padding),
+    }
+    if dilation is not None:
+        properties["dilation"] = ints(dilation)
+    properties["ceil_mode"] = flag(ceil_mode)
+    if count_include_pad is not None:
+        properties["count_include_pad"] = flag(count_include_pad)
+    return properties
+
+
+def pooled_type(input: SSAValue | Operation, kernel, stride, padding, dilation,
+            ceil_mode: bool) -> TensorType:
+    """The result type of pooling `input`."""
+    return like(input, shapes.pool2d(shape_of(input), kernel, stride, padding, dilation,
+                                     ceil_mode))
+
+
+# --------------------------------------------------------------------------------------
+# Shape and data movement
+# --------------------------------------------------------------------------------------
+
+
+class SliceAttributes:
+    """`starts`, `ends`, `steps` of `nn.slice` and `train.slice_grad`."""
+
+    starts = prop_def(DenseArrayBase.constr(i64))
+    ends = prop_def(DenseArrayBase.constr(i64))
+    steps = prop_def(DenseArrayBase.constr(i64))
+
+    @staticmethod
+    def slice_properties(starts, ends, steps) -> dict[str, Attribute]:
+        return {"starts": ints(starts), "ends": ints(ends), "steps": ints(steps)}
+
+    def sliced_shape(self, input: Sequence[int]) -> tuple[int, ...]:
+        return shapes.slice_(
+            input, self.starts.get_values(), self.ends.get_values(), self.steps.get_values()
+        )
+
+
+class IndexAttributes:
+    """`axis` and `indices` of `nn.gather` and `train.scatter`."""
+
+    axis = prop_def(IntegerAttr[I64])
+    indices = prop_def(DenseArrayBase.constr(i64))
+
+    @staticmethod
+    def index_properties(indices: Sequence[int], axis: int) -> dict[str, Attribute]:
+        return {"axis": int_(axis), "indices": ints(indices)}

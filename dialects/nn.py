@@ -10,20 +10,25 @@ PyTorch's `torch.nn.functional` of the same name; where ONNX and PyTorch differ,
 docstring says which one we follow. Layout is NCHW; 2-D `padding` is
 `(top, left, bottom, right)`.
 
-This module holds the parameters, constants and attention, and the dialect; the other
-ops are declared by family, with their `train` gradient ops, in
-`edge_opt.dialects.{elementwise,linalg,norm,pool,shape}` (the element-wise ones from the
-table `edge_opt.support.elementwise`), and are importable from here as `nn.<Name>Op`.
+Sections: parameters and constants, attention, linear algebra (linear, matmul,
+convolutions), normalizations and softmax, pooling, shape and data movement. The
+attribute blocks an op shares with its `train` gradient ops are declared once in
+`edge_opt.dialects.base`; the element-wise ops are built from the table
+`edge_opt.support.elementwise` (`edge_opt.dialects.elementwise`) and importable from here
+as `nn.<Name>Op`.
 """
 
 from __future__ import annotations
 
+from abc import ABC
 from collections.abc import Sequence
+from typing import ClassVar
 
 import numpy as np
 from xdsl.dialects.builtin import (
     I64,
     BytesAttr,
+    DenseArrayBase,
     DenseIntOrFPElementsAttr,
     FloatAttr,
     IntegerAttr,
@@ -34,6 +39,7 @@ from xdsl.dialects.builtin import (
     TensorType,
     UnitAttr,
     f32,
+    i64,
 )
 from xdsl.ir import Attribute, Dialect, Operation, SSAValue
 from xdsl.irdl import (
@@ -47,6 +53,7 @@ from xdsl.irdl import (
     prop_def,
     result_def,
     traits_def,
+    var_operand_def,
 )
 from xdsl.parser import Parser
 from xdsl.printer import Printer
@@ -63,37 +70,34 @@ from xdsl.utils.exceptions import VerifyException
 
 from edge_opt.dialects import elementwise
 from edge_opt.dialects.base import (
+    CONV_DEFAULTS,
+    AvgPoolAttributes,
+    AxisAttribute,
+    BatchNormAttributes,
+    ConvAttributes,
+    ConvTransposeAttributes,
     FloatTensor,
+    GroupNormAttributes,
+    IndexAttributes,
+    LayerNormAttributes,
+    MaxPoolAttributes,
     NNOperation,
+    SameTypeUnaryOp,
+    SliceAttributes,
+    check_channels,
+    conv_properties,
     element_of,
     flag,
+    float_,
     int_,
+    ints,
+    like,
+    pool_properties,
+    pooled_type,
     shape_of,
     verify_static_shapes,
 )
 from edge_opt.dialects.elementwise import BinaryElementwiseOp, UnaryElementwiseOp
-from edge_opt.dialects.linalg import Conv2dOp, ConvTranspose2dOp, LinearOp, MatmulOp
-from edge_opt.dialects.norm import (
-    BatchNormOp,
-    GroupNormOp,
-    LayerNormOp,
-    LogSoftmaxOp,
-    SoftmaxOp,
-)
-from edge_opt.dialects.pool import AvgPool2dOp, GlobalAvgPoolOp, MaxPool2dOp
-from edge_opt.dialects.shape import (
-    BroadcastToOp,
-    ConcatOp,
-    GatherOp,
-    PadOp,
-    ReduceMeanOp,
-    ReduceSumOp,
-    ReshapeOp,
-    SliceOp,
-    SqueezeOp,
-    TransposeOp,
-    UnsqueezeOp,
-)
 from edge_opt.support import shapes
 from edge_opt.support.dtypes import to_numpy
 from edge_opt.support.shapes import ShapeError
@@ -450,6 +454,652 @@ class AttentionOp(NNOperation):
             [shape_of(b) for b in given] if given else None,
         )
 
+
+# --------------------------------------------------------------------------------------
+# Linear algebra: linear, matmul, convolutions
+# --------------------------------------------------------------------------------------
+
+
+class _WeightedOp(NNOperation, ABC):
+    """`input` and `weight`, an optional per-output-channel `bias`."""
+
+    input = operand_def(FloatTensor)
+    weight = operand_def(FloatTensor)
+    bias = opt_operand_def(FloatTensor)
+    result = result_def(FloatTensor)
+
+    traits = traits_def(Pure())
+
+    assembly_format = (
+        "$input `,` $weight (`,` $bias^)? attr-dict `:` functional-type(operands, "
+        "results)"
+    )
+
+    CHANNEL_AXIS: ClassVar[int] = -1
+    """The result axis of the output channels, which the bias has."""
+
+    def forward_shape(self, input: Sequence[int], weight: Sequence[int]) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def expected_shape(self) -> tuple[int, ...]:
+        shape = self.forward_shape(shape_of(self.input), shape_of(self.weight))
+        channels = shape[self.CHANNEL_AXIS]
+        if self.bias is not None and shape_of(self.bias) != (channels,):
+            raise ShapeError(
+                f"bias shape {list(shape_of(self.bias))} must be [{channels}]"
+            )
+        return shape
+
+
+@irdl_op_definition
+class LinearOp(_WeightedOp):
+    """`input @ weight.T + bias`: (..., in) x (out, in) [+ (out,)] -> (..., out)."""
+
+    name = "nn.linear"
+
+    def __init__(
+        self,
+        input: SSAValue | Operation,
+        weight: SSAValue | Operation,
+        bias: SSAValue | Operation | None = None,
+    ):
+        shape = shapes.linear(shape_of(input), shape_of(weight))
+        super().__init__(
+            operands=[input, weight, bias],
+            result_types=[TensorType(element_of(input), shape)],
+        )
+
+    def forward_shape(self, input: Sequence[int], weight: Sequence[int]) -> tuple[int, ...]:
+        return shapes.linear(input, weight)
+
+
+@irdl_op_definition
+class MatmulOp(NNOperation):
+    """Batched matrix product `op(lhs) @ op(rhs)`, `op` transposing the last two axes
+    when `transpose_lhs` / `transpose_rhs` is set; batch axes broadcast."""
+
+    name = "nn.matmul"
+
+    lhs = operand_def(FloatTensor)
+    rhs = operand_def(FloatTensor)
+    result = result_def(FloatTensor)
+    transpose_lhs = opt_prop_def(UnitAttr)
+    transpose_rhs = opt_prop_def(UnitAttr)
+
+    traits = traits_def(Pure())
+    irdl_options = (ParsePropInAttrDict(),)
+
+    assembly_format = (
+        "$lhs `,` $rhs attr-dict `:` `(` type($lhs) `,` type($rhs) `)` `->` "
+        "type($result)"
+    )
+
+    def __init__(
+        self,
+        lhs: SSAValue | Operation,
+        rhs: SSAValue | Operation,
+        transpose_lhs: bool = False,
+        transpose_rhs: bool = False,
+    ):
+        shape = shapes.matmul(shape_of(lhs), shape_of(rhs), transpose_lhs, transpose_rhs)
+        super().__init__(
+            operands=[lhs, rhs],
+            result_types=[TensorType(element_of(lhs), shape)],
+            properties={
+                "transpose_lhs": flag(transpose_lhs),
+                "transpose_rhs": flag(transpose_rhs),
+            },
+        )
+
+    def expected_shape(self) -> tuple[int, ...]:
+        return shapes.matmul(
+            shape_of(self.lhs),
+            shape_of(self.rhs),
+            self.transpose_lhs is not None,
+            self.transpose_rhs is not None,
+        )
+
+
+class _ConvOp(_WeightedOp, ABC):
+    """A convolution: NCHW input, the bias per output channel (axis 1)."""
+
+    CHANNEL_AXIS: ClassVar[int] = 1
+    BUILD_ORDER: ClassVar[tuple[str, ...]]
+
+    def shape_rule(self, input, weight, attributes) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def __init__(
+        self,
+        input: SSAValue | Operation,
+        weight: SSAValue | Operation,
+        bias: SSAValue | Operation | None = None,
+        **attributes: object,
+    ):
+        """`attributes`: `stride`, `padding`, `dilation`, `groups` (and
+        `output_padding` for the transposed convolution), each defaulting as the
+        property does."""
+        unknown = set(attributes) - set(self.BUILD_ORDER)
+        if unknown:
+            raise TypeError(f"{self.name}: unknown attributes {sorted(unknown)}")
+        values = {k: attributes.get(k, CONV_DEFAULTS[k]) for k in self.BUILD_ORDER}
+        shape = self.shape_rule(shape_of(input), shape_of(weight), values)
+        super().__init__(
+            operands=[input, weight, bias],
+            result_types=[TensorType(element_of(input), shape)],
+            properties=conv_properties(values),
+        )
+
+
+@irdl_op_definition
+class Conv2dOp(ConvAttributes, _ConvOp):
+    """2-D convolution (cross-correlation), NCHW input, weight (O, C/groups, kh, kw).
+
+    `groups == C == O` is a depthwise convolution.
+    """
+
+    name = "nn.conv2d"
+
+
+@irdl_op_definition
+class ConvTranspose2dOp(ConvTransposeAttributes, _ConvOp):
+    """2-D transposed convolution (the gradient of `nn.conv2d` w.r.t. its input),
+    NCHW input, weight (C, O/groups, kh, kw), as `torch.nn.functional.conv_transpose2d`.
+    """
+
+    name = "nn.conv_transpose2d"
+
+
+# --------------------------------------------------------------------------------------
+# Normalizations and softmax
+# --------------------------------------------------------------------------------------
+
+
+class _AxisOp(AxisAttribute, SameTypeUnaryOp, ABC):
+    def __init__(self, input: SSAValue | Operation, axis: int = -1):
+        super().__init__(input, {"axis": int_(axis)})
+
+    def expected_shape(self) -> tuple[int, ...]:
+        shape = shape_of(self.input)
+        shapes.normalize_axis(self.axis.value.data, len(shape))
+        return shape
+
+
+@irdl_op_definition
+class SoftmaxOp(_AxisOp):
+    """`exp(x) / sum(exp(x))` along `axis` (default the last)."""
+
+    name = "nn.softmax"
+
+
+@irdl_op_definition
+class LogSoftmaxOp(_AxisOp):
+    """`x - log(sum(exp(x)))` along `axis` (default the last)."""
+
+    name = "nn.log_softmax"
+
+
+class _NormOp(NNOperation, ABC):
+    """`input`, `scale`, `bias` (and statistics) -> a result of the input's type."""
+
+    input = operand_def(FloatTensor)
+    scale = operand_def(FloatTensor)
+    bias = operand_def(FloatTensor)
+    result = result_def(FloatTensor)
+
+    traits = traits_def(Pure())
+    assembly_format = (
+        "$input `,` $scale `,` $bias attr-dict `:` functional-type(operands, results)"
+    )
+
+    def _channel_operands(self, names: Sequence[str], note: str = "") -> tuple[int, ...]:
+        """The input shape, after checking that the named operands are per channel."""
+        shape = shape_of(self.input)
+        for name in names:
+            operand = getattr(self, name)
+            if shape_of(operand) != (shape[1],):
+                raise ShapeError(
+                    f"{name} shape {list(shape_of(operand))} must be [{shape[1]}]{note}"
+                )
+        return shape
+
+
+@irdl_op_definition
+class LayerNormOp(LayerNormAttributes, _NormOp):
+    """Normalizes over the axes `axis..rank-1` (ONNX `LayerNormalization`'s `axis`;
+    PyTorch's `normalized_shape` is `input.shape[axis:]`), then `* scale + bias`, where
+    scale and bias have shape `input.shape[axis:]`. Biased variance."""
+
+    name = "nn.layer_norm"
+
+    def __init__(
+        self,
+        input: SSAValue | Operation,
+        scale: SSAValue | Operation,
+        bias: SSAValue | Operation,
+        axis: int = -1,
+        epsilon: float = 1e-5,
+    ):
+        super().__init__(
+            operands=[input, scale, bias],
+            result_types=[SSAValue.get(input).type],
+            properties=self.norm_properties(axis, epsilon),
+        )
+
+    def expected_shape(self) -> tuple[int, ...]:
+        shape = shape_of(self.input)
+        axis = shapes.normalize_axis(self.axis.value.data, len(shape))
+        for name, operand in (("scale", self.scale), ("bias", self.bias)):
+            if shape_of(operand) != shape[axis:]:
+                raise ShapeError(
+                    f"{name} shape {list(shape_of(operand))} must be the normalized "
+                    f"shape {list(shape[axis:])}"
+                )
+        return shape
+
+
+@irdl_op_definition
+class BatchNormOp(BatchNormAttributes, _NormOp):
+    """Batch normalization over axis 1 (channels) of a rank >= 2 input:
+    `(x - mean) / sqrt(var + epsilon) * scale + bias`.
+
+    Inference mode uses the `mean` and `var` operands (running statistics). With
+    `training`, it normalizes with the batch's own statistics (biased variance over
+    every axis but 1) and ignores the `mean`/`var` operands' values; updating running
+    statistics is left to the training passes.
+    """
+
+    name = "nn.batch_norm"
+
+    # xDSL orders a subclass's fields before the ones it inherits: all five here.
+    input = operand_def(FloatTensor)
+    scale = operand_def(FloatTensor)
+    bias = operand_def(FloatTensor)
+    mean = operand_def(FloatTensor)
+    var = operand_def(FloatTensor)
+
+    assembly_format = (
+        "$input `,` $scale `,` $bias `,` $mean `,` $var attr-dict `:` "
+        "functional-type(operands, results)"
+    )
+
+    def __init__(
+        self,
+        input: SSAValue | Operation,
+        scale: SSAValue | Operation,
+        bias: SSAValue | Operation,
+        mean: SSAValue | Operation,
+        var: SSAValue | Operation,
+        epsilon: float = 1e-5,
+        training: bool = False,
+    ):
+        super().__init__(
+            operands=[input, scale, bias, mean, var],
+            result_types=[SSAValue.get(input).type],
+            properties=self.norm_properties(epsilon, training),
+        )
+
+    def expected_shape(self) -> tuple[int, ...]:
+        check_channels(shape_of(self.input))
+        return self._channel_operands(("scale", "bias", "mean", "var"), " (the channel count)")
+
+
+@irdl_op_definition
+class GroupNormOp(GroupNormAttributes, _NormOp):
+    """Group normalization: channels (axis 1) split into `groups`, each group normalized
+    over its channels and all spatial positions, then `* scale + bias` per channel."""
+
+    name = "nn.group_norm"
+
+    def __init__(
+        self,
+        input: SSAValue | Operation,
+        scale: SSAValue | Operation,
+        bias: SSAValue | Operation,
+        groups: int,
+        epsilon: float = 1e-5,
+    ):
+        super().__init__(
+            operands=[input, scale, bias],
+            result_types=[SSAValue.get(input).type],
+            properties=self.norm_properties(groups, epsilon),
+        )
+
+    def expected_shape(self) -> tuple[int, ...]:
+        check_channels(shape_of(self.input), self.groups.value.data)
+        return self._channel_operands(("scale", "bias"))
+
+
+# --------------------------------------------------------------------------------------
+# Pooling
+# --------------------------------------------------------------------------------------
+
+
+class _Pool2dOp(NNOperation, ABC):
+    input = operand_def(FloatTensor)
+    result = result_def(FloatTensor)
+
+    traits = traits_def(Pure())
+    assembly_format = "$input attr-dict `:` type($input) `->` type($result)"
+
+    def pooled_shape(self, input: Sequence[int]) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def expected_shape(self) -> tuple[int, ...]:
+        return self.pooled_shape(shape_of(self.input))
+
+
+@irdl_op_definition
+class MaxPool2dOp(MaxPoolAttributes, _Pool2dOp):
+    """2-D max pooling; padding never wins (it is -inf)."""
+
+    name = "nn.max_pool2d"
+
+    def __init__(
+        self,
+        input: SSAValue | Operation,
+        kernel: Sequence[int],
+        stride: Sequence[int] | None = None,
+        padding: Sequence[int] = (0, 0, 0, 0),
+        dilation: Sequence[int] = (1, 1),
+        ceil_mode: bool = False,
+    ):
+        stride = kernel if stride is None else stride
+        super().__init__(
+            operands=[input],
+            result_types=[pooled_type(input, kernel, stride, padding, dilation, ceil_mode)],
+            properties=pool_properties(kernel, stride, padding, ceil_mode, dilation),
+        )
+
+
+@irdl_op_definition
+class AvgPool2dOp(AvgPoolAttributes, _Pool2dOp):
+    """2-D average pooling. With `count_include_pad` the divisor counts the padding
+    (but not the part of a ceil-mode window beyond it), as PyTorch."""
+
+    name = "nn.avg_pool2d"
+
+    def __init__(
+        self,
+        input: SSAValue | Operation,
+        kernel: Sequence[int],
+        stride: Sequence[int] | None = None,
+        padding: Sequence[int] = (0, 0, 0, 0),
+        ceil_mode: bool = False,
+        count_include_pad: bool = False,
+    ):
+        stride = kernel if stride is None else stride
+        super().__init__(
+            operands=[input],
+            result_types=[pooled_type(input, kernel, stride, padding, (1, 1), ceil_mode)],
+            properties=pool_properties(kernel, stride, padding, ceil_mode,
+                                       count_include_pad=count_include_pad),
+        )
+
+
+@irdl_op_definition
+class GlobalAvgPoolOp(NNOperation):
+    """Mean over every axis after the first two: (N, C, ...) -> (N, C, 1, ...)."""
+
+    name = "nn.global_avg_pool"
+
+    input = operand_def(FloatTensor)
+    result = result_def(FloatTensor)
+
+    traits = traits_def(Pure())
+    assembly_format = "$input attr-dict `:` type($input) `->` type($result)"
+
+    def __init__(self, input: SSAValue | Operation):
+        super().__init__(
+            operands=[input],
+            result_types=[like(input, self._shape_for(shape_of(input)))],
+        )
+
+    @staticmethod
+    def _shape_for(shape: tuple[int, ...]) -> tuple[int, ...]:
+        if len(shape) < 3:
+            raise ShapeError(f"input must have rank >= 3, got {list(shape)}")
+        return (*shape[:2], *(1 for _ in shape[2:]))
+
+    def expected_shape(self) -> tuple[int, ...]:
+        return self._shape_for(shape_of(self.input))
+
+
+# --------------------------------------------------------------------------------------
+# Shape and data movement
+# --------------------------------------------------------------------------------------
+
+
+class _ShapeOp(NNOperation, ABC):
+    """One operand of any element type; the result type says the new shape."""
+
+    input = operand_def(TensorType)
+    result = result_def(TensorType)
+
+    traits = traits_def(Pure())
+    assembly_format = "$input attr-dict `:` type($input) `->` type($result)"
+
+    def _build(self, input: SSAValue | Operation, shape: Sequence[int],
+               properties: dict[str, Attribute | None] | None = None) -> None:
+        super().__init__(
+            operands=[input],
+            result_types=[TensorType(element_of(input), shape)],
+            properties=properties or {},
+        )
+
+
+class _ShapeAttrOp(_ShapeOp, ABC):
+    """A shape op with properties (parsed from the attribute dictionary)."""
+
+    irdl_options = (ParsePropInAttrDict(),)
+
+
+@irdl_op_definition
+class ReshapeOp(_ShapeOp):
+    """Row-major reshape to the result type's shape."""
+
+    name = "nn.reshape"
+
+    def __init__(self, input: SSAValue | Operation, shape: Sequence[int]):
+        self._build(input, shape)
+
+    def expected_shape(self) -> tuple[int, ...]:
+        return shapes.reshape(shape_of(self.input), shape_of(self.result))
+
+
+@irdl_op_definition
+class BroadcastToOp(_ShapeOp):
+    """NumPy broadcasting of the input to the result type's shape (ONNX `Expand`)."""
+
+    name = "nn.broadcast_to"
+
+    def __init__(self, input: SSAValue | Operation, shape: Sequence[int]):
+        shapes.broadcast_to(shape_of(input), shape)
+        self._build(input, shape)
+
+    def expected_shape(self) -> tuple[int, ...]:
+        return shapes.broadcast_to(shape_of(self.input), shape_of(self.result))
+
+
+@irdl_op_definition
+class PadOp(_ShapeAttrOp):
+    """Constant padding: `pads` holds the padding before each axis, then after each
+    axis (ONNX `Pad`'s order), all >= 0; new elements are `value` (`F.pad` with mode
+    "constant"). The importer writes ONNX's reflect, edge and wrap modes as slices and
+    concatenations.
+
+        %y = nn.pad %x {pads = array<i64: 0, 0, 1, 2, 0, 0, 1, 2>} : tensor<1x2x4x4xf32> -> tensor<1x2x6x8xf32>
+    """
+
+    name = "nn.pad"
+
+    pads = prop_def(DenseArrayBase.constr(i64))
+    value = prop_def(FloatAttr, default_value=float_(0.0))
+
+    def __init__(
+        self, input: SSAValue | Operation, pads: Sequence[int], value: float = 0.0
+    ):
+        shape = shapes.pad(shape_of(input), pads)
+        self._build(input, shape, {"pads": ints(pads), "value": float_(value)})
+
+    def expected_shape(self) -> tuple[int, ...]:
+        return shapes.pad(shape_of(self.input), self.pads.get_values())
+
+
+@irdl_op_definition
+class TransposeOp(_ShapeAttrOp):
+    """`result.shape[i] = input.shape[perm[i]]`."""
+
+    name = "nn.transpose"
+
+    perm = prop_def(DenseArrayBase.constr(i64))
+
+    def __init__(self, input: SSAValue | Operation, perm: Sequence[int]):
+        self._build(input, shapes.transpose(shape_of(input), perm), {"perm": ints(perm)})
+
+    def expected_shape(self) -> tuple[int, ...]:
+        return shapes.transpose(shape_of(self.input), self.perm.get_values())
+
+
+@irdl_op_definition
+class ConcatOp(NNOperation):
+    """Concatenation along `axis`."""
+
+    name = "nn.concat"
+
+    inputs = var_operand_def(TensorType)
+    result = result_def(TensorType)
+    axis = prop_def(IntegerAttr[I64])
+
+    traits = traits_def(Pure())
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "$inputs attr-dict `:` functional-type($inputs, $result)"
+
+    def __init__(self, inputs: Sequence[SSAValue | Operation], axis: int):
+        shape = shapes.concat([shape_of(i) for i in inputs], axis)
+        super().__init__(
+            operands=[inputs],
+            result_types=[TensorType(element_of(inputs[0]), shape)],
+            properties={"axis": int_(axis)},
+        )
+
+    def expected_shape(self) -> tuple[int, ...]:
+        return shapes.concat([shape_of(i) for i in self.inputs], self.axis.value.data)
+
+
+@irdl_op_definition
+class SliceOp(SliceAttributes, _ShapeAttrOp):
+    """Per axis, the elements at indices `range(start, end, step)` (Python's `range`:
+    no wrapping of negative bounds; `end = -1` with a negative step reaches index 0)."""
+
+    name = "nn.slice"
+
+    def __init__(
+        self,
+        input: SSAValue | Operation,
+        starts: Sequence[int],
+        ends: Sequence[int],
+        steps: Sequence[int] | None = None,
+    ):
+        steps = [1] * len(starts) if steps is None else steps
+        shape = shapes.slice_(shape_of(input), starts, ends, steps)
+        self._build(input, shape, self.slice_properties(starts, ends, steps))
+
+    def expected_shape(self) -> tuple[int, ...]:
+        return self.sliced_shape(shape_of(self.input))
+
+
+@irdl_op_definition
+class GatherOp(IndexAttributes, _ShapeAttrOp):
+    """The slices of the input at `indices` along `axis`, in the order listed (repeats
+    allowed): `torch.index_select(input, axis, indices)`, ONNX `Gather` with constant
+    1-D indices. Indices are in `[0, size)`; the importer resolves ONNX's negative ones.
+
+        %y = nn.gather %x {axis = 0 : i64, indices = array<i64: 3, 1>} : tensor<4x5xf32> -> tensor<2x5xf32>
+    """
+
+    name = "nn.gather"
+
+    def __init__(self, input: SSAValue | Operation, indices: Sequence[int], axis: int):
+        shape = shapes.gather(shape_of(input), indices, axis)
+        self._build(input, shape, self.index_properties(indices, axis))
+
+    def expected_shape(self) -> tuple[int, ...]:
+        return shapes.gather(
+            shape_of(self.input), self.indices.get_values(), self.axis.value.data
+        )
+
+
+class _AxesShapeOp(_ShapeAttrOp, ABC):
+    axes = prop_def(DenseArrayBase.constr(i64))
+
+    def __init__(self, input: SSAValue | Operation, axes: Sequence[int]):
+        self._build(input, self.shape_rule(shape_of(input), axes), {"axes": ints(axes)})
+
+    @staticmethod
+    def shape_rule(input: Sequence[int], axes: Sequence[int]) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def expected_shape(self) -> tuple[int, ...]:
+        return self.shape_rule(shape_of(self.input), self.axes.get_values())
+
+
+@irdl_op_definition
+class SqueezeOp(_AxesShapeOp):
+    """Removes the listed size-1 axes."""
+
+    name = "nn.squeeze"
+
+    shape_rule = staticmethod(shapes.squeeze)
+
+
+@irdl_op_definition
+class UnsqueezeOp(_AxesShapeOp):
+    """Inserts size-1 axes at the listed positions of the result."""
+
+    name = "nn.unsqueeze"
+
+    shape_rule = staticmethod(shapes.unsqueeze)
+
+
+class _ReduceOp(NNOperation, ABC):
+    input = operand_def(FloatTensor)
+    result = result_def(FloatTensor)
+    axes = prop_def(DenseArrayBase.constr(i64))
+    keepdims = opt_prop_def(UnitAttr)
+
+    traits = traits_def(Pure())
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "$input attr-dict `:` type($input) `->` type($result)"
+
+    def __init__(
+        self, input: SSAValue | Operation, axes: Sequence[int], keepdims: bool = False
+    ):
+        shape = shapes.reduce(shape_of(input), axes, keepdims)
+        super().__init__(
+            operands=[input],
+            result_types=[TensorType(element_of(input), shape)],
+            properties={"axes": ints(axes), "keepdims": flag(keepdims)},
+        )
+
+    def expected_shape(self) -> tuple[int, ...]:
+        return shapes.reduce(
+            shape_of(self.input), self.axes.get_values(), self.keepdims is not None
+        )
+
+
+@irdl_op_definition
+class ReduceMeanOp(_ReduceOp):
+    """Mean over `axes`; with `keepdims` the reduced axes stay with size 1."""
+
+    name = "nn.reduce_mean"
+
+
+@irdl_op_definition
+class ReduceSumOp(_ReduceOp):
+    """Sum over `axes`; with `keepdims` the reduced axes stay with size 1."""
+
+    name = "nn.reduce_sum"
 
 
 # --------------------------------------------------------------------------------------

@@ -11,15 +11,17 @@ operand; the value it reads from the forward pass is the one that op needs and n
 `nn.param`. Optimizer state (momentum, Adam moments, the step counter) are parameters
 too.
 
-This module holds the stores, losses and optimizers, and the dialect; the gradient ops
-are declared with their forward ops, by family, in
-`edge_opt.dialects.{elementwise,linalg,norm,pool,shape}`, and are importable from here as
-`train.<Name>Op`.
+Sections: parameter stores, losses, optimizers, and the gradient ops by family (linear
+algebra, normalizations and softmax, pooling, shape); each gradient op takes its forward
+op's attribute block from `edge_opt.dialects.base`. The element-wise gradient ops are
+built from the table `edge_opt.support.elementwise` (`edge_opt.dialects.elementwise`) and
+importable from here as `train.<Name>GradOp`.
 """
 
 from __future__ import annotations
 
 from abc import ABC
+from collections.abc import Sequence
 from typing import ClassVar, Literal
 
 from xdsl.dialects.builtin import (
@@ -31,6 +33,7 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Dialect, Operation, SSAValue
 from xdsl.irdl import (
+    BaseAttr,
     IRDLOperation,
     ParsePropInAttrDict,
     VarConstraint,
@@ -45,43 +48,36 @@ from xdsl.traits import MemoryWriteEffect, Pure, SymbolUserOpInterface
 
 from edge_opt.dialects import elementwise
 from edge_opt.dialects.base import (
+    MAX_POOL_WINDOW,
+    AvgPoolAttributes,
+    AxisAttribute,
+    BatchNormAttributes,
+    ConvAttributes,
+    ConvTransposeAttributes,
     FloatTensor,
+    GroupNormAttributes,
+    IndexAttributes,
     IntTensor,
+    LayerNormAttributes,
+    MaxPoolAttributes,
+    PoolAttributes,
+    SavedGradOp,
+    SliceAttributes,
     TrainOperation,
+    check_channels,
+    conv_properties,
     flag,
     float_,
+    int_,
     like,
+    pool_properties,
+    pooled_type,
     shape_of,
-)
-from edge_opt.dialects.elementwise import ElementwiseGradOp
-from edge_opt.dialects.linalg import (
-    Conv2dGradInputOp,
-    Conv2dGradWeightOp,
-    ConvTranspose2dGradInputOp,
-    ConvTranspose2dGradWeightOp,
-    LinearGradInputOp,
-    LinearGradWeightOp,
-)
-from edge_opt.dialects.nn import resolve_param
-from edge_opt.dialects.norm import (
-    BatchNormGradInputOp,
-    BatchNormGradScaleOp,
-    GroupNormGradInputOp,
-    GroupNormGradScaleOp,
-    LayerNormGradInputOp,
-    LayerNormGradScaleOp,
-    LogSoftmaxGradOp,
-    SoftmaxGradOp,
-)
-from edge_opt.dialects.pool import (
-    MAX_POOL_WINDOW,
-    AvgPool2dGradOp,
-    MaxPool2dGradOp,
-    MaxPool2dWithIndicesOp,
-    PoolAttributes,
     ui8,
 )
-from edge_opt.dialects.shape import ScatterOp, SliceGradOp
+from edge_opt.dialects.elementwise import ElementwiseGradOp
+from edge_opt.dialects.nn import resolve_param
+from edge_opt.support import shapes
 from edge_opt.support.shapes import ShapeError
 
 Reduction = Literal["mean", "sum"]
@@ -136,7 +132,6 @@ class StoreOp(IRDLOperation):
         if isinstance(param, str):
             param = SymbolRefAttr(param)
         super().__init__(operands=[value], properties={"param": param})
-
 
 
 # --------------------------------------------------------------------------------------
@@ -369,6 +364,521 @@ class AdamOp(_OptimizerOp):
         self.expect("step", shape_of(self.step), ())
 
 globals().update({op.__name__: op for op in elementwise.GRAD_OPS})
+
+# --------------------------------------------------------------------------------------
+# Linear algebra: linear, matmul, convolutions
+# --------------------------------------------------------------------------------------
+
+
+class _GradInputOp(TrainOperation, ABC):
+    """The gradient w.r.t. the forward op's input, from `dy` and the weight; the result
+    type is the forward input's."""
+
+    grad = operand_def(FloatTensor)
+    weight = operand_def(FloatTensor)
+    result = result_def(FloatTensor)
+
+    traits = traits_def(Pure())
+    assembly_format = "$grad `,` $weight attr-dict `:` functional-type(operands, results)"
+
+    def forward_shape(self, input: Sequence[int], weight: Sequence[int]) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def check(self) -> None:
+        self.expect(
+            "the output gradient",
+            shape_of(self.grad),
+            self.forward_shape(shape_of(self.result), shape_of(self.weight)),
+        )
+
+
+class _GradWeightOp(TrainOperation, ABC):
+    """The gradient w.r.t. the forward op's weight, from `dy` and the input; the result
+    type is the weight's."""
+
+    grad = operand_def(FloatTensor)
+    input = operand_def(FloatTensor)
+    result = result_def(FloatTensor)
+
+    traits = traits_def(Pure())
+    assembly_format = "$grad `,` $input attr-dict `:` functional-type(operands, results)"
+
+    def forward_shape(self, input: Sequence[int], weight: Sequence[int]) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def check(self) -> None:
+        self.expect(
+            "the output gradient",
+            shape_of(self.grad),
+            self.forward_shape(shape_of(self.input), shape_of(self.result)),
+        )
+
+
+class _LinearShape:
+    def forward_shape(self, input: Sequence[int], weight: Sequence[int]) -> tuple[int, ...]:
+        return shapes.linear(input, weight)
+
+
+@irdl_op_definition
+class LinearGradInputOp(_LinearShape, _GradInputOp):
+    """Gradient of `nn.linear` w.r.t. its input: `dy @ weight`, (..., out) -> (..., in)."""
+
+    name = "train.linear_grad_input"
+
+    def __init__(self, grad, weight):
+        dy, w = shape_of(grad), shape_of(weight)
+        super().__init__(operands=[grad, weight], result_types=[like(grad, (*dy[:-1], w[1]))])
+
+
+@irdl_op_definition
+class LinearGradWeightOp(_LinearShape, _GradWeightOp):
+    """Gradient of `nn.linear` w.r.t. its weight: `dy^T @ x` summed over all leading
+    axes, (..., out) and (..., in) -> (out, in)."""
+
+    name = "train.linear_grad_weight"
+
+    def __init__(self, grad, input):
+        super().__init__(
+            operands=[grad, input],
+            result_types=[like(grad, (shape_of(grad)[-1], shape_of(input)[-1]))],
+        )
+
+
+class _ConvGradInputOp(_GradInputOp, ABC):
+    def __init__(self, grad, weight, input_type: TensorType, **conv_attrs: object):
+        super().__init__(
+            operands=[grad, weight], result_types=[input_type],
+            properties=conv_properties(conv_attrs),
+        )
+
+
+class _ConvGradWeightOp(_GradWeightOp, ABC):
+    def __init__(self, grad, input, weight_type: TensorType, **conv_attrs: object):
+        super().__init__(
+            operands=[grad, input], result_types=[weight_type],
+            properties=conv_properties(conv_attrs),
+        )
+
+
+@irdl_op_definition
+class Conv2dGradInputOp(ConvAttributes, _ConvGradInputOp):
+    """Gradient of `nn.conv2d` w.r.t. its input (a transposed convolution of `dy` with
+    the weight); the result type is the forward input's."""
+
+    name = "train.conv2d_grad_input"
+
+
+@irdl_op_definition
+class Conv2dGradWeightOp(ConvAttributes, _ConvGradWeightOp):
+    """Gradient of `nn.conv2d` w.r.t. its weight (correlation of the input with `dy`);
+    the result type is the weight's."""
+
+    name = "train.conv2d_grad_weight"
+
+
+@irdl_op_definition
+class ConvTranspose2dGradInputOp(ConvTransposeAttributes, _ConvGradInputOp):
+    """Gradient of `nn.conv_transpose2d` w.r.t. its input (a convolution of `dy` with
+    the weight); the result type is the forward input's."""
+
+    name = "train.conv_transpose2d_grad_input"
+
+
+@irdl_op_definition
+class ConvTranspose2dGradWeightOp(ConvTransposeAttributes, _ConvGradWeightOp):
+    """Gradient of `nn.conv_transpose2d` w.r.t. its weight; the result type is the
+    weight's."""
+
+    name = "train.conv_transpose2d_grad_weight"
+
+
+# --------------------------------------------------------------------------------------
+# Normalizations and softmax
+# --------------------------------------------------------------------------------------
+
+
+class _AxisGradOp(AxisAttribute, SavedGradOp, ABC):
+    def __init__(
+        self, grad: SSAValue | Operation, saved: SSAValue | Operation, axis: int = -1
+    ):
+        super().__init__(grad, saved, {"axis": int_(axis)})
+
+    def check(self) -> None:
+        shapes.normalize_axis(self.axis.value.data, len(shape_of(self.grad)))
+
+
+@irdl_op_definition
+class SoftmaxGradOp(_AxisGradOp):
+    """`y * (dy - sum(dy * y, axis))`, saved = the softmax's output `y`."""
+
+    name = "train.softmax_grad"
+
+
+@irdl_op_definition
+class LogSoftmaxGradOp(_AxisGradOp):
+    """`dy - exp(y) * sum(dy, axis)`, saved = the log-softmax's output `y`."""
+
+    name = "train.log_softmax_grad"
+
+
+class _NormGradOp(TrainOperation, ABC):
+    """A gradient of a normalization, from `dy` and the forward input (statistics are
+    recomputed from it). (Operands are declared by the subclasses, in order: xDSL
+    orders a subclass's fields before the ones it inherits.)"""
+
+    traits = traits_def(Pure())
+
+    def _check_input(self, groups: int | None = None) -> tuple[int, ...]:
+        x = shape_of(self.input)
+        check_channels(x, groups)
+        self.expect("the output gradient", shape_of(self.grad), x)
+        return x
+
+
+class _NormGradInputOp(_NormGradOp, ABC):
+    """The input gradient: `dy`, `x`, the scale (and statistics) -> x's type."""
+
+    grad = operand_def(FloatTensor)
+    input = operand_def(FloatTensor)
+    scale = operand_def(FloatTensor)
+    result = result_def(FloatTensor)
+
+    assembly_format = (
+        "$grad `,` $input `,` $scale attr-dict `:` functional-type(operands, results)"
+    )
+
+
+class _NormGradScaleOp(_NormGradOp, ABC):
+    """The scale gradient: `dy`, `x` (and statistics) -> the scale's type."""
+
+    grad = operand_def(FloatTensor)
+    input = operand_def(FloatTensor)
+    result = result_def(FloatTensor)
+
+    assembly_format = "$grad `,` $input attr-dict `:` functional-type(operands, results)"
+
+
+@irdl_op_definition
+class LayerNormGradInputOp(LayerNormAttributes, _NormGradInputOp):
+    """Gradient of `nn.layer_norm` w.r.t. its input, from `dy`, the input `x` and the
+    scale (statistics are recomputed from `x`)."""
+
+    name = "train.layer_norm_grad_input"
+
+    def __init__(self, grad, input, scale, axis: int = -1, epsilon: float = 1e-5):
+        super().__init__(
+            operands=[grad, input, scale],
+            result_types=[SSAValue.get(input).type],
+            properties=self.norm_properties(axis, epsilon),
+        )
+
+    def check(self) -> None:
+        x = shape_of(self.input)
+        axis = shapes.normalize_axis(self.axis.value.data, len(x))
+        self.expect("the output gradient", shape_of(self.grad), x)
+        self.expect("scale", shape_of(self.scale), x[axis:])
+        self.expect("the result", shape_of(self.result), x)
+
+
+@irdl_op_definition
+class LayerNormGradScaleOp(LayerNormAttributes, _NormGradScaleOp):
+    """Gradient of `nn.layer_norm` w.r.t. its scale: `sum(dy * x_hat)` over the leading
+    (not normalized) axes."""
+
+    name = "train.layer_norm_grad_scale"
+
+    def __init__(self, grad, input, axis: int = -1, epsilon: float = 1e-5):
+        x = shape_of(input)
+        start = shapes.normalize_axis(axis, len(x))
+        super().__init__(
+            operands=[grad, input],
+            result_types=[like(input, x[start:])],
+            properties=self.norm_properties(axis, epsilon),
+        )
+
+    def check(self) -> None:
+        x = shape_of(self.input)
+        axis = shapes.normalize_axis(self.axis.value.data, len(x))
+        self.expect("the output gradient", shape_of(self.grad), x)
+        self.expect("the result", shape_of(self.result), x[axis:])
+
+
+@irdl_op_definition
+class BatchNormGradInputOp(BatchNormAttributes, _NormGradInputOp):
+    """Gradient of `nn.batch_norm` w.r.t. its input. Inference mode:
+    `dy * scale / sqrt(var + eps)`; `training`: through the batch statistics too."""
+
+    name = "train.batch_norm_grad_input"
+
+    grad = operand_def(FloatTensor)
+    input = operand_def(FloatTensor)
+    scale = operand_def(FloatTensor)
+    mean = operand_def(FloatTensor)
+    var = operand_def(FloatTensor)
+
+    assembly_format = (
+        "$grad `,` $input `,` $scale `,` $mean `,` $var attr-dict `:` "
+        "functional-type(operands, results)"
+    )
+
+    def __init__(self, grad, input, scale, mean, var, epsilon=1e-5, training=False):
+        super().__init__(
+            operands=[grad, input, scale, mean, var],
+            result_types=[SSAValue.get(input).type],
+            properties=self.norm_properties(epsilon, training),
+        )
+
+    def check(self) -> None:
+        x = self._check_input()
+        for name in ("scale", "mean", "var"):
+            self.expect(name, shape_of(getattr(self, name)), x[1:2])
+        self.expect("the result", shape_of(self.result), x)
+
+
+@irdl_op_definition
+class BatchNormGradScaleOp(BatchNormAttributes, _NormGradScaleOp):
+    """Gradient of `nn.batch_norm` w.r.t. its scale: `sum(dy * x_hat)` over all axes but
+    the channels, `x_hat` normalized as the forward did (`training`: batch statistics)."""
+
+    name = "train.batch_norm_grad_scale"
+
+    grad = operand_def(FloatTensor)
+    input = operand_def(FloatTensor)
+    mean = operand_def(FloatTensor)
+    var = operand_def(FloatTensor)
+
+    assembly_format = (
+        "$grad `,` $input `,` $mean `,` $var attr-dict `:` "
+        "functional-type(operands, results)"
+    )
+
+    def __init__(self, grad, input, mean, var, epsilon=1e-5, training=False):
+        super().__init__(
+            operands=[grad, input, mean, var],
+            result_types=[SSAValue.get(mean).type],
+            properties=self.norm_properties(epsilon, training),
+        )
+
+    def check(self) -> None:
+        x = self._check_input()
+        for name in ("mean", "var", "result"):
+            self.expect(name, shape_of(getattr(self, name)), x[1:2])
+
+
+@irdl_op_definition
+class GroupNormGradInputOp(GroupNormAttributes, _NormGradInputOp):
+    """Gradient of `nn.group_norm` w.r.t. its input (statistics recomputed from `x`)."""
+
+    name = "train.group_norm_grad_input"
+
+    def __init__(self, grad, input, scale, groups: int, epsilon: float = 1e-5):
+        super().__init__(
+            operands=[grad, input, scale],
+            result_types=[SSAValue.get(input).type],
+            properties=self.norm_properties(groups, epsilon),
+        )
+
+    def check(self) -> None:
+        x = self._check_input(self.groups.value.data)
+        self.expect("scale", shape_of(self.scale), x[1:2])
+        self.expect("the result", shape_of(self.result), x)
+
+
+@irdl_op_definition
+class GroupNormGradScaleOp(GroupNormAttributes, _NormGradScaleOp):
+    """Gradient of `nn.group_norm` w.r.t. its scale: `sum(dy * x_hat)` per channel."""
+
+    name = "train.group_norm_grad_scale"
+
+    def __init__(self, grad, input, groups: int, epsilon: float = 1e-5):
+        super().__init__(
+            operands=[grad, input],
+            result_types=[like(input, shape_of(input)[1:2])],
+            properties=self.norm_properties(groups, epsilon),
+        )
+
+    def check(self) -> None:
+        x = self._check_input(self.groups.value.data)
+        self.expect("the result", shape_of(self.result), x[1:2])
+
+
+# --------------------------------------------------------------------------------------
+# Pooling
+# --------------------------------------------------------------------------------------
+
+
+def _check_mask_window(kernel: Sequence[int]) -> None:
+    kh, kw = kernel
+    if kh * kw > MAX_POOL_WINDOW:
+        raise ShapeError(
+            f"kernel {kh}x{kw} has more than {MAX_POOL_WINDOW} positions, which a "
+            "ui8 index mask cannot address"
+        )
+
+
+class _PoolTrainOp(TrainOperation, ABC):
+    traits = traits_def(Pure())
+
+    def pooled_shape(self, input: Sequence[int]) -> tuple[int, ...]:
+        raise NotImplementedError
+
+
+@irdl_op_definition
+class MaxPool2dWithIndicesOp(MaxPoolAttributes, _PoolTrainOp):
+    """`nn.max_pool2d` that also returns, per output, the window-local position
+    `i * kw + j` of the maximum (the first on ties) as a `ui8` index mask, which is all
+    that its backward needs of the forward pass."""
+
+    name = "train.max_pool2d_with_indices"
+
+    input = operand_def(FloatTensor)
+    result = result_def(FloatTensor)
+    indices = result_def(TensorType.constr(ui8))
+    INDEX_VALUES: ClassVar = ("indices",)
+
+    assembly_format = "$input attr-dict `:` type($input) `->` type($result) `,` type($indices)"
+
+    def __init__(self, input, kernel, stride, padding, dilation, ceil_mode: bool):
+        pooled = pooled_type(input, kernel, stride, padding, dilation, ceil_mode)
+        super().__init__(
+            operands=[input],
+            result_types=[pooled, TensorType(ui8, pooled.get_shape())],
+            properties=pool_properties(kernel, stride, padding, ceil_mode, dilation),
+        )
+
+    def check(self) -> None:
+        _check_mask_window(self.kernel.get_values())
+        expected = self.pooled_shape(shape_of(self.input))
+        self.expect("the result", shape_of(self.result), expected)
+        self.expect("the indices", shape_of(self.indices), expected)
+
+
+@irdl_op_definition
+class MaxPool2dGradOp(MaxPoolAttributes, _PoolTrainOp):
+    """Gradient of `nn.max_pool2d` w.r.t. its input: each `dy` goes to the input position
+    its window's index mask names (summed where windows overlap)."""
+
+    name = "train.max_pool2d_grad"
+
+    grad = operand_def(FloatTensor)
+    indices = operand_def(TensorType.constr(ui8))
+    result = result_def(FloatTensor)
+    INDEX_VALUES: ClassVar = ("indices",)
+
+    assembly_format = (
+        "$grad `,` $indices attr-dict `:` functional-type(operands, results)"
+    )
+
+    def __init__(self, grad, indices, input_type: TensorType, kernel, stride, padding,
+                 dilation, ceil_mode: bool):
+        super().__init__(
+            operands=[grad, indices],
+            result_types=[input_type],
+            properties=pool_properties(kernel, stride, padding, ceil_mode, dilation),
+        )
+
+    def check(self) -> None:
+        _check_mask_window(self.kernel.get_values())
+        expected = self.pooled_shape(shape_of(self.result))
+        self.expect("the output gradient", shape_of(self.grad), expected)
+        self.expect("the indices", shape_of(self.indices), expected)
+
+
+@irdl_op_definition
+class AvgPool2dGradOp(AvgPoolAttributes, _PoolTrainOp):
+    """Gradient of `nn.avg_pool2d` w.r.t. its input: each `dy` spread evenly (by the
+    forward's divisor) over its window."""
+
+    name = "train.avg_pool2d_grad"
+
+    grad = operand_def(FloatTensor)
+    result = result_def(FloatTensor)
+
+    assembly_format = "$grad attr-dict `:` type($grad) `->` type($result)"
+
+    def __init__(self, grad, input_type: TensorType, kernel, stride, padding,
+                 ceil_mode: bool, count_include_pad: bool):
+        super().__init__(
+            operands=[grad],
+            result_types=[input_type],
+            properties=pool_properties(kernel, stride, padding, ceil_mode,
+                                       count_include_pad=count_include_pad),
+        )
+
+    def check(self) -> None:
+        self.expect(
+            "the output gradient", shape_of(self.grad), self.pooled_shape(shape_of(self.result))
+        )
+
+
+# --------------------------------------------------------------------------------------
+# Shape and data movement
+# --------------------------------------------------------------------------------------
+
+
+@irdl_op_definition
+class SliceGradOp(SliceAttributes, TrainOperation):
+    """Gradient of `nn.slice` w.r.t. its input: `dy` scattered back to the sliced
+    positions of a zero tensor of the input's type."""
+
+    name = "train.slice_grad"
+
+    grad = operand_def(TensorType)
+    result = result_def(TensorType)
+
+    traits = traits_def(Pure())
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "$grad attr-dict `:` type($grad) `->` type($result)"
+
+    def __init__(self, grad, input_type: TensorType, starts, ends, steps):
+        super().__init__(
+            operands=[grad],
+            result_types=[input_type],
+            properties=self.slice_properties(starts, ends, steps),
+        )
+
+    def check(self) -> None:
+        self.expect(
+            "the output gradient", shape_of(self.grad), self.sliced_shape(shape_of(self.result))
+        )
+
+
+@irdl_op_definition
+class ScatterOp(IndexAttributes, TrainOperation):
+    """`dest` with its slices at `indices` along `axis` replaced by the slices of
+    `values`, in order (`torch.Tensor.index_copy(axis, indices, values)`). Indices are
+    unique and in `[0, size)`. A channel-restricted update writes its new channels back
+    into the whole parameter with it:
+
+        %w_new = train.scatter %w, %w_channels_new {axis = 0 : i64, indices = array<i64: 1, 5>} : tensor<8x4xf32>, tensor<2x4xf32>
+    """
+
+    name = "train.scatter"
+
+    T: ClassVar = VarConstraint("T", BaseAttr(TensorType))
+    dest = operand_def(T)
+    values = operand_def(TensorType)
+    result = result_def(T)
+
+    traits = traits_def(Pure())
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "$dest `,` $values attr-dict `:` type($dest) `,` type($values)"
+
+    def __init__(self, dest: SSAValue | Operation, values: SSAValue | Operation,
+                 indices: Sequence[int], axis: int):
+        shapes.scatter(shape_of(dest), shape_of(values), indices, axis)
+        super().__init__(
+            operands=[dest, values],
+            result_types=[SSAValue.get(dest).type],
+            properties=self.index_properties(indices, axis),
+        )
+
+    def check(self) -> None:
+        shapes.scatter(
+            shape_of(self.dest), shape_of(self.values), self.indices.get_values(),
+            self.axis.value.data,
+        )
+
 
 TRAIN = Dialect(
     "train",

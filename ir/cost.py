@@ -36,7 +36,7 @@ from xdsl.ir import Operation, SSAValue
 
 from edge_opt.dialects import nn, train
 from edge_opt.dialects.elementwise import BINARY_OPS, GRAD_OPS, UNARY_OPS
-from edge_opt.dialects.pool import PoolAttributes
+from edge_opt.dialects.base import PoolAttributes
 
 
 def numel(value: SSAValue) -> int:
