@@ -33,7 +33,7 @@ tensor, so shrinking the structure keeps the other values.
 
 Code: `strategies` holds `random_models` and `RandomModel`, `generators` one generator
 per op (and `ALL_OPS`), `builder` the function body under construction that they share,
-and `equivalence` the check (`assert_pass_preserves_semantics`, `random_inputs`,
+`forward_builder` a hand-written `@forward` (`ForwardBuilder`), and `equivalence` the check (`assert_pass_preserves_semantics`, `random_inputs`,
 `apply_passes`).
 """
 
@@ -45,6 +45,7 @@ from edge_opt.testing.equivalence import (
     assert_pass_preserves_semantics,
     random_inputs,
 )
+from edge_opt.testing.forward_builder import ForwardBuilder
 from edge_opt.testing.generators import ALL_OPS
 from edge_opt.testing.strategies import DType, RandomModel, random_models
 
@@ -52,6 +53,7 @@ __all__ = [
     "ALL_OPS",
     "DEFAULT_TOLERANCES",
     "DType",
+    "ForwardBuilder",
     "PassOrPipeline",
     "RandomModel",
     "Trainable",

@@ -38,9 +38,8 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from xdsl.dialects import func
-from xdsl.dialects.builtin import ModuleOp, TensorType, UnitAttr, f32, f64
-from xdsl.ir import Block, Operation, Region, SSAValue
+from xdsl.dialects.builtin import ModuleOp, TensorType, UnitAttr
+from xdsl.ir import Operation, SSAValue
 from xdsl.utils.exceptions import PassFailedException
 
 from edge_opt.dialects import kernel, nn, train
@@ -50,8 +49,9 @@ from edge_opt.ir.cost import flops
 from edge_opt.ir.session import Session, get_function
 from edge_opt.passes.lower_attention import LowerAttentionPass
 from edge_opt.passes.raise_attention import RaiseAttentionPass
-from edge_opt.support.dtypes import numpy_dtype, to_dense
+from edge_opt.support.dtypes import numpy_dtype
 from edge_opt.testing import (
+    ForwardBuilder,
     RandomModel,
     apply_passes,
     assert_pass_preserves_semantics,
@@ -64,8 +64,6 @@ PROPERTY = settings(max_examples=60)
 
 def count(module: ModuleOp, op_type: type[Operation]) -> int:
     return sum(1 for op in module.walk() if isinstance(op, op_type))
-
-
 
 
 # --------------------------------------------------------------------------------------
@@ -113,49 +111,21 @@ NEAR_MISSES = [
 ]
 
 
-class Graph:
-    """`@forward` built op by op with random inline parameters."""
+class Graph(ForwardBuilder):
+    """`@forward` built op by op with random inline parameters (`g(op)` appends an op;
+    a parameter's fan-in is its first axis)."""
 
     def __init__(self, seed: int, dtype, *input_shapes: Sequence[int]):
-        self.rng = np.random.default_rng(seed)
-        self.element = {np.float32: f32, np.float64: f64}[dtype]
-        self.dtype = dtype
-        self.block = Block(arg_types=[TensorType(self.element, s) for s in input_shapes])
-        for i, arg in enumerate(self.block.args):
-            arg.name_hint = f"x{i}"
-        self.inputs = {
-            f"x{i}": self.rng.standard_normal(s).astype(dtype)
-            for i, s in enumerate(input_shapes)
-        }
-        self.params: list[nn.ParamOp] = []
+        super().__init__(*input_shapes, seed=seed, dtype=dtype)
 
     def __call__(self, op: Operation) -> SSAValue:
-        self.block.add_op(op)
-        return op.results[0]
+        return self.op(op)
+
+    def fan_in(self, shape: Sequence[int]) -> int:
+        return shape[0] if len(shape) > 1 else 1
 
     def param(self, name: str, shape: Sequence[int], std: float = 1.0) -> SSAValue:
-        fan_in = shape[0] if len(shape) > 1 else 1
-        value = self.rng.standard_normal(shape) * std / math.sqrt(fan_in)
-        type = TensorType(self.element, shape)
-        self.params.append(
-            nn.ParamOp(name, type, True, to_dense(value.astype(self.dtype), type))
-        )
-        return self(nn.LoadOp(name, type))
-
-    def constant(self, value) -> SSAValue:
-        array = np.asarray(value, dtype=self.dtype)
-        return self(nn.ConstantOp(to_dense(array, TensorType(self.element, array.shape))))
-
-    def module(self, *outputs: SSAValue) -> ModuleOp:
-        self.block.add_op(func.ReturnOp(*outputs))
-        forward = func.FuncOp(
-            "forward",
-            ([a.type for a in self.block.args], [o.type for o in outputs]),
-            Region(self.block),
-        )
-        module = ModuleOp([*self.params, forward])
-        module.verify()
-        return module
+        return super().param(name, shape, std=std)
 
 
 def _shape(value: SSAValue) -> tuple[int, ...]:

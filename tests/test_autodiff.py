@@ -36,7 +36,7 @@ from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, TensorType, f64
-from xdsl.ir import Block, Operation, Region, SSAValue
+from xdsl.ir import Operation, SSAValue
 from xdsl.transforms.dead_code_elimination import DeadCodeElimination
 from xdsl.utils.exceptions import PassFailedException
 
@@ -50,8 +50,9 @@ from edge_opt.ir.session import Session, get_function
 from edge_opt.passes.autodiff import AutodiffPass
 from edge_opt.passes.freeze import FreezePass
 from edge_opt.passes.select_last_layers import SelectLastLayersPass
-from edge_opt.support.dtypes import numpy_dtype, to_dense, to_numpy
+from edge_opt.support.dtypes import numpy_dtype, to_numpy
 from edge_opt.testing import (
+    ForwardBuilder,
     RandomModel,
     apply_passes,
     assert_pass_preserves_semantics,
@@ -203,37 +204,9 @@ def cone(ops: Sequence[Operation], roots: Iterable[Operation]) -> set[Operation]
 # --------------------------------------------------------------------------------------
 
 
-class Net:
-    """A hand-built float64 `@forward`: inputs, parameters with seeded values (each
-    its own `nn.load`), ops by name."""
-
-    def __init__(self, *input_shapes: Sequence[int], seed: int = 0):
-        self.block = Block(arg_types=[TensorType(f64, s) for s in input_shapes])
-        self.rng = np.random.default_rng(seed)
-        self.params: list[nn.ParamOp] = []
-        self.inputs: dict[str, np.ndarray] = {}
-        for i, arg in enumerate(self.block.args):
-            arg.name_hint = f"x{i}"
-            self.inputs[arg.name_hint] = self.rng.standard_normal(tuple(input_shapes[i]))
-
-    @property
-    def x(self) -> SSAValue:
-        return self.block.args[0]
-
-    def param(self, name: str, shape: Sequence[int], trainable: bool = True,
-              value: np.ndarray | None = None) -> SSAValue:
-        type = TensorType(f64, shape)
-        fan_in = math.prod(shape[1:]) if len(shape) > 1 else 1
-        if value is None:
-            value = self.rng.standard_normal(tuple(shape)) / math.sqrt(fan_in)
-        self.params.append(nn.ParamOp(name, type, trainable, to_dense(value, type)))
-        return self.op(nn.LoadOp(name, type), name)
-
-    def op(self, op: Operation, name: str | None = None) -> SSAValue:
-        self.block.add_op(op)
-        if name is not None:
-            op.results[0].name_hint = name
-        return op.results[0]
+class Net(ForwardBuilder):
+    """A hand-built float64 `@forward` (`ForwardBuilder`) with linear and conv layers
+    by name."""
 
     def linear(self, x: SSAValue, out: int, name: str, trainable: bool = True,
                bias: bool = True) -> SSAValue:
@@ -246,17 +219,6 @@ class Net:
         channels = x.type.get_shape()[1]  # type: ignore[attr-defined]
         w = self.param(f"{name}_weight", (out, channels, 3, 3), trainable)
         return self.op(nn.Conv2dOp(x, w, None, padding=(1, 1, 1, 1)), name)
-
-    def module(self, *outputs: SSAValue) -> ModuleOp:
-        self.block.add_op(func.ReturnOp(*outputs))
-        function = func.FuncOp(
-            "forward",
-            ([a.type for a in self.block.args], [o.type for o in outputs]),
-            Region(self.block),
-        )
-        module = ModuleOp([*self.params, function])
-        module.verify()
-        return module
 
 
 def mlp(widths: Sequence[int], frozen: Sequence[int] = (), seed: int = 0,
@@ -917,8 +879,6 @@ def test_max_pool_input_is_read_only_by_rules_that_need_it():
 # --------------------------------------------------------------------------------------
 # Training pipelines
 # --------------------------------------------------------------------------------------
-
-
 
 
 PIPELINES = ["train-full", "train-last{layers=1}", "train-last{layers=2}"]

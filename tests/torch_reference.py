@@ -39,20 +39,13 @@ from edge_opt.dialects import nn
 from edge_opt.dialects.elementwise import BINARY_OPS, NN_OP
 from edge_opt.support.dtypes import to_numpy
 from edge_opt.support.elementwise import UNARY
+from edge_opt.support.registry import OpTable
 
 Tensor = torch.Tensor
 Rule = Callable[..., Tensor]
 
-_RULES: dict[type[Operation], Rule] = {}
-
-
-def _rule(*op_types: type[Operation]):
-    def register(f: Rule) -> Rule:
-        for op_type in op_types:
-            _RULES[op_type] = f
-        return f
-
-    return register
+_RULES: OpTable[Rule] = OpTable()
+_rule = _RULES.register
 
 
 def _shape(value: SSAValue) -> tuple[int, ...]:

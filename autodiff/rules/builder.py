@@ -14,20 +14,13 @@ from edge_opt.dialects import nn
 from edge_opt.ir.channels import ChannelRestriction
 from edge_opt.support import shapes
 from edge_opt.support.dtypes import numpy_dtype, to_dense
+from edge_opt.support.registry import OpTable
 
 Grads = list[SSAValue | None]
 Rule = Callable[["GradientBuilder", Operation, SSAValue, Sequence[bool]], Grads]
 
-RULES: dict[type[Operation], Rule] = {}
-
-
-def rule(*op_types: type[Operation]) -> Callable[[Rule], Rule]:
-    def register(f: Rule) -> Rule:
-        for op_type in op_types:
-            RULES[op_type] = f
-        return f
-
-    return register
+RULES: OpTable[Rule] = OpTable()
+rule = RULES.register
 
 
 def type_of(value: SSAValue) -> TensorType:

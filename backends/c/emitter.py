@@ -35,6 +35,7 @@ from edge_opt.dialects import kernel, nn
 from edge_opt.dialects.kernel import LEVEL_ATTR, MEMORY_ATTR, memory_level, planned_soc
 from edge_opt.ir.session import input_names, output_names
 from edge_opt.support.dtypes import numpy_dtype
+from edge_opt.support.registry import OpTable
 from edge_opt.support.socs import get_soc
 
 CTYPES = {
@@ -171,17 +172,9 @@ def c_array(values: np.ndarray, ctype_: str, per_line: int = 8, indent: str = " 
 
 
 Emitter = Callable[["FunctionContext", Operation], None]
-EMITTERS: dict[type[Operation], Emitter] = {}
-
-
-def emitter(*op_types: type[Operation]) -> Callable[[Emitter], Emitter]:
-    """Registers the C form of kernel ops."""
-    def register(f: Emitter) -> Emitter:
-        for op_type in op_types:
-            EMITTERS[op_type] = f
-        return f
-
-    return register
+EMITTERS: OpTable[Emitter] = OpTable()
+"""The C form of each kernel op, registered with `@emitter(OpType, ...)`."""
+emitter = EMITTERS.register
 
 
 @dataclass
