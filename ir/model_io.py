@@ -29,7 +29,7 @@ from xdsl.utils.lexer import Span
 from edge_opt.dialects import nn
 from edge_opt.ir.context import make_context
 from edge_opt.support.dtypes import numpy_dtype, to_dense, to_numpy
-from edge_opt.support.errors import ModelFileError
+from edge_opt.support.errors import ModelFileError, read_user_file
 
 INLINE_LIMIT = 16
 """Parameters with at most this many elements (or a splat value) stay in the .mlir."""
@@ -241,12 +241,7 @@ def load_model(
     """Reads `path` (.mlir) and attaches the values of its sidecar `.npz` (or of
     `params_path`). Every parameter without an inline value must be in the .npz."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ModelFileError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ModelFileError(f"{path}: cannot read ({e})") from None
+    text = read_user_file(path, ModelFileError)
     module = parse_module(text, str(path))
     npz = Path(params_path) if params_path is not None else sidecar_path(path)
     needed = [

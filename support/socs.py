@@ -26,7 +26,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from edge_opt.support.errors import UserError
+from edge_opt.support.errors import UserError, read_user_file
 
 LEVELS = ("L1", "L2", "L3")
 
@@ -58,14 +58,7 @@ def is_soc_file(name: str) -> bool:
 def get_soc(name: str) -> Soc:
     """The built-in SoC `name`, or the SoC described by the TOML file at path `name`."""
     if is_soc_file(name):
-        path = Path(name)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise UserError(f"{name}: no such SoC file") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise UserError(f"{name}: cannot read the SoC file ({e})") from None
-        return parse_soc(text, name)
+        return parse_soc(read_user_file(Path(name), what="SoC file"), name)
     path = _files().joinpath(f"{name}.toml")
     if not path.is_file():
         raise UserError(

@@ -440,11 +440,14 @@ def test_output_that_is_a_parameter_trains():
 # --------------------------------------------------------------------------------------
 
 
-@PROPERTY
-@given(
-    random_models(dtype="f64", trainable="mixed"),
-    st.sampled_from(sorted(OPTIMIZERS)),
+MIXED_MODELS_AND_OPTIMIZERS = given(
+    random_models(dtype="f64", trainable="mixed"), st.sampled_from(sorted(OPTIMIZERS))
 )
+"""A random f64 model with some parameters frozen, and an optimizer."""
+
+
+@PROPERTY
+@MIXED_MODELS_AND_OPTIMIZERS
 def test_no_dead_backward_work(model: RandomModel, optimizer: str):
     """Every op after the loss feeds a store of a trainable parameter (or of its
     optimizer state), so `dce` removes none of them; and no op computes the gradient
@@ -472,10 +475,7 @@ def test_no_dead_backward_work(model: RandomModel, optimizer: str):
 
 
 @PROPERTY
-@given(
-    random_models(dtype="f64", trainable="mixed"),
-    st.sampled_from(sorted(OPTIMIZERS)),
-)
+@MIXED_MODELS_AND_OPTIMIZERS
 def test_each_reaching_trainable_parameter_is_stored_once(
     model: RandomModel, optimizer: str
 ):
@@ -591,10 +591,7 @@ def traced_autodiff(module: ModuleOp, **options) -> tuple[ModuleOp, list[RuleCal
 
 
 @PROPERTY
-@given(
-    random_models(dtype="f64", trainable="mixed"),
-    st.sampled_from(sorted(OPTIMIZERS)),
-)
+@MIXED_MODELS_AND_OPTIMIZERS
 def test_updates_come_as_soon_as_gradients_are_complete(
     model: RandomModel, optimizer: str
 ):
@@ -627,10 +624,7 @@ def test_updates_come_as_soon_as_gradients_are_complete(
 
 
 @PROPERTY
-@given(
-    random_models(dtype="f64", trainable="mixed"),
-    st.sampled_from(sorted(OPTIMIZERS)),
-)
+@MIXED_MODELS_AND_OPTIMIZERS
 def test_autodiff_keeps_forward(model: RandomModel, optimizer: str):
     assume(has_trainable(model))
     pass_ = AutodiffPass(loss="mse", **OPTIMIZERS[optimizer])  # type: ignore[arg-type]

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from c_project import build, compile_and_run, losses_of, run_project
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, given, settings
+from xdsl.dialects.builtin import ModuleOp
 from xdsl.utils.exceptions import PassFailedException
 
 from edge_opt.backends.c.compile import emit_c_project
@@ -82,20 +83,28 @@ def test_example_training_step_matches_interpreter(pipeline: str, tmp_path: Path
     _check_against_interpreter(module, tmp_path / "project", batch)
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
-@given(model=random_models(trainable="all", max_ops=6, dtype="f32"))
-def test_random_models_match_interpreter(model, tmp_path_factory):
+RANDOM_MODELS = random_models(trainable="all", max_ops=6, dtype="f32")
+
+
+def _trained(model) -> tuple[ModuleOp, dict[str, np.ndarray]]:
+    """The model after train-full (mse) and a batch for it; a model with nothing to
+    train is not a C question (`assume` rejects it). The strategy's inputs are tame for
+    its ops (positive bases for pow, ...); the target of the loss is drawn like them."""
     module = model.module.clone()
     try:
         _apply(module, "train-full{loss=mse lr=0.01}")
-    except PassFailedException:  # nothing to train in this model: not a C question
+    except PassFailedException:
         assume(False)
-    directory = tmp_path_factory.mktemp("random")
-    # The strategy's inputs are tame for its ops (positive bases for pow, ...); the
-    # target of the mse loss is drawn like them.
     reference = Session(model.module).run("forward", model.inputs)[0]
     target = np.random.default_rng(0).standard_normal(reference.shape).astype(np.float32)
-    batch = {**model.inputs, "labels": target}
+    return module, {**model.inputs, "labels": target}
+
+
+@settings(max_examples=8)
+@given(model=RANDOM_MODELS)
+def test_random_models_match_interpreter(model, tmp_path_factory):
+    module, batch = _trained(model)
+    directory = tmp_path_factory.mktemp("random")
     _check_against_interpreter(module, directory / "project", batch, steps=3)
 
 
@@ -191,18 +200,12 @@ def test_emit_c_errors_are_clean(tmp_path: Path, capsys):
     assert code == 0 and (tmp_path / "new" / "project" / "network.c").is_file()
 
 
-@settings(max_examples=2, deadline=None, suppress_health_check=list(HealthCheck))
-@given(model=random_models(trainable="all", max_ops=6, dtype="f32"))
+@settings(max_examples=2)
+@given(model=RANDOM_MODELS)
 def test_random_models_under_sanitizers(model, tmp_path_factory):
-    module = model.module.clone()
-    try:
-        _apply(module, "train-full{loss=mse lr=0.01}")
-    except PassFailedException:
-        assume(False)
+    module, batch = _trained(model)
     directory = tmp_path_factory.mktemp("asan") / "project"
-    reference = Session(model.module).run("forward", model.inputs)[0]
-    target = np.random.default_rng(0).standard_normal(reference.shape).astype(np.float32)
-    emit_c_project(module, directory, {**model.inputs, "labels": target}, steps=3)
+    emit_c_project(module, directory, batch, steps=3)
     build(directory, "network_test_asan")
     result = subprocess.run(
         [str(directory / "network_test_asan"), "--threads", "8"], capture_output=True,

@@ -105,13 +105,20 @@ def apply_pipeline(module: ModuleOp, stages: Sequence[tuple[str, str]]) -> None:
 # --------------------------------------------------------------------------------------
 
 
+def _subcommand_parser(name: str, model_help: str, description: str
+                       ) -> argparse.ArgumentParser:
+    """The parser of `edge-opt NAME MODEL ...`."""
+    parser = argparse.ArgumentParser(prog=f"{PROG} {name}", description=description)
+    parser.add_argument("model", help=model_help)
+    return parser
+
+
 def _import_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=f"{PROG} import",
-        description="Convert an ONNX model to edge-opt MLIR (model.mlir + model.npz), "
+    parser = _subcommand_parser(
+        "import", "the .onnx file",
+        "Convert an ONNX model to edge-opt MLIR (model.mlir + model.npz), "
         "and say what each initializer became (trainable or frozen parameter, constant).",
     )
-    parser.add_argument("model", help="the .onnx file")
     parser.add_argument(
         "-o", "--output", help="output .mlir (default: the model's name with .mlir)"
     )
@@ -182,12 +189,11 @@ def import_command(argv: Sequence[str]) -> None:
 
 
 def run_command(argv: Sequence[str]) -> None:
-    parser = argparse.ArgumentParser(
-        prog=f"{PROG} run",
-        description="Interpret a function of a model on arrays from an .npz file, "
+    parser = _subcommand_parser(
+        "run", "the .mlir file (its .npz is read too)",
+        "Interpret a function of a model on arrays from an .npz file, "
         "optionally after a pipeline and for several steps (training).",
     )
-    parser.add_argument("model", help="the .mlir file (its .npz is read too)")
     parser.add_argument(
         "--input",
         metavar="NPZ",
@@ -280,12 +286,11 @@ def add_soc_arguments(parser: argparse.ArgumentParser, what: str = "") -> None:
 
 
 def report_command(argv: Sequence[str]) -> None:
-    parser = argparse.ArgumentParser(
-        prog=f"{PROG} report",
-        description="Parameters, gradient and optimizer bytes, FLOPs and the planned "
+    parser = _subcommand_parser(
+        "report", "the .mlir file (its .npz is read too)",
+        "Parameters, gradient and optimizer bytes, FLOPs and the planned "
         "memory of a training strategy, per parameter and in total.",
     )
-    parser.add_argument("model", help="the .mlir file (its .npz is read too)")
     add_pipeline_arguments(parser)
     parser.add_argument(
         "--compare",
