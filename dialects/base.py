@@ -21,6 +21,7 @@ from xdsl.dialects.builtin import (
     MemRefType,
     Signedness,
     StringAttr,
+    SymbolRefAttr,
     TensorType,
     UnitAttr,
     f32,
@@ -203,6 +204,26 @@ class TrainOperation(IRDLOperation, ABC):
     def expect(what: str, actual: Sequence[int], expected: Sequence[int]) -> None:
         if tuple(actual) != tuple(expected):
             raise ShapeError(f"{what} has shape {list(actual)}, expected {list(expected)}")
+
+
+class ParamRefOp(IRDLOperation, ABC):
+    """An op on parameter `@param` (a symbol of the module's `nn.param`s), built from the
+    parameter's name or symbol."""
+
+    param = prop_def(SymbolRefAttr)
+
+    @staticmethod
+    def symbol(param: str | SymbolRefAttr) -> SymbolRefAttr:
+        return SymbolRefAttr(param) if isinstance(param, str) else param
+
+
+class ParamReadOp(ParamRefOp, ABC):
+    """The value (or buffer) of `@param` as its one result: `OP @name : type`."""
+
+    assembly_format = "$param `:` type($result) attr-dict"
+
+    def __init__(self, param: str | SymbolRefAttr, type: Attribute):
+        super().__init__(properties={"param": self.symbol(param)}, result_types=[type])
 
 
 # --------------------------------------------------------------------------------------

@@ -35,7 +35,6 @@ from xdsl.dialects.builtin import (
     MemRefType,
     ModuleOp,
     StringAttr,
-    SymbolRefAttr,
     TensorType,
     i64,
 )
@@ -65,6 +64,7 @@ from xdsl.traits import (
 from xdsl.utils.exceptions import VerifyException
 
 from edge_opt.dialects import nn, train
+from edge_opt.dialects.base import ParamReadOp
 from edge_opt.dialects.elementwise import (
     BinaryElementwiseOp,
     ElementwiseGradOp,
@@ -291,7 +291,7 @@ class _ParamUse(SymbolUserOpInterface):
 
 
 @irdl_op_definition
-class GetParamOp(IRDLOperation):
+class GetParamOp(ParamReadOp):
     """The persistent buffer of parameter `@param` (reads and in-place writes of the
     parameter go through it).
 
@@ -300,16 +300,9 @@ class GetParamOp(IRDLOperation):
 
     name = "kernel.get_param"
 
-    param = prop_def(SymbolRefAttr)
     result = result_def(MemRefType)
 
     traits = traits_def(NoMemoryEffect(), _ParamUse())
-    assembly_format = "$param `:` type($result) attr-dict"
-
-    def __init__(self, param: str | SymbolRefAttr, type: MemRefType):
-        if isinstance(param, str):
-            param = SymbolRefAttr(param)
-        super().__init__(properties={"param": param}, result_types=[type])
 
     def verify_(self) -> None:
         _check_level(self, [self.result])

@@ -82,6 +82,7 @@ from edge_opt.dialects.base import (
     LayerNormAttributes,
     MaxPoolAttributes,
     NNOperation,
+    ParamReadOp,
     SameTypeUnaryOp,
     SliceAttributes,
     check_channels,
@@ -185,7 +186,7 @@ class _LoadSymbolUse(SymbolUserOpInterface):
 
 
 @irdl_op_definition
-class LoadOp(IRDLOperation):
+class LoadOp(ParamReadOp):
     """Reads the current value of a parameter.
 
         %w = nn.load @fc_weight : tensor<10x128xf32>
@@ -193,17 +194,9 @@ class LoadOp(IRDLOperation):
 
     name = "nn.load"
 
-    param = prop_def(SymbolRefAttr)
     result = result_def(TensorType)
 
     traits = traits_def(MemoryReadEffect(), _LoadSymbolUse())
-
-    assembly_format = "$param `:` type($result) attr-dict"
-
-    def __init__(self, param: str | SymbolRefAttr, type: TensorType):
-        if isinstance(param, str):
-            param = SymbolRefAttr(param)
-        super().__init__(properties={"param": param}, result_types=[type])
 
 
 def compact_splat(value: DenseIntOrFPElementsAttr) -> DenseIntOrFPElementsAttr:

@@ -34,7 +34,6 @@ from xdsl.dialects.builtin import (
 from xdsl.ir import Dialect, Operation, SSAValue
 from xdsl.irdl import (
     BaseAttr,
-    IRDLOperation,
     ParsePropInAttrDict,
     VarConstraint,
     irdl_op_definition,
@@ -60,6 +59,7 @@ from edge_opt.dialects.base import (
     IntTensor,
     LayerNormAttributes,
     MaxPoolAttributes,
+    ParamRefOp,
     PoolAttributes,
     SavedGradOp,
     SliceAttributes,
@@ -114,7 +114,7 @@ class _StoreSymbolUse(SymbolUserOpInterface):
 
 
 @irdl_op_definition
-class StoreOp(IRDLOperation):
+class StoreOp(ParamRefOp):
     """Assigns `value` to parameter `@param`; later `nn.load`s of it read `value`.
 
         train.store %w_new, @fc_weight : tensor<10x128xf32>
@@ -123,15 +123,12 @@ class StoreOp(IRDLOperation):
     name = "train.store"
 
     value = operand_def(TensorType)
-    param = prop_def(SymbolRefAttr)
 
     traits = traits_def(MemoryWriteEffect(), _StoreSymbolUse())
     assembly_format = "$value `,` $param attr-dict `:` type($value)"
 
     def __init__(self, value: SSAValue | Operation, param: str | SymbolRefAttr):
-        if isinstance(param, str):
-            param = SymbolRefAttr(param)
-        super().__init__(operands=[value], properties={"param": param})
+        super().__init__(operands=[value], properties={"param": self.symbol(param)})
 
 
 # --------------------------------------------------------------------------------------
