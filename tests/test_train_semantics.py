@@ -146,26 +146,6 @@ def _grad_input(rng, shape, dtype, scale: float, kinks: bool) -> np.ndarray:
     return (rng.standard_normal(shape) * scale).astype(dtype)
 
 
-@pytest.mark.parametrize(
-    "op, forward, saved", ELEMENTWISE, ids=[op.name for op, _, _ in ELEMENTWISE]
-)
-@SETTINGS
-@given(
-    shape=_shapes(),
-    dtype=DTYPES,
-    scale=st.sampled_from([0.1, 1.0, 4.0, 30.0]),
-    kinks=st.booleans(),
-    seed=SEEDS,
-)
-def test_elementwise_grad(op, forward, saved, shape, dtype, scale, kinks, seed):
-    rng = np.random.default_rng(seed)
-    x = _grad_input(rng, shape, dtype, scale, kinks)
-    dy = _random(rng, shape, dtype)
-    (expected,) = _autograd(forward, [x], [0], dy)
-    value = x if saved == "x" else forward(_t(x)).numpy()
-    _check(_run1(op, dy, value), expected, dtype, **_tol(dtype, 1e-5, 1e-6))
-
-
 SCALAR_GRADS = [
     (lambda g, s: train.ClipGradOp(g, s, 0.0, 6.0), F.relu6, "y"),
     (lambda g, s: train.ClipGradOp(g, s, -1.0, 2.0), lambda t: F.hardtanh(t, -1.0, 2.0),
@@ -188,9 +168,12 @@ kinks hit by the integer inputs (relu6's 0 and 6 are not, but -1 and 2 are)."""
 
 
 @pytest.mark.parametrize(
-    "op, forward, saved", SCALAR_GRADS,
-    ids=["relu6", "clip", "clip-min", "clip-max", "hardsigmoid", "hardsigmoid-0.25",
-         "elu", "elu-0.5", "leaky_relu"],
+    "op, forward, saved, f32_attributes",
+    [(op, forward, saved, False) for op, forward, saved in ELEMENTWISE]
+    + [(op, forward, saved, True) for op, forward, saved in SCALAR_GRADS],
+    ids=[op.name for op, _, _ in ELEMENTWISE]
+    + ["relu6", "clip", "clip-min", "clip-max", "hardsigmoid", "hardsigmoid-0.25", "elu",
+       "elu-0.5", "leaky_relu"],
 )
 @SETTINGS
 @given(
@@ -200,15 +183,20 @@ kinks hit by the integer inputs (relu6's 0 and 6 are not, but -1 and 2 are)."""
     kinks=st.booleans(),
     seed=SEEDS,
 )
-def test_scalar_params_grad(op, forward, saved, shape, dtype, scale, kinks, seed):
+def test_elementwise_grad(op, forward, saved, f32_attributes, shape, dtype, scale, kinks,
+                          seed):
+    """Each element-wise gradient op against autograd of its torch forward, on inputs
+    that hit the kinks (`kinks`: integers) or saturate (`scale` 30)."""
     rng = np.random.default_rng(seed)
     x = _grad_input(rng, shape, dtype, scale, kinks)
     dy = _random(rng, shape, dtype)
     (expected,) = _autograd(forward, [x], [0], dy)
     value = x if saved == "x" else forward(_t(x)).numpy()
-    # alpha = 1/6 is an f32 attribute: float64 results are off by its rounding.
-    _check(_run1(op, dy, value), expected, dtype, **_tol(dtype, 1e-5, 1e-6) | (
-        {"rtol": 1e-7, "atol": 1e-8} if dtype == np.float64 else {}))
+    tolerance = _tol(dtype, 1e-5, 1e-6)
+    if f32_attributes and dtype == np.float64:
+        # alpha = 1/6 is an f32 attribute: float64 results are off by its rounding.
+        tolerance = {"rtol": 1e-7, "atol": 1e-8}
+    _check(_run1(op, dy, value), expected, dtype, **tolerance)
 
 
 @SETTINGS
