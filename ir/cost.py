@@ -35,8 +35,8 @@ from xdsl.dialects.builtin import TensorType
 from xdsl.ir import Operation, SSAValue
 
 from edge_opt.dialects import nn, train
-from edge_opt.dialects.elementwise import BINARY_OPS, GRAD_OPS, UNARY_OPS
 from edge_opt.dialects.base import PoolAttributes
+from edge_opt.dialects.elementwise import BINARY_OPS, GRAD_OPS, UNARY_OPS
 
 
 def numel(value: SSAValue) -> int:

@@ -94,7 +94,7 @@ def group_norm(
     return y * _channel(scale, x.ndim) + _channel(bias, x.ndim)
 
 
-def _windows(
+def windows(
     x: np.ndarray,
     kernel: Sequence[int],
     stride: Sequence[int],
@@ -122,7 +122,7 @@ def conv2d(
     x = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
     n, c = x.shape[:2]
     o, cg, kh, kw = w.shape
-    win = _windows(x, (kh, kw), stride, dilation)
+    win = windows(x, (kh, kw), stride, dilation)
     oh, ow = win.shape[2:4]
     win = win.reshape(n, groups, cg, oh, ow, kh, kw)
     wg = w.reshape(groups, o // groups, cg, kh, kw)
@@ -175,7 +175,7 @@ def conv_transpose2d(
     return y
 
 
-def _pool_padding(
+def pool_padding(
     size: Sequence[int],
     kernel: Sequence[int],
     stride: Sequence[int],
@@ -200,7 +200,7 @@ def _pool_padding(
     return pads[0], pads[1], pads[2], pads[3]
 
 
-def _crop_windows(
+def crop_windows(
     win: np.ndarray, size: Sequence[int], kernel: Sequence[int], stride: Sequence[int],
     padding: Sequence[int], dilation: Sequence[int], ceil_mode: bool,
 ) -> np.ndarray:
@@ -221,14 +221,14 @@ def max_pool2d(
     dilation: Sequence[int],
     ceil_mode: bool,
 ) -> np.ndarray:
-    pt, pl, pb, pr = _pool_padding(
+    pt, pl, pb, pr = pool_padding(
         x.shape[2:], kernel, stride, padding, dilation, ceil_mode
     )
     xp = np.pad(
         x, ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=-np.inf
     )
-    win = _windows(xp, kernel, stride, dilation)
-    win = _crop_windows(win, x.shape[2:], kernel, stride, padding, dilation, ceil_mode)
+    win = windows(xp, kernel, stride, dilation)
+    win = crop_windows(win, x.shape[2:], kernel, stride, padding, dilation, ceil_mode)
     return np.max(win, axis=(4, 5))
 
 
@@ -246,17 +246,17 @@ def avg_pool2d_divisor(
     extra ceil-mode padding), as PyTorch."""
     h, w = size
     dilation = (1, 1)
-    pt, pl, pb, pr = _pool_padding(size, kernel, stride, padding, dilation, ceil_mode)
+    pt, pl, pb, pr = pool_padding(size, kernel, stride, padding, dilation, ceil_mode)
     counted = np.zeros((1, 1, h + pt + pb, w + pl + pr), dtype=dtype)
     if count_include_pad:
         counted[:, :, : h + padding[0] + padding[2], : w + padding[1] + padding[3]] = 1
     else:
         counted[:, :, pt : pt + h, pl : pl + w] = 1
-    windows = _crop_windows(
-        _windows(counted, kernel, stride, dilation), size, kernel, stride, padding,
+    covered = crop_windows(
+        windows(counted, kernel, stride, dilation), size, kernel, stride, padding,
         dilation, ceil_mode,
     )
-    return np.sum(windows, axis=(4, 5))
+    return np.sum(covered, axis=(4, 5))
 
 
 def avg_pool2d(
@@ -269,11 +269,11 @@ def avg_pool2d(
 ) -> np.ndarray:
     dilation = (1, 1)
     size = x.shape[2:]
-    pt, pl, pb, pr = _pool_padding(size, kernel, stride, padding, dilation, ceil_mode)
+    pt, pl, pb, pr = pool_padding(size, kernel, stride, padding, dilation, ceil_mode)
     xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
     sums = np.sum(
-        _crop_windows(
-            _windows(xp, kernel, stride, dilation), size, kernel, stride, padding,
+        crop_windows(
+            windows(xp, kernel, stride, dilation), size, kernel, stride, padding,
             dilation, ceil_mode,
         ),
         axis=(4, 5),

@@ -234,7 +234,7 @@ def conv2d_grad_weight(
     xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
     o, cg, kh, kw = weight_shape
     n, _, oh, ow = dy.shape
-    win = numerics._windows(xp, (kh, kw), stride, dilation)[:, :, :oh, :ow]
+    win = numerics.windows(xp, (kh, kw), stride, dilation)[:, :, :oh, :ow]
     win = win.reshape(n, groups, cg, oh, ow, kh, kw)
     dyg = dy.reshape(n, groups, o // groups, oh, ow)
     dw = np.einsum("ngohw,ngchwij->gocij", dyg, win, optimize=True)
@@ -290,12 +290,12 @@ def max_pool2d_with_indices(
     dilation: Sequence[int],
     ceil_mode: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
-    pt, pl, pb, pr = numerics._pool_padding(
+    pt, pl, pb, pr = numerics.pool_padding(
         x.shape[2:], kernel, stride, padding, dilation, ceil_mode
     )
     xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=-np.inf)
-    win = numerics._crop_windows(
-        numerics._windows(xp, kernel, stride, dilation),
+    win = numerics.crop_windows(
+        numerics.windows(xp, kernel, stride, dilation),
         x.shape[2:], kernel, stride, padding, dilation, ceil_mode,
     )
     n, c, oh, ow, kh, kw = win.shape
@@ -318,7 +318,7 @@ def _scatter_windows(
     """Sums `contributions * weights_for(i, j)` into each window position `(i, j)` of a
     padded zero input, then crops the padding."""
     h, w = input_shape[2:]
-    pt, pl, pb, pr = numerics._pool_padding(
+    pt, pl, pb, pr = numerics.pool_padding(
         (h, w), kernel, stride, padding, dilation, ceil_mode
     )
     dx = np.zeros((*input_shape[:2], h + pt + pb, w + pl + pr), contributions.dtype)

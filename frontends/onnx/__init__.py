@@ -151,7 +151,7 @@ and no entry in `input_shapes` raises `UserError`.
 
 Code
 ----
-`importer` holds the entry point and the `_Importer` (loading, topological order,
+`importer` holds the entry point and the `Importer` (loading, topological order,
 folding, error collection); `initializers` decides what each initializer becomes and
 unties shared ones (the rule above); `lowerings/` holds one module per
 op family (`elementwise`, `linear`, `conv_pool`, `norms`, `shape_ops`, `identities`),

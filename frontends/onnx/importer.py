@@ -137,7 +137,7 @@ def import_onnx_with_summary(
 ) -> tuple[ModuleOp, ImportSummary]:
     """`import_onnx`, and what it decided about every initializer (and why)."""
     proto = _load(model, base_dir)
-    importer = _Importer(
+    importer = Importer(
         proto, dict(input_shapes or {}), untie, compile_trainable(trainable)
     )
     return importer.run(), importer.summary
@@ -230,7 +230,7 @@ def _attributes(node: onnx.NodeProto) -> dict[str, Any]:
 # The importer
 # --------------------------------------------------------------------------------------
 
-class _Importer:
+class Importer:
     def __init__(
         self,
         model: onnx.ModelProto,

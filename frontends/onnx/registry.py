@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any
 import onnx
 
 if TYPE_CHECKING:
-    from edge_opt.frontends.onnx.importer import _Importer
+    from edge_opt.frontends.onnx.importer import Importer
 
 _DEFAULT_DOMAINS = ("", "ai.onnx")
 MS_DOMAIN = "com.microsoft"
 
 Lowering = Callable[
-    ["_Importer", onnx.NodeProto, list[Any], dict[str, Any]], list[Any]
+    ["Importer", onnx.NodeProto, list[Any], dict[str, Any]], list[Any]
 ]
 
 

@@ -17,7 +17,7 @@ from edge_opt.frontends.onnx.registry import lowering
 from edge_opt.frontends.onnx.values import tensor_shape
 
 if TYPE_CHECKING:
-    from edge_opt.frontends.onnx.importer import _Importer
+    from edge_opt.frontends.onnx.importer import Importer
 
 
 def _window_pads(
@@ -93,7 +93,7 @@ class _Height1:
     """Runs a 2-D op on 1-D operands: unsqueeze the listed operands at axis 2, squeeze
     the result."""
 
-    def __init__(self, importer: _Importer, one_d: bool):
+    def __init__(self, importer: Importer, one_d: bool):
         self.importer, self.one_d = importer, one_d
 
     def operand(self, value: SSAValue) -> SSAValue:
@@ -106,7 +106,7 @@ class _Height1:
 @lowering(
     "Conv", ["auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"]
 )
-def _conv(self: _Importer, node, ins, attrs):
+def _conv(self: Importer, node, ins, attrs):
     x, w = self.ssa(ins[0]), self.ssa(ins[1], "weight")
     bias = None if ins[2] is None else self.ssa(ins[2])
     rank = _spatial_rank(x, "convolution")
@@ -186,7 +186,7 @@ def _conv_transpose_pads(
         "strides",
     ],
 )
-def _conv_transpose(self: _Importer, node, ins, attrs):
+def _conv_transpose(self: Importer, node, ins, attrs):
     x, w = self.ssa(ins[0]), self.ssa(ins[1], "weight")
     bias = None if ins[2] is None else self.ssa(ins[2])
     rank = _spatial_rank(x, "transposed convolution")
@@ -236,7 +236,7 @@ def _pool_common(attrs: dict[str, Any], x: SSAValue):
         "strides",
     ],
 )
-def _max_pool(self: _Importer, node, ins, attrs):
+def _max_pool(self: Importer, node, ins, attrs):
     # storage_order only affects the Indices output, which we do not provide.
     x = self.ssa(ins[0])
     rank, kernel, strides, dilations, pads = _pool_common(attrs, x)
@@ -266,7 +266,7 @@ def _max_pool(self: _Importer, node, ins, attrs):
         "strides",
     ],
 )
-def _avg_pool(self: _Importer, node, ins, attrs):
+def _avg_pool(self: Importer, node, ins, attrs):
     x = self.ssa(ins[0])
     rank, kernel, strides, dilations, pads = _pool_common(attrs, x)
     if any(d != 1 for d in dilations):
@@ -286,12 +286,12 @@ def _avg_pool(self: _Importer, node, ins, attrs):
 
 
 @lowering("GlobalAveragePool")
-def _global_avg_pool(self: _Importer, node, ins, attrs):
+def _global_avg_pool(self: Importer, node, ins, attrs):
     return [self.emit(nn.GlobalAvgPoolOp(self.ssa(ins[0])))]
 
 
 @lowering("GlobalMaxPool")
-def _global_max_pool(self: _Importer, node, ins, attrs):
+def _global_max_pool(self: Importer, node, ins, attrs):
     """`nn.max_pool2d` with the whole image as its window. Training keeps a ui8 index
     per window (`train.MAX_POOL_WINDOW` positions at most), so a larger image is pooled
     in two steps, over the rows and then over the columns (the same maximum)."""

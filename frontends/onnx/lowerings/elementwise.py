@@ -20,7 +20,7 @@ from edge_opt.frontends.onnx.values import Const, tensor_shape
 from edge_opt.support.elementwise import Choice
 
 if TYPE_CHECKING:
-    from edge_opt.frontends.onnx.importer import _Importer
+    from edge_opt.frontends.onnx.importer import Importer
 
 
 def _unary_lowering(op: type[UnaryElementwiseOp]) -> Lowering:
@@ -28,7 +28,7 @@ def _unary_lowering(op: type[UnaryElementwiseOp]) -> Lowering:
     differ), a `Choice` value it does not know refused."""
     row = op.ROW
 
-    def lower(self: _Importer, node, ins, attrs):
+    def lower(self: Importer, node, ins, attrs):
         values: dict[str, object] = {}
         for attr in op.ATTRIBUTES:
             default = row.onnx_defaults.get(attr.name, attr.default)
@@ -47,7 +47,7 @@ for _op in UNARY_OPS:
 
 
 def _binary_lowering(op: type[BinaryElementwiseOp]) -> Lowering:
-    def lower(self: _Importer, node, ins, attrs):
+    def lower(self: Importer, node, ins, attrs):
         if ins[0] is None or ins[1] is None:
             raise Unsupported("missing operand")
         if isinstance(ins[0], Const) and not isinstance(ins[1], Const):
@@ -66,7 +66,7 @@ for _op in BINARY_OPS:
 
 
 @lowering("Clip", ["min", "max"])
-def _clip(self: _Importer, node, ins, attrs):
+def _clip(self: Importer, node, ins, attrs):
     """Bounds are attributes before opset 11 and optional inputs since (this replaces
     the lowering from Clip's table row, which reads attributes only)."""
     x = self.ssa(ins[0])
@@ -82,7 +82,7 @@ def _clip(self: _Importer, node, ins, attrs):
 
 
 @lowering("PRelu")
-def _prelu(self: _Importer, node, ins, attrs):
+def _prelu(self: Importer, node, ins, attrs):
     """`relu(x) + slope * min(x, 0)` with `min(x, 0) = -relu(-x)`: exact, and the slope
     (often a trainable parameter, broadcast to x) gets its gradient from `nn.mul`."""
     x = self.ssa(ins[0])
@@ -100,12 +100,12 @@ def _prelu(self: _Importer, node, ins, attrs):
 
 
 @lowering("Gelu", domain=MS_DOMAIN)
-def _ms_gelu(self: _Importer, node, ins, attrs):
+def _ms_gelu(self: Importer, node, ins, attrs):
     return [self.emit(nn.GeluOp(self.ssa(ins[0]), "none"))]
 
 
 @lowering("FastGelu", domain=MS_DOMAIN)
-def _ms_fast_gelu(self: _Importer, node, ins, attrs):
+def _ms_fast_gelu(self: Importer, node, ins, attrs):
     x = self.ssa(ins[0])
     if ins[1] is not None:
         x = self.emit(nn.AddOp(x, self.ssa(ins[1])))

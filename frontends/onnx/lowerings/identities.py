@@ -11,16 +11,16 @@ from edge_opt.frontends.onnx.registry import lowering
 from edge_opt.frontends.onnx.values import Const
 
 if TYPE_CHECKING:
-    from edge_opt.frontends.onnx.importer import _Importer
+    from edge_opt.frontends.onnx.importer import Importer
 
 
 @lowering("Identity")
-def _identity(self: _Importer, node, ins, attrs):
+def _identity(self: Importer, node, ins, attrs):
     return [ins[0]]
 
 
 @lowering("Dropout", ["ratio", "seed", "is_test"])
-def _dropout(self: _Importer, node, ins, attrs):
+def _dropout(self: Importer, node, ins, attrs):
     """The identity, in inference and in training mode alike: edge-opt trains with
     dropout off (documented in the user guide), so `ratio` and `training_mode` change
     nothing. The mask output, if used, is all true (every element kept)."""

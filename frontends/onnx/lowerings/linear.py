@@ -10,11 +10,11 @@ from edge_opt.frontends.onnx.registry import lowering
 from edge_opt.frontends.onnx.values import tensor_shape
 
 if TYPE_CHECKING:
-    from edge_opt.frontends.onnx.importer import _Importer
+    from edge_opt.frontends.onnx.importer import Importer
 
 
 @lowering("MatMul")
-def _matmul(self: _Importer, node, ins, attrs):
+def _matmul(self: Importer, node, ins, attrs):
     a, b = self.ssa(ins[0]), self.ssa(ins[1])
     a_vector, b_vector = len(tensor_shape(a)) == 1, len(tensor_shape(b)) == 1
     if a_vector:
@@ -30,7 +30,7 @@ def _matmul(self: _Importer, node, ins, attrs):
 
 
 @lowering("Gemm", ["alpha", "beta", "transA", "transB", "broadcast"])
-def _gemm(self: _Importer, node, ins, attrs):
+def _gemm(self: Importer, node, ins, attrs):
     """`alpha * op(A) @ op(B) + beta * C`; `nn.linear` when it is `A @ W.T + b`."""
     a, b = self.ssa(ins[0]), self.ssa(ins[1])
     c = ins[2]

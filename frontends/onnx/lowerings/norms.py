@@ -19,11 +19,11 @@ from edge_opt.frontends.onnx.values import Const, tensor_shape
 from edge_opt.support.dtypes import numpy_dtype
 
 if TYPE_CHECKING:
-    from edge_opt.frontends.onnx.importer import _Importer
+    from edge_opt.frontends.onnx.importer import Importer
 
 
 def _softmax_lowering(op: type[nn.SoftmaxOp] | type[nn.LogSoftmaxOp]) -> Lowering:
-    def lower(self: _Importer, node, ins, attrs):
+    def lower(self: Importer, node, ins, attrs):
         x = self.ssa(ins[0])
         shape = tensor_shape(x)
         rank = len(shape)
@@ -45,7 +45,7 @@ lowering("LogSoftmax", ["axis"])(_softmax_lowering(nn.LogSoftmaxOp))
 
 
 @lowering("LayerNormalization", ["axis", "epsilon", "stash_type"])
-def _layer_norm(self: _Importer, node, ins, attrs):
+def _layer_norm(self: Importer, node, ins, attrs):
     # stash_type selects the precision of the statistics; we compute in the input type.
     x = self.ssa(ins[0])
     shape = tensor_shape(x)
@@ -78,7 +78,7 @@ def _dtype(value: SSAValue) -> np.dtype:
 @lowering(
     "BatchNormalization", ["epsilon", "momentum", "training_mode", "spatial", "is_test"]
 )
-def _batch_norm(self: _Importer, node, ins, attrs):
+def _batch_norm(self: Importer, node, ins, attrs):
     if attrs.get("training_mode", 0):
         raise Unsupported("training_mode=1 (import the inference graph)")
     if not attrs.get("spatial", 1):
@@ -95,7 +95,7 @@ def _batch_norm(self: _Importer, node, ins, attrs):
 
 
 @lowering("InstanceNormalization", ["epsilon"])
-def _instance_norm(self: _Importer, node, ins, attrs):
+def _instance_norm(self: Importer, node, ins, attrs):
     """`nn.group_norm` with one group per channel."""
     x = self.ssa(ins[0])
     shape = tensor_shape(x)
@@ -107,7 +107,7 @@ def _instance_norm(self: _Importer, node, ins, attrs):
 
 
 @lowering("GroupNormalization", ["epsilon", "num_groups", "stash_type"])
-def _group_norm(self: _Importer, node, ins, attrs):
+def _group_norm(self: Importer, node, ins, attrs):
     """Scale and bias are per channel (C) since opset 21 and per group before (opset
     18, where each group's value is repeated over its channels: `nn.gather`, so a
     trainable per-group parameter stays one parameter). `stash_type` selects the

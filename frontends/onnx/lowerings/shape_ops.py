@@ -25,10 +25,10 @@ from edge_opt.support import shapes
 from edge_opt.support.shapes import ShapeError
 
 if TYPE_CHECKING:
-    from edge_opt.frontends.onnx.importer import _Importer
+    from edge_opt.frontends.onnx.importer import Importer
 
 
-def _reshaped(self: _Importer, x: SSAValue, shape: Sequence[int]) -> SSAValue:
+def _reshaped(self: Importer, x: SSAValue, shape: Sequence[int]) -> SSAValue:
     shape = tuple(int(d) for d in shape)
     if any(d < 1 for d in shape):
         raise Unsupported(f"empty result shape {list(shape)}")
@@ -37,7 +37,7 @@ def _reshaped(self: _Importer, x: SSAValue, shape: Sequence[int]) -> SSAValue:
     return self.emit(nn.ReshapeOp(x, shape))
 
 
-def _evaluated_shape(self: _Importer, node: onnx.NodeProto, ins) -> tuple[int, ...]:
+def _evaluated_shape(self: Importer, node: onnx.NodeProto, ins) -> tuple[int, ...]:
     """Output shape of a shape op, by the reference evaluator on a stand-in input
     (keeps ONNX's rules for 0, -1 and allowzero in one place: the spec's code)."""
     feeds = {}
@@ -57,20 +57,20 @@ def _evaluated_shape(self: _Importer, node: onnx.NodeProto, ins) -> tuple[int, .
 
 
 @lowering("Reshape", ["allowzero"])
-def _reshape(self: _Importer, node, ins, attrs):
+def _reshape(self: Importer, node, ins, attrs):
     x = self.ssa(ins[0])
     self.constant(ins[1], "shape")
     return [_reshaped(self, x, _evaluated_shape(self, node, ins))]
 
 
 @lowering("Flatten", ["axis"])
-def _flatten(self: _Importer, node, ins, attrs):
+def _flatten(self: Importer, node, ins, attrs):
     x = self.ssa(ins[0])
     return [_reshaped(self, x, _evaluated_shape(self, node, ins))]
 
 
 @lowering("Transpose", ["perm"])
-def _transpose(self: _Importer, node, ins, attrs):
+def _transpose(self: Importer, node, ins, attrs):
     x = self.ssa(ins[0])
     rank = len(tensor_shape(x))
     perm = int_list(attrs.get("perm", list(reversed(range(rank)))))
@@ -79,7 +79,7 @@ def _transpose(self: _Importer, node, ins, attrs):
     return [self.emit(nn.TransposeOp(x, perm))]
 
 
-def _axes(self: _Importer, ins, attrs, since: int, what: str) -> list[int] | None:
+def _axes(self: Importer, ins, attrs, since: int, what: str) -> list[int] | None:
     """`axes` from the attribute (opset < since) or the second input."""
     if self.opset < since:
         return int_list(attrs["axes"]) if "axes" in attrs else None
@@ -90,7 +90,7 @@ def _axes(self: _Importer, ins, attrs, since: int, what: str) -> list[int] | Non
 
 
 @lowering("Squeeze", ["axes"])
-def _squeeze(self: _Importer, node, ins, attrs):
+def _squeeze(self: Importer, node, ins, attrs):
     x = self.ssa(ins[0])
     shape = tensor_shape(x)
     axes = _axes(self, ins, attrs, 13, "axes")
@@ -103,7 +103,7 @@ def _squeeze(self: _Importer, node, ins, attrs):
 
 
 @lowering("Unsqueeze", ["axes"])
-def _unsqueeze(self: _Importer, node, ins, attrs):
+def _unsqueeze(self: Importer, node, ins, attrs):
     x = self.ssa(ins[0])
     axes = _axes(self, ins, attrs, 13, "axes")
     if not axes:
@@ -113,7 +113,7 @@ def _unsqueeze(self: _Importer, node, ins, attrs):
 
 
 @lowering("Concat", ["axis"])
-def _concat(self: _Importer, node, ins, attrs):
+def _concat(self: Importer, node, ins, attrs):
     values = [self.ssa(v) for v in ins if v is not None]
     if "axis" not in attrs:
         raise Unsupported("no axis")
@@ -124,7 +124,7 @@ def _concat(self: _Importer, node, ins, attrs):
 
 
 @lowering("Slice", ["starts", "ends", "axes"])
-def _slice(self: _Importer, node, ins, attrs):
+def _slice(self: Importer, node, ins, attrs):
     x = self.ssa(ins[0])
     shape = tensor_shape(x)
     rank = len(shape)
@@ -166,7 +166,7 @@ def _slice(self: _Importer, node, ins, attrs):
 
 
 @lowering("Gather", ["axis"])
-def _gather(self: _Importer, node, ins, attrs):
+def _gather(self: Importer, node, ins, attrs):
     """Constant indices only: `nn.gather` of the flattened indices (ONNX's negative ones
     counted from the end), then a squeeze for a scalar index or a reshape to
     `data.shape[:axis] + indices.shape + data.shape[axis + 1:]` for a multi-axis one."""
@@ -192,7 +192,7 @@ def _gather(self: _Importer, node, ins, attrs):
 
 
 @lowering("Expand")
-def _expand(self: _Importer, node, ins, attrs):
+def _expand(self: Importer, node, ins, attrs):
     """`nn.broadcast_to` the bidirectional broadcast of the input and `shape`."""
     x = self.ssa(ins[0])
     shape = int_list(self.constant(ins[1], "shape"))
@@ -205,7 +205,7 @@ def _expand(self: _Importer, node, ins, attrs):
 _PAD_MODES = ("constant", "reflect", "edge", "wrap")
 
 
-def _pad_arguments(self: _Importer, ins, attrs, rank: int) -> tuple[list[int], float]:
+def _pad_arguments(self: Importer, ins, attrs, rank: int) -> tuple[list[int], float]:
     """ONNX `pads` over every axis (begins, then ends) and the constant value: from
     attributes before opset 11, from inputs since (with `axes` since opset 18)."""
     if self.opset < 11:
@@ -228,7 +228,7 @@ def _pad_arguments(self: _Importer, ins, attrs, rank: int) -> tuple[list[int], f
 
 
 @lowering("Pad", ["mode", "pads", "value"])
-def _pad(self: _Importer, node, ins, attrs):
+def _pad(self: Importer, node, ins, attrs):
     """Negative pads crop first (`nn.slice`); then constant padding is `nn.pad`, and
     reflect, edge and wrap padding are, axis by axis, a concatenation of the input
     with slices of it (reversed for reflect, broadcast for edge), as NumPy pads."""
@@ -258,7 +258,7 @@ def _pad(self: _Importer, node, ins, attrs):
 
 
 def _pad_axis(
-    self: _Importer, x: SSAValue, axis: int, before: int, after: int, mode: str
+    self: Importer, x: SSAValue, axis: int, before: int, after: int, mode: str
 ) -> SSAValue:
     """`x` padded along one axis in a non-constant mode."""
     if not before and not after:
@@ -300,7 +300,7 @@ def _pad_axis(
 
 
 def _reduce_lowering(op: type[nn.ReduceMeanOp] | type[nn.ReduceSumOp], since: int):
-    def lower(self: _Importer, node, ins, attrs):
+    def lower(self: Importer, node, ins, attrs):
         x = self.ssa(ins[0])
         rank = len(tensor_shape(x))
         axes = _axes(self, ins, attrs, since, "axes")
