@@ -390,6 +390,35 @@ def conv2d_cases(draw):
     }
 
 
+def torch_conv2d(case):
+    """Our convolution of a case as a torch function of `(x, w[, bias])`: the
+    asymmetric padding applied explicitly."""
+    top, left, bottom, right = case["padding"]
+    return lambda x, w, bias=None: F.conv2d(
+        F.pad(x, (left, right, top, bottom)), w, bias, stride=case["stride"],
+        dilation=case["dilation"], groups=case["groups"],
+    )
+
+
+def torch_conv_transpose2d(case):
+    """Our transposed convolution of a case as a torch function of `(x, w[, bias])`:
+    torch pads symmetrically, so the common part is its padding and the asymmetric rest
+    is cropped from its output (padding a transposed convolution crops it)."""
+    top, left, bottom, right = case["padding"]
+    sym_h, sym_w = min(top, bottom), min(left, right)
+
+    def forward(x, w, bias=None):
+        y = F.conv_transpose2d(
+            x, w, bias, stride=case["stride"], padding=(sym_h, sym_w),
+            output_padding=case["output_padding"], groups=case["groups"],
+            dilation=case["dilation"],
+        )
+        h, wd = y.shape[2:]
+        return y[:, :, top - sym_h : h - (bottom - sym_h), left - sym_w : wd - (right - sym_w)]
+
+    return forward
+
+
 @SETTINGS
 @given(case=conv2d_cases(), dtype=DTYPES, seed=SEEDS)
 def test_conv2d(case, dtype, seed):
@@ -399,15 +428,7 @@ def test_conv2d(case, dtype, seed):
     inputs = [x, w] + ([_random(rng, case["weight"][:1], dtype)] if case["bias"] else [])
     attrs = {k: case[k] for k in ("stride", "padding", "dilation", "groups")}
     ours = _run(lambda *args: nn.Conv2dOp(*args, **attrs), *inputs)
-    top, left, bottom, right = case["padding"]
-    expected = F.conv2d(
-        F.pad(_t(x), (left, right, top, bottom)),
-        _t(w),
-        _t(inputs[2]) if case["bias"] else None,
-        stride=case["stride"],
-        dilation=case["dilation"],
-        groups=case["groups"],
-    )
+    expected = torch_conv2d(case)(*map(_t, inputs))
     _check(ours, expected, dtype)
 
 
@@ -457,24 +478,7 @@ def test_conv_transpose2d(case, dtype, seed):
     keys = ("stride", "padding", "output_padding", "dilation", "groups")
     attrs = {k: case[k] for k in keys}
     ours = _run(lambda *args: nn.ConvTranspose2dOp(*args, **attrs), *inputs)
-    # torch pads symmetrically: use the common part, then crop what is left of the
-    # asymmetric padding (padding a transposed convolution crops its output).
-    top, left, bottom, right = case["padding"]
-    sym_h, sym_w = min(top, bottom), min(left, right)
-    expected = F.conv_transpose2d(
-        _t(x),
-        _t(w),
-        None if bias is None else _t(bias),
-        stride=case["stride"],
-        padding=(sym_h, sym_w),
-        output_padding=case["output_padding"],
-        groups=case["groups"],
-        dilation=case["dilation"],
-    )
-    h, wd = expected.shape[2:]
-    expected = expected[
-        :, :, top - sym_h : h - (bottom - sym_h), left - sym_w : wd - (right - sym_w)
-    ]
+    expected = torch_conv_transpose2d(case)(*map(_t, inputs))
     _check(ours, expected, dtype)
 
 

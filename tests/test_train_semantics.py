@@ -47,6 +47,8 @@ from test_nn_semantics import (  # the nn tests' strategies and oracle helpers
     pool_cases,
     shape_and_axis,
     slices,
+    torch_conv2d,
+    torch_conv_transpose2d,
 )
 from torch_reference import TORCH_UNARY, drop_end_padding_windows, pre_pad
 from xdsl.dialects import func
@@ -372,24 +374,13 @@ def test_linear_grads(batch, features, out_features, dtype, seed):
     _check(_run1(train.LinearGradWeightOp, dy, x), dw, dtype, **_tol(dtype, 1e-5, 1e-5))
 
 
-def _torch_conv2d(case):
-    top, left, bottom, right = case["padding"]
-    return lambda x, w: F.conv2d(
-        F.pad(x, (left, right, top, bottom)),
-        w,
-        stride=case["stride"],
-        dilation=case["dilation"],
-        groups=case["groups"],
-    )
-
-
 @SETTINGS
 @given(case=conv2d_cases(), dtype=DTYPES, seed=SEEDS)
 def test_conv2d_grads(case, dtype, seed):
     rng = np.random.default_rng(seed)
     x = _random(rng, case["input"], dtype)
     w = _random(rng, case["weight"], dtype)
-    forward = _torch_conv2d(case)
+    forward = torch_conv2d(case)
     dy = _random(rng, forward(_t(x), _t(w)).shape, dtype)
     dx, dw = _autograd(forward, [x, w], [0, 1], dy)
     attrs = {k: case[k] for k in ("stride", "padding", "dilation", "groups")}
@@ -403,36 +394,13 @@ def test_conv2d_grads(case, dtype, seed):
     _check(ours, dw, dtype, **_tol(dtype, 1e-4, 1e-4))
 
 
-def _torch_conv_transpose2d(case):
-    """Symmetric padding in torch, the asymmetric rest cropped from its output."""
-    top, left, bottom, right = case["padding"]
-    sym_h, sym_w = min(top, bottom), min(left, right)
-
-    def forward(x, w):
-        y = F.conv_transpose2d(
-            x,
-            w,
-            stride=case["stride"],
-            padding=(sym_h, sym_w),
-            output_padding=case["output_padding"],
-            groups=case["groups"],
-            dilation=case["dilation"],
-        )
-        h, wd = y.shape[2:]
-        rows = slice(top - sym_h, h - (bottom - sym_h))
-        cols = slice(left - sym_w, wd - (right - sym_w))
-        return y[:, :, rows, cols]
-
-    return forward
-
-
 @SETTINGS
 @given(case=conv_transpose2d_cases(), dtype=DTYPES, seed=SEEDS)
 def test_conv_transpose2d_grads(case, dtype, seed):
     rng = np.random.default_rng(seed)
     x = _random(rng, case["input"], dtype)
     w = _random(rng, case["weight"], dtype)
-    forward = _torch_conv_transpose2d(case)
+    forward = torch_conv_transpose2d(case)
     dy = _random(rng, forward(_t(x), _t(w)).shape, dtype)
     dx, dw = _autograd(forward, [x, w], [0, 1], dy)
     keys = ("stride", "padding", "output_padding", "dilation", "groups")
