@@ -76,30 +76,26 @@ def matmul_params(
     }
 
 
-@emitter(kernel.LinearKernelOp)
+@emitter(kernel.LinearKernelOp, kernel.LinearGradInputKernelOp,
+         kernel.LinearGradWeightKernelOp)
 def emit_linear(f: FunctionContext, op: kernel.KernelOp) -> None:
+    """`edge_NAME_f32(params, operands...)`, the parameters from the forward's input
+    and weight shapes (the gradient's result stands for the one it is the gradient of);
+    an absent bias is NULL."""
     _float_only(f, op)
-    (y,) = op.outputs
-    x, w, *bias = op.inputs
+    if isinstance(op, kernel.LinearKernelOp):
+        x, w, *bias = op.inputs
+        operands = [x, w, bias[0] if bias else None, *op.outputs]
+    elif isinstance(op, kernel.LinearGradInputKernelOp):
+        (dy, w), (x,) = op.inputs, op.outputs
+        operands = [dy, w, x]
+    else:
+        (dy, x), (w,) = op.inputs, op.outputs
+        operands = [dy, x, w]
     params = f.params("edge_linear_t", **linear_params(f.shape(x), f.shape(w)))
-    f.call("edge_linear_f32", params, f.ptr(x), f.ptr(w),
-           f.ptr(bias[0]) if bias else "NULL", f.ptr(y))
-
-
-@emitter(kernel.LinearGradInputKernelOp)
-def emit_linear_grad_input(f: FunctionContext, op: kernel.KernelOp) -> None:
-    _float_only(f, op)
-    (dy, w), (dx,) = op.inputs, op.outputs
-    params = f.params("edge_linear_t", **linear_params(f.shape(dx), f.shape(w)))
-    f.call("edge_linear_grad_input_f32", params, f.ptr(dy), f.ptr(w), f.ptr(dx))
-
-
-@emitter(kernel.LinearGradWeightKernelOp)
-def emit_linear_grad_weight(f: FunctionContext, op: kernel.KernelOp) -> None:
-    _float_only(f, op)
-    (dy, x), (dw,) = op.inputs, op.outputs
-    params = f.params("edge_linear_t", **linear_params(f.shape(x), f.shape(dw)))
-    f.call("edge_linear_grad_weight_f32", params, f.ptr(dy), f.ptr(x), f.ptr(dw))
+    name = op.name.split(".", 1)[1]
+    f.call(f"edge_{name}_f32", params,
+           *(f.ptr(v) if v is not None else "NULL" for v in operands))
 
 
 @emitter(kernel.MatmulKernelOp)
