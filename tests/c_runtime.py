@@ -3,12 +3,15 @@
 `runtime()` compiles every `backends/c/runtime/*.c` once per test session (gcc, -O2,
 -Wall -Wextra -Werror) and loads it. Kernels run on the calling thread as a team of one
 core (the default team size). `pointer(array)` passes a NumPy array.
+`c_struct("edge_linear_t")` is the ctypes form of a parameter struct, read from the
+runtime's headers, so a test cannot pass a struct laid out differently from the C.
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
+import re
 import subprocess
 import tempfile
 from pathlib import Path
@@ -52,12 +55,38 @@ def int_array(values, length: int = 6) -> ctypes.Array:
     return (ctypes.c_int32 * length)(*values)
 
 
-class Broadcast(ctypes.Structure):
-    """`edge_broadcast_t`"""
+_C_TYPES = {
+    "int32_t": ctypes.c_int32, "float": ctypes.c_float, "uint8_t": ctypes.c_uint8,
+    "const int32_t *": ctypes.c_void_p, "const float *": ctypes.c_void_p,
+}
+_STRUCT = re.compile(r"typedef struct \{\n(.*?)\n\} (\w+);", re.S)
+_DECLARATION = re.compile(r"^\s*(const \w+ \*|\w+) ?([^;]+);", re.M)
+_DECLARATOR = re.compile(r"(\w+)(?:\[(\d+)\])?")
 
-    _fields_ = [
-        ("rank", ctypes.c_int32),
-        ("shape", ctypes.c_int32 * 6),
-        ("lhs_strides", ctypes.c_int32 * 6),
-        ("rhs_strides", ctypes.c_int32 * 6),
-    ]
+
+@functools.cache
+def _struct_fields() -> dict[str, list[tuple[str, object]]]:
+    """The fields of every `typedef struct {...} name;` in the runtime's headers."""
+    structs: dict[str, list[tuple[str, object]]] = {}
+    for header in sorted(RUNTIME.glob("*.h")):
+        for body, name in _STRUCT.findall(header.read_text()):
+            body = re.sub(r"/\*.*?\*/", "", body, flags=re.S)
+            fields: list[tuple[str, object]] = []
+            for type_, declarators in _DECLARATION.findall(body):
+                c_type = _C_TYPES[type_ if "*" in type_ else type_.strip()]
+                for declarator in declarators.split(","):
+                    match = _DECLARATOR.fullmatch(declarator.strip())
+                    assert match, f"{header.name}: {name}: cannot read '{declarator}'"
+                    field, length = match.groups()
+                    fields.append((field, c_type * int(length) if length else c_type))
+            structs[name] = fields
+    return structs
+
+
+@functools.cache
+def c_struct(name: str) -> type[ctypes.Structure]:
+    """The ctypes form of the runtime's struct `name` (from its header)."""
+    return type(name, (ctypes.Structure,), {"_fields_": _struct_fields()[name]})
+
+
+Broadcast = c_struct("edge_broadcast_t")

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from c_checks import on_cores
 from c_riscv import compile_riscv, function_lines, innermost_loops, library_calls
-from c_runtime import RUNTIME, pointer, runtime
+from c_runtime import RUNTIME, c_struct, pointer, runtime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -30,25 +30,10 @@ def compiled_runtime() -> ctypes.CDLL:
     return runtime()
 
 
-class LinearParams(ctypes.Structure):
-    """`edge_linear_s8_t`"""
-
-    _fields_ = [(name, ctypes.c_int32) for name in ("m", "n", "k", "scale", "shift")]
+LinearParams = c_struct("edge_linear_s8_t")
 
 
-class Conv2dParams(ctypes.Structure):
-    """`edge_conv2d_s8_t`"""
-
-    _fields_ = [
-        *[(name, ctypes.c_int32) for name in (
-            "batch", "height", "width", "in_channels", "out_channels", "kernel_h",
-            "kernel_w", "out_height", "out_width")],
-        ("stride", ctypes.c_int32 * 2),
-        ("padding", ctypes.c_int32 * 4),
-        ("dilation", ctypes.c_int32 * 2),
-        ("scale", ctypes.c_int32),
-        ("shift", ctypes.c_int32),
-    ]
+Conv2dParams = c_struct("edge_conv2d_s8_t")
 
 
 

@@ -9,7 +9,7 @@ import ctypes
 import numpy as np
 import pytest
 from c_checks import CORE_COUNTS, emit_kernel, l2_buffer, on_cores, riscv_calls
-from c_runtime import int_array, pointer, runtime
+from c_runtime import c_struct, int_array, pointer, runtime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from xdsl.dialects.builtin import UnitAttr, f64
@@ -25,30 +25,10 @@ from edge_opt.support import train_numerics as tn
 SETTINGS = settings(max_examples=40)
 
 
-class Linear(ctypes.Structure):
-    """`edge_linear_t`"""
-
-    _fields_ = [
-        ("rows", ctypes.c_int32),
-        ("in_features", ctypes.c_int32),
-        ("out_features", ctypes.c_int32),
-    ]
+Linear = c_struct("edge_linear_t")
 
 
-class Matmul(ctypes.Structure):
-    """`edge_matmul_t`"""
-
-    _fields_ = [
-        ("m", ctypes.c_int32),
-        ("n", ctypes.c_int32),
-        ("k", ctypes.c_int32),
-        ("transpose_lhs", ctypes.c_int32),
-        ("transpose_rhs", ctypes.c_int32),
-        ("batch_rank", ctypes.c_int32),
-        ("batch_shape", ctypes.c_int32 * 4),
-        ("lhs_batch_strides", ctypes.c_int32 * 4),
-        ("rhs_batch_strides", ctypes.c_int32 * 4),
-    ]
+Matmul = c_struct("edge_matmul_t")
 
 
 def struct(cls: type[ctypes.Structure], fields: dict) -> ctypes.Structure:

@@ -17,7 +17,7 @@ import subprocess
 import numpy as np
 import pytest
 from c_checks import CORE_COUNTS, emit_op, l2_buffer, on_cores, riscv_calls
-from c_runtime import CFLAGS, RUNTIME, pointer, runtime
+from c_runtime import CFLAGS, RUNTIME, c_struct, pointer, runtime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from xdsl.dialects import func
@@ -47,48 +47,16 @@ from edge_opt.support import train_numerics as tn
 SETTINGS = settings(max_examples=100)
 
 
-class Softmax(ctypes.Structure):
-    """`edge_softmax_t`"""
-
-    _fields_ = [
-        ("outer", ctypes.c_int32),
-        ("size", ctypes.c_int32),
-        ("inner", ctypes.c_int32),
-    ]
+Softmax = c_struct("edge_softmax_t")
 
 
-class LayerNorm(ctypes.Structure):
-    """`edge_layer_norm_t`"""
-
-    _fields_ = [
-        ("rows", ctypes.c_int32),
-        ("size", ctypes.c_int32),
-        ("epsilon", ctypes.c_float),
-    ]
+LayerNorm = c_struct("edge_layer_norm_t")
 
 
-class BatchNorm(ctypes.Structure):
-    """`edge_batch_norm_t`"""
-
-    _fields_ = [
-        ("batch", ctypes.c_int32),
-        ("channels", ctypes.c_int32),
-        ("spatial", ctypes.c_int32),
-        ("epsilon", ctypes.c_float),
-        ("training", ctypes.c_int32),
-    ]
+BatchNorm = c_struct("edge_batch_norm_t")
 
 
-class GroupNorm(ctypes.Structure):
-    """`edge_group_norm_t`"""
-
-    _fields_ = [
-        ("batch", ctypes.c_int32),
-        ("channels", ctypes.c_int32),
-        ("groups", ctypes.c_int32),
-        ("spatial", ctypes.c_int32),
-        ("epsilon", ctypes.c_float),
-    ]
+GroupNorm = c_struct("edge_group_norm_t")
 
 
 # --------------------------------------------------------------------------------------

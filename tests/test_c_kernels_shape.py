@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from c_checks import on_cores
 from c_riscv import compile_riscv, library_calls
-from c_runtime import CFLAGS, RUNTIME, int_array, pointer, runtime
+from c_runtime import CFLAGS, RUNTIME, c_struct, int_array, pointer, runtime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from xdsl.dialects.builtin import MemRefType, ModuleOp, StringAttr
@@ -63,18 +63,10 @@ def compiled_runtime() -> ctypes.CDLL:
 
 
 # --------------------------------------------------------------------------------------
-# ctypes mirrors of the parameter structs
+# The parameter structs, read from the runtime's headers
 # --------------------------------------------------------------------------------------
 
-_I6 = ctypes.c_int32 * 6
-
-
-class StridedCopyParams(ctypes.Structure):
-    """`edge_strided_copy_t`"""
-
-    _fields_ = [("rank", ctypes.c_int32), ("shape", _I6), ("src_strides", _I6),
-                ("dst_strides", _I6), ("src_offset", ctypes.c_int32),
-                ("dst_offset", ctypes.c_int32)]
+StridedCopyParams = c_struct("edge_strided_copy_t")
 
 
 class GatherParams(ctypes.Structure):
@@ -85,19 +77,10 @@ class GatherParams(ctypes.Structure):
                 ("table", ctypes.POINTER(ctypes.c_int32))]
 
 
-class SliceGradParams(ctypes.Structure):
-    """`edge_slice_grad_t`"""
-
-    _fields_ = [("rank", ctypes.c_int32), ("shape", _I6), ("first", _I6), ("step", _I6),
-                ("count", _I6), ("dy_strides", _I6), ("dy_offset", ctypes.c_int32)]
+SliceGradParams = c_struct("edge_slice_grad_t")
 
 
-class ReduceParams(ctypes.Structure):
-    """`edge_reduce_t`"""
-
-    _fields_ = [("rank", ctypes.c_int32), ("shape", _I6), ("strides", _I6),
-                ("reduced_rank", ctypes.c_int32), ("reduced_shape", _I6),
-                ("reduced_strides", _I6)]
+ReduceParams = c_struct("edge_reduce_t")
 
 
 def struct(cls: type[ctypes.Structure], fields: dict) -> ctypes.Structure:

@@ -10,7 +10,7 @@ import ctypes
 import numpy as np
 import pytest
 from c_checks import CORE_COUNTS, emit_kernel, l2_buffer, on_cores, riscv_calls
-from c_runtime import pointer, runtime
+from c_runtime import c_struct, pointer, runtime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from xdsl.dialects.builtin import (
@@ -151,11 +151,7 @@ def test_cross_entropy_labels_out_of_range_give_nan():
     assert not np.any(np.isnan(grad[0])) and np.all(np.isnan(grad[1]))
 
 
-class Error(ctypes.Structure):
-    """`edge_error_t`"""
-
-    _fields_ = [("code", ctypes.c_int32), ("index", ctypes.c_int32),
-                ("value", ctypes.c_int32), ("limit", ctypes.c_int32)]
+Error = c_struct("edge_error_t")
 
 
 def test_cross_entropy_records_the_first_bad_label():
