@@ -256,38 +256,9 @@ def pool_cases(draw, dilated: bool = True):
 # --------------------------------------------------------------------------------------
 
 
-def conv2d(case, rng):
-    x, w = _random(rng, case["input"]), _random(rng, case["weight"])
-    inputs = [x, w] + ([_random(rng, case["weight"][:1])] if case["bias"] else [])
-    args = _args(*((a.shape, f32) for a in inputs))
-    return _kernel_op(nn.Conv2dOp(*args, **case["attrs"])), inputs
-
-
 def _conv_output(case) -> tuple[int, ...]:
     return nn.Conv2dOp(*_args((case["input"], f32), (case["weight"], f32)),
                        **case["attrs"]).result.type.get_shape()
-
-
-def conv2d_grad_input(case, rng):
-    dy, w = _random(rng, _conv_output(case)), _random(rng, case["weight"])
-    args = _args((dy.shape, f32), (w.shape, f32))
-    op = train.Conv2dGradInputOp(*args, TensorType(f32, case["input"]), **case["attrs"])
-    return _kernel_op(op), [dy, w]
-
-
-def conv2d_grad_weight(case, rng):
-    dy, x = _random(rng, _conv_output(case)), _random(rng, case["input"])
-    args = _args((dy.shape, f32), (x.shape, f32))
-    op = train.Conv2dGradWeightOp(*args, TensorType(f32, case["weight"]), **case["attrs"])
-    return _kernel_op(op), [dy, x]
-
-
-def conv_transpose2d(case, rng):
-    x, w = _random(rng, case["input"]), _random(rng, case["weight"])
-    out_channels = case["weight"][1] * case["attrs"]["groups"]
-    inputs = [x, w] + ([_random(rng, (out_channels,))] if case["bias"] else [])
-    args = _args(*((a.shape, f32) for a in inputs))
-    return _kernel_op(nn.ConvTranspose2dOp(*args, **case["attrs"])), inputs
 
 
 def _transposed_output(case) -> tuple[int, ...]:
@@ -295,20 +266,41 @@ def _transposed_output(case) -> tuple[int, ...]:
                                 **case["attrs"]).result.type.get_shape()
 
 
-def conv_transpose2d_grad_input(case, rng):
-    dy, w = _random(rng, _transposed_output(case)), _random(rng, case["weight"])
-    args = _args((dy.shape, f32), (w.shape, f32))
-    op = train.ConvTranspose2dGradInputOp(
-        *args, TensorType(f32, case["input"]), **case["attrs"])
-    return _kernel_op(op), [dy, w]
+def _forward(op_type, bias_channels):
+    """The builder of a forward convolution: x, w and a bias when the case has one."""
+    def build(case, rng):
+        x, w = _random(rng, case["input"]), _random(rng, case["weight"])
+        inputs = [x, w] + ([_random(rng, (bias_channels(case),))] if case["bias"] else [])
+        args = _args(*((a.shape, f32) for a in inputs))
+        return _kernel_op(op_type(*args, **case["attrs"])), inputs
+
+    return build
 
 
-def conv_transpose2d_grad_weight(case, rng):
-    dy, x = _random(rng, _transposed_output(case)), _random(rng, case["input"])
-    args = _args((dy.shape, f32), (x.shape, f32))
-    op = train.ConvTranspose2dGradWeightOp(
-        *args, TensorType(f32, case["weight"]), **case["attrs"])
-    return _kernel_op(op), [dy, x]
+def _gradient(op_type, output, operand: str, result: str):
+    """The builder of a convolution gradient: dy (of the forward's output) and the
+    forward's `operand` ("input" or "weight"), the gradient of the other, `result`."""
+    def build(case, rng):
+        dy, other = _random(rng, output(case)), _random(rng, case[operand])
+        args = _args((dy.shape, f32), (other.shape, f32))
+        op = op_type(*args, TensorType(f32, case[result]), **case["attrs"])
+        return _kernel_op(op), [dy, other]
+
+    return build
+
+
+conv2d = _forward(nn.Conv2dOp, lambda case: case["weight"][0])
+conv2d_grad_input = _gradient(train.Conv2dGradInputOp, _conv_output, "weight", "input")
+conv2d_grad_weight = _gradient(train.Conv2dGradWeightOp, _conv_output, "input", "weight")
+conv_transpose2d = _forward(
+    nn.ConvTranspose2dOp, lambda case: case["weight"][1] * case["attrs"]["groups"]
+)
+conv_transpose2d_grad_input = _gradient(
+    train.ConvTranspose2dGradInputOp, _transposed_output, "weight", "input"
+)
+conv_transpose2d_grad_weight = _gradient(
+    train.ConvTranspose2dGradWeightOp, _transposed_output, "input", "weight"
+)
 
 
 def _pool_attrs(case, dilated: bool) -> dict:

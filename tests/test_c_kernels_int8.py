@@ -106,16 +106,21 @@ def scaling(rng, acc: np.ndarray) -> tuple[int, int]:
 # --------------------------------------------------------------------------------------
 
 
+def _run(kernel: str, params, x, w, bias, y, cores) -> np.ndarray:
+    """`kernel(params, x, w, bias or NULL, y)` on a team of `cores`; returns `y`."""
+    bias_ptr = pointer(bias) if bias is not None else None
+    fn = getattr(runtime(), kernel)
+    on_cores(cores, lambda: fn(ctypes.byref(params), pointer(x), pointer(w), bias_ptr,
+                               pointer(y)))
+    return y
+
+
 def run_linear(x, w, bias, scale, shift, cores) -> np.ndarray:
     m, k = x.shape
     n = w.shape[0]
     y = np.full((m, n), 99, np.int8)
     params = LinearParams(m, n, k, scale, shift)
-    bias_ptr = pointer(bias) if bias is not None else None
-    fn = runtime().edge_linear_s8
-    on_cores(cores, lambda: fn(ctypes.byref(params), pointer(x), pointer(w), bias_ptr,
-                               pointer(y)))
-    return y
+    return _run("edge_linear_s8", params, x, w, bias, y, cores)
 
 
 @SETTINGS
@@ -168,11 +173,7 @@ def run_conv2d(x, w, bias, case, scale, shift, cores) -> np.ndarray:
         (ctypes.c_int32 * 4)(*case["padding"]), (ctypes.c_int32 * 2)(*case["dilation"]),
         scale, shift,
     )
-    bias_ptr = pointer(bias) if bias is not None else None
-    fn = runtime().edge_conv2d_s8
-    on_cores(cores, lambda: fn(ctypes.byref(params), pointer(x), pointer(w), bias_ptr,
-                               pointer(y)))
-    return y
+    return _run("edge_conv2d_s8", params, x, w, bias, y, cores)
 
 
 @SETTINGS

@@ -84,6 +84,20 @@ def _spread(x: np.ndarray, blocks: np.ndarray) -> np.ndarray:
     return x
 
 
+def _norm_operands(name: str, family: str, x: np.ndarray, affine: tuple[int, ...],
+                   stats: list[np.ndarray], normal, args: tuple):
+    """The operands, reference and result shape of a normalization kernel: the forward
+    takes (x, scale, bias, *stats), grad_input (dy, x, scale, *stats), grad_scale (dy,
+    x, *stats); the numerics take `args` after them."""
+    if name == family:
+        operands = [x, normal(affine), normal(affine), *stats]
+        return operands, lambda *a: getattr(numerics, family)(*a, *args), x.shape
+    if name == f"{family}_grad_input":
+        operands = [normal(x.shape), x, normal(affine), *stats]
+        return operands, lambda *a: getattr(tn, name)(*a, *args), x.shape
+    return [normal(x.shape), x, *stats], lambda *a: getattr(tn, name)(*a, *args), affine
+
+
 def make_case(name: str, shape: tuple[int, ...], prop: int, training: bool,
               epsilon: float, seed: int):
     """(params struct, input arrays, output shape, float64 reference of the output).
@@ -111,16 +125,8 @@ def make_case(name: str, shape: tuple[int, ...], prop: int, training: bool,
         params = LayerNorm(**layer_norm_params(shape, prop, epsilon))
         x = normal(shape)
         _spread(x, x.reshape(params.rows, params.size))
-        normalized = shape[prop:]
-        if name == "layer_norm":
-            inputs = [x, normal(normalized), normal(normalized)]
-            reference = lambda x, s, b: numerics.layer_norm(x, s, b, prop, epsilon)
-        elif name == "layer_norm_grad_input":
-            inputs = [normal(shape), x, normal(normalized)]
-            reference = lambda dy, x, s: tn.layer_norm_grad_input(dy, x, s, prop, epsilon)
-        else:
-            inputs, out_shape = [normal(shape), x], normalized
-            reference = lambda dy, x: tn.layer_norm_grad_scale(dy, x, prop, epsilon)
+        inputs, reference, out_shape = _norm_operands(
+            name, "layer_norm", x, shape[prop:], [], normal, (prop, epsilon))
     elif name in BATCH_NORM:
         dims = channel_params(shape)
         params = BatchNorm(**dims, epsilon=epsilon, training=int(training))
@@ -130,33 +136,16 @@ def make_case(name: str, shape: tuple[int, ...], prop: int, training: bool,
         x = _f32(np.moveaxis(_spread(by_channel, by_channel).reshape(
             (shape[1], shape[0], *shape[2:])), 0, 1))
         mean, var = normal(channels), _f32(rng.uniform(0.1, 2.0, channels))
-        if name == "batch_norm":
-            inputs = [x, normal(channels), normal(channels), mean, var]
-            reference = lambda x, s, b, m, v: numerics.batch_norm(
-                x, s, b, m, v, epsilon, training)
-        elif name == "batch_norm_grad_input":
-            inputs = [normal(shape), x, normal(channels), mean, var]
-            reference = lambda dy, x, s, m, v: tn.batch_norm_grad_input(
-                dy, x, s, m, v, epsilon, training)
-        else:
-            inputs, out_shape = [normal(shape), x, mean, var], channels
-            reference = lambda dy, x, m, v: tn.batch_norm_grad_scale(
-                dy, x, m, v, epsilon, training)
+        inputs, reference, out_shape = _norm_operands(
+            name, "batch_norm", x, channels, [mean, var], normal, (epsilon, training))
     else:
         dims = channel_params(shape)
         params = GroupNorm(groups=prop, epsilon=epsilon, **dims)
         channels = (shape[1],)
         x = normal(shape)
         _spread(x, x.reshape(shape[0] * prop, -1))
-        if name == "group_norm":
-            inputs = [x, normal(channels), normal(channels)]
-            reference = lambda x, s, b: numerics.group_norm(x, s, b, prop, epsilon)
-        elif name == "group_norm_grad_input":
-            inputs = [normal(shape), x, normal(channels)]
-            reference = lambda dy, x, s: tn.group_norm_grad_input(dy, x, s, prop, epsilon)
-        else:
-            inputs, out_shape = [normal(shape), x], channels
-            reference = lambda dy, x: tn.group_norm_grad_scale(dy, x, prop, epsilon)
+        inputs, reference, out_shape = _norm_operands(
+            name, "group_norm", x, channels, [], normal, (prop, epsilon))
     expected = reference(*(a.astype(np.float64) for a in inputs))
     return params, inputs, tuple(out_shape), expected
 
