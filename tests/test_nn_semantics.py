@@ -158,18 +158,20 @@ def test_unary(op, reference, domain, shape, dtype, scale, seed):
     _check(_run(op, x), reference(_t(x)), dtype, **_tol(dtype, 1e-5, 1e-6))
 
 
+def float_arrays(bound: float):
+    """Non-scalar f32 or f64 arrays with values in [-bound, bound] (f32-representable)."""
+    return hnp.arrays(
+        st.sampled_from([np.float32, np.float64]), _shapes(min_dims=1),
+        elements=st.floats(-bound, bound, width=32),
+    )
+
+
 @pytest.mark.parametrize(
     "op, reference", [(nn.SigmoidOp, torch.sigmoid), (nn.SiluOp, F.silu)],
     ids=["sigmoid", "silu"],
 )
 @SETTINGS
-@given(
-    x=hnp.arrays(
-        st.sampled_from([np.float32, np.float64]),
-        _shapes(min_dims=1),
-        elements=st.floats(-80, 80, width=32),
-    )
-)
+@given(x=float_arrays(80))
 def test_sigmoid_relative_accuracy(op, reference, x):
     """Relative, not absolute, accuracy: sigmoid(-20) ~ 2e-9 is not 0. (A
     `0.5 * (1 + tanh(x / 2))` form cancels to 0 below x ~ -17 in float32.)"""
@@ -1033,13 +1035,7 @@ DIRECT = [
     "relu", "sigmoid", "tanh", "hardswish", "gelu-tanh", "softmax-axis0"
 ])
 @FEW
-@given(
-    x=hnp.arrays(
-        st.sampled_from([np.float32, np.float64]),
-        _shapes(min_dims=1),
-        elements=st.floats(-50, 50, width=32),
-    )
-)
+@given(x=float_arrays(50))
 def test_run_op(build, reference, x):
     op = build(Block(arg_types=[tensor_type(x)]).args[0])
     interpreter = make_interpreter(ModuleOp([]))

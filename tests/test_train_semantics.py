@@ -374,46 +374,35 @@ def test_linear_grads(batch, features, out_features, dtype, seed):
     _check(_run1(train.LinearGradWeightOp, dy, x), dw, dtype, **_tol(dtype, 1e-5, 1e-5))
 
 
+CONVOLUTIONS = {
+    "conv2d": (conv2d_cases, torch_conv2d, train.Conv2dGradInputOp,
+               train.Conv2dGradWeightOp, ("stride", "padding", "dilation", "groups")),
+    "conv_transpose2d": (
+        conv_transpose2d_cases, torch_conv_transpose2d, train.ConvTranspose2dGradInputOp,
+        train.ConvTranspose2dGradWeightOp,
+        ("stride", "padding", "output_padding", "dilation", "groups"),
+    ),
+}
+"""(cases, torch forward, grad-input op, grad-weight op, attributes) of each convolution."""
+
+
+@pytest.mark.parametrize("family", sorted(CONVOLUTIONS))
 @SETTINGS
-@given(case=conv2d_cases(), dtype=DTYPES, seed=SEEDS)
-def test_conv2d_grads(case, dtype, seed):
+@given(data=st.data(), dtype=DTYPES, seed=SEEDS)
+def test_conv_grads(family, data, dtype, seed):
+    """Both gradients of a convolution against autograd of its torch form."""
+    cases, torch_forward, grad_input, grad_weight, keys = CONVOLUTIONS[family]
+    case = data.draw(cases())
     rng = np.random.default_rng(seed)
     x = _random(rng, case["input"], dtype)
     w = _random(rng, case["weight"], dtype)
-    forward = torch_conv2d(case)
+    forward = torch_forward(case)
     dy = _random(rng, forward(_t(x), _t(w)).shape, dtype)
     dx, dw = _autograd(forward, [x, w], [0, 1], dy)
-    attrs = {k: case[k] for k in ("stride", "padding", "dilation", "groups")}
-    ours = _run1(
-        lambda g, b: train.Conv2dGradInputOp(g, b, tensor_type(x), **attrs), dy, w
-    )
-    _check(ours, dx, dtype, **_tol(dtype, 1e-5, 1e-5))
-    ours = _run1(
-        lambda g, a: train.Conv2dGradWeightOp(g, a, tensor_type(w), **attrs), dy, x
-    )
-    _check(ours, dw, dtype, **_tol(dtype, 1e-4, 1e-4))
-
-
-@SETTINGS
-@given(case=conv_transpose2d_cases(), dtype=DTYPES, seed=SEEDS)
-def test_conv_transpose2d_grads(case, dtype, seed):
-    rng = np.random.default_rng(seed)
-    x = _random(rng, case["input"], dtype)
-    w = _random(rng, case["weight"], dtype)
-    forward = torch_conv_transpose2d(case)
-    dy = _random(rng, forward(_t(x), _t(w)).shape, dtype)
-    dx, dw = _autograd(forward, [x, w], [0, 1], dy)
-    keys = ("stride", "padding", "output_padding", "dilation", "groups")
     attrs = {k: case[k] for k in keys}
-    ours = _run1(
-        lambda g, b: train.ConvTranspose2dGradInputOp(g, b, tensor_type(x), **attrs),
-        dy, w,
-    )
+    ours = _run1(lambda g, b: grad_input(g, b, tensor_type(x), **attrs), dy, w)
     _check(ours, dx, dtype, **_tol(dtype, 1e-5, 1e-5))
-    ours = _run1(
-        lambda g, a: train.ConvTranspose2dGradWeightOp(g, a, tensor_type(w), **attrs),
-        dy, x,
-    )
+    ours = _run1(lambda g, a: grad_weight(g, a, tensor_type(w), **attrs), dy, x)
     _check(ours, dw, dtype, **_tol(dtype, 1e-4, 1e-4))
 
 
