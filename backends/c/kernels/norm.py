@@ -95,6 +95,19 @@ def emit_softmax(f: FunctionContext, op: kernel.KernelOp) -> None:
     )
 
 
+def _normalized(op: kernel.KernelOp) -> SSAValue:
+    """The forward's input: the first operand of a normalization, the second (after
+    `dy`) of its gradients."""
+    return op.inputs[1] if "_grad" in op.name else op.inputs[0]
+
+
+def _call(f: FunctionContext, op: kernel.KernelOp, struct: str, **fields) -> None:
+    """`edge_NAME_f32(&params, operands...)`, NAME the kernel op's."""
+    params = f.params(struct, **fields)
+    name = op.name.split(".", 1)[1]
+    f.call(f"edge_{name}_f32", params, *(f.ptr(v) for v in op.operands))
+
+
 @emitter(
     kernel.LayerNormKernelOp,
     kernel.LayerNormGradInputKernelOp,
@@ -102,13 +115,9 @@ def emit_softmax(f: FunctionContext, op: kernel.KernelOp) -> None:
 )
 def emit_layer_norm(f: FunctionContext, op: kernel.KernelOp) -> None:
     _check(f, op)
-    x = op.inputs[1] if not isinstance(op, kernel.LayerNormKernelOp) else op.inputs[0]
-    shape = f.shape(x)
-    params = f.params(
-        "edge_layer_norm_t", **layer_norm_params(shape, _axis(op, shape), _epsilon(op))
-    )
-    name = op.name.split(".", 1)[1]
-    f.call(f"edge_{name}_f32", params, *(f.ptr(v) for v in op.operands))
+    shape = f.shape(_normalized(op))
+    _call(f, op, "edge_layer_norm_t",
+          **layer_norm_params(shape, _axis(op, shape), _epsilon(op)))
 
 
 @emitter(
@@ -118,15 +127,10 @@ def emit_layer_norm(f: FunctionContext, op: kernel.KernelOp) -> None:
 )
 def emit_batch_norm(f: FunctionContext, op: kernel.KernelOp) -> None:
     _check(f, op)
-    x = op.inputs[0] if isinstance(op, kernel.BatchNormKernelOp) else op.inputs[1]
-    params = f.params(
-        "edge_batch_norm_t",
-        **channel_params(_channel_shape(op, x, f)),
-        epsilon=float(_epsilon(op)),
-        training=op.training is not None,  # type: ignore[attr-defined]
-    )
-    name = op.name.split(".", 1)[1]
-    f.call(f"edge_{name}_f32", params, *(f.ptr(v) for v in op.operands))
+    _call(f, op, "edge_batch_norm_t",
+          **channel_params(_channel_shape(op, _normalized(op), f)),
+          epsilon=float(_epsilon(op)),
+          training=op.training is not None)  # type: ignore[attr-defined]
 
 
 @emitter(
@@ -136,21 +140,12 @@ def emit_batch_norm(f: FunctionContext, op: kernel.KernelOp) -> None:
 )
 def emit_group_norm(f: FunctionContext, op: kernel.KernelOp) -> None:
     _check(f, op)
-    x = op.inputs[0] if isinstance(op, kernel.GroupNormKernelOp) else op.inputs[1]
-    shape = _channel_shape(op, x, f)
+    shape = _channel_shape(op, _normalized(op), f)
     groups = op.groups.value.data  # type: ignore[attr-defined]
     if groups < 1 or shape[1] % groups:
         raise EmitError(
             f"{op.name}: groups ({groups}) must divide the channel count ({shape[1]})"
         )
     dims = channel_params(shape)
-    params = f.params(
-        "edge_group_norm_t",
-        batch=dims["batch"],
-        channels=dims["channels"],
-        groups=groups,
-        spatial=dims["spatial"],
-        epsilon=float(_epsilon(op)),
-    )
-    name = op.name.split(".", 1)[1]
-    f.call(f"edge_{name}_f32", params, *(f.ptr(v) for v in op.operands))
+    _call(f, op, "edge_group_norm_t", batch=dims["batch"], channels=dims["channels"],
+          groups=groups, spatial=dims["spatial"], epsilon=float(_epsilon(op)))
