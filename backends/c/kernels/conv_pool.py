@@ -109,31 +109,34 @@ def pool2d_fields(
     }
 
 
-def _conv_call(op: kernel.KernelOp) -> KernelCall:
-    ins, (out,) = op.inputs, op.outputs
-    a, b = ins[0], ins[1]
-    bias = ins[2] if len(ins) > 2 else None
-    s = _shape
-    if isinstance(op, kernel.Conv2dKernelOp):  # x, w[, bias] -> y
-        return KernelCall("edge_conv2d_f32", "edge_conv2d_t",
-                          conv2d_fields(s(a), s(b), s(out), op), (a, b, bias, out))
-    if isinstance(op, kernel.Conv2dGradInputKernelOp):  # dy, w -> dx
-        return KernelCall("edge_conv2d_grad_input_f32", "edge_conv2d_t",
-                          conv2d_fields(s(out), s(b), s(a), op), (a, b, out))
-    if isinstance(op, kernel.Conv2dGradWeightKernelOp):  # dy, x -> dw
-        return KernelCall("edge_conv2d_grad_weight_f32", "edge_conv2d_t",
-                          conv2d_fields(s(b), s(out), s(a), op), (a, b, out))
+_CONV_CALLS: dict[type, tuple[str, str, str, str]] = {
+    # op: (kernel, then which of the op's first input `a`, second input `b` and output
+    # `out` are the convolution's X, W and Y)
+    kernel.Conv2dKernelOp: ("edge_conv2d_f32", "a", "b", "out"),  # x, w[, bias] -> y
+    kernel.Conv2dGradInputKernelOp: ("edge_conv2d_grad_input_f32", "out", "b", "a"),
+    kernel.Conv2dGradWeightKernelOp: ("edge_conv2d_grad_weight_f32", "b", "out", "a"),
     # The transposed convolution is the input gradient of the convolution from its
     # output (X) to its input (Y), with the same weight.
-    if isinstance(op, kernel.ConvTranspose2dKernelOp):  # x, w[, bias] -> y
-        return KernelCall("edge_conv_transpose2d_f32", "edge_conv2d_t",
-                          conv2d_fields(s(out), s(b), s(a), op), (a, b, bias, out))
-    if isinstance(op, kernel.ConvTranspose2dGradInputKernelOp):  # dy, w -> dx
-        return KernelCall("edge_conv_transpose2d_grad_input_f32", "edge_conv2d_t",
-                          conv2d_fields(s(a), s(b), s(out), op), (a, b, out))
-    assert isinstance(op, kernel.ConvTranspose2dGradWeightKernelOp)  # dy, x -> dw
-    return KernelCall("edge_conv_transpose2d_grad_weight_f32", "edge_conv2d_t",
-                      conv2d_fields(s(a), s(out), s(b), op), (a, b, out))
+    kernel.ConvTranspose2dKernelOp: ("edge_conv_transpose2d_f32", "out", "b", "a"),
+    kernel.ConvTranspose2dGradInputKernelOp: (
+        "edge_conv_transpose2d_grad_input_f32", "a", "b", "out"),
+    kernel.ConvTranspose2dGradWeightKernelOp: (
+        "edge_conv_transpose2d_grad_weight_f32", "a", "out", "b"),
+}
+"""The gradient ops take (dy, w) -> dx or (dy, x) -> dw; the forward ops a bias (or
+NULL) before their output."""
+
+
+def _conv_call(op: kernel.KernelOp) -> KernelCall:
+    ins, (out,) = op.inputs, op.outputs
+    values = {"a": ins[0], "b": ins[1], "out": out}
+    name, x, w, y = _CONV_CALLS[type(op)]
+    fields = conv2d_fields(_shape(values[x]), _shape(values[w]), _shape(values[y]), op)
+    if isinstance(op, kernel.Conv2dKernelOp | kernel.ConvTranspose2dKernelOp):
+        args = (ins[0], ins[1], ins[2] if len(ins) > 2 else None, out)
+    else:
+        args = (ins[0], ins[1], out)
+    return KernelCall(name, "edge_conv2d_t", fields, args)
 
 
 _CONV_OPS = (
