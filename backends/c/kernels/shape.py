@@ -46,6 +46,20 @@ def _pad(values: Sequence[int], fill: int) -> list[int]:
     return list(values) + [fill] * (MAX_RANK - len(values))
 
 
+def _axis_fields(shape: Sequence[int], axes: dict[str, tuple[Sequence[int], int]],
+                 **scalars: int) -> dict[str, object]:
+    """The fields of a struct over at most `MAX_RANK` axes: `rank`, `shape`, each
+    per-axis array padded with its fill value, then the scalars."""
+    if len(shape) > MAX_RANK:
+        raise ValueError(f"rank {len(shape)} > {MAX_RANK} after merging axes")
+    return {
+        "rank": len(shape),
+        "shape": _pad(shape, 1),
+        **{name: _pad(values, fill) for name, (values, fill) in axes.items()},
+        **scalars,
+    }
+
+
 # --------------------------------------------------------------------------------------
 # Strided copies
 # --------------------------------------------------------------------------------------
@@ -86,16 +100,11 @@ class StridedCopy:
 
     def fields(self) -> dict[str, object]:
         copy = self.canonical()
-        if len(copy.shape) > MAX_RANK:
-            raise ValueError(f"rank {len(copy.shape)} > {MAX_RANK} after merging axes")
-        return {
-            "rank": len(copy.shape),
-            "shape": _pad(copy.shape, 1),
-            "src_strides": _pad(copy.src_strides, 0),
-            "dst_strides": _pad(copy.dst_strides, 0),
-            "src_offset": copy.src_offset,
-            "dst_offset": copy.dst_offset,
-        }
+        return _axis_fields(
+            copy.shape, {"src_strides": (copy.src_strides, 0),
+                         "dst_strides": (copy.dst_strides, 0)},
+            src_offset=copy.src_offset, dst_offset=copy.dst_offset,
+        )
 
 
 def transpose_copy(shape: Sequence[int], perm: Sequence[int]) -> StridedCopy:
@@ -216,17 +225,11 @@ class SliceGrad:
 
     def fields(self) -> dict[str, object]:
         grad = self.canonical()
-        if len(grad.shape) > MAX_RANK:
-            raise ValueError(f"rank {len(grad.shape)} > {MAX_RANK} after merging axes")
-        return {
-            "rank": len(grad.shape),
-            "shape": _pad(grad.shape, 1),
-            "first": _pad(grad.first, 0),
-            "step": _pad(grad.step, 1),
-            "count": _pad(grad.count, 1),
-            "dy_strides": _pad(grad.dy_strides, 0),
-            "dy_offset": grad.dy_offset,
-        }
+        return _axis_fields(
+            grad.shape, {"first": (grad.first, 0), "step": (grad.step, 1),
+                         "count": (grad.count, 1), "dy_strides": (grad.dy_strides, 0)},
+            dy_offset=grad.dy_offset,
+        )
 
 
 def slice_grad(
