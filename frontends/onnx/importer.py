@@ -533,19 +533,8 @@ class Importer:
     def _fold(
         self, node: onnx.NodeProto, inputs: list[_Value | None], info: _OpInfo | None
     ) -> list[_Value] | None:
-
-        feeds = {}
-        for name, value in zip(node.input, inputs):
-            if not name:
-                continue
-            if isinstance(value, Const):
-                feeds[name] = value.array
-            else:  # Shape/Size: only the static shape matters
-                shape, dtype = self._shape_and_dtype(value)
-                feeds[name] = np.broadcast_to(np.zeros((), dtype), shape)
         try:
-            evaluator = ReferenceEvaluator(node, opsets=self.opsets)
-            results = evaluator.run(None, feeds)
+            results = self.evaluate(node, inputs)
         except Exception as e:
             if info is not None:
                 # Fold failed (say, an attribute the evaluator lacks): lower instead.
@@ -553,6 +542,21 @@ class Importer:
             self._problem(f"{_op_label(node)} (cannot evaluate: {first_line(e)})", node)
             return None
         return [Const(np.asarray(r), name) for r, name in zip(results, node.output)]
+
+    def evaluate(self, node: onnx.NodeProto, inputs: list[_Value | None]) -> list:
+        """`node` run by ONNX's reference evaluator on the constant inputs' values and,
+        for the others, zeros of their static shape (a Shape or Size, or a shape op's
+        output size, depends on nothing else)."""
+        feeds = {}
+        for name, value in zip(node.input, inputs):
+            if not name:
+                continue
+            if isinstance(value, Const):
+                feeds[name] = value.array
+            else:
+                shape, dtype = self._shape_and_dtype(value)
+                feeds[name] = np.broadcast_to(np.zeros((), dtype), shape)
+        return ReferenceEvaluator(node, opsets=self.opsets).run(None, feeds)
 
     def _shape_and_dtype(self, value: _Value) -> tuple[tuple[int, ...], np.dtype]:
         if isinstance(value, Const | Param):

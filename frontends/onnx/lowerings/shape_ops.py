@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
-from onnx.reference import ReferenceEvaluator
 from xdsl.ir import SSAValue
 
 from edge_opt.dialects import nn
@@ -19,7 +18,7 @@ from edge_opt.frontends.onnx.lowerings.common import (
     scalar_operand,
 )
 from edge_opt.frontends.onnx.registry import lowering
-from edge_opt.frontends.onnx.values import Const, tensor_shape
+from edge_opt.frontends.onnx.values import tensor_shape
 from edge_opt.ir.model_io import first_line
 from edge_opt.support import shapes
 from edge_opt.support.shapes import ShapeError
@@ -40,17 +39,8 @@ def _reshaped(self: Importer, x: SSAValue, shape: Sequence[int]) -> SSAValue:
 def _evaluated_shape(self: Importer, node: onnx.NodeProto, ins) -> tuple[int, ...]:
     """Output shape of a shape op, by the reference evaluator on a stand-in input
     (keeps ONNX's rules for 0, -1 and allowzero in one place: the spec's code)."""
-    feeds = {}
-    for name, value in zip(node.input, ins):
-        if not name:
-            continue
-        if isinstance(value, Const):
-            feeds[name] = value.array
-        else:
-            shape, dtype = self._shape_and_dtype(value)
-            feeds[name] = np.broadcast_to(np.zeros((), dtype), shape)
     try:
-        (result,) = ReferenceEvaluator(node, opsets=self.opsets).run(None, feeds)[:1]
+        result = self.evaluate(node, ins)[0]
     except Exception as e:
         raise ShapeError(first_line(e)) from None
     return tuple(np.shape(result))
