@@ -4,6 +4,8 @@ and Adam, each parameter's state created as zero-initialised parameters marked w
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 from xdsl.dialects.builtin import (
     ModuleOp,
@@ -24,20 +26,22 @@ from edge_opt.support.dtypes import numpy_dtype, to_dense
 from edge_opt.support.hints import symbol_hint
 
 
+@dataclass
 class OptimizerEmitter:
-    """Emits one parameter's update (and creates its optimizer state parameters)."""
+    """Emits one parameter's update (and creates its optimizer state parameters) into
+    the training step that `grads` builds in `module`."""
 
-    def __init__(self, module: ModuleOp, grads: GradientBuilder,
-                 options: OptimizerOptions,
-                 restrictions: dict[str, ChannelRestriction] | None = None):
-        self.module = module
-        self.grads = grads
-        self.options = options
-        self.restrictions = restrictions or {}
+    module: ModuleOp
+    grads: GradientBuilder
+    options: OptimizerOptions
+    restrictions: dict[str, ChannelRestriction] = field(default_factory=dict)
+    params: dict[str, nn.ParamOp] = field(init=False)
+    _step: SSAValue | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
         self.params = {
-            o.sym_name.data: o for o in module.ops if isinstance(o, nn.ParamOp)
+            o.sym_name.data: o for o in self.module.ops if isinstance(o, nn.ParamOp)
         }
-        self._step: SSAValue | None = None
 
     def update(self, name: str, value: SSAValue, grad: SSAValue) -> None:
         """The update of parameter `name` (current value `value`) by `grad`; a

@@ -103,9 +103,7 @@ class TrainStepBuilder:
         self.restrictions = restrictions or {}
         self.block = Block()
         self.grads = GradientBuilder(self.block)
-        self.optimizer = OptimizerEmitter(
-            module, self.grads, optimizer, self.restrictions
-        )
+        self.optimizer = OptimizerEmitter(module, self.grads, optimizer, self.restrictions)
 
     def build(self, loss: str, reduction: str) -> func.FuncOp:
         returned = self.forward.body.block.last_op
