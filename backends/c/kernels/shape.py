@@ -371,13 +371,20 @@ def emit_concat(f: FunctionContext, op: kernel.KernelOp) -> None:
         _copy(f, op, copy, x, y)
 
 
+def _indexed_axis(f: FunctionContext, op: kernel.KernelOp, value: SSAValue
+                  ) -> tuple[int, int, int, tuple[int, ...]]:
+    """`value`'s shape split around the op's `axis` (outer, size, inner) and the op's
+    `indices` on it (a gather or a scatter)."""
+    shape = f.shape(value)
+    axis = normalize_axis(op.axis.value.data, len(shape))  # type: ignore[attr-defined]
+    indices = tuple(op.indices.get_values())  # type: ignore[attr-defined]
+    return (*split_axis(shape, axis), indices)
+
+
 @emitter(kernel.GatherKernelOp)
 def emit_gather(f: FunctionContext, op: kernel.KernelOp) -> None:
     (x,), (y,) = op.inputs, op.outputs
-    shape = f.shape(x)
-    axis = normalize_axis(op.axis.value.data, len(shape))  # type: ignore[attr-defined]
-    indices = op.indices.get_values()  # type: ignore[attr-defined]
-    outer, size, inner = split_axis(shape, axis)
+    outer, size, inner, indices = _indexed_axis(f, op, x)
     params = f.params(
         "edge_gather_t", outer=outer, size=size, inner=inner, count=len(indices),
         indices=_table(f, "indices", indices),
@@ -388,10 +395,7 @@ def emit_gather(f: FunctionContext, op: kernel.KernelOp) -> None:
 @emitter(kernel.ScatterKernelOp)
 def emit_scatter(f: FunctionContext, op: kernel.KernelOp) -> None:
     (dest, values), (out,) = op.inputs, op.outputs
-    shape = f.shape(dest)
-    axis = normalize_axis(op.axis.value.data, len(shape))  # type: ignore[attr-defined]
-    indices = op.indices.get_values()  # type: ignore[attr-defined]
-    outer, size, inner = split_axis(shape, axis)
+    outer, size, inner, indices = _indexed_axis(f, op, dest)
     params = f.params(
         "edge_scatter_t", outer=outer, size=size, inner=inner, count=len(indices),
         positions=_table(f, "positions", scatter_positions(size, indices)),
