@@ -213,7 +213,9 @@ def _conv_transpose(self: Importer, node, ins, attrs):
     return [h1.result(y)]
 
 
-def _pool_common(attrs: dict[str, Any], x: SSAValue):
+def _pool_window(self: Importer, attrs: dict[str, Any], x: SSAValue):
+    """The 1-D or 2-D pool's input as 2-D (`_Height1`), its window as the 2-D op's
+    keyword arguments (kernel, stride, padding, ceil_mode), and its dilations."""
     rank = _spatial_rank(x, "pooling")
     if "kernel_shape" not in attrs:
         raise Unsupported("no kernel_shape")
@@ -221,7 +223,11 @@ def _pool_common(attrs: dict[str, Any], x: SSAValue):
     strides = int_list(attrs.get("strides", [1] * rank))
     dilations = int_list(attrs.get("dilations", [1] * rank))
     pads = _window_pads(attrs, tensor_shape(x)[2:], kernel, strides, dilations, pooling=True)
-    return rank, kernel, strides, dilations, pads
+    window = {
+        "kernel": _as_2d(kernel, 1), "stride": _as_2d(strides, 1),
+        "padding": _pads_2d(pads), "ceil_mode": bool(attrs.get("ceil_mode", 0)),
+    }
+    return _Height1(self, rank == 1), window, dilations
 
 
 @lowering(
@@ -239,18 +245,8 @@ def _pool_common(attrs: dict[str, Any], x: SSAValue):
 def _max_pool(self: Importer, node, ins, attrs):
     # storage_order only affects the Indices output, which we do not provide.
     x = self.ssa(ins[0])
-    rank, kernel, strides, dilations, pads = _pool_common(attrs, x)
-    h1 = _Height1(self, rank == 1)
-    y = self.emit(
-        nn.MaxPool2dOp(
-            h1.operand(x),
-            _as_2d(kernel, 1),
-            _as_2d(strides, 1),
-            _pads_2d(pads),
-            _as_2d(dilations, 1),
-            bool(attrs.get("ceil_mode", 0)),
-        )
-    )
+    h1, window, dilations = _pool_window(self, attrs, x)
+    y = self.emit(nn.MaxPool2dOp(h1.operand(x), dilation=_as_2d(dilations, 1), **window))
     return [h1.result(y)]
 
 
@@ -268,20 +264,12 @@ def _max_pool(self: Importer, node, ins, attrs):
 )
 def _avg_pool(self: Importer, node, ins, attrs):
     x = self.ssa(ins[0])
-    rank, kernel, strides, dilations, pads = _pool_common(attrs, x)
+    h1, window, dilations = _pool_window(self, attrs, x)
     if any(d != 1 for d in dilations):
         raise Unsupported(f"dilations={dilations}")
-    h1 = _Height1(self, rank == 1)
-    y = self.emit(
-        nn.AvgPool2dOp(
-            h1.operand(x),
-            _as_2d(kernel, 1),
-            _as_2d(strides, 1),
-            _pads_2d(pads),
-            bool(attrs.get("ceil_mode", 0)),
-            bool(attrs.get("count_include_pad", 0)),
-        )
-    )
+    count_include_pad = bool(attrs.get("count_include_pad", 0))
+    y = self.emit(nn.AvgPool2dOp(h1.operand(x), count_include_pad=count_include_pad,
+                                 **window))
     return [h1.result(y)]
 
 
