@@ -213,6 +213,10 @@ def _conv_transpose(self: Importer, node, ins, attrs):
     return [h1.result(y)]
 
 
+_POOL_WINDOW = ("auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "strides")
+"""The attributes of a pool's window (what `_pool_window` reads)."""
+
+
 def _pool_window(self: Importer, attrs: dict[str, Any], x: SSAValue):
     """The 1-D or 2-D pool's input as 2-D (`_Height1`), its window as the 2-D op's
     keyword arguments (kernel, stride, padding, ceil_mode), and its dilations."""
@@ -230,18 +234,7 @@ def _pool_window(self: Importer, attrs: dict[str, Any], x: SSAValue):
     return _Height1(self, rank == 1), window, dilations
 
 
-@lowering(
-    "MaxPool",
-    [
-        "auto_pad",
-        "ceil_mode",
-        "dilations",
-        "kernel_shape",
-        "pads",
-        "storage_order",
-        "strides",
-    ],
-)
+@lowering("MaxPool", [*_POOL_WINDOW, "storage_order"])
 def _max_pool(self: Importer, node, ins, attrs):
     # storage_order only affects the Indices output, which we do not provide.
     x = self.ssa(ins[0])
@@ -250,18 +243,7 @@ def _max_pool(self: Importer, node, ins, attrs):
     return [h1.result(y)]
 
 
-@lowering(
-    "AveragePool",
-    [
-        "auto_pad",
-        "ceil_mode",
-        "count_include_pad",
-        "dilations",
-        "kernel_shape",
-        "pads",
-        "strides",
-    ],
-)
+@lowering("AveragePool", [*_POOL_WINDOW, "count_include_pad"])
 def _avg_pool(self: Importer, node, ins, attrs):
     x = self.ssa(ins[0])
     h1, window, dilations = _pool_window(self, attrs, x)
