@@ -107,23 +107,33 @@ class _Height1:
     "Conv", ["auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"]
 )
 def _conv(self: Importer, node, ins, attrs):
-    x, w = self.ssa(ins[0]), self.ssa(ins[1], "weight")
-    bias = None if ins[2] is None else self.ssa(ins[2])
-    rank = _spatial_rank(x, "convolution")
+    x, w, rank, strides, dilations = _conv_operands(self, ins, attrs, "convolution")
     kernel = tensor_shape(w)[2:]
+    pads = _window_pads(attrs, tensor_shape(x)[2:], kernel, strides, dilations)
+    return _emit_conv(self, nn.Conv2dOp, ins, attrs, x, w, rank, strides, dilations,
+                      padding=_pads_2d(pads))
+
+
+def _conv_operands(self: Importer, ins, attrs: dict[str, Any], what: str):
+    """A (transposed) convolution's input, weight, spatial rank, strides and
+    dilations."""
+    x, w = self.ssa(ins[0]), self.ssa(ins[1], "weight")
+    rank = _spatial_rank(x, what)
     strides = int_list(attrs.get("strides", [1] * rank))
     dilations = int_list(attrs.get("dilations", [1] * rank))
-    pads = _window_pads(attrs, tensor_shape(x)[2:], kernel, strides, dilations)
+    return x, w, rank, strides, dilations
+
+
+def _emit_conv(self: Importer, op_type, ins, attrs: dict[str, Any], x: SSAValue,
+               w: SSAValue, rank: int, strides, dilations, **window) -> list[SSAValue]:
+    """The 2-D op (a 1-D convolution through `_Height1`) with its bias, strides,
+    dilations, groups and the rest of its `window`."""
+    bias = None if ins[2] is None else self.ssa(ins[2])
     h1 = _Height1(self, rank == 1)
     y = self.emit(
-        nn.Conv2dOp(
-            h1.operand(x),
-            h1.operand(w),
-            bias,
-            stride=_as_2d(strides, 1),
-            padding=_pads_2d(pads),
-            dilation=_as_2d(dilations, 1),
-            groups=int(attrs.get("group", 1)),
+        op_type(
+            h1.operand(x), h1.operand(w), bias, stride=_as_2d(strides, 1),
+            dilation=_as_2d(dilations, 1), groups=int(attrs.get("group", 1)), **window,
         )
     )
     return [h1.result(y)]
@@ -187,30 +197,17 @@ def _conv_transpose_pads(
     ],
 )
 def _conv_transpose(self: Importer, node, ins, attrs):
-    x, w = self.ssa(ins[0]), self.ssa(ins[1], "weight")
-    bias = None if ins[2] is None else self.ssa(ins[2])
-    rank = _spatial_rank(x, "transposed convolution")
+    x, w, rank, strides, dilations = _conv_operands(
+        self, ins, attrs, "transposed convolution"
+    )
     sizes, kernel = tensor_shape(x)[2:], tensor_shape(w)[2:]
-    strides = int_list(attrs.get("strides", [1] * rank))
-    dilations = int_list(attrs.get("dilations", [1] * rank))
     output_padding = int_list(attrs.get("output_padding", [0] * rank))
     pads, output_padding = _conv_transpose_pads(
         attrs, sizes, kernel, strides, dilations, output_padding
     )
-    h1 = _Height1(self, rank == 1)
-    y = self.emit(
-        nn.ConvTranspose2dOp(
-            h1.operand(x),
-            h1.operand(w),
-            bias,
-            stride=_as_2d(strides, 1),
-            padding=_pads_2d(pads),
-            output_padding=_as_2d(output_padding, 0),
-            dilation=_as_2d(dilations, 1),
-            groups=int(attrs.get("group", 1)),
-        )
-    )
-    return [h1.result(y)]
+    return _emit_conv(self, nn.ConvTranspose2dOp, ins, attrs, x, w, rank, strides,
+                      dilations, padding=_pads_2d(pads),
+                      output_padding=_as_2d(output_padding, 0))
 
 
 _POOL_WINDOW = ("auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "strides")
