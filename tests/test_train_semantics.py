@@ -679,6 +679,12 @@ def test_mse(shape, reduction, dtype, seed):
 LEARNING_RATES = st.sampled_from([1e-3, 0.01, 0.1, 0.5]).map(_as_f32)
 WEIGHT_DECAYS = st.sampled_from([0.0, 1e-4, 0.05]).map(_as_f32)
 STEPS = st.integers(1, 4)
+OPTIMIZER_DRAWS = {
+    "shape": _shapes(), "lr": LEARNING_RATES, "weight_decay": WEIGHT_DECAYS,
+    "steps": STEPS, "dtype": DTYPES, "seed": SEEDS,
+}
+"""What every optimizer test draws: a parameter's shape and dtype, the rate, the weight
+decay, the number of steps and the seed of the values."""
 
 
 def _gradients(rng, shape, dtype, steps: int) -> list[np.ndarray]:
@@ -686,14 +692,7 @@ def _gradients(rng, shape, dtype, steps: int) -> list[np.ndarray]:
 
 
 @SETTINGS
-@given(
-    shape=_shapes(),
-    lr=LEARNING_RATES,
-    weight_decay=WEIGHT_DECAYS,
-    steps=STEPS,
-    dtype=DTYPES,
-    seed=SEEDS,
-)
+@given(**OPTIMIZER_DRAWS)
 def test_sgd(shape, lr, weight_decay, steps, dtype, seed):
     rng = np.random.default_rng(seed)
     p = _random(rng, shape, dtype)
@@ -710,16 +709,8 @@ def test_sgd(shape, lr, weight_decay, steps, dtype, seed):
 
 
 @SETTINGS
-@given(
-    shape=_shapes(),
-    lr=LEARNING_RATES,
-    momentum=st.sampled_from([0.5, 0.9, 0.99]).map(_as_f32),
-    weight_decay=WEIGHT_DECAYS,
-    nesterov=st.booleans(),
-    steps=STEPS,
-    dtype=DTYPES,
-    seed=SEEDS,
-)
+@given(**OPTIMIZER_DRAWS, momentum=st.sampled_from([0.5, 0.9, 0.99]).map(_as_f32),
+       nesterov=st.booleans())
 def test_sgd_momentum(shape, lr, momentum, weight_decay, nesterov, steps, dtype, seed):
     rng = np.random.default_rng(seed)
     p = _random(rng, shape, dtype)
@@ -746,16 +737,11 @@ def test_sgd_momentum(shape, lr, momentum, weight_decay, nesterov, steps, dtype,
 
 @SETTINGS
 @given(
-    shape=_shapes(),
-    lr=LEARNING_RATES,
+    **OPTIMIZER_DRAWS,
     betas=st.sampled_from([(0.9, 0.999), (0.5, 0.9), (0.0, 0.99)]).map(
         lambda b: tuple(map(_as_f32, b))
     ),
     epsilon=st.sampled_from([1e-8, 1e-6, 1e-3]).map(_as_f32),
-    weight_decay=WEIGHT_DECAYS,
-    steps=STEPS,
-    dtype=DTYPES,
-    seed=SEEDS,
 )
 def test_adam(shape, lr, betas, epsilon, weight_decay, steps, dtype, seed):
     rng = np.random.default_rng(seed)
