@@ -9,12 +9,13 @@ from xdsl.dialects.builtin import Builtin
 from xdsl.dialects.func import Func
 from xdsl.ir import Dialect
 
+from edge_opt.dialects.dma import DMA
 from edge_opt.dialects.kernel import KERNEL
 from edge_opt.dialects.nn import NN
 from edge_opt.dialects.train import TRAIN
 
 EDGE_OPT_DIALECTS: dict[str, Callable[[], Dialect]] = {
-    dialect.name: (lambda dialect=dialect: dialect) for dialect in (NN, TRAIN, KERNEL)
+    dialect.name: (lambda dialect=dialect: dialect) for dialect in (NN, TRAIN, KERNEL, DMA)
 }
 """Our dialects by name, as xDSL's registries take them (factories)."""
 

@@ -21,11 +21,13 @@ from xdsl.dialects.builtin import (
     StringAttr,
     TensorType,
 )
+from xdsl.interpreter import InterpretationError
 from xdsl.ir import Attribute, BlockArgument
 
 from edge_opt.dialects import nn, train
 from edge_opt.dialects.kernel import LEVEL_ATTR, MEMORY_ATTR, OFFSET_ATTR
 from edge_opt.ir.interpreters import make_interpreter
+from edge_opt.ir.interpreters.dma import DmaMode, dma_state, set_dma_mode
 from edge_opt.ir.interpreters.kernel import KernelFunctions, Memory, view
 from edge_opt.ir.interpreters.nn import NnFunctions, ParamState
 from edge_opt.support.dtypes import numpy_dtype, to_numpy
@@ -115,11 +117,13 @@ class Session:
 
     `params` overrides or supplies parameter values by name (e.g. from the model's
     `.npz`); parameters not given use their inline `nn.param` value. A function that
-    stores parameters (a training step) updates `self.params`.
+    stores parameters (a training step) updates `self.params`. `dma` is how DMA copies
+    land (`edge_opt.ir.interpreters.dma`): at their start, or only at their wait.
     """
 
     def __init__(
-        self, module: ModuleOp, params: Mapping[str, np.ndarray] | None = None
+        self, module: ModuleOp, params: Mapping[str, np.ndarray] | None = None,
+        dma: DmaMode = "immediate",
     ):
         self.module = module
         declared = params_of(module)
@@ -150,6 +154,7 @@ class Session:
             )
         self._interpreter = make_interpreter(module)
         self._interpreter.set_data(NnFunctions, "params", self.params)
+        set_dma_mode(self._interpreter, dma)
         self._place_in_memory()
 
     def _place_in_memory(self) -> None:
@@ -177,8 +182,17 @@ class Session:
     def run(self, function: str = "forward", inputs: Inputs = ()) -> tuple[np.ndarray, ...]:
         fn = get_function(self.module, function)
         args = self._arguments(fn, inputs)
+        results = self._interpreter.call_op(fn, args)
+        in_flight = dma_state(self._interpreter).in_flight
+        if in_flight:
+            count = len(in_flight)
+            in_flight.clear()
+            raise InterpretationError(
+                f"@{function} returned with {count} DMA cop{'y' if count == 1 else 'ies'} "
+                "never waited for (a dma.start without its dma.wait)"
+            )
         # Copies: at the buffer level results are views of the memory arenas.
-        return tuple(np.array(r) for r in self._interpreter.call_op(fn, args))
+        return tuple(np.array(r) for r in results)
 
     @staticmethod
     def _arguments(fn: func.FuncOp, inputs: Inputs) -> tuple[np.ndarray, ...]:

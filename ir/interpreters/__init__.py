@@ -10,6 +10,7 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.interpreter import Interpreter
 from xdsl.interpreters.func import FuncFunctions
 
+from edge_opt.ir.interpreters.dma import DmaFunctions
 from edge_opt.ir.interpreters.kernel import KernelFunctions
 from edge_opt.ir.interpreters.nn import NnFunctions
 from edge_opt.ir.interpreters.train import TrainFunctions
@@ -21,4 +22,5 @@ def make_interpreter(module: ModuleOp) -> Interpreter:
     interpreter.register_implementations(NnFunctions())
     interpreter.register_implementations(TrainFunctions())
     interpreter.register_implementations(KernelFunctions())
+    interpreter.register_implementations(DmaFunctions())
     return interpreter

@@ -1,0 +1,95 @@
+"""Interpreter semantics of the `dma` dialect: copies of strided boxes between the byte
+arenas of the memory levels (`edge_opt.ir.interpreters.kernel`).
+
+Two modes (`set_dma_mode`):
+- `immediate`: the copy happens at `dma.start`, its wait does nothing: the meaning of a
+  correct schedule.
+- `deferred`: what a DMA engine may do. At `dma.start` the source box is read and the
+  destination box is poisoned (NaN for floats); the copy lands at `dma.wait`. A compute
+  that reads the destination before the wait, or a double buffer overwritten while its
+  copy is in flight, reads poison, and equivalence checks catch it. Waiting twice on a
+  token, or never on a copy the function started, is an interpreter error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+from xdsl.interpreter import Interpreter, InterpreterFunctions, impl, register_impls
+
+from edge_opt.dialects import dma
+from edge_opt.ir.interpreters.kernel import POISON_BYTE
+
+DmaMode = Literal["immediate", "deferred"]
+
+
+@dataclass
+class Transfer:
+    """A copy in flight: the value of a `!dma.token`."""
+
+    dest: np.ndarray
+    """The destination box (a strided view of the destination buffer)."""
+    data: np.ndarray | None
+    """The source box as read at the start (deferred mode), None once landed."""
+
+
+@dataclass
+class DmaState:
+    mode: DmaMode = "immediate"
+    in_flight: list[Transfer] = field(default_factory=list)
+
+
+def dma_state(interpreter: Interpreter) -> DmaState:
+    return interpreter.get_data(DmaFunctions, "dma", DmaState)
+
+
+def set_dma_mode(interpreter: Interpreter, mode: DmaMode) -> None:
+    dma_state(interpreter).mode = mode
+
+
+def box(buffer: np.ndarray, shape, offset: int, strides) -> np.ndarray:
+    """The strided box of `buffer` (element offset and strides of its flat form), as a
+    view that writes through to `buffer`."""
+    flat = buffer.reshape(-1)
+    assert np.shares_memory(flat, buffer) or buffer.size == 0
+    end = dma.box_extent(shape, offset, strides)
+    if offset < 0 or end > flat.size:
+        raise IndexError(f"box ending at element {end - 1} overruns {flat.size} elements")
+    item = flat.itemsize
+    return np.lib.stride_tricks.as_strided(
+        flat[offset:], shape=tuple(shape), strides=tuple(s * item for s in strides)
+    )
+
+
+class DmaFunctions(InterpreterFunctions):
+    @impl(dma.StartOp)
+    def run_start(self, interpreter: Interpreter, op: dma.StartOp, args: tuple):
+        source = box(args[0], *op.box("source"))
+        dest = box(args[1], *op.box("dest"))
+        state = dma_state(interpreter)
+        if state.mode == "immediate":
+            dest[...] = source
+            return (Transfer(dest, None),)
+        transfer = Transfer(dest, np.array(source))
+        dest.view(np.uint8)[...] = POISON_BYTE
+        state.in_flight.append(transfer)
+        return (transfer,)
+
+    @impl(dma.WaitOp)
+    def run_wait(self, interpreter: Interpreter, op: dma.WaitOp, args: tuple):
+        (transfer,) = args
+        state = dma_state(interpreter)
+        if state.mode == "immediate":
+            return ()
+        interpreter.interpreter_assert(
+            transfer.data is not None, "dma.wait on a copy that was already waited for"
+        )
+        transfer.dest[...] = transfer.data
+        transfer.data = None
+        state.in_flight.remove(transfer)
+        return ()
+
+
+register_impls(DmaFunctions)
