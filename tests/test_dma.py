@@ -48,19 +48,31 @@ def boxes(draw):
     return source, starts, counts, steps, levels
 
 
+def _copy_box(source, tile, source_shape, starts, counts, steps) -> dma.StartOp:
+    """`dma.start` of the box (starts, counts, steps per axis) of a row-major `source`
+    into the whole of a row-major `tile`."""
+    row = _row_major(source_shape)
+    return dma.StartOp(
+        source, tile, counts,
+        source_strides=[r * s for r, s in zip(row, steps, strict=True)],
+        dest_strides=_row_major(counts),
+        source_offset=sum(r * b for r, b in zip(row, starts, strict=True)),
+    )
+
+
+def _sliced(source, starts, counts, steps) -> np.ndarray:
+    """The box as NumPy slices it: the oracle."""
+    return source[tuple(slice(b, b + (n - 1) * s + 1, s)
+                        for b, n, s in zip(starts, counts, steps, strict=True))]
+
+
 def _module(source_shape, counts, starts, steps, levels, read_early: bool) -> ModuleOp:
     """`@f(%src) -> tile`: the box of %src copied into a fresh buffer, and, with
     `read_early`, that buffer copied out before the wait (a wrong schedule)."""
     source_type, tile_type = _buffer(source_shape, levels[0]), _buffer(counts, levels[1])
     block = Block(arg_types=[source_type])
     tile = kernel.AllocOp(tile_type)
-    row = _row_major(source_shape)
-    start = dma.StartOp(
-        block.args[0], tile, counts,
-        source_strides=[r * s for r, s in zip(row, steps, strict=True)],
-        dest_strides=_row_major(counts),
-        source_offset=sum(r * b for r, b in zip(row, starts, strict=True)),
-    )
+    start = _copy_box(block.args[0], tile, source_shape, starts, counts, steps)
     ops = [tile, start]
     result = tile.result
     if read_early:
@@ -82,8 +94,7 @@ def test_a_copy_moves_the_box_it_names(case, seed, mode):
     source = np.random.default_rng(seed).standard_normal(source_shape).astype(np.float32)
     module = _module(source_shape, counts, starts, steps, levels, read_early=False)
     (tile,) = Session(module, dma=mode).run("f", [source])
-    expected = source[tuple(slice(b, b + (n - 1) * s + 1, s)
-                            for b, n, s in zip(starts, counts, steps, strict=True))]
+    expected = _sliced(source, starts, counts, steps)
     assert tile.tobytes() == expected.tobytes()
 
 
@@ -111,11 +122,33 @@ def _two_waits_or_none(waits: int) -> ModuleOp:
     return ModuleOp([func.FuncOp("f", ([source_type], [tile_type]), Region(block))])
 
 
-def test_a_copy_waited_for_twice_is_an_error():
+@pytest.mark.parametrize("mode", ["immediate", "deferred"])
+def test_a_copy_waited_for_twice_is_an_error(mode):
     with pytest.raises(InterpretationError, match="already waited for"):
-        Session(_two_waits_or_none(2), dma="deferred").run("f", [np.ones(4, np.float32)])
+        Session(_two_waits_or_none(2), dma=mode).run("f", [np.ones(4, np.float32)])
 
 
-def test_a_copy_never_waited_for_is_an_error():
+@pytest.mark.parametrize("mode", ["immediate", "deferred"])
+def test_a_copy_never_waited_for_is_an_error(mode):
     with pytest.raises(InterpretationError, match="1 DMA copy never waited for"):
-        Session(_two_waits_or_none(0), dma="deferred").run("f", [np.ones(4, np.float32)])
+        Session(_two_waits_or_none(0), dma=mode).run("f", [np.ones(4, np.float32)])
+
+
+@settings(max_examples=20)
+@given(case=boxes(), seed=st.integers(0, 2**32 - 1))
+def test_copies_in_flight_together_land_in_their_own_buffers(case, seed):
+    """Two copies started before either wait (double buffering), waited in reverse."""
+    source_shape, starts, counts, steps, levels = case
+    source = np.random.default_rng(seed).standard_normal(source_shape).astype(np.float32)
+    source_type, tile_type = _buffer(source_shape, levels[0]), _buffer(counts, levels[1])
+    block = Block(arg_types=[source_type])
+    tiles = [kernel.AllocOp(tile_type) for _ in range(2)]
+    starts_ops = [
+        _copy_box(block.args[0], tile, source_shape, starts, counts, steps) for tile in tiles
+    ]
+    block.add_ops([*tiles, *starts_ops, *(dma.WaitOp(op) for op in reversed(starts_ops)),
+                   func.ReturnOp(*tiles)])
+    function = func.FuncOp("f", ([source_type], [tile_type] * 2), Region(block))
+    first, second = Session(ModuleOp([function]), dma="deferred").run("f", [source])
+    expected = _sliced(source, starts, counts, steps)
+    assert first.tobytes() == second.tobytes() == expected.tobytes()

@@ -7,8 +7,10 @@ Two modes (`set_dma_mode`):
 - `deferred`: what a DMA engine may do. At `dma.start` the source box is read and the
   destination box is poisoned (NaN for floats); the copy lands at `dma.wait`. A compute
   that reads the destination before the wait, or a double buffer overwritten while its
-  copy is in flight, reads poison, and equivalence checks catch it. Waiting twice on a
-  token, or never on a copy the function started, is an interpreter error.
+  copy is in flight, reads poison, and equivalence checks catch it.
+
+In both modes waiting twice on a token is an interpreter error, and `Session.run`
+refuses a function that returns with a copy it never waited for.
 """
 
 from __future__ import annotations
@@ -25,14 +27,15 @@ from edge_opt.ir.interpreters.kernel import POISON_BYTE
 DmaMode = Literal["immediate", "deferred"]
 
 
-@dataclass
+@dataclass(eq=False)
 class Transfer:
     """A copy in flight: the value of a `!dma.token`."""
 
     dest: np.ndarray
     """The destination box (a strided view of the destination buffer)."""
     data: np.ndarray | None
-    """The source box as read at the start (deferred mode), None once landed."""
+    """The source box as read at the start, until it lands (deferred mode); None once
+    landed, and from the start in immediate mode."""
 
 
 @dataclass
@@ -71,9 +74,10 @@ class DmaFunctions(InterpreterFunctions):
         state = dma_state(interpreter)
         if state.mode == "immediate":
             dest[...] = source
-            return (Transfer(dest, None),)
-        transfer = Transfer(dest, np.array(source))
-        dest.view(np.uint8)[...] = POISON_BYTE
+            transfer = Transfer(dest, None)
+        else:
+            transfer = Transfer(dest, np.array(source))
+            dest.view(np.uint8)[...] = POISON_BYTE
         state.in_flight.append(transfer)
         return (transfer,)
 
@@ -81,14 +85,13 @@ class DmaFunctions(InterpreterFunctions):
     def run_wait(self, interpreter: Interpreter, op: dma.WaitOp, args: tuple):
         (transfer,) = args
         state = dma_state(interpreter)
-        if state.mode == "immediate":
-            return ()
         interpreter.interpreter_assert(
-            transfer.data is not None, "dma.wait on a copy that was already waited for"
+            transfer in state.in_flight, "dma.wait on a copy that was already waited for"
         )
-        transfer.dest[...] = transfer.data
-        transfer.data = None
         state.in_flight.remove(transfer)
+        if transfer.data is not None:
+            transfer.dest[...] = transfer.data
+            transfer.data = None
         return ()
 
 
