@@ -169,10 +169,11 @@ class StartOp(IRDLOperation):
                     f"{list(box_shape)}, strides {list(strides)}) reaches element "
                     f"{end - 1} of a buffer of {size}"
                 )
-        if box_overlaps_itself(shape, self.box("dest")[2]):
+        dest_strides = self.dest_strides.get_values()
+        if box_overlaps_itself(shape, dest_strides):
             raise VerifyException(
-                f"{self.name}: dest_strides {list(self.box('dest')[2])} write two "
-                f"elements of shape {list(shape)} to one address"
+                f"{self.name}: dest_strides {list(dest_strides)} write two elements of "
+                f"shape {list(shape)} to one address"
             )
 
 

@@ -367,7 +367,28 @@ globals().update({op.__name__: op for op in elementwise.GRAD_OPS})
 # --------------------------------------------------------------------------------------
 
 
-class _GradInputOp(TrainOperation, ABC):
+class _WeightedGradOp(TrainOperation, ABC):
+    """A gradient of a layer with a weight, from `dy` and one forward operand: `dy` must
+    have the shape the forward op gives for the forward input and weight."""
+
+    traits = traits_def(Pure())
+
+    def forward_shape(self, input: Sequence[int], weight: Sequence[int]) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def forward_operand_shapes(self) -> tuple[Sequence[int], Sequence[int]]:
+        """The shapes of the forward op's input and weight."""
+        raise NotImplementedError
+
+    def check(self) -> None:
+        self.expect(
+            "the output gradient",
+            shape_of(self.grad),  # type: ignore[attr-defined]
+            self.forward_shape(*self.forward_operand_shapes()),
+        )
+
+
+class _GradInputOp(_WeightedGradOp, ABC):
     """The gradient w.r.t. the forward op's input, from `dy` and the weight; the result
     type is the forward input's."""
 
@@ -375,21 +396,13 @@ class _GradInputOp(TrainOperation, ABC):
     weight = operand_def(FloatTensor)
     result = result_def(FloatTensor)
 
-    traits = traits_def(Pure())
     assembly_format = "$grad `,` $weight attr-dict `:` functional-type(operands, results)"
 
-    def forward_shape(self, input: Sequence[int], weight: Sequence[int]) -> tuple[int, ...]:
-        raise NotImplementedError
-
-    def check(self) -> None:
-        self.expect(
-            "the output gradient",
-            shape_of(self.grad),
-            self.forward_shape(shape_of(self.result), shape_of(self.weight)),
-        )
+    def forward_operand_shapes(self) -> tuple[Sequence[int], Sequence[int]]:
+        return shape_of(self.result), shape_of(self.weight)
 
 
-class _GradWeightOp(TrainOperation, ABC):
+class _GradWeightOp(_WeightedGradOp, ABC):
     """The gradient w.r.t. the forward op's weight, from `dy` and the input; the result
     type is the weight's."""
 
@@ -397,18 +410,10 @@ class _GradWeightOp(TrainOperation, ABC):
     input = operand_def(FloatTensor)
     result = result_def(FloatTensor)
 
-    traits = traits_def(Pure())
     assembly_format = "$grad `,` $input attr-dict `:` functional-type(operands, results)"
 
-    def forward_shape(self, input: Sequence[int], weight: Sequence[int]) -> tuple[int, ...]:
-        raise NotImplementedError
-
-    def check(self) -> None:
-        self.expect(
-            "the output gradient",
-            shape_of(self.grad),
-            self.forward_shape(shape_of(self.input), shape_of(self.result)),
-        )
+    def forward_operand_shapes(self) -> tuple[Sequence[int], Sequence[int]]:
+        return shape_of(self.input), shape_of(self.result)
 
 
 class _LinearShape:

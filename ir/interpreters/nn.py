@@ -15,7 +15,7 @@ from xdsl.interpreter import Interpreter, InterpreterFunctions, impl
 from edge_opt.dialects import elementwise, nn
 from edge_opt.ir.interpreters.semantics import (
     Semantics,
-    flag,
+    is_set,
     register_semantics,
     result_shape,
     typed_results,
@@ -44,7 +44,7 @@ SEMANTICS: dict[type, Semantics] = {
     nn.ConstantOp: lambda op, a: np.array(op.array()),
     nn.LinearOp: lambda op, a: numerics.linear(a[0], a[1], _optional(a, 2)),
     nn.MatmulOp: lambda op, a: numerics.matmul(
-        a[0], a[1], flag(op.transpose_lhs), flag(op.transpose_rhs)),
+        a[0], a[1], is_set(op.transpose_lhs), is_set(op.transpose_rhs)),
     nn.Conv2dOp: lambda op, a: numerics.conv2d(
         a[0], a[1], _optional(a, 2), op.stride.get_values(), op.padding.get_values(),
         op.dilation.get_values(), op.groups.value.data),
@@ -56,7 +56,7 @@ SEMANTICS: dict[type, Semantics] = {
     nn.LayerNormOp: lambda op, a: numerics.layer_norm(
         *a, op.axis.value.data, op.epsilon.value.data),
     nn.BatchNormOp: lambda op, a: numerics.batch_norm(
-        *a, op.epsilon.value.data, flag(op.training)),
+        *a, op.epsilon.value.data, is_set(op.training)),
     nn.GroupNormOp: lambda op, a: numerics.group_norm(
         *a, op.groups.value.data, op.epsilon.value.data),
     nn.AttentionOp: lambda op, a: numerics.attention(
@@ -64,10 +64,10 @@ SEMANTICS: dict[type, Semantics] = {
         op.scale.value.data),
     nn.MaxPool2dOp: lambda op, a: numerics.max_pool2d(
         a[0], op.kernel.get_values(), op.stride.get_values(), op.padding.get_values(),
-        op.dilation.get_values(), flag(op.ceil_mode)),
+        op.dilation.get_values(), is_set(op.ceil_mode)),
     nn.AvgPool2dOp: lambda op, a: numerics.avg_pool2d(
         a[0], op.kernel.get_values(), op.stride.get_values(), op.padding.get_values(),
-        flag(op.ceil_mode), flag(op.count_include_pad)),
+        is_set(op.ceil_mode), is_set(op.count_include_pad)),
     nn.GlobalAvgPoolOp: lambda op, a: np.mean(
         a[0], axis=tuple(range(2, a[0].ndim)), keepdims=True),
     nn.ReshapeOp: _reshaped,
@@ -82,9 +82,9 @@ SEMANTICS: dict[type, Semantics] = {
     nn.GatherOp: lambda op, a: numerics.gather(
         a[0], op.indices.get_values(), op.axis.value.data),
     nn.ReduceMeanOp: lambda op, a: np.mean(
-        a[0], axis=op.axes.get_values(), keepdims=flag(op.keepdims)),
+        a[0], axis=op.axes.get_values(), keepdims=is_set(op.keepdims)),
     nn.ReduceSumOp: lambda op, a: np.sum(
-        a[0], axis=op.axes.get_values(), keepdims=flag(op.keepdims)),
+        a[0], axis=op.axes.get_values(), keepdims=is_set(op.keepdims)),
     **{
         op_type: lambda op, a: op.ROW.forward(a[0], **op.values())
         for op_type in elementwise.UNARY_OPS

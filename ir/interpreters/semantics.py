@@ -40,7 +40,7 @@ def result_shape(op: Operation) -> tuple[int, ...]:
     return type.get_shape()
 
 
-def flag(attribute: object) -> bool:
+def is_set(attribute: object) -> bool:
     """Whether a unit attribute is set."""
     return attribute is not None
 

@@ -13,7 +13,7 @@ from edge_opt.dialects import elementwise, train
 from edge_opt.ir.interpreters.nn import param_state
 from edge_opt.ir.interpreters.semantics import (
     Semantics,
-    flag,
+    is_set,
     register_semantics,
     result_shape,
 )
@@ -31,9 +31,9 @@ SEMANTICS: dict[type[Operation], Semantics] = {
     train.LayerNormGradScaleOp: lambda op, a: tn.layer_norm_grad_scale(
         *a, op.axis.value.data, op.epsilon.value.data),
     train.BatchNormGradInputOp: lambda op, a: tn.batch_norm_grad_input(
-        *a, op.epsilon.value.data, flag(op.training)),
+        *a, op.epsilon.value.data, is_set(op.training)),
     train.BatchNormGradScaleOp: lambda op, a: tn.batch_norm_grad_scale(
-        *a, op.epsilon.value.data, flag(op.training)),
+        *a, op.epsilon.value.data, is_set(op.training)),
     train.GroupNormGradInputOp: lambda op, a: tn.group_norm_grad_input(
         *a, op.groups.value.data, op.epsilon.value.data),
     train.GroupNormGradScaleOp: lambda op, a: tn.group_norm_grad_scale(
@@ -53,7 +53,7 @@ SEMANTICS: dict[type[Operation], Semantics] = {
     train.MaxPool2dGradOp: lambda op, a: tn.max_pool2d_grad(
         *a, result_shape(op), dilation=op.dilation.get_values(), **op.pool_attributes()),
     train.AvgPool2dGradOp: lambda op, a: tn.avg_pool2d_grad(
-        a[0], result_shape(op), count_include_pad=flag(op.count_include_pad),
+        a[0], result_shape(op), count_include_pad=is_set(op.count_include_pad),
         **op.pool_attributes()),
     train.SliceGradOp: lambda op, a: tn.slice_grad(
         a[0], result_shape(op), op.starts.get_values(), op.ends.get_values(),
@@ -63,7 +63,7 @@ SEMANTICS: dict[type[Operation], Semantics] = {
     train.SgdOp: lambda op, a: tn.sgd(*a, op.lr.value.data, op.weight_decay.value.data),
     train.SgdMomentumOp: lambda op, a: tn.sgd_momentum(
         *a, op.lr.value.data, op.momentum.value.data, op.weight_decay.value.data,
-        flag(op.nesterov)),
+        is_set(op.nesterov)),
     train.AdamOp: lambda op, a: tn.adam(
         *a, op.lr.value.data, op.beta1.value.data, op.beta2.value.data,
         op.epsilon.value.data, op.weight_decay.value.data),
