@@ -7,7 +7,8 @@ box must not be written: a compute that reads the destination before the wait, o
 buffer reused while its copy is in flight, is wrong (the interpreter's deferred mode
 makes it wrong in the numbers).
 
-A box has rank 1 to 3: `shape` (elements per axis) and, on each side, an element
+Without a box the copy is of the whole buffers, which then have one shape (the copy of a
+`tile.window` into its `tile.slot`). A box has rank 1 to 3: `shape` (elements per axis) and, on each side, an element
 `offset` into the flat buffer and element `strides` per axis; element `(i, j, k)` of the
 box is element `offset + i*strides[0] + j*strides[1] + k*strides[2]` of the flat buffer.
 Both sides hold the same element type. The levels are those a DMA engine of the target
@@ -18,6 +19,8 @@ connects: L3 <-> L2 (off-chip memory) and L2 <-> L1 (the cluster DMA), either wa
                                 dest_strides = array<i64: 64, 1>}
         : memref<64x256xf32, "L2">, memref<16x64xf32, "L1">
     dma.wait %t
+
+`dma.done` is a token of no copy (complete at once).
 """
 
 from __future__ import annotations
@@ -25,13 +28,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from xdsl.dialects.builtin import DenseArrayBase, IntegerAttr, MemRefType, i64
-from xdsl.ir import Dialect, Operation, ParametrizedAttribute, SSAValue, TypeAttribute
+from xdsl.ir import (
+    Attribute,
+    Dialect,
+    Operation,
+    ParametrizedAttribute,
+    SSAValue,
+    TypeAttribute,
+)
 from xdsl.irdl import (
     IRDLOperation,
     ParsePropInAttrDict,
     irdl_attr_definition,
     irdl_op_definition,
     operand_def,
+    opt_prop_def,
     prop_def,
     result_def,
     traits_def,
@@ -81,11 +92,11 @@ class StartOp(IRDLOperation):
 
     source = operand_def(MemRefType)
     dest = operand_def(MemRefType)
-    shape = prop_def(DenseArrayBase)
+    shape = opt_prop_def(DenseArrayBase)
     source_offset = prop_def(IntegerAttr, default_value=IntegerAttr(0, i64))
-    source_strides = prop_def(DenseArrayBase)
+    source_strides = opt_prop_def(DenseArrayBase)
     dest_offset = prop_def(IntegerAttr, default_value=IntegerAttr(0, i64))
-    dest_strides = prop_def(DenseArrayBase)
+    dest_strides = opt_prop_def(DenseArrayBase)
     token = result_def(TokenType)
 
     traits = traits_def(MemoryReadEffect(), MemoryWriteEffect())
@@ -98,29 +109,34 @@ class StartOp(IRDLOperation):
         self,
         source: SSAValue | Operation,
         dest: SSAValue | Operation,
-        shape: Sequence[int],
-        source_strides: Sequence[int],
-        dest_strides: Sequence[int],
+        shape: Sequence[int] | None = None,
+        source_strides: Sequence[int] | None = None,
+        dest_strides: Sequence[int] | None = None,
         source_offset: int = 0,
         dest_offset: int = 0,
     ):
-        super().__init__(
-            operands=[source, dest],
-            result_types=[TokenType()],
-            properties={
+        properties: dict[str, Attribute] = {}
+        if shape is not None:
+            assert source_strides is not None and dest_strides is not None
+            properties = {
                 "shape": ints(shape),
                 "source_offset": IntegerAttr(source_offset, i64),
                 "source_strides": ints(source_strides),
                 "dest_offset": IntegerAttr(dest_offset, i64),
                 "dest_strides": ints(dest_strides),
-            },
-        )
+            }
+        super().__init__(operands=[source, dest], result_types=[TokenType()],
+                         properties=properties)
 
-    def box(self, side: str) -> tuple[tuple[int, ...], int, tuple[int, ...]]:
-        """(shape, offset, strides) of the `"source"` or `"dest"` box."""
+    def box(self, side: str) -> tuple[tuple[int, ...], int, tuple[int, ...]] | None:
+        """(shape, offset, strides) of the `"source"` or `"dest"` box; None for a copy
+        of the whole buffers."""
+        if self.shape is None:
+            return None
         offset = getattr(self, f"{side}_offset").value.data
+        strides = getattr(self, f"{side}_strides")
         return tuple(self.shape.get_values()), offset, tuple(
-            getattr(self, f"{side}_strides").get_values()
+            strides.get_values() if strides is not None else ()
         )
 
     def verify_(self) -> None:
@@ -145,6 +161,9 @@ class StartOp(IRDLOperation):
                 f"{self.name}: source and dest element types differ "
                 f"({source_type.element_type} and {dest_type.element_type})"
             )
+        if self.shape is None:
+            self._verify_whole(source_type, dest_type)
+            return
         shape = self.shape.get_values()
         if not 1 <= len(shape) <= MAX_RANK or any(n < 1 for n in shape):
             raise VerifyException(
@@ -169,11 +188,26 @@ class StartOp(IRDLOperation):
                     f"{list(box_shape)}, strides {list(strides)}) reaches element "
                     f"{end - 1} of a buffer of {size}"
                 )
-        dest_strides = self.dest_strides.get_values()
+        dest_strides = self.box("dest")[2]  # type: ignore[index]
         if box_overlaps_itself(shape, dest_strides):
             raise VerifyException(
                 f"{self.name}: dest_strides {list(dest_strides)} write two elements of "
                 f"shape {list(shape)} to one address"
+            )
+
+    def _verify_whole(self, source: MemRefType, dest: MemRefType) -> None:
+        extra = [k for k in ("source_strides", "dest_strides") if getattr(self, k) is not None]
+        extra += [k for k in ("source_offset", "dest_offset")
+                  if getattr(self, k).value.data != 0]
+        if extra:
+            raise VerifyException(
+                f"{self.name}: {extra[0]} without a shape: give the box's shape, or copy "
+                "whole buffers"
+            )
+        if source.get_shape() != dest.get_shape():
+            raise VerifyException(
+                f"{self.name}: a copy of whole buffers needs one shape, not "
+                f"{list(source.get_shape())} and {list(dest.get_shape())}"
             )
 
 
@@ -192,4 +226,21 @@ class WaitOp(IRDLOperation):
         super().__init__(operands=[token])
 
 
-DMA = Dialect("dma", [StartOp, WaitOp], [TokenType])
+@irdl_op_definition
+class DoneOp(IRDLOperation):
+    """A token of no copy, complete at once: what a loop waits on before its first
+    copy of a kind (the store before the first tile's)."""
+
+    name = "dma.done"
+
+    token = result_def(TokenType)
+
+    # Not pure: two tokens are two things to wait on (CSE must not merge them).
+    traits = traits_def(MemoryWriteEffect())
+    assembly_format = "attr-dict"
+
+    def __init__(self):
+        super().__init__(result_types=[TokenType()])
+
+
+DMA = Dialect("dma", [StartOp, WaitOp, DoneOp], [TokenType])

@@ -146,16 +146,20 @@ class KernelOp(IRDLOperation, ABC):
     ):
         super().__init__(operands=[inputs, outputs], properties=properties or {})
 
-    def tensor_equivalent(self) -> Operation:
-        """The tensor-level op on block arguments of this op's buffer shapes, with the
-        same properties: its rules and semantics are this kernel's."""
-        block = Block(arg_types=[tensor_type(v.type) for v in self.inputs])
+    def tensor_equivalent(self, shapes: Sequence[Sequence[int]] | None = None) -> Operation:
+        """The tensor-level op on block arguments of this op's buffer shapes (or of
+        `shapes`, one per input then output: a ragged tile), with the same properties:
+        its rules and semantics are this kernel's."""
+        types = [tensor_type(v.type) for v in (*self.inputs, *self.outputs)]
+        if shapes is not None:
+            types = [TensorType(t.element_type, s) for t, s in zip(types, shapes, strict=True)]
+        block = Block(arg_types=types[: len(self.inputs)])
         properties = {
             k: v for k, v in self.properties.items() if k != "operandSegmentSizes"
         }
         return self.TENSOR_OP.create(
             operands=list(block.args),
-            result_types=[tensor_type(v.type) for v in self.outputs],
+            result_types=types[len(self.inputs):],
             properties=properties,
         )
 

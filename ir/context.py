@@ -12,10 +12,11 @@ from xdsl.ir import Dialect
 from edge_opt.dialects.dma import DMA
 from edge_opt.dialects.kernel import KERNEL
 from edge_opt.dialects.nn import NN
+from edge_opt.dialects.tile import TILE
 from edge_opt.dialects.train import TRAIN
 
 EDGE_OPT_DIALECTS: dict[str, Callable[[], Dialect]] = {
-    dialect.name: (lambda dialect=dialect: dialect) for dialect in (NN, TRAIN, KERNEL, DMA)
+    dialect.name: (lambda dialect=dialect: dialect) for dialect in (NN, TRAIN, KERNEL, DMA, TILE)
 }
 """Our dialects by name, as xDSL's registries take them (factories)."""
 

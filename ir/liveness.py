@@ -59,6 +59,15 @@ def _aliases(value: SSAValue) -> Iterator[SSAValue]:
 
 
 def _last_use(value: SSAValue, index: dict[Operation, int]) -> int:
-    """The index of the last op that uses `value` (-1 if none: an unused buffer lives
-    at its alloc only)."""
-    return max((index[use.operation] for use in value.uses), default=-1)
+    """The index of the last op that uses `value`, or that holds (in a region, as a
+    `tile.for` holds its body) an op that uses it; -1 if none: an unused buffer lives at
+    its alloc only."""
+    return max((index[_top_level(use.operation, index)] for use in value.uses), default=-1)
+
+
+def _top_level(op: Operation, index: dict[Operation, int]) -> Operation:
+    while op not in index:
+        parent = op.parent_op()
+        assert parent is not None, f"{op.name} is outside the function"
+        op = parent
+    return op

@@ -67,6 +67,7 @@ OPTION_RULES: dict[str, OptionRule] = {
     "seed": NATURAL,
     "budget_kib": POSITIVE,
     "alignment": POWER_OF_TWO,
+    "l1_bytes": NATURAL,
 }
 """The rule of every numeric option, by field name (a convention test checks that
 every numeric option of every pass has one)."""

@@ -20,6 +20,7 @@ from edge_opt.passes.autodiff import AutodiffPass
 from edge_opt.passes.bufferize import BufferizePass
 from edge_opt.passes.freeze import FreezePass
 from edge_opt.passes.fuse_attention_weights import FuseAttentionWeightsPass
+from edge_opt.passes.insert_dma import InsertDmaPass
 from edge_opt.passes.insert_lora import InsertLoraPass
 from edge_opt.passes.lower_attention import LowerAttentionPass
 from edge_opt.passes.lower_to_buffers import LowerToBuffersPipeline
@@ -37,6 +38,7 @@ from edge_opt.passes.raise_attention import RaiseAttentionPass
 from edge_opt.passes.raise_layer_norm import RaiseLayerNormPass
 from edge_opt.passes.select_last_layers import SelectLastLayersPass
 from edge_opt.passes.sparse_update import SparseUpdatePass
+from edge_opt.passes.tile_l1 import TileL1Pass
 from edge_opt.passes.tile_attention_depth_first import TileAttentionDepthFirstPass
 from edge_opt.support.errors import UserError
 
@@ -50,6 +52,7 @@ EDGE_OPT_PASSES: dict[str, Callable[[], type[ModulePass]]] = _by_name([
     BufferizePass,
     FreezePass,
     FuseAttentionWeightsPass,
+    InsertDmaPass,
     InsertLoraPass,
     MergeLoraPass,
     LowerAttentionPass,
@@ -59,6 +62,7 @@ EDGE_OPT_PASSES: dict[str, Callable[[], type[ModulePass]]] = _by_name([
     SelectLastLayersPass,
     SparseUpdatePass,
     TileAttentionDepthFirstPass,
+    TileL1Pass,
 ])
 """Our passes by name."""
 

@@ -18,8 +18,10 @@ import edge_opt.ir.interpreters as interpreters
 from edge_opt.autodiff.rules import RULES
 from edge_opt.backends.c.sources import emitters_missing
 from edge_opt.dialects import nn
+from edge_opt.dialects.dma import DMA
 from edge_opt.dialects.kernel import KERNEL
 from edge_opt.dialects.nn import NN
+from edge_opt.dialects.tile import TILE
 from edge_opt.dialects.train import TRAIN
 from edge_opt.passes.registry import EDGE_OPT_PASSES, PIPELINES
 
@@ -50,7 +52,7 @@ def _interpreted_ops() -> set[type[Operation]]:
     return ops
 
 
-@pytest.mark.parametrize("dialect", [NN, TRAIN, KERNEL], ids=lambda d: d.name)
+@pytest.mark.parametrize("dialect", [NN, TRAIN, KERNEL, DMA, TILE], ids=lambda d: d.name)
 def test_every_op_has_interpreter_semantics(dialect):
     interpreted = _interpreted_ops()
     missing = [op.name for op in dialect.operations

@@ -13,6 +13,7 @@ from xdsl.interpreters.func import FuncFunctions
 from edge_opt.ir.interpreters.dma import DmaFunctions
 from edge_opt.ir.interpreters.kernel import KernelFunctions
 from edge_opt.ir.interpreters.nn import NnFunctions
+from edge_opt.ir.interpreters.tile import TileFunctions
 from edge_opt.ir.interpreters.train import TrainFunctions
 
 
@@ -23,4 +24,5 @@ def make_interpreter(module: ModuleOp) -> Interpreter:
     interpreter.register_implementations(TrainFunctions())
     interpreter.register_implementations(KernelFunctions())
     interpreter.register_implementations(DmaFunctions())
+    interpreter.register_implementations(TileFunctions())
     return interpreter

@@ -4,10 +4,11 @@ arenas of the memory levels (`edge_opt.ir.interpreters.kernel`).
 Two modes (`set_dma_mode`):
 - `immediate`: the copy happens at `dma.start`, its wait does nothing: the meaning of a
   correct schedule.
-- `deferred`: what a DMA engine may do. At `dma.start` the source box is read and the
-  destination box is poisoned (NaN for floats); the copy lands at `dma.wait`. A compute
-  that reads the destination before the wait, or a double buffer overwritten while its
-  copy is in flight, reads poison, and equivalence checks catch it.
+- `deferred`: the latest a DMA engine may do. At `dma.start` the destination box is
+  poisoned (NaN for floats); the source box is read, and the copy lands, at `dma.wait`.
+  A compute that reads the destination before the wait reads poison; a source (a double
+  buffer) written while its copy is in flight is copied with the new values; either way
+  the equivalence checks catch it.
 
 In both modes waiting twice on a token is an interpreter error, and `Session.run`
 refuses a function that returns with a copy it never waited for.
@@ -31,11 +32,12 @@ DmaMode = Literal["immediate", "deferred"]
 class Transfer:
     """A copy in flight: the value of a `!dma.token`."""
 
-    dest: np.ndarray
-    """The destination box (a strided view of the destination buffer)."""
+    dest: np.ndarray | None
+    """The destination box (a strided view of the destination buffer); None for a copy
+    of nothing (a tile without a window)."""
     data: np.ndarray | None
-    """The source box as read at the start, until it lands (deferred mode); None once
-    landed, and from the start in immediate mode."""
+    """The source box (a view, read when the copy lands) until it lands (deferred mode);
+    None once landed, and from the start in immediate mode."""
 
 
 @dataclass
@@ -69,16 +71,32 @@ def box(buffer: np.ndarray, shape, offset: int, strides) -> np.ndarray:
 class DmaFunctions(InterpreterFunctions):
     @impl(dma.StartOp)
     def run_start(self, interpreter: Interpreter, op: dma.StartOp, args: tuple):
-        source = box(args[0], *op.box("source"))
-        dest = box(args[1], *op.box("dest"))
         state = dma_state(interpreter)
+        if args[0] is None or args[1] is None:
+            # A tile that has no window (tile.window's `when`): nothing to copy.
+            transfer = Transfer(None, None)
+            state.in_flight.append(transfer)
+            return (transfer,)
+        source_box, dest_box = op.box("source"), op.box("dest")
+        source = box(args[0], *source_box) if source_box else args[0]
+        dest = box(args[1], *dest_box) if dest_box else args[1]
+        interpreter.interpreter_assert(
+            source.shape == dest.shape,
+            f"dma.start of a {source.shape} box into a {dest.shape} one",
+        )
         if state.mode == "immediate":
             dest[...] = source
             transfer = Transfer(dest, None)
         else:
-            transfer = Transfer(dest, np.array(source))
-            dest.view(np.uint8)[...] = POISON_BYTE
+            transfer = Transfer(dest, source)
+            dest[...] = np.frombuffer(bytes([POISON_BYTE]) * dest.itemsize, dest.dtype)[0]
         state.in_flight.append(transfer)
+        return (transfer,)
+
+    @impl(dma.DoneOp)
+    def run_done(self, interpreter: Interpreter, op: dma.DoneOp, args: tuple):
+        transfer = Transfer(None, None)
+        dma_state(interpreter).in_flight.append(transfer)
         return (transfer,)
 
     @impl(dma.WaitOp)
@@ -89,7 +107,7 @@ class DmaFunctions(InterpreterFunctions):
             transfer in state.in_flight, "dma.wait on a copy that was already waited for"
         )
         state.in_flight.remove(transfer)
-        if transfer.data is not None:
+        if transfer.data is not None and transfer.dest is not None:
             transfer.dest[...] = transfer.data
             transfer.data = None
         return ()

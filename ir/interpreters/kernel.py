@@ -101,10 +101,16 @@ class KernelFunctions(InterpreterFunctions):
 def _run_kernel(self: KernelFunctions, interpreter: Interpreter, op: Operation,
                 args: tuple) -> tuple:
     assert isinstance(op, kernel.KernelOp)
+    interpreter.interpreter_assert(
+        all(a is not None for a in args), f"{op.name} on a tile that has no window"
+    )
     twins = interpreter.get_data(KernelFunctions, "twins", dict)
-    twin = twins.get(op)
+    # In a tiled loop, the ragged last tile runs the kernel on smaller views.
+    shapes = tuple(a.shape for a in args)
+    twin = twins.get((op, shapes))
     if twin is None:
-        twin = twins[op] = op.tensor_equivalent()
+        types = tuple(tuple(v.type.get_shape()) for v in op.operands)
+        twins[op, shapes] = twin = op.tensor_equivalent(None if shapes == types else shapes)
     count = len(op.inputs)
     inputs, outputs = args[:count], args[count:]
     # A kernel may write any part of an output before it has read all of its inputs

@@ -1,0 +1,303 @@
+"""Iteration spaces of kernel ops: what `tile-l1` may cut, and how each operand follows.
+
+`iteration_space(op)` gives, for a `kernel.*` op, the dimensions of its iteration space
+(extents), which of them may be cut into several tiles, which the outputs sum over, and
+one operand map per input then output (`edge_opt.support.tiling`). A dimension that an
+output does not follow is summed over by that output: when such a dimension is cut, the
+output's tile accumulates (`tile.accumulate`). Each family is declared once below; an op
+without a rule runs as one tile (its whole working set in L1).
+
+The rules are the contract between a kernel's semantics and tiling: a kernel run on the
+windows of a tile computes that tile of its outputs (or, for a summed dimension, a term
+of the sum). `tests/test_tiling.py` checks every rule against the interpreter on random
+tile sizes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from xdsl.dialects.builtin import MemRefType
+from xdsl.ir import SSAValue
+
+from edge_opt.dialects import kernel, nn, train
+from edge_opt.dialects.elementwise import (
+    BinaryElementwiseOp,
+    ElementwiseGradOp,
+    UnaryElementwiseOp,
+)
+from edge_opt.support import shapes
+from edge_opt.support.tiling import FULL
+
+
+@dataclass(frozen=True)
+class IterationSpace:
+    extents: tuple[int, ...]
+    maps: tuple[tuple[int, ...], ...]
+    """One per input, then one per output."""
+    splittable: tuple[bool, ...]
+    """Per dimension, whether it may be cut into several tiles."""
+
+    def summed(self, output_map: tuple[int, ...]) -> set[int]:
+        """The splittable dimensions an output with this map sums over."""
+        return {d for d, split in enumerate(self.splittable) if split} - set(output_map)
+
+
+def _shape(value: SSAValue) -> tuple[int, ...]:
+    assert isinstance(value.type, MemRefType)
+    return tuple(value.type.get_shape())
+
+
+def whole(op: kernel.KernelOp) -> IterationSpace:
+    """One tile: every operand whole."""
+    return IterationSpace((), tuple(tuple(FULL for _ in _shape(v)) for v in op.operands), ())
+
+
+def _broadcast_map(shape: tuple[int, ...], extents: tuple[int, ...]) -> tuple[int, ...]:
+    """An operand broadcast (NumPy rules, aligned right) to `extents`: its axes of the
+    full size follow the dimension they align with, its size-1 axes are whole."""
+    lead = len(extents) - len(shape)
+    return tuple(lead + a if n == extents[lead + a] else FULL for a, n in enumerate(shape))
+
+
+def elementwise(op: kernel.KernelOp) -> IterationSpace:
+    """Element-wise with broadcasting (activations, arithmetic, their gradients, the
+    optimizer updates): one dimension per axis of the first output."""
+    extents = _shape(op.outputs[0])
+    maps = tuple(_broadcast_map(_shape(v), extents) for v in op.operands)
+    return IterationSpace(extents, maps, (True,) * len(extents))
+
+
+def _linear_family(op: kernel.KernelOp) -> IterationSpace:
+    """Dimensions: the leading (row) axes, then out features, then in features."""
+    if isinstance(op, kernel.LinearKernelOp):
+        x, w, *bias = op.inputs
+        lead = _shape(x)[:-1]
+    elif isinstance(op, kernel.LinearGradInputKernelOp):
+        dy, w = op.inputs
+        lead = _shape(dy)[:-1]
+    else:
+        dy, x = op.inputs
+        lead = _shape(dy)[:-1]
+    out_features, in_features = _shape(w if not isinstance(
+        op, kernel.LinearGradWeightKernelOp) else op.outputs[0])
+    rows = tuple(range(len(lead)))
+    o, i = len(lead), len(lead) + 1
+    extents = (*lead, out_features, in_features)
+    if isinstance(op, kernel.LinearKernelOp):
+        # The bias is added once per output: the in features are never cut.
+        maps = ((*rows, i), (o, i), *([(o,)] if bias else []), (*rows, o))
+        return IterationSpace(extents, maps, (True,) * len(lead) + (True, False))
+    if isinstance(op, kernel.LinearGradInputKernelOp):
+        maps = ((*rows, o), (o, i), (*rows, i))
+    else:
+        maps = ((*rows, o), (*rows, i), (o, i))
+    return IterationSpace(extents, maps, (True,) * len(extents))
+
+
+def _matmul(op: kernel.KernelOp) -> IterationSpace:
+    """Dimensions: the output's batch axes, M, N, then the contraction K (summed)."""
+    (lhs, rhs), (out,) = op.inputs, op.outputs
+    out_shape = _shape(out)
+    batch = out_shape[:-2]
+    m, n = len(batch), len(batch) + 1
+    k = len(batch) + 2
+    lhs_t = op.transpose_lhs is not None  # type: ignore[attr-defined]
+    rhs_t = op.transpose_rhs is not None  # type: ignore[attr-defined]
+    k_extent = _shape(lhs)[-2] if lhs_t else _shape(lhs)[-1]
+    extents = (*batch, out_shape[-2], out_shape[-1], k_extent)
+
+    def operand(shape: tuple[int, ...], matrix: tuple[int, int]) -> tuple[int, ...]:
+        return (*_broadcast_map(shape[:-2], batch), *matrix)
+
+    maps = (
+        operand(_shape(lhs), (k, m) if lhs_t else (m, k)),
+        operand(_shape(rhs), (n, k) if rhs_t else (k, n)),
+        (*range(len(batch)), m, n),
+    )
+    return IterationSpace(extents, maps, (True,) * len(extents))
+
+
+def _conv_kind(op: kernel.KernelOp) -> str:
+    """`dense` (one group), `depthwise` (a group per channel, as many outputs), or
+    `grouped`."""
+    if isinstance(op, kernel.Conv2dGradInputKernelOp):
+        x, w = op.outputs[0], op.inputs[1]
+    elif isinstance(op, kernel.Conv2dGradWeightKernelOp):
+        x, w = op.inputs[1], op.outputs[0]
+    else:
+        x, w = op.inputs[0], op.inputs[1]
+    groups = op.groups.value.data  # type: ignore[attr-defined]
+    if groups == 1:
+        return "dense"
+    depthwise = groups == _shape(x)[1] == _shape(w)[0] and _shape(w)[1] == 1
+    return "depthwise" if depthwise else "grouped"
+
+
+F4 = (FULL, FULL)
+
+
+def _conv2d(op: kernel.KernelOp) -> IterationSpace:
+    """Dimensions: batch N, output channels O (a depthwise convolution's channels), and
+    for the gradients the channels they sum over; the spatial axes are whole."""
+    kind = _conv_kind(op)
+    if isinstance(op, kernel.Conv2dKernelOp):
+        x, w, *bias = op.inputs
+        n, o = _shape(x)[0], _shape(w)[0]
+        if kind == "grouped":
+            maps = ((0, FULL, *F4), (FULL, FULL, *F4), *([(FULL,)] if bias else []),
+                    (0, FULL, *F4))
+            return IterationSpace((n, o), maps, (True, False))
+        maps = ((0, 1 if kind == "depthwise" else FULL, *F4), (1, FULL, *F4),
+                *([(1,)] if bias else []), (0, 1, *F4))
+        return IterationSpace((n, o), maps, (True, True))
+    if isinstance(op, kernel.Conv2dGradInputKernelOp):
+        (_, w), (dx,) = op.inputs, op.outputs
+        n, c, o = _shape(dx)[0], _shape(dx)[1], _shape(w)[0]
+        if kind == "dense":  # dims N, C, O (summed)
+            maps = ((0, 2, *F4), (2, 1, *F4), (0, 1, *F4))
+            return IterationSpace((n, c, o), maps, (True, True, True))
+        if kind == "depthwise":
+            maps = ((0, 1, *F4), (1, FULL, *F4), (0, 1, *F4))
+            return IterationSpace((n, c), maps, (True, True))
+        maps = ((0, FULL, *F4), (FULL, FULL, *F4), (0, FULL, *F4))
+        return IterationSpace((n,), maps, (True,))
+    (_, x), (dw,) = op.inputs, op.outputs
+    n, o, c = _shape(x)[0], _shape(dw)[0], _shape(dw)[1]
+    if kind == "dense":  # dims N (summed), O, C
+        maps = ((0, 1, *F4), (0, 2, *F4), (1, 2, *F4))
+        return IterationSpace((n, o, c), maps, (True, True, True))
+    if kind == "depthwise":
+        maps = ((0, 1, *F4), (0, 1, *F4), (1, FULL, *F4))
+        return IterationSpace((n, o), maps, (True, True))
+    maps = ((0, FULL, *F4), (0, FULL, *F4), (FULL, FULL, *F4))
+    return IterationSpace((n,), maps, (True,))
+
+
+def _batch_only(op: kernel.KernelOp) -> IterationSpace:
+    """Transposed convolutions: batch N for the activations and their gradients; the
+    weight is whole, and its gradient sums over N."""
+    weight = op.outputs[0] if isinstance(
+        op, kernel.ConvTranspose2dGradWeightKernelOp) else op.inputs[1]
+    n = _shape(op.inputs[0])[0]
+    maps = tuple(
+        tuple(FULL for _ in _shape(v)) if v is weight or len(_shape(v)) == 1
+        else (0, *(FULL,) * (len(_shape(v)) - 1))
+        for v in op.operands
+    )
+    return IterationSpace((n,), maps, (True,))
+
+
+def _per_channel_plane(op: kernel.KernelOp) -> IterationSpace:
+    """Pools and their gradients: batch N and channels C; planes whole."""
+    n, c = _shape(op.outputs[0])[:2]
+    maps = tuple((0, 1, *(FULL,) * (len(_shape(v)) - 2)) for v in op.operands)
+    return IterationSpace((n, c), maps, (True, True))
+
+
+def _along_axis(op: kernel.KernelOp) -> IterationSpace:
+    """Softmax-like ops: every axis but `axis` (whole) is a dimension."""
+    shape = _shape(op.outputs[0])
+    axis = shapes.normalize_axis(op.axis.value.data, len(shape))  # type: ignore[attr-defined]
+    own = tuple(FULL if a == axis else a for a in range(len(shape)))
+    return IterationSpace(shape, tuple(own for _ in op.operands),
+                          tuple(a != axis for a in range(len(shape))))
+
+
+def _layer_norm(op: kernel.KernelOp) -> IterationSpace:
+    """The leading (not normalized) axes are dimensions; scale, bias and the normalized
+    axes are whole; the scale gradient sums over the leading axes."""
+    x = _shape(op.inputs[1] if not isinstance(op, kernel.LayerNormKernelOp) else op.inputs[0])
+    axis = shapes.normalize_axis(op.axis.value.data, len(x))  # type: ignore[attr-defined]
+    lead = x[:axis]
+    rows = (*range(axis), *(FULL,) * (len(x) - axis))
+    maps = tuple(rows if _shape(v) == x else tuple(FULL for _ in _shape(v))
+                 for v in op.operands)
+    return IterationSpace(lead, maps, (True,) * len(lead))
+
+
+def _batch_norm(op: kernel.KernelOp) -> IterationSpace:
+    """Inference mode (frozen statistics): every axis is a dimension, per-channel
+    operands follow C, and the scale gradient sums over the others. Training mode (batch
+    statistics couple the batch and the planes): channels C only."""
+    x = _shape(op.inputs[0] if isinstance(op, kernel.BatchNormKernelOp) else op.inputs[1])
+    training = op.training is not None  # type: ignore[attr-defined]
+    own = tuple(a if a == 1 or not training else FULL for a in range(len(x)))
+    maps = tuple(own if _shape(v) == x else (1,) for v in op.operands)
+    return IterationSpace(x, maps, tuple(a == 1 or not training for a in range(len(x))))
+
+
+def _group_norm(op: kernel.KernelOp) -> IterationSpace:
+    """Batch N; the scale gradient sums over it."""
+    x = _shape(op.inputs[0] if isinstance(op, kernel.GroupNormKernelOp) else op.inputs[1])
+    maps = tuple((0, *(FULL,) * (len(x) - 1)) if _shape(v) == x else (FULL,)
+                 for v in op.operands)
+    return IterationSpace((x[0],), maps, (True,))
+
+
+def _transpose(op: kernel.KernelOp) -> IterationSpace:
+    perm = tuple(op.perm.get_values())  # type: ignore[attr-defined]
+    out = _shape(op.outputs[0])
+    source = [0] * len(perm)
+    for i, p in enumerate(perm):
+        source[p] = i
+    return IterationSpace(out, (tuple(source), tuple(range(len(out)))), (True,) * len(out))
+
+
+def _reduce(op: kernel.KernelOp) -> IterationSpace:
+    """One dimension per input axis; the reduced ones are summed (a mean's are whole)."""
+    x = _shape(op.inputs[0])
+    axes = {shapes.normalize_axis(a, len(x))
+            for a in op.axes.get_values()}  # type: ignore[attr-defined]
+    keep = op.keepdims is not None  # type: ignore[attr-defined]
+    out = tuple(FULL if a in axes else a for a in range(len(x)) if keep or a not in axes)
+    summing = isinstance(op, kernel.ReduceSumKernelOp)
+    return IterationSpace(x, (tuple(range(len(x))), out),
+                          tuple(summing or a not in axes for a in range(len(x))))
+
+
+def _broadcast_to(op: kernel.KernelOp) -> IterationSpace:
+    out = _shape(op.outputs[0])
+    return IterationSpace(out, (_broadcast_map(_shape(op.inputs[0]), out),
+                                tuple(range(len(out)))), (True,) * len(out))
+
+
+RULES: dict[type[kernel.KernelOp], Callable[[kernel.KernelOp], IterationSpace]] = {
+    **{k: elementwise for k in kernel.KERNEL_OPS if issubclass(
+        k.TENSOR_OP, (UnaryElementwiseOp, BinaryElementwiseOp, ElementwiseGradOp))},
+    **{kernel.KERNEL_OF[t]: elementwise
+       for t in (train.SgdOp, train.SgdMomentumOp, train.AdamOp)},
+    **{kernel.KERNEL_OF[t]: _linear_family
+       for t in (nn.LinearOp, train.LinearGradInputOp, train.LinearGradWeightOp)},
+    kernel.KERNEL_OF[nn.MatmulOp]: _matmul,
+    **{kernel.KERNEL_OF[t]: _conv2d
+       for t in (nn.Conv2dOp, train.Conv2dGradInputOp, train.Conv2dGradWeightOp)},
+    **{kernel.KERNEL_OF[t]: _batch_only
+       for t in (nn.ConvTranspose2dOp, train.ConvTranspose2dGradInputOp,
+                 train.ConvTranspose2dGradWeightOp)},
+    **{kernel.KERNEL_OF[t]: _per_channel_plane
+       for t in (nn.MaxPool2dOp, nn.AvgPool2dOp, nn.GlobalAvgPoolOp,
+                 train.MaxPool2dWithIndicesOp, train.MaxPool2dGradOp,
+                 train.AvgPool2dGradOp)},
+    **{kernel.KERNEL_OF[t]: _along_axis
+       for t in (nn.SoftmaxOp, nn.LogSoftmaxOp, train.SoftmaxGradOp,
+                 train.LogSoftmaxGradOp)},
+    **{kernel.KERNEL_OF[t]: _layer_norm
+       for t in (nn.LayerNormOp, train.LayerNormGradInputOp, train.LayerNormGradScaleOp)},
+    **{kernel.KERNEL_OF[t]: _batch_norm
+       for t in (nn.BatchNormOp, train.BatchNormGradInputOp, train.BatchNormGradScaleOp)},
+    **{kernel.KERNEL_OF[t]: _group_norm
+       for t in (nn.GroupNormOp, train.GroupNormGradInputOp, train.GroupNormGradScaleOp)},
+    kernel.KERNEL_OF[nn.TransposeOp]: _transpose,
+    kernel.KERNEL_OF[nn.ReduceSumOp]: _reduce,
+    kernel.KERNEL_OF[nn.ReduceMeanOp]: _reduce,
+    kernel.KERNEL_OF[nn.BroadcastToOp]: _broadcast_to,
+}
+"""Iteration-space rules by kernel op; ops absent here run whole (losses, whose
+reductions normalise by the batch; pad, concat, slice, gather, scatter)."""
+
+
+def iteration_space(op: kernel.KernelOp) -> IterationSpace:
+    rule = RULES.get(type(op))
+    return rule(op) if rule is not None else whole(op)

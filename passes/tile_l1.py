@@ -1,0 +1,210 @@
+"""`tile-l1`: every kernel call becomes a loop nest over tiles that fit L1.
+
+After `bufferize`, before `insert-dma` and `plan-memory`. For each kernel op of every
+function whose buffers are in L2 or L3, the op's iteration space
+(`edge_opt.ir.tiling`) and the SoC's numbers give a `Problem`; the schedule search
+(`edge_opt.support.schedule_search`) picks the tile sizes and loop order of least
+estimated time whose working set fits L1 (double buffered unless `double-buffer=false`).
+The op becomes
+
+    %s = tile.schedule {extents = ..., sizes = ..., order = ...}
+    tile.for %t in %s {
+      %x = tile.window %x_l2, %s at %t {map = ...}      // one per operand
+      kernel.op ins(%x, ...) outs(%y, ...)             // the same op, on the windows
+      tile.yield
+    }
+
+An output that sums over a cut dimension (a weight gradient over row tiles) gets an L1
+partial buffer and a `tile.accumulate` into its window. A kernel whose working set fits
+runs as a single tile. The kernel computes on L2 windows until `insert-dma` moves them
+to L1.
+
+Options: `soc` (a SoC with a `[dma]` table: `gap9`, `siracusa` or a file; the default
+`host` has none and is an error), `l1-bytes` (the L1 budget;
+default the SoC's L1), `double-buffer` (default true), `alignment` (as `plan-memory`),
+`search` (`auto`: exhaustive for small spaces, annealing beyond; `exhaustive`,
+`annealing`), `seed` (of the annealing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from xdsl.context import Context
+from xdsl.dialects import func
+from xdsl.dialects.builtin import IntegerAttr, MemRefType, ModuleOp, StringAttr
+from xdsl.ir import Region, SSAValue
+from xdsl.rewriter import InsertPoint, Rewriter
+from xdsl.utils.exceptions import PassFailedException
+
+from edge_opt.dialects import kernel, tile
+from edge_opt.dialects.kernel import memory_level
+from edge_opt.ir.cost import flops
+from edge_opt.ir.liveness import byte_size
+from edge_opt.ir.options import EdgeOptPass
+from edge_opt.ir.tiling import iteration_space
+from edge_opt.support import schedule_search
+from edge_opt.support.dtypes import numpy_dtype
+from edge_opt.support.errors import UserError
+from edge_opt.support.schedule_search import (
+    Choice,
+    DoesNotFit,
+    Operand,
+    Problem,
+    Target,
+)
+from edge_opt.support.socs import Soc, get_soc
+
+SEARCH_ATTR = "search"
+"""On a `tile.schedule`: how it was chosen (`exhaustive`, `annealing`, `whole`)."""
+COST_ATTR = "estimated_cycles"
+"""On a `tile.schedule`: the cost model's estimate for it."""
+
+
+def target_of(soc: Soc, l1_bytes: int, double_buffer: bool, alignment: int) -> Target:
+    return Target(
+        l1_bytes=l1_bytes or soc.memory["L1"],
+        cores=soc.cores,
+        dma_setup_cycles=soc.dma["setup_cycles"],
+        read_bytes_per_cycle=soc.dma["l2_to_l1_bytes_per_cycle"],
+        write_bytes_per_cycle=soc.dma["l1_to_l2_bytes_per_cycle"],
+        flops_per_cycle_per_core=soc.compute["flops_per_cycle_per_core"],
+        tile_overhead_cycles=soc.compute["tile_overhead_cycles"],
+        inner_overhead=soc.compute["inner_overhead"],
+        alignment=alignment,
+        double_buffer=double_buffer,
+    )
+
+
+def problem_of(op: kernel.KernelOp) -> Problem:
+    space = iteration_space(op)
+    operands = []
+    for i, (value, operand_map) in enumerate(zip(op.operands, space.maps, strict=True)):
+        assert isinstance(value.type, MemRefType)
+        operands.append(Operand(
+            tuple(value.type.get_shape()), operand_map,
+            numpy_dtype(value.type.element_type).itemsize, i >= len(op.inputs),
+            memory_level(value.type),
+        ))
+    return Problem(space.extents, space.splittable, tuple(operands),
+                   flops(op.tensor_equivalent()))
+
+
+def tileable(op: kernel.KernelOp) -> bool:
+    """A kernel call on L2/L3 buffers, not already tiled."""
+    if isinstance(op.parent_op(), tile.ForOp):
+        return False
+    levels = {memory_level(v.type) for v in op.operands}
+    if "L1" in levels and levels != {"L1"}:
+        raise PassFailedException(
+            f"tile-l1: {op.name} mixes L1 and {'/'.join(sorted(levels - {'L1'}))} "
+            "buffers; bufferize everything at one level (bufferize{level=L2})"
+        )
+    return "L1" not in levels
+
+
+@dataclass(frozen=True)
+class TileL1Pass(EdgeOptPass):
+    """Tiles every kernel call for L1 (see the module docstring)."""
+
+    name = "tile-l1"
+
+    soc: str = "host"
+    l1_bytes: int = 0
+    double_buffer: bool = True
+    alignment: int = 16
+    search: Literal["auto", "exhaustive", "annealing"] = "auto"
+    seed: int = 0
+
+    def target(self) -> Target:
+        try:
+            soc = get_soc(self.soc)
+        except UserError as e:
+            raise PassFailedException(f"{self.name}: {e}") from None
+        if not soc.tiled:
+            raise PassFailedException(
+                f"{self.name}: SoC {soc.name} has no [dma] table: its cores compute on "
+                "L2, there is nothing to tile for (give soc=gap9, soc=siracusa or a SoC "
+                "file with [dma] and [compute] tables)"
+            )
+        return target_of(soc, self.l1_bytes, self.double_buffer, self.alignment)
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        target = self.target()
+        for function in op.ops:
+            if not isinstance(function, func.FuncOp):
+                continue
+            for kernel_op in list(function.body.block.ops):
+                if isinstance(kernel_op, kernel.KernelOp) and tileable(kernel_op):
+                    choice = self._choose(kernel_op, target, function)
+                    tile_op(kernel_op, choice)
+
+    def _choose(self, op: kernel.KernelOp, target: Target, function: func.FuncOp) -> Choice:
+        problem = problem_of(op)
+        method = {"annealing": "anneal"}.get(self.search, self.search)
+        try:
+            return schedule_search.search(problem, target, self.seed, method)
+        except DoesNotFit as e:
+            sizes = ", ".join(
+                f"{byte_size(v.type):,} B" for v in op.operands  # type: ignore[arg-type]
+            )
+            raise PassFailedException(
+                f"{self.name}: {op.name} in @{function.sym_name.data} does not fit L1 "
+                f"({target.l1_bytes:,} B): its smallest tiling needs {e.smallest:,} B "
+                f"(operands {sizes}); give more L1 (l1-bytes) or a SoC with more"
+            ) from None
+
+
+def tile_op(op: kernel.KernelOp, choice: Choice) -> tile.ForOp:
+    """Replaces `op` by its loop nest under `choice` (module docstring)."""
+    schedule = choice.schedule
+    space = iteration_space(op)
+    schedule_op = tile.ScheduleOp(schedule)
+    schedule_op.attributes[SEARCH_ATTR] = StringAttr(choice.method)
+    schedule_op.attributes[COST_ATTR] = IntegerAttr(round(choice.cost.cycles), 64)
+    before: list = [schedule_op]
+    body = tile.ForOp.body_block(0)
+    number = body.args[0]
+    number.name_hint = "t"
+    windows: list[SSAValue] = []
+    accumulations: list[tuple[SSAValue, SSAValue, tuple[int, ...]]] = []
+    problem = problem_of(op)
+    count = len(op.inputs)
+    for i, (value, operand_map) in enumerate(zip(op.operands, space.maps, strict=True)):
+        in_place = [j for j in op.INPLACE.get(i - count, ())
+                    if i >= count and op.inputs[j] == value and space.maps[j] == operand_map]
+        if in_place:  # the output is written over that input: over its window too
+            windows.append(windows[in_place[0]])
+            continue
+        window = tile.WindowOp(value, schedule_op.result, number, operand_map)
+        window.result.name_hint = value.name_hint
+        body.add_op(window)
+        operand = problem.operands[i]
+        if schedule_search.accumulates(schedule, problem, operand):
+            tile_type = window.result.type
+            assert isinstance(tile_type, MemRefType)
+            partial = kernel.AllocOp(MemRefType(
+                tile_type.element_type, tile_type.get_shape(), memory_space=StringAttr("L1")
+            ))
+            partial.result.name_hint = f"{value.name_hint or 'out'}_partial"
+            before.append(partial)
+            accumulations.append((partial.result, window.result, operand_map))
+            windows.append(partial.result)
+        else:
+            windows.append(window.result)
+    tiled = type(op)(windows[:count], windows[count:], _own_properties(op))
+    body.add_op(tiled)
+    for partial, window, operand_map in accumulations:
+        body.add_op(tile.AccumulateOp(schedule_op.result, number, partial, window,
+                                      operand_map))
+    body.add_op(tile.YieldOp())
+    loop = tile.ForOp(schedule_op.result, [], Region(body))
+    Rewriter.insert_op([*before, loop], InsertPoint.before(op))
+    Rewriter.erase_op(op)
+    return loop
+
+
+def _own_properties(op: kernel.KernelOp) -> dict:
+    return {k: v for k, v in op.properties.items() if k != "operandSegmentSizes"}
+

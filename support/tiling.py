@@ -1,0 +1,162 @@
+"""Tile schedules: pure maths, no IR.
+
+A kernel call's iteration space has one extent per dimension (rows, output features,
+channels, ...). A `Schedule` cuts each dimension into tiles of `sizes[d]` elements (the
+last tile of a dimension is ragged when the size does not divide the extent) and visits
+the tiles in a loop nest whose `order` lists the dimensions outermost first. Tiles are
+numbered `0 .. count - 1` in visiting order.
+
+Each operand of the kernel sees the iteration space through an operand map: per axis of
+the operand, the dimension it follows, or `FULL` (-1) for an axis that every tile sees
+whole (a broadcast axis, the reduced axis of a norm). The *window* of tile `t` on an
+operand is the box of the operand that tile reads or writes. Consecutive tiles share a
+window when they differ only in dimensions the operand does not follow and that are
+visited inside every dimension it does follow: `window_stride` tiles in a row share it,
+so a window is loaded at the first of them and stored at the last (an output that does
+not follow a tiled dimension sums over it: its window accumulates).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+FULL = -1
+"""In an operand map: the axis is whole in every tile."""
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    extents: tuple[int, ...]
+    sizes: tuple[int, ...]
+    order: tuple[int, ...]
+    """Dimensions, outermost loop first."""
+
+    def __post_init__(self) -> None:
+        problem = self.problem()
+        if problem:
+            raise ValueError(problem)
+
+    def problem(self) -> str | None:
+        """Why this is not a schedule, or None."""
+        if len(self.sizes) != len(self.extents):
+            return f"{len(self.sizes)} tile sizes for {len(self.extents)} dimensions"
+        if sorted(self.order) != list(range(len(self.extents))):
+            return f"order {list(self.order)} is not a permutation of the dimensions"
+        for d, (n, size) in enumerate(zip(self.extents, self.sizes, strict=True)):
+            if n < 1 or not 1 <= size <= n:
+                return f"dimension {d}: tile size {size} is not in [1, {n}]"
+        return None
+
+    @staticmethod
+    def whole(extents: Sequence[int]) -> Schedule:
+        """One tile: the whole iteration space."""
+        return Schedule(tuple(extents), tuple(extents), tuple(range(len(extents))))
+
+    @property
+    def counts(self) -> tuple[int, ...]:
+        """Tiles per dimension."""
+        return tuple(ceil_div(n, s) for n, s in zip(self.extents, self.sizes, strict=True))
+
+    @property
+    def count(self) -> int:
+        return math.prod(self.counts)
+
+    def _inner(self, position: int) -> int:
+        """Tiles in one iteration of the loop at `position` (the loops inside it)."""
+        return math.prod(self.counts[d] for d in self.order[position + 1:])
+
+    def coords(self, tile: int) -> tuple[int, ...]:
+        """The tile coordinate along each dimension of tile number `tile`."""
+        if not 0 <= tile < self.count:
+            raise IndexError(f"tile {tile} of {self.count}")
+        coords = [0] * len(self.extents)
+        for position, d in enumerate(self.order):
+            coords[d] = tile // self._inner(position) % self.counts[d]
+        return tuple(coords)
+
+    def ragged(self, tile: int) -> tuple[bool, ...]:
+        """Per dimension, whether tile `tile` is the short last tile of it."""
+        return tuple(
+            (c + 1) * s > n
+            for c, s, n in zip(self.coords(tile), self.sizes, self.extents, strict=True)
+        )
+
+    def window_stride(self, operand_map: Sequence[int]) -> int:
+        """How many consecutive tiles share each window of an operand with this map."""
+        followed = [self.order.index(d) for d in operand_map
+                    if d != FULL and self.counts[d] > 1]
+        return self._inner(max(followed)) if followed else self.count
+
+    def window_index(self, operand_map: Sequence[int], tile: int) -> int:
+        """The ordinal of tile `tile`'s window among the windows the nest visits."""
+        return tile // self.window_stride(operand_map)
+
+    def is_first_of_window(self, operand_map: Sequence[int], tile: int) -> bool:
+        return tile % self.window_stride(operand_map) == 0
+
+    def is_last_of_window(self, operand_map: Sequence[int], tile: int) -> bool:
+        return (tile + 1) % self.window_stride(operand_map) == 0
+
+    def window_count(self, operand_map: Sequence[int]) -> int:
+        return self.count // self.window_stride(operand_map)
+
+    def window(self, operand_map: Sequence[int], shape: Sequence[int],
+               tile: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(offsets, lengths) per axis of tile `tile`'s box of an operand of `shape`."""
+        coords = self.coords(tile)
+        offsets, lengths = [], []
+        for axis, d in enumerate(operand_map):
+            if d == FULL:
+                offsets.append(0)
+                lengths.append(shape[axis])
+            else:
+                start = coords[d] * self.sizes[d]
+                offsets.append(start)
+                lengths.append(min(self.sizes[d], self.extents[d] - start))
+        return tuple(offsets), tuple(lengths)
+
+    def tile_shape(self, operand_map: Sequence[int], shape: Sequence[int]) -> tuple[int, ...]:
+        """The shape of a full (not ragged) window of an operand of `shape`."""
+        return tuple(shape[a] if d == FULL else self.sizes[d]
+                     for a, d in enumerate(operand_map))
+
+    def accumulation_problem(self, operand_map: Sequence[int]) -> str | None:
+        """Why an output with this map cannot accumulate over the dimensions it does not
+        follow (its tiles must be consecutive: those dimensions inside the ones it
+        follows), or None."""
+        followed = {d for d in operand_map if d != FULL and self.counts[d] > 1}
+        summed = {d for d in range(len(self.extents))
+                  if d not in followed and self.counts[d] > 1}
+        if not followed or not summed:
+            return None
+        innermost_followed = max(self.order.index(d) for d in followed)
+        outer = sorted(d for d in summed if self.order.index(d) < innermost_followed)
+        if outer:
+            return (f"dimension {outer[0]} is summed but visited outside dimension "
+                    f"{self.order[innermost_followed]} of the output")
+        return None
+
+
+def check_map(operand_map: Sequence[int], shape: Sequence[int],
+              extents: Sequence[int]) -> str | None:
+    """Why `operand_map` does not fit an operand of `shape` in a space of `extents`."""
+    if len(operand_map) != len(shape):
+        return f"map {list(operand_map)} has {len(operand_map)} axes, the operand {len(shape)}"
+    for axis, d in enumerate(operand_map):
+        if d == FULL:
+            continue
+        if not 0 <= d < len(extents):
+            return f"map {list(operand_map)}: no dimension {d}"
+        if shape[axis] != extents[d]:
+            return (f"map {list(operand_map)}: axis {axis} has {shape[axis]} elements, "
+                    f"dimension {d} has {extents[d]}")
+    followed = [d for d in operand_map if d != FULL]
+    if len(set(followed)) != len(followed):
+        return f"map {list(operand_map)} follows a dimension twice"
+    return None
