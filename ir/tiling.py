@@ -119,67 +119,37 @@ def _matmul(op: kernel.KernelOp) -> IterationSpace:
     return IterationSpace(extents, maps, (True,) * len(extents))
 
 
-def _conv_kind(op: kernel.KernelOp) -> str:
-    """`dense` (one group), `depthwise` (a group per channel, as many outputs), or
-    `grouped`."""
-    if isinstance(op, kernel.Conv2dGradInputKernelOp):
-        x, w = op.outputs[0], op.inputs[1]
-    elif isinstance(op, kernel.Conv2dGradWeightKernelOp):
-        x, w = op.inputs[1], op.outputs[0]
-    else:
-        x, w = op.inputs[0], op.inputs[1]
-    groups = op.groups.value.data  # type: ignore[attr-defined]
-    if groups == 1:
-        return "dense"
-    depthwise = groups == _shape(x)[1] == _shape(w)[0] and _shape(w)[1] == 1
-    return "depthwise" if depthwise else "grouped"
-
-
 F4 = (FULL, FULL)
 
 
 def _conv2d(op: kernel.KernelOp) -> IterationSpace:
-    """Dimensions: batch N, output channels O (a depthwise convolution's channels), and
-    for the gradients the channels they sum over; the spatial axes are whole."""
-    kind = _conv_kind(op)
+    """One group: dimensions batch N, output channels O and, for the gradients, the
+    channels they sum over (grad-input: O; grad-weight: N); the spatial axes are whole.
+    Several groups (depthwise too): batch N only, as a tile of channels would need its
+    own `groups`."""
+    if op.groups.value.data != 1:  # type: ignore[attr-defined]
+        return _batch_only(op)
     if isinstance(op, kernel.Conv2dKernelOp):
         x, w, *bias = op.inputs
-        n, o = _shape(x)[0], _shape(w)[0]
-        if kind == "grouped":
-            maps = ((0, FULL, *F4), (FULL, FULL, *F4), *([(FULL,)] if bias else []),
-                    (0, FULL, *F4))
-            return IterationSpace((n, o), maps, (True, False))
-        maps = ((0, 1 if kind == "depthwise" else FULL, *F4), (1, FULL, *F4),
-                *([(1,)] if bias else []), (0, 1, *F4))
-        return IterationSpace((n, o), maps, (True, True))
-    if isinstance(op, kernel.Conv2dGradInputKernelOp):
+        maps = ((0, FULL, *F4), (1, FULL, *F4), *([(1,)] if bias else []), (0, 1, *F4))
+        return IterationSpace((_shape(x)[0], _shape(w)[0]), maps, (True, True))
+    if isinstance(op, kernel.Conv2dGradInputKernelOp):  # dims N, C, O (summed)
         (_, w), (dx,) = op.inputs, op.outputs
-        n, c, o = _shape(dx)[0], _shape(dx)[1], _shape(w)[0]
-        if kind == "dense":  # dims N, C, O (summed)
-            maps = ((0, 2, *F4), (2, 1, *F4), (0, 1, *F4))
-            return IterationSpace((n, c, o), maps, (True, True, True))
-        if kind == "depthwise":
-            maps = ((0, 1, *F4), (1, FULL, *F4), (0, 1, *F4))
-            return IterationSpace((n, c), maps, (True, True))
-        maps = ((0, FULL, *F4), (FULL, FULL, *F4), (0, FULL, *F4))
-        return IterationSpace((n,), maps, (True,))
-    (_, x), (dw,) = op.inputs, op.outputs
-    n, o, c = _shape(x)[0], _shape(dw)[0], _shape(dw)[1]
-    if kind == "dense":  # dims N (summed), O, C
-        maps = ((0, 1, *F4), (0, 2, *F4), (1, 2, *F4))
-        return IterationSpace((n, o, c), maps, (True, True, True))
-    if kind == "depthwise":
-        maps = ((0, 1, *F4), (0, 1, *F4), (1, FULL, *F4))
-        return IterationSpace((n, o), maps, (True, True))
-    maps = ((0, FULL, *F4), (0, FULL, *F4), (FULL, FULL, *F4))
-    return IterationSpace((n,), maps, (True,))
+        maps = ((0, 2, *F4), (2, 1, *F4), (0, 1, *F4))
+        return IterationSpace((_shape(dx)[0], _shape(dx)[1], _shape(w)[0]), maps,
+                              (True, True, True))
+    (_, x), (dw,) = op.inputs, op.outputs  # dims N (summed), O, C
+    maps = ((0, 1, *F4), (0, 2, *F4), (1, 2, *F4))
+    return IterationSpace((_shape(x)[0], _shape(dw)[0], _shape(dw)[1]), maps,
+                          (True, True, True))
 
 
 def _batch_only(op: kernel.KernelOp) -> IterationSpace:
-    """Transposed convolutions: batch N for the activations and their gradients; the
-    weight is whole, and its gradient sums over N."""
+    """Transposed and grouped convolutions: batch N for the activations and their
+    gradients; the weight is whole, and its gradient sums over N."""
     weight = op.outputs[0] if isinstance(
-        op, kernel.ConvTranspose2dGradWeightKernelOp) else op.inputs[1]
+        op, (kernel.ConvTranspose2dGradWeightKernelOp, kernel.Conv2dGradWeightKernelOp)
+    ) else op.inputs[1]
     n = _shape(op.inputs[0])[0]
     maps = tuple(
         tuple(FULL for _ in _shape(v)) if v is weight or len(_shape(v)) == 1

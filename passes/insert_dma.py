@@ -179,9 +179,19 @@ class _Lowering:
         current = {o.window: self._slot(o, tile_number, 0, ops) for o in inputs}
         written = {o.window: self._slot(o, tile_number, 0, ops) for o in outputs}
 
+        partials: dict[tile.SlotOp, SSAValue] = {}
+
         def operand(value: SSAValue, table: dict[tile.WindowOp, SSAValue]) -> SSAValue:
             owner = value.owner
-            return table[owner] if isinstance(owner, tile.WindowOp) else value
+            if isinstance(owner, tile.WindowOp):
+                return table[owner]
+            if isinstance(owner, tile.SlotOp):  # a partial result's slot
+                if owner not in partials:
+                    partials[owner] = self._slot(
+                        _Operand(owner, list(owner.slots)),  # type: ignore[arg-type]
+                        tile_number, 0, ops)
+                return partials[owner]
+            return value
 
         k = self.kernel
         ops.append(type(k)([operand(v, current) for v in k.inputs],
@@ -189,7 +199,8 @@ class _Lowering:
                            {n: v for n, v in k.properties.items()
                             if n != "operandSegmentSizes"}))
         for a in self.accumulates:
-            ops.append(tile.AccumulateOp(self.schedule_value, tile_number, a.partial,
+            ops.append(tile.AccumulateOp(self.schedule_value, tile_number,
+                                         operand(a.partial, written),
                                          operand(a.acc, written), a.operand_map()))
         return written
 

@@ -189,8 +189,11 @@ def tile_op(op: kernel.KernelOp, choice: Choice) -> tile.ForOp:
             ))
             partial.result.name_hint = f"{value.name_hint or 'out'}_partial"
             before.append(partial)
-            accumulations.append((partial.result, window.result, operand_map))
-            windows.append(partial.result)
+            # through a slot: a ragged tile's partial is a prefix of the buffer
+            clipped = tile.SlotOp(schedule_op.result, number, [partial.result], operand_map)
+            body.add_op(clipped)
+            accumulations.append((clipped.result, window.result, operand_map))
+            windows.append(clipped.result)
         else:
             windows.append(window.result)
     tiled = type(op)(windows[:count], windows[count:], _own_properties(op))

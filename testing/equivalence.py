@@ -17,6 +17,7 @@ from xdsl.passes import ModulePass
 from xdsl.utils.exceptions import VerifyException
 
 from edge_opt.ir.context import make_context
+from edge_opt.ir.interpreters.dma import DmaMode
 from edge_opt.ir.model_io import first_line, print_module
 from edge_opt.ir.session import Session, get_function, input_names, params_of
 from edge_opt.passes.registry import expand, parse_pipeline
@@ -129,6 +130,7 @@ def assert_pass_preserves_semantics(
     rtol: float | None = None,
     atol: float | None = None,
     params: Mapping[str, np.ndarray] | None = None,
+    dma: DmaMode = "immediate",
 ) -> ModuleOp:
     """Checks that `pass_or_pipeline` keeps the meaning of `@function` of `module`, and
     returns the transformed module (`module` itself is left unchanged).
@@ -139,7 +141,9 @@ def assert_pass_preserves_semantics(
     on the same `inputs` (default: `random_inputs` of the function with seed 0) and the
     same `params` values (default: the inline ones), and every output, as well as every
     parameter both modules declare after the call (training functions write them), must
-    agree within `rtol`/`atol` (default: `DEFAULT_TOLERANCES` per dtype).
+    agree within `rtol`/`atol` (default: `DEFAULT_TOLERANCES` per dtype). `dma` is how
+    the transformed module's DMA copies land (`"deferred"`: only at their wait, which
+    catches a schedule that reads a tile before it arrived).
 
     Raises AssertionError naming the pass(es), the output (or parameter), the max
     absolute and relative error, and showing both modules.
@@ -148,7 +152,7 @@ def assert_pass_preserves_semantics(
     described = _describe(passes)
     module.verify()
     transformed = _transformed(module, passes, described)
-    problems = _differences(module, transformed, function, inputs, rtol, atol, params)
+    problems = _differences(module, transformed, function, inputs, rtol, atol, params, dma)
     if problems:
         raise AssertionError(
             f"{described} changed the meaning of @{function}:\n  "
@@ -195,6 +199,7 @@ def _differences(
     rtol: float | None,
     atol: float | None,
     params: Mapping[str, np.ndarray] | None,
+    dma: DmaMode = "immediate",
 ) -> list[str]:
     """How `@function` of `transformed` differs from that of `module` (the outputs, and
     the parameters both declare after the call), one line per difference."""
@@ -206,12 +211,12 @@ def _differences(
         # By position from here on: a pass may rename arguments, not reorder them.
         inputs = [inputs[name] for name in names]
 
-    def session(m: ModuleOp) -> Session:
+    def session(m: ModuleOp, dma: DmaMode = "immediate") -> Session:
         declared = params_of(m)
         given = {k: v for k, v in (params or {}).items() if k in declared}
-        return Session(m, given)
+        return Session(m, given, dma)
 
-    before, after = session(module), session(transformed)
+    before, after = session(module), session(transformed, dma)
     expected = before.run(function, inputs)
     actual = after.run(function, inputs)
 

@@ -28,8 +28,21 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from hypothesis import event, given, reject, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
+from plan_checks import (
+    OPTIMIZERS,
+    STRATEGIES,
+    TIGHT,
+    assert_same_training,
+    assert_valid_plan,
+    memory_attr,
+    op_count,
+    same_bits,
+    train_or_reject,
+    training_models,
+    with_options,
+)
 from xdsl.dialects import func
 from xdsl.dialects.builtin import (
     DictionaryAttr,
@@ -45,7 +58,7 @@ from xdsl.ir import Block, Region
 from xdsl.utils.exceptions import PassFailedException, VerifyException
 
 from edge_opt.dialects import kernel, nn, train
-from edge_opt.dialects.kernel import LEVEL_ATTR, MEMORY_ATTR, OFFSET_ATTR
+from edge_opt.dialects.kernel import MEMORY_ATTR
 from edge_opt.frontends.onnx import import_onnx
 from edge_opt.ir import model_io
 from edge_opt.ir.liveness import allocations
@@ -72,150 +85,6 @@ DEEPLOY_CCT2_FT2_BYTES = 1_114_368
 PROPERTY = settings(max_examples=40)
 
 
-
-
-def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
-    a, b = np.asarray(a), np.asarray(b)
-    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
-
-
-def op_count(module: ModuleOp, op_type: type) -> int:
-    return sum(isinstance(op, op_type) for op in module.walk())
-
-
-def memory_attr(module: ModuleOp) -> dict[str, dict[str, int]]:
-    attr = module.attributes[MEMORY_ATTR]
-    assert isinstance(attr, DictionaryAttr)
-    return {
-        level: {k: v.value.data for k, v in figures.data.items()}  # type: ignore[union-attr]
-        for level, figures in attr.data.items()
-    }
-
-
-def assert_valid_plan(module: ModuleOp, alignment: int = 16) -> None:
-    """Checks the plan recorded in a planned module independently of the planner: every
-    buffer has an aligned offset inside its level's arena, buffers live at the same
-    time never overlap, parameters do not overlap in their persistent region, and the
-    recorded figures are consistent (lower bound <= arena <= naive)."""
-    figures = memory_attr(module)
-    for function in (o for o in module.ops if isinstance(o, func.FuncOp)):
-        by_level: dict[str, list] = {}
-        for a in allocations(function):
-            by_level.setdefault(a.level, []).append(a)
-        for level, allocs in by_level.items():
-            offsets = {}
-            for a in allocs:
-                assert a.op.offset is not None, f"unplanned {a.buffer.name}"
-                offsets[a.buffer.name] = a.op.offset.value.data
-                assert offsets[a.buffer.name] % alignment == 0
-                assert offsets[a.buffer.name] + a.buffer.size <= figures[level]["arena"]
-            check_plan([a.buffer for a in allocs], Plan(offsets, 0, "recorded"))
-    persistent: dict[str, list[tuple[int, int]]] = {}
-    for param in params_of(module).values():
-        level = param.attributes[LEVEL_ATTR]
-        offset = param.attributes[OFFSET_ATTR]
-        assert isinstance(level, StringAttr) and isinstance(offset, IntegerAttr)
-        size = param.type.element_count() * numpy_dtype(param.type.element_type).itemsize
-        persistent.setdefault(level.data, []).append((offset.value.data, size))
-    for level, places in persistent.items():
-        places.sort()
-        for (lo, size), (next_lo, _) in zip(places, places[1:]):
-            assert lo + size <= next_lo
-        assert places[-1][0] + places[-1][1] <= figures[level]["persistent"]
-    for level, f in figures.items():
-        assert f["lower_bound"] <= f["arena"] <= f["naive"], (level, f)
-
-
-# --------------------------------------------------------------------------------------
-# Random models: the planned buffer level equals the tensor level
-# --------------------------------------------------------------------------------------
-
-STRATEGIES = [
-    "train-full",
-    "train-last{layers=1}",
-    "train-last{layers=2}",
-    "train-sparse{budget-kib=0.5}",
-    "train-sparse{budget-kib=4}",
-]
-OPTIMIZERS = {
-    "sgd": "optimizer=sgd lr=0.01",
-    "momentum": "optimizer=sgd lr=0.01 momentum=0.9 weight-decay=0.001",
-    "adam": "optimizer=adam lr=0.001",
-}
-NOTHING_TO_TRAIN = re.compile(
-    r"no parameter is trainable|nothing would train|only \d+ layer\(s\) with trainable|"
-    r"no layer has a trainable|budget-kib=[\d.]+ is too small"
-)
-"""Refusals of a training pipeline on a model that has nothing (or too little) to
-train, or a layer too big for the budget: such drawn models are rejected, any other
-failure is a failure."""
-
-LAYER_MIX = [
-    "linear", "conv2d", "matmul", "conv_transpose2d", "layer_norm", "batch_norm",
-    "group_norm", "relu", "gelu", "add", "mul", "reshape", "max_pool2d", "avg_pool2d",
-    "softmax", "transpose", "slice", "concat", "gather", "sigmoid", "reduce_mean",
-]
-"""Ops that give models several parametrised layers (most drawn models train)."""
-
-
-def training_models() -> st.SearchStrategy[RandomModel]:
-    return st.tuples(
-        st.sampled_from([None, LAYER_MIX]), st.sampled_from(["all", "mixed"])
-    ).flatmap(
-        lambda o: random_models(ops=o[0], trainable=o[1], min_ops=2, max_ops=6)
-    )
-
-
-def with_options(pipeline: str, options: str) -> str:
-    if pipeline.endswith("}"):
-        return f"{pipeline[:-1]} {options}}}"
-    return f"{pipeline}{{{options}}}"
-
-
-def train_or_reject(spec: str, module: ModuleOp) -> ModuleOp:
-    try:
-        return apply_passes(spec, module)
-    except PassFailedException as e:
-        if NOTHING_TO_TRAIN.search(str(e)):
-            reject()
-        raise
-
-
-TIGHT = {np.dtype(np.float32): (1e-5, 1e-6), np.dtype(np.float64): (1e-12, 1e-14)}
-"""Tolerance when the bits differ. They can, by an ulp: the tensor-level interpreter
-passes NumPy views (a transpose is a strided view) to matmul, whose rounding depends on
-the memory layout, while every buffer of the buffer level is contiguous."""
-
-
-def assert_close(actual: np.ndarray, expected: np.ndarray, what: str) -> bool:
-    """Bitwise equal (returns True), or within `TIGHT` (returns False)."""
-    if same_bits(actual, expected):
-        return True
-    assert actual.dtype == expected.dtype and actual.shape == expected.shape, what
-    rtol, atol = TIGHT.get(expected.dtype, (0.0, 0.0))
-    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, err_msg=what)
-    return False
-
-
-def assert_same_training(tensor: ModuleOp, planned: ModuleOp, args, forward_args,
-                         steps: int = 3) -> bool:
-    """`steps` training steps then `@forward` in both modules: the same loss, the same
-    parameters (and optimizer state) after every step, the same outputs. Returns
-    whether all of it was bitwise equal."""
-    expected, actual = Session(tensor), Session(planned)
-    bitwise = True
-    for step in range(steps):
-        (loss,) = expected.run("train_step", args)
-        (planned_loss,) = actual.run("train_step", args)
-        bitwise &= assert_close(planned_loss, loss, f"step {step}: loss")
-        assert set(actual.params) == set(expected.params)
-        for name, value in expected.params.items():
-            bitwise &= assert_close(np.asarray(actual.params[name]), value,
-                                    f"step {step}: @{name}")
-    for a, e in zip(actual.run("forward", forward_args),
-                    expected.run("forward", forward_args), strict=True):
-        bitwise &= assert_close(a, e, "@forward after training")
-    return bitwise
 
 
 @settings(PROPERTY, max_examples=80)
@@ -924,7 +793,7 @@ def decomposed_norms(draw, near_miss: str | None = None):
     for k in range(count):
         axes = list(range(first, rank))
         if near_miss == "middle":
-            axes = list(range(0, rank - 1))
+            axes = list(range(rank - 1))
         normalized = shape[first:]
         mean = emit(nn.ReduceMeanOp(value, signed(axes), keepdims=True))
         d = emit(nn.SubOp(value, mean))
