@@ -84,7 +84,7 @@ class InsertDmaPass(EdgeOptPass):
 
 
 def _has_dma(loop: tile.ForOp) -> bool:
-    return any(isinstance(o, (tile.SlotOp, dma.StartOp)) for o in loop.body.walk())
+    return any(isinstance(o, dma.StartOp) for o in loop.body.walk())
 
 
 class _Lowering:

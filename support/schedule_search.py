@@ -25,6 +25,7 @@ machine (a wall-clock budget would not).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import random
@@ -237,14 +238,17 @@ def anneal(problem: Problem, target: Target, seed: int = 0,
     index = [0] * len(space)
     order = list(range(len(space)))
 
+    seen: dict[tuple, tuple[Schedule, Cost] | None] = {}
+
     def evaluate(index: Sequence[int], order: Sequence[int]) -> tuple[Schedule, Cost] | None:
-        schedule = Schedule(problem.extents, tuple(space[d][i] for d, i in enumerate(index)),
-                            tuple(order))
-        if not legal(schedule, problem):
-            return None
-        if l1_bytes(schedule, problem, target) > target.l1_bytes:
-            return None
-        return schedule, cost(schedule, problem, target)
+        key = (tuple(index), tuple(order))
+        if key not in seen:
+            schedule = Schedule(problem.extents,
+                                tuple(space[d][i] for d, i in enumerate(index)), tuple(order))
+            fits = legal(schedule, problem) and (
+                l1_bytes(schedule, problem, target) <= target.l1_bytes)
+            seen[key] = (schedule, cost(schedule, problem, target)) if fits else None
+        return seen[key]
 
     current = evaluate(index, order)
     if current is None:
@@ -284,9 +288,11 @@ def anneal(problem: Problem, target: Target, seed: int = 0,
     return Choice(best[0], best[1], "annealing", steps)
 
 
+@functools.lru_cache(maxsize=4096)
 def search(problem: Problem, target: Target, seed: int = 0,
            method: str = "auto") -> Choice:
-    """The cheapest fitting schedule (module docstring); raises `DoesNotFit`."""
+    """The cheapest fitting schedule (module docstring); raises `DoesNotFit`. Memoized:
+    a model repeats its layers."""
     if not any(problem.splittable):
         schedule = Schedule.whole(problem.extents)
         need = l1_bytes(schedule, problem, target)

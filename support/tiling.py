@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 FULL = -1
 """In an operand map: the axis is whole in every tile."""
@@ -58,18 +59,26 @@ class Schedule:
         """One tile: the whole iteration space."""
         return Schedule(tuple(extents), tuple(extents), tuple(range(len(extents))))
 
-    @property
+    @cached_property
     def counts(self) -> tuple[int, ...]:
         """Tiles per dimension."""
         return tuple(ceil_div(n, s) for n, s in zip(self.extents, self.sizes, strict=True))
 
-    @property
+    @cached_property
     def count(self) -> int:
         return math.prod(self.counts)
 
+    @cached_property
+    def _inners(self) -> tuple[int, ...]:
+        """Per loop position, the tiles in one iteration of it (the loops inside it)."""
+        inners, inner = [], 1
+        for d in reversed(self.order):
+            inners.append(inner)
+            inner *= self.counts[d]
+        return tuple(reversed(inners))
+
     def _inner(self, position: int) -> int:
-        """Tiles in one iteration of the loop at `position` (the loops inside it)."""
-        return math.prod(self.counts[d] for d in self.order[position + 1:])
+        return self._inners[position]
 
     def coords(self, tile: int) -> tuple[int, ...]:
         """The tile coordinate along each dimension of tile number `tile`."""
@@ -89,9 +98,17 @@ class Schedule:
 
     def window_stride(self, operand_map: Sequence[int]) -> int:
         """How many consecutive tiles share each window of an operand with this map."""
-        followed = [self.order.index(d) for d in operand_map
-                    if d != FULL and self.counts[d] > 1]
-        return self._inner(max(followed)) if followed else self.count
+        counts, positions = self.counts, self._positions
+        followed = [positions[d] for d in operand_map if d != FULL and counts[d] > 1]
+        return self._inners[max(followed)] if followed else self.count
+
+    @cached_property
+    def _positions(self) -> tuple[int, ...]:
+        """Per dimension, its loop position."""
+        positions = [0] * len(self.order)
+        for position, d in enumerate(self.order):
+            positions[d] = position
+        return tuple(positions)
 
     def window_index(self, operand_map: Sequence[int], tile: int) -> int:
         """The ordinal of tile `tile`'s window among the windows the nest visits."""

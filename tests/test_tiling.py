@@ -36,6 +36,7 @@ from xdsl.interpreter import InterpretationError
 from xdsl.utils.exceptions import PassFailedException
 
 from edge_opt.dialects import dma, kernel, tile
+from edge_opt.dialects.kernel import memory_level
 from edge_opt.ir import model_io
 from edge_opt.ir.session import Session, get_function
 from edge_opt.ir.tiling import RULES, iteration_space
@@ -81,6 +82,15 @@ def loops(module: ModuleOp) -> list[tile.ForOp]:
     return [op for op in module.walk() if isinstance(op, tile.ForOp)]
 
 
+def assert_kernels_on_l1(module: ModuleOp) -> None:
+    """After insert-dma every kernel call is in a loop nest and computes on L1 only."""
+    for op in module.walk():
+        if isinstance(op, kernel.KernelOp):
+            assert isinstance(op.parent_op(), tile.ForOp), op.name
+            levels = {memory_level(v.type) for v in op.operands}
+            assert levels == {"L1"}, (op.name, levels)
+
+
 # --------------------------------------------------------------------------------------
 # Equivalence on random models
 # --------------------------------------------------------------------------------------
@@ -94,6 +104,7 @@ def test_tiled_forward_equals_buffer_level(model: RandomModel, l1: int,
     buffers = apply_passes(f"lower-attention,bufferize{{weights={weights}}}", model.module)
     tiled = tile_or_reject(tiled_spec(l1, double_buffer, weights), model.module)
     assert_valid_plan(tiled)
+    assert_kernels_on_l1(tiled)
     rtol, atol = TIGHT[np.dtype(np.float32)]
     expected = Session(buffers).run("forward", model.inputs)
     actual = Session(tiled, dma=mode).run("forward", model.inputs)  # type: ignore[arg-type]
@@ -116,6 +127,7 @@ def test_tiled_training_step_equals_tensor_level(
     )
     tiled = tile_or_reject(tiled_spec(l1, double_buffer), tensor)
     assert_valid_plan(tiled)
+    assert_kernels_on_l1(tiled)
     output = get_function(tensor, "forward").function_type.outputs.data[0]
     assert isinstance(output, TensorType)
     labels = np.random.default_rng(seed).standard_normal(output.get_shape())
@@ -167,6 +179,7 @@ def test_every_rule_under_random_schedules(model: RandomModel, strategy: str, se
                 event(f"{op.name} {'ragged' if ragged else 'even'}")
     tiled.verify()
     tiled = apply_passes("insert-dma,plan-memory{soc=gap9}", tiled)
+    assert_kernels_on_l1(tiled)
     output = get_function(tensor, "forward").function_type.outputs.data[0]
     assert isinstance(output, TensorType)
     labels = np.random.default_rng(seed).standard_normal(output.get_shape()).astype(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 from xdsl.dialects import func
-from xdsl.dialects.builtin import ModuleOp
+from xdsl.dialects.builtin import ModuleOp, StringAttr
 from xdsl.passes import ModulePass
 from xdsl.utils.exceptions import VerifyException
 
@@ -23,6 +23,7 @@ from edge_opt.frontends.onnx import import_onnx_with_summary
 from edge_opt.frontends.onnx.initializers import format_summary
 from edge_opt.ir import model_io
 from edge_opt.ir.context import make_context
+from edge_opt.ir.dma_report import dma_figures, format_dma
 from edge_opt.ir.memory_report import (
     draw_memory_map,
     format_memory,
@@ -36,7 +37,7 @@ from edge_opt.ir.session import (
     output_names,
     params_of,
 )
-from edge_opt.passes.lower_to_buffers import lower_to_buffers
+from edge_opt.passes.lower_to_buffers import WEIGHTS_NOTE_ATTR, lower_to_buffers
 from edge_opt.passes.registry import PIPELINES, expand, parse_pipeline
 from edge_opt.support.errors import ModelFileError, UserError
 from edge_opt.support.socs import get_soc, soc_names
@@ -334,6 +335,12 @@ def analyse(module: ModuleOp, pipeline: str | None, soc: str | None, weights: st
     soc = planned_soc(planned) or "host"
     report.extra["memory"] = memory_figures(planned, get_soc(soc))
     report.extra["soc"] = soc
+    dma = dma_figures(planned, get_soc(soc))
+    if dma:
+        report.extra["dma"] = dma
+    note = planned.attributes.get(WEIGHTS_NOTE_ATTR)
+    if isinstance(note, StringAttr):
+        report.extra["weights_note"] = note.data
     if memory_map:
         function = "train_step" if _has_function(planned, "train_step") else "forward"
         draw_memory_map(planned, memory_map, function, _arena_level(planned))
@@ -354,6 +361,9 @@ def print_reports(reports: list, as_json: bool, compare: bool = False) -> None:
         sys.stdout.write(format_report(report))
         soc = get_soc(report.extra["soc"])
         sys.stdout.write("\n" + format_memory(report.extra["memory"], soc))
+        extra = format_dma(report.extra.get("dma", {}), report.extra.get("weights_note"))
+        if extra:
+            sys.stdout.write("\n" + extra)
 
 
 def _has_function(module: ModuleOp, name: str) -> bool:

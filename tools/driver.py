@@ -47,7 +47,11 @@ from edge_opt.dialects.kernel import MEMORY_ATTR
 from edge_opt.frontends.onnx import OnnxImportWarning, import_onnx
 from edge_opt.ir import model_io
 from edge_opt.ir.context import EDGE_OPT_DIALECTS
-from edge_opt.passes.lower_to_buffers import LowerToBuffersPipeline, check_plan
+from edge_opt.passes.lower_to_buffers import (
+    LowerToBuffersPipeline,
+    check_plan,
+    choose_weights,
+)
 from edge_opt.passes.registry import PIPELINES, available_passes, expand
 from edge_opt.support.errors import ModelFileError, UserError
 from edge_opt.support.socs import get_soc
@@ -385,9 +389,12 @@ class EdgeOptMain(xDSLOptMain):
         if MEMORY_ATTR in module.attributes:
             check_plan(module, self.args.soc, self.args.weights)
         else:
-            stage = LowerToBuffersPipeline(
-                soc=self.args.soc or "host", weights=self.args.weights or "L2"
-            )  # type: ignore[arg-type]
+            soc, weights = self.args.soc or "host", self.args.weights
+            if weights is None:
+                weights, note = choose_weights(module, soc)
+                if note is not None:
+                    print(f"{PROG}: note: {note}", file=sys.stderr)
+            stage = LowerToBuffersPipeline(soc=soc, weights=weights)  # type: ignore[arg-type]
             PassPipeline(expand([stage]), self._between_passes).apply(self.ctx, module)
         target.emit(self.ctx, module, sys.stdout)
 

@@ -46,7 +46,7 @@ CTYPES = {
     np.dtype(np.uint8): "uint8_t",
 }
 
-SECTIONS = {"L1": "PI_L1", "L2": "PI_L2", "L3": "PI_L3"}
+SECTIONS = {"L1": "PI_CL_L1", "L2": "PI_L2", "L3": "PI_L3"}
 
 PUBLIC_NAMES = {"forward": "infer", "train_step": "train_step"}
 """C names of the functions every model has (others keep their own name)."""
@@ -176,6 +176,11 @@ EMITTERS: OpTable[Emitter] = OpTable()
 """The C form of each kernel op, registered with `@emitter(OpType, ...)`."""
 emitter = EMITTERS.register
 
+STRUCTURE: OpTable[Emitter] = OpTable()
+"""The C form of the ops that are not kernel calls and print their own statements (the
+tile and DMA levels: `edge_opt.backends.c.tiles`), registered with `@structure(...)`."""
+structure = STRUCTURE.register
+
 
 @dataclass
 class FunctionContext:
@@ -188,6 +193,10 @@ class FunctionContext:
     declarations: list[str] = field(default_factory=list)
     statements: list[str] = field(default_factory=list)
     structs: int = 0
+    boxes: dict[SSAValue, str] = field(default_factory=dict)
+    """The C `edge_box_t` of a tile's window or slot (`edge_opt.backends.c.tiles`)."""
+    carried: dict[SSAValue, str] = field(default_factory=dict)
+    """The two `edge_dma_t` of a token a `tile.for` carries, by its block argument."""
 
     # --- helpers for kernel emitters ----------------------------------------------
 
@@ -370,7 +379,7 @@ def print_function(printer: ModulePrinter, function: func.FuncOp) -> str:
             f"args->{n};"
         )
     for op in block.ops:
-        _print_op(ctx, op)
+        print_op(ctx, op)
     lines = ["typedef struct {\n" + ("\n".join(fields) or "  int unused;") +
              f"\n}} edge_{name}_args_t;", "",
              f"/* @{c_comment(function.sym_name.data)}: {_kernel_count(function)} kernel "
@@ -405,10 +414,10 @@ def _wrapper(function: func.FuncOp, inputs: list[str], outputs: list[str]) -> li
 
 
 def _kernel_count(function: func.FuncOp) -> int:
-    return sum(1 for op in function.body.block.ops if isinstance(op, kernel.KernelOp))
+    return sum(1 for op in function.walk() if isinstance(op, kernel.KernelOp))
 
 
-def _print_op(ctx: FunctionContext, op: Operation) -> None:
+def print_op(ctx: FunctionContext, op: Operation) -> None:
     if isinstance(op, kernel.AllocOp):
         _declare_alloc(ctx, op)
     elif isinstance(op, kernel.GetParamOp):
@@ -433,6 +442,8 @@ def _print_op(ctx: FunctionContext, op: Operation) -> None:
                  f"{ctx.numel(op.source)} * sizeof({ctx.ctype(op.source)})")
     elif isinstance(op, func.ReturnOp):
         _print_return(ctx, op)
+    elif type(op) in STRUCTURE:
+        STRUCTURE[type(op)](ctx, op)
     else:
         emit = EMITTERS.get(type(op))
         if emit is None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from xdsl.dialects.builtin import ModuleOp
 
 import edge_opt.backends.c.kernels  # noqa: F401  (registers the emitters)
+import edge_opt.backends.c.tiles  # noqa: F401  (and those of the tile and DMA levels)
 from edge_opt.backends.c import hyperparameters
 from edge_opt.backends.c.emitter import (
     EMITTERS,

@@ -35,6 +35,9 @@ static inline void edge_fork(void (*body)(void *), void *arg) {
 #ifndef PI_L1
 #define PI_L1
 #endif
+#ifndef PI_CL_L1
+#define PI_CL_L1
+#endif
 #ifndef PI_L2
 #define PI_L2
 #endif

@@ -42,5 +42,6 @@ static inline void edge_copy_serial(const void *src, void *dst, size_t bytes) {
 #include "edge_kernels_shape.h"
 #include "edge_kernels_train.h"
 #include "edge_kernels_int8.h"
+#include "edge_dma.h"
 
 #endif /* EDGE_RUNTIME_H */
