@@ -22,9 +22,9 @@ from xdsl.dialects.builtin import (
     TensorType,
 )
 from xdsl.interpreter import InterpretationError
-from xdsl.ir import Attribute, BlockArgument
+from xdsl.ir import Attribute, BlockArgument, SSAValue
 
-from edge_opt.dialects import nn, train
+from edge_opt.dialects import dma, nn, tile, train
 from edge_opt.dialects.kernel import LEVEL_ATTR, MEMORY_ATTR, OFFSET_ATTR
 from edge_opt.ir.interpreters import make_interpreter
 from edge_opt.ir.interpreters.dma import DmaMode, dma_state, set_dma_mode
@@ -227,6 +227,20 @@ class Session:
         return arrays
 
 
+def _tiled_source(fn: func.FuncOp, value: SSAValue) -> SSAValue:
+    """The buffer a kernel in a loop nest reads through a window, or through the slot
+    a DMA copy fills from a window; `value` itself outside loop nests."""
+    owner = value.owner
+    if isinstance(owner, tile.WindowOp):
+        return _tiled_source(fn, owner.buffer)
+    if isinstance(owner, tile.SlotOp):
+        for op in fn.walk():
+            if (isinstance(op, dma.StartOp) and isinstance(op.dest.owner, tile.SlotOp)
+                    and list(op.dest.owner.slots) == list(owner.slots)):
+                return _tiled_source(fn, op.source)
+    return value
+
+
 def label_inputs(fn: func.FuncOp) -> dict[int, int]:
     """The inputs of `fn` used as class labels of a cross-entropy, by position, with
     the number of classes (the last dimension of the logits)."""
@@ -235,7 +249,7 @@ def label_inputs(fn: func.FuncOp) -> dict[int, int]:
         tensor_op = getattr(type(op), "TENSOR_OP", type(op))
         if tensor_op not in (train.CrossEntropyOp, train.CrossEntropyGradOp):
             continue
-        logits, labels = op.operands[0], op.operands[1]
+        logits, labels = (_tiled_source(fn, v) for v in op.operands[:2])
         if isinstance(labels, BlockArgument) and labels.owner is fn.body.block:
             assert isinstance(logits.type, TensorType | MemRefType)
             result[labels.index] = logits.type.get_shape()[-1]

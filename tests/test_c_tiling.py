@@ -166,3 +166,12 @@ def test_cct2_ft2_tiled_for_gap9_reproduces_the_fixture(shared_model, binary: st
     for key, reference in expected.items():
         got = params[key.removesuffix("_updated")].reshape(reference.shape)
         np.testing.assert_allclose(got, reference, rtol=1e-4, atol=1e-6, err_msg=key)
+
+
+def test_labels_are_found_through_the_tiles():
+    """The C test draws class labels in [0, classes): the classes of a cross-entropy
+    that reads its labels through a DMA copy into an L1 slot."""
+    from edge_opt.ir.session import label_inputs
+
+    module, _ = tiny_cnn(2560)
+    assert label_inputs(get_function(module, "train_step")) == {1: 10}
