@@ -15,7 +15,7 @@ import math
 from typing import Any
 
 from xdsl.dialects import func
-from xdsl.dialects.builtin import MemRefType, ModuleOp
+from xdsl.dialects.builtin import IntegerAttr, MemRefType, ModuleOp, StringAttr
 from xdsl.ir import SSAValue
 
 from edge_opt.dialects import dma, tile
@@ -119,6 +119,42 @@ def dma_figures(module: ModuleOp, soc: Soc | None = None) -> dict[str, dict[str,
         figures[function.sym_name.data] = entry
     return figures
 
+
+
+def schedule_figures(module: ModuleOp) -> dict[str, Any]:
+    """How the tile schedules were chosen: a count per search method, and over the
+    annealed ones whose space was small enough to enumerate, how many were checked
+    against the exhaustive optimum and the worst ratio of their estimated cycles."""
+    methods: dict[str, int] = {}
+    checked, worst = 0, 1.0
+    for op in module.walk():
+        if not isinstance(op, tile.ScheduleOp):
+            continue
+        method = op.attributes.get("search")
+        name = method.data if isinstance(method, StringAttr) else "given"
+        methods[name] = methods.get(name, 0) + 1
+        best, chosen = op.attributes.get("exhaustive_cycles"), op.attributes.get(
+            "estimated_cycles")
+        if isinstance(best, IntegerAttr) and isinstance(chosen, IntegerAttr):
+            checked += 1
+            worst = max(worst, chosen.value.data / max(best.value.data, 1))
+    if not methods:
+        return {}
+    return {"methods": dict(sorted(methods.items())), "annealed_checked": checked,
+            "worst_annealed_ratio": round(worst, 4)}
+
+
+def format_schedules(figures: dict[str, Any]) -> str:
+    if not figures:
+        return ""
+    methods = ", ".join(f"{n} by {m}" for m, n in figures["methods"].items())
+    line = f"tile schedules: {methods}"
+    if figures["annealed_checked"]:
+        ratio = figures["worst_annealed_ratio"]
+        line += (f"; annealed vs exhaustive on the {figures['annealed_checked']} that could "
+                 f"be enumerated: worst {ratio:.3f}x "
+                 f"({'within' if ratio <= 1.05 else 'NOT within'} 5 %)")
+    return line + "\n"
 
 
 def format_dma(figures: dict[str, dict[str, Any]], note: str | None = None) -> str:

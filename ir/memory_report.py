@@ -2,13 +2,15 @@
 
 `memory_figures` reads what `plan-memory` recorded (per level: planned arena peak, the
 lower bound, the naive no-reuse size, persistent and constant bytes) and compares it
-with a SoC's capacity. `draw_memory_map` draws one function's plan: each buffer a
+with a SoC's capacity. `draw_memory_map` draws one function's plan, a panel per level (L1 too when it is
+tiled): each buffer a
 rectangle from its first to its last op (x) at its offset (y), coloured by kind, with the
 persistent region (parameters, optimizer state) above the arena and the peak marked.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,17 +137,28 @@ def buffer_rectangles(module: ModuleOp, function: str, level: str) -> tuple[list
 
 
 def draw_memory_map(module: ModuleOp, path: str | Path, function: str = "train_step",
-                    level: str = "L2") -> None:
-    """Writes a PNG of `@function`'s memory plan at `level` (see the module docstring)."""
+                    levels: Sequence[str] = ("L2",)) -> None:
+    """Writes a PNG of `@function`'s memory plan, one panel per level of `levels` (see
+    the module docstring)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    figure, panels = plt.subplots(len(levels), 1, figsize=(12, 6 * len(levels)), dpi=110,
+                                  squeeze=False)
+    for axes, level in zip(panels[:, 0], levels, strict=True):
+        _draw_level(axes, module, function, level)
+    figure.tight_layout()
+    atomic_write(path, lambda tmp: figure.savefig(tmp, format="png"))
+    plt.close(figure)
+
+
+def _draw_level(axes, module: ModuleOp, function: str, level: str) -> None:
     from matplotlib.patches import Patch, Rectangle
 
     rects, count = buffer_rectangles(module, function, level)
     arena_rects = [r for r in rects if r.kind in ("activation", "gradient")]
-    figure, axes = plt.subplots(figsize=(12, 6), dpi=110)
     for r in rects:
         axes.add_patch(Rectangle(
             (r.start, r.offset / 1024), r.end - r.start + 1, r.size / 1024,
@@ -168,14 +181,11 @@ def draw_memory_map(module: ModuleOp, path: str | Path, function: str = "train_s
     axes.set_ylim(0, top / 1024 * 1.05)
     axes.set_xlabel(f"op index in @{function} (schedule)")
     axes.set_ylabel(f"{level} address (KiB)")
-    axes.set_title(f"{level} memory plan of @{function}: arena below the dashed line, "
-                   "parameters and optimizer state above")
+    title = ("arena below the dashed line, parameters and optimizer state above"
+             if level != "L1" else "the L1 slots of each tiled kernel call")
+    axes.set_title(f"{level} memory plan of @{function}: {title}")
     axes.legend(handles=[Patch(color=c, label=k) for k, c in KIND_COLOURS.items()],
                 loc="upper right", fontsize=8)
-    figure.tight_layout()
-
-    atomic_write(path, lambda tmp: figure.savefig(tmp, format="png"))
-    plt.close(figure)
 
 
 def _as_buffer(r: Rect):

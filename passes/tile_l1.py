@@ -60,6 +60,10 @@ SEARCH_ATTR = "search"
 """On a `tile.schedule`: how it was chosen (`exhaustive`, `annealing`, `whole`)."""
 COST_ATTR = "estimated_cycles"
 """On a `tile.schedule`: the cost model's estimate for it."""
+EXHAUSTIVE_ATTR = "exhaustive_cycles"
+"""On an annealed `tile.schedule` whose space has at most `CHECK_LIMIT` schedules: the
+estimate of the exhaustive search's best (the report compares them)."""
+CHECK_LIMIT = 50_000
 
 
 def target_of(soc: Soc, l1_bytes: int, double_buffer: bool, alignment: int) -> Target:
@@ -137,8 +141,21 @@ class TileL1Pass(EdgeOptPass):
                 continue
             for kernel_op in list(function.body.block.ops):
                 if isinstance(kernel_op, kernel.KernelOp) and tileable(kernel_op):
+                    problem = problem_of(kernel_op)
                     choice = self._choose(kernel_op, target, function)
-                    tile_op(kernel_op, choice)
+                    loop = tile_op(kernel_op, choice)
+                    if choice.method == "annealing":
+                        self._check_annealing(problem, target, loop)
+
+    def _check_annealing(self, problem: Problem, target: Target, loop: tile.ForOp) -> None:
+        """On a space small enough to enumerate, records the exhaustive optimum beside
+        the annealed schedule (reports compare them)."""
+        if schedule_search.space_size(problem) > CHECK_LIMIT:
+            return
+        best = schedule_search.search(problem, target, self.seed, "exhaustive")
+        schedule_op = loop.schedule.owner
+        assert isinstance(schedule_op, tile.ScheduleOp)
+        schedule_op.attributes[EXHAUSTIVE_ATTR] = IntegerAttr(round(best.cost.cycles), 64)
 
     def _choose(self, op: kernel.KernelOp, target: Target, function: func.FuncOp) -> Choice:
         problem = problem_of(op)

@@ -64,29 +64,42 @@ _DECLARATION = re.compile(r"^\s*(const \w+ \*|\w+) ?([^;]+);", re.M)
 _DECLARATOR = re.compile(r"(\w+)(?:\[(\d+)\])?")
 
 
+_DEFINE = re.compile(r"^#define (\w+) (\d+)$", re.M)
+
+
 @functools.cache
-def _struct_fields() -> dict[str, list[tuple[str, object]]]:
-    """The fields of every `typedef struct {...} name;` in the runtime's headers."""
-    structs: dict[str, list[tuple[str, object]]] = {}
-    for header in sorted(RUNTIME.glob("*.h")):
-        for body, name in _STRUCT.findall(header.read_text()):
+def _struct_bodies() -> dict[str, tuple[str, str]]:
+    """The body of every `typedef struct {...} name;` in the runtime's headers, with
+    its header's name; integer `#define`s of the headers substituted."""
+    texts = {h.name: h.read_text() for h in sorted(RUNTIME.glob("*.h"))}
+    macros = {k: v for text in texts.values() for k, v in _DEFINE.findall(text)}
+    bodies = {}
+    for header, text in texts.items():
+        for body, name in _STRUCT.findall(text):
             body = re.sub(r"/\*.*?\*/", "", body, flags=re.S)
-            fields: list[tuple[str, object]] = []
-            for type_, declarators in _DECLARATION.findall(body):
-                c_type = _C_TYPES[type_ if "*" in type_ else type_.strip()]
-                for declarator in declarators.split(","):
-                    match = _DECLARATOR.fullmatch(declarator.strip())
-                    assert match, f"{header.name}: {name}: cannot read '{declarator}'"
-                    field, length = match.groups()
-                    fields.append((field, c_type * int(length) if length else c_type))
-            structs[name] = fields
-    return structs
+            bodies[name] = (header, re.sub(r"\b[A-Z_][A-Z0-9_]*\b",
+                                           lambda m: macros.get(m[0], m[0]), body))
+    return bodies
+
+
+def _struct_fields(name: str) -> list[tuple[str, object]]:
+    """The ctypes fields of the runtime's struct `name`."""
+    header, body = _struct_bodies()[name]
+    fields: list[tuple[str, object]] = []
+    for type_, declarators in _DECLARATION.findall(body):
+        c_type = _C_TYPES[type_ if "*" in type_ else type_.strip()]
+        for declarator in declarators.split(","):
+            match = _DECLARATOR.fullmatch(declarator.strip())
+            assert match, f"{header}: {name}: cannot read '{declarator}'"
+            field, length = match.groups()
+            fields.append((field, c_type * int(length) if length else c_type))
+    return fields
 
 
 @functools.cache
 def c_struct(name: str) -> type[ctypes.Structure]:
     """The ctypes form of the runtime's struct `name` (from its header)."""
-    return type(name, (ctypes.Structure,), {"_fields_": _struct_fields()[name]})
+    return type(name, (ctypes.Structure,), {"_fields_": _struct_fields(name)})
 
 
 Broadcast = c_struct("edge_broadcast_t")

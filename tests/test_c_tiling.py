@@ -8,6 +8,7 @@ published one-step fixture.
 
 from __future__ import annotations
 
+import ctypes
 import re
 import subprocess
 import sys
@@ -16,7 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from c_project import build, run_project
+from c_runtime import c_struct, int_array, pointer, runtime
 from hypothesis import given, reject, settings
+from hypothesis import strategies as st
 from plan_checks import train_or_reject, training_models
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.utils.exceptions import PassFailedException
@@ -26,6 +29,7 @@ from edge_opt.dialects import dma, kernel, tile
 from edge_opt.frontends.onnx import import_onnx
 from edge_opt.ir import model_io
 from edge_opt.ir.session import Session, get_function, input_names
+from edge_opt.support.tiling import FULL, Schedule
 from edge_opt.testing import RandomModel, apply_passes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -175,3 +179,52 @@ def test_labels_are_found_through_the_tiles():
 
     module, _ = tiny_cnn(2560)
     assert label_inputs(get_function(module, "train_step")) == {1: 10}
+
+
+@settings(max_examples=60)
+@given(data=st.data())
+def test_runtime_tile_arithmetic_equals_the_interpreters(data):
+    """`edge_tile_selected`, `edge_tile_window`, `edge_tile_packed` and
+    `edge_tile_ragged` (C) against `support/tiling.Schedule` (the interpreter's)."""
+    rank = data.draw(st.integers(1, 3))
+    extents = tuple(data.draw(st.integers(1, 9)) for _ in range(rank))
+    sizes = tuple(data.draw(st.integers(1, n)) for n in extents)
+    order = tuple(data.draw(st.permutations(range(rank))))
+    schedule = Schedule(extents, sizes, order)
+    operand_map = tuple(data.draw(st.sampled_from([FULL, d])) for d in range(rank))
+    shape = tuple(extents[d] if d != FULL else data.draw(st.integers(1, 4))
+                  for d in operand_map)
+    lib = runtime()
+    c_schedule = c_struct("edge_schedule_t")(
+        rank, schedule.count, int_array(extents), int_array(sizes),
+        int_array(schedule.counts),
+        int_array([int(np.prod([schedule.counts[e] for e in order[order.index(d) + 1:]]))
+                   for d in range(rank)]))
+    c_operand = c_struct("edge_operand_t")(
+        rank, int_array(shape), int_array(operand_map), schedule.window_stride(operand_map))
+    base = np.zeros(int(np.prod(shape)), np.float32)
+    for number in range(-1, schedule.count + 1):
+        for when, expected in ((0, 0 <= number < schedule.count),
+                               (1, 0 <= number < schedule.count
+                                and schedule.is_first_of_window(operand_map, number)),
+                               (2, 0 <= number < schedule.count
+                                and schedule.is_last_of_window(operand_map, number))):
+            assert lib.edge_tile_selected(ctypes.byref(c_schedule), ctypes.byref(c_operand),
+                                          number, when) == int(expected)
+        if not 0 <= number < schedule.count:
+            continue
+        offsets, lengths = schedule.window(operand_map, shape, number)
+        box = c_struct("edge_box_t")()
+        lib.edge_tile_window.restype = ctypes.c_void_p
+        first = lib.edge_tile_window(ctypes.byref(c_schedule), ctypes.byref(c_operand),
+                                     number, pointer(base), 4, ctypes.byref(box))
+        flat = int(np.ravel_multi_index(offsets, shape)) if shape else 0
+        assert first == base.ctypes.data + 4 * flat
+        assert list(box.shape[:rank]) == list(lengths)
+        assert list(box.strides[:rank]) == [int(np.prod(shape[a + 1:])) for a in range(rank)]
+        packed = c_struct("edge_box_t")()
+        lib.edge_tile_packed(ctypes.byref(c_schedule), ctypes.byref(c_operand), number,
+                             ctypes.byref(packed))
+        assert list(packed.shape[:rank]) == list(lengths)
+        ragged = sum(1 << d for d, r in enumerate(schedule.ragged(number)) if r)
+        assert lib.edge_tile_ragged(ctypes.byref(c_schedule), number) == ragged

@@ -23,7 +23,12 @@ from edge_opt.frontends.onnx import import_onnx_with_summary
 from edge_opt.frontends.onnx.initializers import format_summary
 from edge_opt.ir import model_io
 from edge_opt.ir.context import make_context
-from edge_opt.ir.dma_report import dma_figures, format_dma
+from edge_opt.ir.dma_report import (
+    dma_figures,
+    format_dma,
+    format_schedules,
+    schedule_figures,
+)
 from edge_opt.ir.memory_report import (
     draw_memory_map,
     format_memory,
@@ -338,12 +343,13 @@ def analyse(module: ModuleOp, pipeline: str | None, soc: str | None, weights: st
     dma = dma_figures(planned, get_soc(soc))
     if dma:
         report.extra["dma"] = dma
+        report.extra["schedules"] = schedule_figures(planned)
     note = planned.attributes.get(WEIGHTS_NOTE_ATTR)
     if isinstance(note, StringAttr):
         report.extra["weights_note"] = note.data
     if memory_map:
         function = "train_step" if _has_function(planned, "train_step") else "forward"
-        draw_memory_map(planned, memory_map, function, _arena_level(planned))
+        draw_memory_map(planned, memory_map, function, _drawn_levels(planned))
         print(f"wrote {memory_map}", file=sys.stderr)
     return report
 
@@ -362,6 +368,7 @@ def print_reports(reports: list, as_json: bool, compare: bool = False) -> None:
         soc = get_soc(report.extra["soc"])
         sys.stdout.write("\n" + format_memory(report.extra["memory"], soc))
         extra = format_dma(report.extra.get("dma", {}), report.extra.get("weights_note"))
+        extra += format_schedules(report.extra.get("schedules", {}))
         if extra:
             sys.stdout.write("\n" + extra)
 
@@ -370,9 +377,14 @@ def _has_function(module: ModuleOp, name: str) -> bool:
     return any(isinstance(o, func.FuncOp) and o.sym_name.data == name for o in module.ops)
 
 
-def _arena_level(module: ModuleOp) -> str:
+def _drawn_levels(module: ModuleOp) -> list[str]:
+    """The level with the largest arena, and L1 above it when kernels run on L1 tiles."""
     figures = memory_figures(module)
-    return max(figures, key=lambda level: figures[level]["peak_bytes"]) if figures else "L2"
+    if not figures:
+        return ["L2"]
+    main = max(figures, key=lambda level: figures[level]["peak_bytes"])
+    tiled = main != "L1" and figures.get("L1", {}).get("peak_bytes", 0) > 0
+    return ["L1", main] if tiled else [main]
 
 
 SUBCOMMANDS: dict[str, Callable[[Sequence[str]], None]] = {
