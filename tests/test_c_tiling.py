@@ -105,7 +105,7 @@ def test_a_wait_after_its_compute_fails_the_host_test(tmp_path: Path):
     """The interpreter's immediate mode lands copies at their start and misses it; the
     host shim lands them at the wait, so the kernel reads NaN and the test fails."""
     module, batch = tiny_cnn(2560)
-    loop = next(op for op in module.walk()
+    loop = next(op for op in get_function(module, "train_step").walk()
                 if isinstance(op, tile.ForOp) and tile.schedule_of(op.schedule).count > 2)
     wait = next(op for op in loop.body.block.ops
                 if isinstance(op, dma.WaitOp) and op.token in loop.body.block.args[1:])
@@ -228,3 +228,22 @@ def test_runtime_tile_arithmetic_equals_the_interpreters(data):
         assert list(packed.shape[:rank]) == list(lengths)
         ragged = sum(1 << d for d, r in enumerate(schedule.ragged(number)) if r)
         assert lib.edge_tile_ragged(ctypes.byref(c_schedule), number) == ragged
+
+
+def test_cct2_train_full_tiled_for_gap9_in_c_equals_the_interpreter(shared_model,
+                                                                    tmp_path: Path):
+    """Every parameter of CCT2 trains: the parameters go to L3 by themselves (with them
+    in L2, L2 would overflow), every kernel runs on L1 tiles, and the C step equals the
+    interpreter's."""
+    from edge_opt.passes.lower_to_buffers import lower_to_buffers
+
+    folder = shared_model("CCT_Train_CCT2_FT2")
+    tensor = apply_passes("train-full{lr=0.01}", import_onnx(folder / "network_infer.onnx"))
+    module = lower_to_buffers(tensor, "gap9")
+    assert "placed in L3" in module.attributes["kernel.weights_note"].data  # type: ignore[attr-defined]
+    figures = {level: f.data["arena"].value.data  # type: ignore[attr-defined]
+               for level, f in module.attributes["kernel.memory"].data.items()}  # type: ignore[attr-defined]
+    assert 0 < figures["L1"] <= 120_000
+    inputs = model_io.read_npz(folder / "inputs.npz")
+    batch = {"input": inputs["input"], "labels": inputs["labels"]}
+    assert_c_equals_interpreter(module, tmp_path / "project", batch, 8, steps=1)

@@ -99,10 +99,11 @@ def assert_kernels_on_l1(module: ModuleOp) -> None:
 @PROPERTY
 @given(random_models(max_ops=8, **LARGER), st.sampled_from(BUDGETS), st.booleans(),
        st.sampled_from(["immediate", "deferred"]), st.sampled_from(["L2", "L3"]))
-def test_tiled_forward_equals_buffer_level(model: RandomModel, l1: int,
+def test_tiled_inference_equals_buffer_level(model: RandomModel, l1: int,
                                            double_buffer: bool, mode: str, weights: str):
-    buffers = apply_passes(f"lower-attention,bufferize{{weights={weights}}}", model.module)
-    tiled = tile_or_reject(tiled_spec(l1, double_buffer, weights), model.module)
+    inferred = apply_passes("infer", model.module)
+    buffers = apply_passes(f"lower-attention,bufferize{{weights={weights}}}", inferred)
+    tiled = tile_or_reject(tiled_spec(l1, double_buffer, weights), inferred)
     assert_valid_plan(tiled)
     assert_kernels_on_l1(tiled)
     rtol, atol = TIGHT[np.dtype(np.float32)]
@@ -114,8 +115,12 @@ def test_tiled_forward_equals_buffer_level(model: RandomModel, l1: int,
     event(f"most tiles in one nest: {'>1' if max(counts, default=1) > 1 else '1'}")
 
 
+TRAINING_PIPELINES = [*STRATEGIES, "train-lora{rank=2 trainable=\".*bias\"}"]
+"""Every training pipeline (LoRA adapts the linear layers; their biases train too)."""
+
+
 @PROPERTY
-@given(training_models(**LARGER), st.sampled_from(STRATEGIES), st.sampled_from(sorted(OPTIMIZERS)),
+@given(training_models(**LARGER), st.sampled_from(TRAINING_PIPELINES), st.sampled_from(sorted(OPTIMIZERS)),
        st.sampled_from(BUDGETS), st.booleans(), st.sampled_from(["immediate", "deferred"]),
        st.integers(0, 2**32 - 1))
 def test_tiled_training_step_equals_tensor_level(
@@ -126,6 +131,7 @@ def test_tiled_training_step_equals_tensor_level(
         with_options(strategy, f"loss=mse {OPTIMIZERS[optimizer]}"), model.module
     )
     tiled = tile_or_reject(tiled_spec(l1, double_buffer), tensor)
+    event(strategy.split("{")[0])
     assert_valid_plan(tiled)
     assert_kernels_on_l1(tiled)
     output = get_function(tensor, "forward").function_type.outputs.data[0]
@@ -387,3 +393,18 @@ def test_transferred_bytes_are_exact():
                         _, lengths = schedule.window(operand.map, operand.shape, t)
                         counted += int(np.prod(lengths)) * operand.itemsize
                 assert schedule_search.transferred_bytes(schedule, operand) == counted
+
+
+@pytest.mark.parametrize("pipeline", ["train-lora{rank=2}", "train-last{layers=2}",
+                                      "train-full{optimizer=adam lr=0.001}"])
+@pytest.mark.parametrize("mode", ["immediate", "deferred"])
+def test_tiny_cnn_pipelines_tiled(pipeline: str, mode: str):
+    """Each training pipeline on the example CNN (it has the linear layer LoRA adapts),
+    tiled at 2.5 KiB of L1."""
+    data = np.load(EXAMPLE_INPUT)
+    tensor = apply_passes(pipeline, model_io.load_model(EXAMPLE))
+    tiled = apply_passes(tiled_spec(2560, True), tensor)
+    assert_kernels_on_l1(tiled)
+    args = [data["image"], data["labels"]]
+    assert_same_training(tensor, tiled, args, [data["image"]], steps=2,
+                         dma=mode)  # type: ignore[arg-type]
