@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from collections.abc import Sequence
 
 from xdsl.dialects.builtin import MemRefType
@@ -121,7 +122,8 @@ def print_slot(f: FunctionContext, op: tile.SlotOp) -> None:
     """The slot of the tile's window (the slots alternate by window) and its packed box."""
     slot_type = _type(op.result)
     desc = _operand(f, op, slot_type.get_shape())
-    name, box = f.fresh("slot"), f.fresh("box")
+    hint = re.sub(r"_(in|out)\d+(_\d+)?$", "", op.slots[0].name_hint or "slot")
+    name, box = f.fresh(f"{hint}_tile"), f.fresh("box")
     f.names[op.result], f.boxes[op.result] = name, box
     schedule, number = f.names[op.schedule], _tile_number(f, op)
     slots = [f.ptr(s) for s in op.slots]
