@@ -10,13 +10,19 @@ import numpy as np
 from hypothesis import reject
 from hypothesis import strategies as st
 from xdsl.dialects import func
-from xdsl.dialects.builtin import DictionaryAttr, IntegerAttr, ModuleOp, StringAttr
+from xdsl.dialects.builtin import (
+    DictionaryAttr,
+    IntegerAttr,
+    ModuleOp,
+    StringAttr,
+    TensorType,
+)
 from xdsl.utils.exceptions import PassFailedException
 
 from edge_opt.dialects.kernel import LEVEL_ATTR, MEMORY_ATTR, OFFSET_ATTR
 from edge_opt.ir.interpreters.dma import DmaMode
 from edge_opt.ir.liveness import allocations
-from edge_opt.ir.session import Session, params_of
+from edge_opt.ir.session import Session, get_function, params_of
 from edge_opt.support.dtypes import numpy_dtype
 from edge_opt.support.memory_plan import Plan, check_plan
 from edge_opt.testing import RandomModel, apply_passes, random_models
@@ -168,3 +174,11 @@ def assert_same_training(tensor: ModuleOp, planned: ModuleOp, args, forward_args
                     expected.run("forward", forward_args), strict=True):
         bitwise &= assert_close(a, e, "@forward after training")
     return bitwise
+
+
+def mse_labels(tensor: ModuleOp, seed: int) -> np.ndarray:
+    """Random regression targets shaped like `@forward`'s output (for `loss=mse`)."""
+    output = get_function(tensor, "forward").function_type.outputs.data[0]
+    assert isinstance(output, TensorType)
+    labels = np.random.default_rng(seed).standard_normal(output.get_shape())
+    return labels.astype(numpy_dtype(output.element_type))

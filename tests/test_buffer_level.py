@@ -37,6 +37,7 @@ from plan_checks import (
     assert_same_training,
     assert_valid_plan,
     memory_attr,
+    mse_labels,
     op_count,
     same_bits,
     train_or_reject,
@@ -102,10 +103,7 @@ def test_planned_training_step_equals_tensor_level(
     )
     planned = apply_passes("lower-attention,bufferize,plan-memory", tensor)
     assert_valid_plan(planned)
-    output = get_function(tensor, "forward").function_type.outputs.data[0]
-    assert isinstance(output, TensorType)
-    labels = np.random.default_rng(seed).standard_normal(output.get_shape())
-    labels = labels.astype(numpy_dtype(output.element_type))
+    labels = mse_labels(tensor, seed)
     inputs = list(model.inputs.values())
     bitwise = assert_same_training(tensor, planned, [*inputs, labels], inputs)
     event("bitwise equal" if bitwise else "equal within an ulp-level tolerance")

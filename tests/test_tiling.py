@@ -30,12 +30,13 @@ from plan_checks import (
     TIGHT,
     assert_same_training,
     assert_valid_plan,
+    mse_labels,
     train_or_reject,
     training_models,
     with_options,
 )
 from xdsl.dialects import func
-from xdsl.dialects.builtin import IntegerAttr, ModuleOp, TensorType, i64
+from xdsl.dialects.builtin import IntegerAttr, ModuleOp, i64
 from xdsl.interpreter import InterpretationError
 from xdsl.utils.exceptions import PassFailedException
 
@@ -46,7 +47,6 @@ from edge_opt.ir.session import Session, get_function
 from edge_opt.ir.tiling import RULES, iteration_space
 from edge_opt.passes.tile_l1 import problem_of, target_of, tile_op
 from edge_opt.support import schedule_search
-from edge_opt.support.dtypes import numpy_dtype
 from edge_opt.support.schedule_search import Choice, Operand, Problem
 from edge_opt.support.socs import get_soc
 from edge_opt.support.tiling import FULL, Schedule
@@ -138,10 +138,7 @@ def test_tiled_training_step_equals_tensor_level(
     event(strategy.split("{")[0])
     assert_valid_plan(tiled)
     assert_kernels_on_l1(tiled)
-    output = get_function(tensor, "forward").function_type.outputs.data[0]
-    assert isinstance(output, TensorType)
-    labels = np.random.default_rng(seed).standard_normal(output.get_shape())
-    labels = labels.astype(numpy_dtype(output.element_type))
+    labels = mse_labels(tensor, seed)
     inputs = list(model.inputs.values())
     assert_same_training(tensor, tiled, [*inputs, labels], inputs, steps=2,
                          dma=mode)  # type: ignore[arg-type]
@@ -190,10 +187,7 @@ def test_every_rule_under_random_schedules(model: RandomModel, strategy: str, se
     tiled.verify()
     tiled = apply_passes("insert-dma,plan-memory{soc=gap9}", tiled)
     assert_kernels_on_l1(tiled)
-    output = get_function(tensor, "forward").function_type.outputs.data[0]
-    assert isinstance(output, TensorType)
-    labels = np.random.default_rng(seed).standard_normal(output.get_shape()).astype(
-        numpy_dtype(output.element_type))
+    labels = mse_labels(tensor, seed)
     inputs = list(model.inputs.values())
     assert_same_training(tensor, tiled, [*inputs, labels], inputs, steps=1,
                          dma=mode)  # type: ignore[arg-type]
