@@ -154,14 +154,16 @@ class KernelOp(IRDLOperation, ABC):
         if shapes is not None:
             types = [TensorType(t.element_type, s) for t, s in zip(types, shapes, strict=True)]
         block = Block(arg_types=types[: len(self.inputs)])
-        properties = {
-            k: v for k, v in self.properties.items() if k != "operandSegmentSizes"
-        }
         return self.TENSOR_OP.create(
             operands=list(block.args),
             result_types=types[len(self.inputs):],
-            properties=properties,
+            properties=self.own_properties(),
         )
+
+    def own_properties(self) -> dict[str, Attribute]:
+        """The op's properties but its operand segment sizes: what a copy of the op
+        on other buffers takes."""
+        return {k: v for k, v in self.properties.items() if k != "operandSegmentSizes"}
 
     def verify_(self) -> None:
         _check_level(self, [*self.inputs, *self.outputs])

@@ -39,10 +39,6 @@ class IterationSpace:
     splittable: tuple[bool, ...]
     """Per dimension, whether it may be cut into several tiles."""
 
-    def summed(self, output_map: tuple[int, ...]) -> set[int]:
-        """The splittable dimensions an output with this map sums over."""
-        return {d for d, split in enumerate(self.splittable) if split} - set(output_map)
-
 
 def _shape(value: SSAValue) -> tuple[int, ...]:
     assert isinstance(value.type, MemRefType)

@@ -196,8 +196,7 @@ class _Lowering:
         k = self.kernel
         ops.append(type(k)([operand(v, current) for v in k.inputs],
                            [operand(v, written) for v in k.outputs],
-                           {n: v for n, v in k.properties.items()
-                            if n != "operandSegmentSizes"}))
+                           k.own_properties()))
         for a in self.accumulates:
             ops.append(tile.AccumulateOp(self.schedule_value, tile_number,
                                          operand(a.partial, written),

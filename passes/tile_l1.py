@@ -142,8 +142,8 @@ class TileL1Pass(EdgeOptPass):
             for kernel_op in list(function.body.block.ops):
                 if isinstance(kernel_op, kernel.KernelOp) and tileable(kernel_op):
                     problem = problem_of(kernel_op)
-                    choice = self._choose(kernel_op, target, function)
-                    loop = tile_op(kernel_op, choice)
+                    choice = self._choose(kernel_op, problem, target, function)
+                    loop = tile_op(kernel_op, choice, problem)
                     if choice.method == "annealing":
                         self._check_annealing(problem, target, loop)
 
@@ -157,8 +157,8 @@ class TileL1Pass(EdgeOptPass):
         assert isinstance(schedule_op, tile.ScheduleOp)
         schedule_op.attributes[EXHAUSTIVE_ATTR] = IntegerAttr(round(best.cost.cycles), 64)
 
-    def _choose(self, op: kernel.KernelOp, target: Target, function: func.FuncOp) -> Choice:
-        problem = problem_of(op)
+    def _choose(self, op: kernel.KernelOp, problem: Problem, target: Target,
+                function: func.FuncOp) -> Choice:
         method = {"annealing": "anneal"}.get(self.search, self.search)
         try:
             return schedule_search.search(problem, target, self.seed, method)
@@ -173,10 +173,12 @@ class TileL1Pass(EdgeOptPass):
             ) from None
 
 
-def tile_op(op: kernel.KernelOp, choice: Choice) -> tile.ForOp:
-    """Replaces `op` by its loop nest under `choice` (module docstring)."""
+def tile_op(op: kernel.KernelOp, choice: Choice, problem: Problem | None = None) -> tile.ForOp:
+    """Replaces `op` by its loop nest under `choice` (module docstring); `problem` is
+    `problem_of(op)` when the caller has it already."""
     schedule = choice.schedule
-    space = iteration_space(op)
+    problem = problem or problem_of(op)
+    maps = [operand.map for operand in problem.operands]
     schedule_op = tile.ScheduleOp(schedule)
     schedule_op.attributes[SEARCH_ATTR] = StringAttr(choice.method)
     schedule_op.attributes[COST_ATTR] = IntegerAttr(round(choice.cost.cycles), 64)
@@ -186,11 +188,10 @@ def tile_op(op: kernel.KernelOp, choice: Choice) -> tile.ForOp:
     number.name_hint = "t"
     windows: list[SSAValue] = []
     accumulations: list[tuple[SSAValue, SSAValue, tuple[int, ...]]] = []
-    problem = problem_of(op)
     count = len(op.inputs)
-    for i, (value, operand_map) in enumerate(zip(op.operands, space.maps, strict=True)):
+    for i, (value, operand_map) in enumerate(zip(op.operands, maps, strict=True)):
         in_place = [j for j in op.INPLACE.get(i - count, ())
-                    if i >= count and op.inputs[j] == value and space.maps[j] == operand_map]
+                    if i >= count and op.inputs[j] == value and maps[j] == operand_map]
         if in_place:  # the output is written over that input: over its window too
             windows.append(windows[in_place[0]])
             continue
@@ -213,7 +214,7 @@ def tile_op(op: kernel.KernelOp, choice: Choice) -> tile.ForOp:
             windows.append(clipped.result)
         else:
             windows.append(window.result)
-    tiled = type(op)(windows[:count], windows[count:], _own_properties(op))
+    tiled = type(op)(windows[:count], windows[count:], op.own_properties())
     body.add_op(tiled)
     for partial, window, operand_map in accumulations:
         body.add_op(tile.AccumulateOp(schedule_op.result, number, partial, window,
@@ -223,8 +224,4 @@ def tile_op(op: kernel.KernelOp, choice: Choice) -> tile.ForOp:
     Rewriter.insert_op([*before, loop], InsertPoint.before(op))
     Rewriter.erase_op(op)
     return loop
-
-
-def _own_properties(op: kernel.KernelOp) -> dict:
-    return {k: v for k, v in op.properties.items() if k != "operandSegmentSizes"}
 

@@ -69,25 +69,20 @@ class Schedule:
         return math.prod(self.counts)
 
     @cached_property
-    def _inners(self) -> tuple[int, ...]:
-        """Per loop position, the tiles in one iteration of it (the loops inside it)."""
-        inners, inner = [], 1
+    def steps(self) -> tuple[int, ...]:
+        """Per dimension, the tiles one step of it spans (the product of the tile counts
+        of the loops inside it): tile coordinate d of tile t is t // steps[d] % counts[d]."""
+        steps, inner = [0] * len(self.order), 1
         for d in reversed(self.order):
-            inners.append(inner)
+            steps[d] = inner
             inner *= self.counts[d]
-        return tuple(reversed(inners))
-
-    def _inner(self, position: int) -> int:
-        return self._inners[position]
+        return tuple(steps)
 
     def coords(self, tile: int) -> tuple[int, ...]:
         """The tile coordinate along each dimension of tile number `tile`."""
         if not 0 <= tile < self.count:
             raise IndexError(f"tile {tile} of {self.count}")
-        coords = [0] * len(self.extents)
-        for position, d in enumerate(self.order):
-            coords[d] = tile // self._inner(position) % self.counts[d]
-        return tuple(coords)
+        return tuple(tile // step % n for step, n in zip(self.steps, self.counts, strict=True))
 
     def ragged(self, tile: int) -> tuple[bool, ...]:
         """Per dimension, whether tile `tile` is the short last tile of it."""
@@ -98,17 +93,9 @@ class Schedule:
 
     def window_stride(self, operand_map: Sequence[int]) -> int:
         """How many consecutive tiles share each window of an operand with this map."""
-        counts, positions = self.counts, self._positions
-        followed = [positions[d] for d in operand_map if d != FULL and counts[d] > 1]
-        return self._inners[max(followed)] if followed else self.count
-
-    @cached_property
-    def _positions(self) -> tuple[int, ...]:
-        """Per dimension, its loop position."""
-        positions = [0] * len(self.order)
-        for position, d in enumerate(self.order):
-            positions[d] = position
-        return tuple(positions)
+        followed = [d for d in operand_map if d != FULL and self.counts[d] > 1]
+        # the innermost followed dimension steps by the fewest tiles
+        return min(self.steps[d] for d in followed) if followed else self.count
 
     def window_index(self, operand_map: Sequence[int], tile: int) -> int:
         """The ordinal of tile `tile`'s window among the windows the nest visits."""

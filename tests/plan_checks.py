@@ -99,7 +99,8 @@ OPTIMIZERS = {
 NOTHING_TO_TRAIN = re.compile(
     r"no parameter is trainable|nothing would train|only \d+ layer\(s\) with trainable|"
     r"no layer has a trainable|budget-kib=[\d.]+ is too small|"
-    r"matches no weight of a linear layer|trainable='[^']*' matches no parameter"
+    r"matches no weight of a linear layer|trainable='[^']*' matches no parameter|"
+    r"so it cannot be adapted"
 )
 """Refusals of a training pipeline on a model that has nothing (or too little) to
 train (no linear layer to adapt, for LoRA), or a layer too big for the budget: such drawn models are rejected, any other

@@ -199,7 +199,7 @@ def test_runtime_tile_arithmetic_equals_the_interpreters(data):
         rank, schedule.count, int_array(extents), int_array(sizes),
         int_array(schedule.counts),
         int_array([int(np.prod([schedule.counts[e] for e in order[order.index(d) + 1:]]))
-                   for d in range(rank)]))
+                   for d in range(rank)]))  # the steps, independently of Schedule.steps
     c_operand = c_struct("edge_operand_t")(
         rank, int_array(shape), int_array(operand_map), schedule.window_stride(operand_map))
     base = np.zeros(int(np.prod(shape)), np.float32)

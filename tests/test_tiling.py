@@ -180,7 +180,7 @@ def test_every_rule_under_random_schedules(model: RandomModel, strategy: str, se
                 problem = problem_of(op)
                 schedule = random_schedule(problem, rng)
                 tile_op(op, Choice(schedule, schedule_search.cost(
-                    schedule, problem, TARGET), "random", 1))
+                    schedule, problem, TARGET), "random", 1), problem)
                 ragged = any(n % s for n, s in zip(schedule.extents, schedule.sizes,
                                                    strict=True))
                 event(f"{op.name} {'ragged' if ragged else 'even'}")

@@ -23,7 +23,6 @@ position, alternating with the tile number.
 from __future__ import annotations
 
 import itertools
-import math
 import re
 from collections.abc import Sequence
 
@@ -38,6 +37,7 @@ from edge_opt.backends.c.emitter import (
     print_op,
     structure,
 )
+from edge_opt.backends.c.kernels.shape import dense_strides
 from edge_opt.dialects import dma, kernel, tile
 from edge_opt.support.tiling import FULL, Schedule
 
@@ -61,13 +61,6 @@ def _schedule(value: SSAValue) -> Schedule:
     owner = value.owner
     assert isinstance(owner, tile.ScheduleOp)
     return owner.schedule()
-
-
-def _inner(schedule: Schedule) -> list[int]:
-    """Per dimension, the tiles one step of it spans."""
-    counts = schedule.counts
-    return [math.prod(counts[e] for e in schedule.order[schedule.order.index(d) + 1:])
-            for d in range(len(schedule.extents))]
 
 
 def _tile_number(f: FunctionContext, op: tile.TileIndexedOp) -> str:
@@ -97,7 +90,7 @@ def print_schedule(f: FunctionContext, op: tile.ScheduleOp) -> None:
     f.names[op.result] = name
     f.declarations.append(
         f"  static const edge_schedule_t {name} = {{{len(s.extents)}, {s.count}, "
-        f"{_list(s.extents)}, {_list(s.sizes)}, {_list(s.counts)}, {_list(_inner(s))}}};"
+        f"{_list(s.extents)}, {_list(s.sizes)}, {_list(s.counts)}, {_list(s.steps)}}};"
     )
 
 
@@ -111,9 +104,9 @@ def print_window(f: FunctionContext, op: tile.WindowOp) -> None:
     schedule, number = f.names[op.schedule], _tile_number(f, op)
     f.statements += [
         f"  edge_box_t {box};",
-        f"  {ctype(buffer)} *{name} = edge_tile_selected(&{schedule}, &{desc}, {number}, "
-        f"{WHEN[op.when.data]}) ? ({ctype(buffer)} *)edge_tile_window(&{schedule}, "
-        f"&{desc}, {number}, {f.ptr(op.buffer)}, {_size(op.buffer)}, &{box}) : NULL;",
+        (f"  {ctype(buffer)} *{name} = edge_tile_selected(&{schedule}, &{desc}, {number}, "
+         f"{WHEN[op.when.data]}) ? ({ctype(buffer)} *)edge_tile_window(&{schedule}, "
+         f"&{desc}, {number}, {f.ptr(op.buffer)}, {_size(op.buffer)}, &{box}) : NULL;"),
     ]
 
 
@@ -172,14 +165,6 @@ def _dense_box(f: FunctionContext, shape: Sequence[int], strides: Sequence[int])
     return name
 
 
-def _dense_strides(shape: Sequence[int]) -> list[int]:
-    strides, step = [], 1
-    for n in reversed(shape):
-        strides.append(step)
-        step *= n
-    return strides[::-1]
-
-
 @structure(dma.StartOp)
 def print_start(f: FunctionContext, op: dma.StartOp) -> None:
     token = _token(f, op.token)
@@ -194,7 +179,7 @@ def print_start(f: FunctionContext, op: dma.StartOp) -> None:
             sides.append((f.ptr(value), f.boxes[value]))
         else:
             shape = _type(value).get_shape()
-            sides.append((f.ptr(value), _dense_box(f, shape, _dense_strides(shape))))
+            sides.append((f.ptr(value), _dense_box(f, shape, dense_strides(shape))))
     (src, src_box), (dst, dst_box) = sides
     f.statements.append(
         f"  if (edge_core_id() == 0) edge_dma_start({token}, {src}, &{src_box}, {dst}, "
@@ -298,8 +283,7 @@ def _print_tiled_kernel(f: FunctionContext, op: kernel.KernelOp, loop: tile.ForO
             f.names[stand_in] = f.names[value]
         count = len(op.inputs)
         clipped = type(op)(stand_ins.args[:count], stand_ins.args[count:],
-                           {k: v for k, v in op.properties.items()
-                            if k != "operandSegmentSizes"})
+                           op.own_properties())
         outer, f.statements = f.statements, []
         _print_kernel(f, clipped, op)
         variants.append((mask, f.statements))
