@@ -119,16 +119,18 @@ F4 = (FULL, FULL)
 
 
 def _conv2d(op: kernel.KernelOp) -> IterationSpace:
-    """One group: dimensions batch N, output channels O and, for the gradients, the
-    channels they sum over (grad-input: O; grad-weight: N); the spatial axes are whole.
-    Several groups (depthwise too): batch N only, as a tile of channels would need its
-    own `groups`."""
+    """One group: dimensions batch N, output channels O and the channels the op sums
+    over (forward: input channels C; grad-input: O; grad-weight: N); the spatial axes
+    are whole. The forward's bias is added once per output: with a bias, C is never
+    cut. Several groups (depthwise too): batch N only, as a tile of channels would need
+    its own `groups`."""
     if op.groups.value.data != 1:  # type: ignore[attr-defined]
         return _batch_only(op)
-    if isinstance(op, kernel.Conv2dKernelOp):
+    if isinstance(op, kernel.Conv2dKernelOp):  # dims N, O, C (summed)
         x, w, *bias = op.inputs
-        maps = ((0, FULL, *F4), (1, FULL, *F4), *([(1,)] if bias else []), (0, 1, *F4))
-        return IterationSpace((_shape(x)[0], _shape(w)[0]), maps, (True, True))
+        maps = ((0, 2, *F4), (1, 2, *F4), *([(1,)] if bias else []), (0, 1, *F4))
+        return IterationSpace((_shape(x)[0], _shape(w)[0], _shape(w)[1]), maps,
+                              (True, True, not bias))
     if isinstance(op, kernel.Conv2dGradInputKernelOp):  # dims N, C, O (summed)
         (_, w), (dx,) = op.inputs, op.outputs
         maps = ((0, 2, *F4), (2, 1, *F4), (0, 1, *F4))
