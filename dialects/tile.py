@@ -23,6 +23,17 @@ dimension it follows or -1 for a whole axis):
   result into the window of an output that sums over a tiled dimension (linear
   grad-weight over row tiles): the first tile of the window copies, the next ones add.
 
+A convolution's input rows overlap from one tile of output rows to the next: such an
+operand has a `halo` (`array<i64: axis, stride, span, before>`,
+`edge_opt.support.tiling.Halo`), and its window is the range of rows a tile reaches,
+clipped to the buffer. The kernel reads the unclipped range, the rows outside the
+buffer being zeros (its own row padding removed):
+- `tile.halo %window, %schedule at %t {map, halo}` is that padded copy of the window
+  (`tile-l1`'s form; a new buffer);
+- `tile.pad %slot, %window, %schedule at %t {map, halo}` writes zeros to the rows of an
+  L1 slot that fall outside the buffer and is the view of the others (of the window's
+  type, in L1), where the DMA copy of `%window` lands (`insert-dma`'s form).
+
 A result's type is that of a full tile; the ragged last tile is smaller (the interpreter
 and the C backend run the kernel on the clipped shape). Without `at %t` the tile number
 is `delta`, as in the prologue that loads the first tile before the loop.
@@ -66,6 +77,7 @@ from xdsl.irdl import (
     irdl_op_definition,
     operand_def,
     opt_operand_def,
+    opt_prop_def,
     prop_def,
     region_def,
     result_def,
@@ -88,7 +100,7 @@ from xdsl.utils.exceptions import VerifyException
 from edge_opt.dialects.base import ints
 from edge_opt.dialects.dma import TokenType
 from edge_opt.dialects.kernel import memory_level
-from edge_opt.support.tiling import Schedule, check_map
+from edge_opt.support.tiling import Halo, Schedule, check_map, halo_of
 
 When = Literal["always", "first", "last"]
 WHENS: tuple[str, ...] = ("always", "first", "last")
@@ -156,26 +168,49 @@ class TileIndexedOp(IRDLOperation):
     def operand_map(self) -> tuple[int, ...]:
         return tuple(self.map.get_values())  # type: ignore[attr-defined]
 
+    def halo(self) -> Halo | None:
+        value = getattr(self, "halo_", None)
+        return halo_of(tuple(value.get_values())) if value is not None else None
+
     def tile_number(self, at: int | None) -> int:
         """The tile this op is about when the loop is at tile `at`."""
         return (at or 0) + self.delta.value.data  # type: ignore[attr-defined]
 
     def check_map(self, shape: Sequence[int]) -> Schedule:
         schedule = schedule_of(self.schedule)  # type: ignore[attr-defined]
-        problem = check_map(self.operand_map(), shape, schedule.extents)
+        problem = check_map(self.operand_map(), shape, schedule.extents, self.halo())
         if problem:
             raise VerifyException(f"{self.name}: {problem}")
         return schedule
 
     def check_tile_type(self, schedule: Schedule, full_shape: Sequence[int],
-                        result: Attribute) -> None:
+                        result: Attribute, clipped: bool = False) -> None:
+        """`result` is a full tile of an operand of `full_shape` (`clipped`: its halo
+        axis clipped to the operand)."""
         assert isinstance(result, MemRefType)
-        expected = schedule.tile_shape(self.operand_map(), full_shape)
+        expected = tile_type_shape(schedule, self.operand_map(), full_shape, self.halo(),
+                                   clipped)
         if tuple(result.get_shape()) != expected:
             raise VerifyException(
                 f"{self.name}: the tile of map {list(self.operand_map())} has shape "
                 f"{list(expected)}, not {list(result.get_shape())}"
             )
+
+
+def tile_type_shape(schedule: Schedule, operand_map: Sequence[int], shape: Sequence[int],
+                    halo: Halo | None, clipped: bool) -> tuple[int, ...]:
+    """The type's shape of a full tile of an operand of `shape` (a window's halo axis is
+    clipped to the operand, a slot's is not)."""
+    result = list(schedule.tile_shape(operand_map, shape, halo))
+    if halo is not None and clipped:
+        result[halo.axis] = min(result[halo.axis], shape[halo.axis])
+    return tuple(result)
+
+
+def _halo_property(halo: Halo | None) -> dict[str, Attribute]:
+    if halo is None:
+        return {}
+    return {"halo": ints((halo.axis, halo.stride, halo.span, halo.before))}
 
 
 @irdl_op_definition
@@ -190,6 +225,7 @@ class WindowOp(TileIndexedOp):
     map = prop_def(DenseArrayBase)
     delta = prop_def(IntegerAttr, default_value=IntegerAttr(0, i64))
     when = prop_def(StringAttr, default_value=StringAttr("always"))
+    halo_ = opt_prop_def(DenseArrayBase, prop_name="halo")
     result = result_def(MemRefType)
 
     traits = traits_def(NoMemoryEffect())
@@ -200,22 +236,24 @@ class WindowOp(TileIndexedOp):
     )
 
     def __init__(self, buffer: SSAValue, schedule: SSAValue, tile: SSAValue | None,
-                 operand_map: Sequence[int], delta: int = 0, when: When = "always"):
+                 operand_map: Sequence[int], delta: int = 0, when: When = "always",
+                 halo: Halo | None = None):
         assert isinstance(buffer.type, MemRefType)
-        shape = schedule_of(schedule).tile_shape(operand_map, buffer.type.get_shape())
+        shape = tile_type_shape(schedule_of(schedule), operand_map,
+                                buffer.type.get_shape(), halo, clipped=True)
         super().__init__(
             operands=[buffer, schedule, [tile] if tile is not None else []],
             result_types=[MemRefType(buffer.type.element_type, shape,
                                      memory_space=buffer.type.memory_space)],
             properties={"map": ints(operand_map), "delta": IntegerAttr(delta, i64),
-                        "when": StringAttr(when)},
+                        "when": StringAttr(when), **_halo_property(halo)},
         )
 
     def verify_(self) -> None:
         buffer, result = self.buffer.type, self.result.type
         assert isinstance(buffer, MemRefType) and isinstance(result, MemRefType)
         schedule = self.check_map(buffer.get_shape())
-        self.check_tile_type(schedule, buffer.get_shape(), result)
+        self.check_tile_type(schedule, buffer.get_shape(), result, clipped=True)
         if memory_level(result) != memory_level(buffer) or (
             result.element_type != buffer.element_type
         ):
@@ -240,6 +278,7 @@ class SlotOp(TileIndexedOp):
     slots = var_operand_def(MemRefType)
     map = prop_def(DenseArrayBase)
     delta = prop_def(IntegerAttr, default_value=IntegerAttr(0, i64))
+    halo_ = opt_prop_def(DenseArrayBase, prop_name="halo")
     result = result_def(MemRefType)
 
     traits = traits_def(NoMemoryEffect())
@@ -250,11 +289,13 @@ class SlotOp(TileIndexedOp):
     )
 
     def __init__(self, schedule: SSAValue, tile: SSAValue | None,
-                 slots: Sequence[SSAValue], operand_map: Sequence[int], delta: int = 0):
+                 slots: Sequence[SSAValue], operand_map: Sequence[int], delta: int = 0,
+                 halo: Halo | None = None):
         super().__init__(
             operands=[schedule, [tile] if tile is not None else [], slots],
             result_types=[slots[0].type],
-            properties={"map": ints(operand_map), "delta": IntegerAttr(delta, i64)},
+            properties={"map": ints(operand_map), "delta": IntegerAttr(delta, i64),
+                        **_halo_property(halo)},
         )
 
     def verify_(self) -> None:
@@ -271,7 +312,105 @@ class SlotOp(TileIndexedOp):
         if memory_level(result) != "L1":
             raise VerifyException(f"{self.name}: slots are L1 buffers, not {result}")
         schedule = schedule_of(self.schedule)  # type: ignore[attr-defined]
-        problem = check_map(self.operand_map(), result.get_shape(), schedule.sizes)
+        halo = self.halo()
+        problem = check_map(self.operand_map(), result.get_shape(), schedule.sizes, halo)
+        if problem is None and halo is not None:
+            self.check_tile_type(schedule, result.get_shape(), result)
+        if problem:
+            raise VerifyException(f"{self.name}: {problem}")
+
+
+@irdl_op_definition
+class HaloOp(TileIndexedOp):
+    """A window with its halo rows, those outside the buffer zeros (module
+    docstring): a new buffer, the padded tile the kernel reads."""
+
+    name = "tile.halo"
+
+    window = operand_def(MemRefType)
+    schedule = operand_def(ScheduleType)
+    tile = operand_def(IndexType)
+    map = prop_def(DenseArrayBase)
+    halo_ = prop_def(DenseArrayBase, prop_name="halo")
+    delta = prop_def(IntegerAttr, default_value=IntegerAttr(0, i64))
+    result = result_def(MemRefType)
+
+    traits = traits_def(MemoryReadEffect())
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = (
+        "$window `,` $schedule `at` $tile attr-dict `:` type($window) `->` type($result)"
+    )
+
+    def __init__(self, window: SSAValue, schedule: SSAValue, tile: SSAValue,
+                 operand_map: Sequence[int], halo: Halo):
+        assert isinstance(window.type, MemRefType)
+        shape = schedule_of(schedule).tile_shape(operand_map, window.type.get_shape(), halo)
+        super().__init__(
+            operands=[window, schedule, tile],
+            result_types=[MemRefType(window.type.element_type, shape,
+                                     memory_space=StringAttr("L1"))],
+            properties={"map": ints(operand_map), **_halo_property(halo)},
+        )
+
+    def verify_(self) -> None:
+        window, result = self.window.type, self.result.type
+        assert isinstance(window, MemRefType) and isinstance(result, MemRefType)
+        schedule = schedule_of(self.schedule)
+        halo = self.halo()
+        problem = check_map(self.operand_map(), result.get_shape(), schedule.sizes, halo)
+        if problem:
+            raise VerifyException(f"{self.name}: {problem}")
+        self.check_tile_type(schedule, window.get_shape(), result)
+
+
+@irdl_op_definition
+class PadOp(TileIndexedOp):
+    """Zeros in a slot's rows outside the buffer; the view of the others (module
+    docstring)."""
+
+    name = "tile.pad"
+
+    slot = operand_def(MemRefType)
+    window = operand_def(MemRefType)
+    schedule = operand_def(ScheduleType)
+    tile = opt_operand_def(IndexType)
+    map = prop_def(DenseArrayBase)
+    halo_ = prop_def(DenseArrayBase, prop_name="halo")
+    delta = prop_def(IntegerAttr, default_value=IntegerAttr(0, i64))
+    result = result_def(MemRefType)
+
+    traits = traits_def(MemoryWriteEffect())
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = (
+        "$slot `,` $window `,` $schedule (`at` $tile^)? attr-dict `:` type($slot) `,` "
+        "type($window) `->` type($result)"
+    )
+
+    def __init__(self, slot: SSAValue, window: SSAValue, schedule: SSAValue,
+                 tile: SSAValue | None, operand_map: Sequence[int], halo: Halo,
+                 delta: int = 0):
+        assert isinstance(window.type, MemRefType)
+        super().__init__(
+            operands=[slot, window, schedule, [tile] if tile is not None else []],
+            result_types=[MemRefType(window.type.element_type, window.type.get_shape(),
+                                     memory_space=StringAttr("L1"))],
+            properties={"map": ints(operand_map), "delta": IntegerAttr(delta, i64),
+                        **_halo_property(halo)},
+        )
+
+    def verify_(self) -> None:
+        slot, window, result = self.slot.type, self.window.type, self.result.type
+        assert isinstance(slot, MemRefType) and isinstance(window, MemRefType)
+        assert isinstance(result, MemRefType)
+        if memory_level(slot) != "L1" or memory_level(result) != "L1":
+            raise VerifyException(f"{self.name}: pads an L1 slot, not {slot}")
+        if result.get_shape() != window.get_shape():
+            raise VerifyException(
+                f"{self.name}: the view where the window lands has the window's shape "
+                f"{list(window.get_shape())}, not {list(result.get_shape())}"
+            )
+        schedule = schedule_of(self.schedule)
+        problem = check_map(self.operand_map(), slot.get_shape(), schedule.sizes, self.halo())
         if problem:
             raise VerifyException(f"{self.name}: {problem}")
 
@@ -427,6 +566,6 @@ def _print_assignment(printer: Printer, arg: SSAValue, value: SSAValue) -> None:
 
 TILE = Dialect(
     "tile",
-    [ScheduleOp, ForOp, YieldOp, WindowOp, SlotOp, AccumulateOp],
+    [ScheduleOp, ForOp, YieldOp, WindowOp, SlotOp, HaloOp, PadOp, AccumulateOp],
     [ScheduleType],
 )

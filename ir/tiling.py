@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from xdsl.dialects.builtin import MemRefType
-from xdsl.ir import SSAValue
+from xdsl.ir import Attribute, SSAValue
 
 from edge_opt.dialects import kernel, nn, train
 from edge_opt.dialects.elementwise import (
@@ -28,7 +28,8 @@ from edge_opt.dialects.elementwise import (
     UnaryElementwiseOp,
 )
 from edge_opt.support import shapes
-from edge_opt.support.tiling import FULL
+from edge_opt.dialects.base import ints
+from edge_opt.support.tiling import FULL, Halo
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,12 @@ class IterationSpace:
     """One per input, then one per output."""
     splittable: tuple[bool, ...]
     """Per dimension, whether it may be cut into several tiles."""
+    halos: tuple[Halo | None, ...] = ()
+    """Per operand (or empty: none), its sliding-window axis (a convolution's input
+    rows): used when the dimension it follows is cut."""
+    halo_properties: tuple[tuple[str, Attribute], ...] = ()
+    """The kernel's properties that change when it reads padded halo slots (the
+    convolution's row padding, which the slot then holds)."""
 
 
 def _shape(value: SSAValue) -> tuple[int, ...]:
@@ -119,27 +126,53 @@ F4 = (FULL, FULL)
 
 
 def _conv2d(op: kernel.KernelOp) -> IterationSpace:
-    """One group: dimensions batch N, output channels O and the channels the op sums
-    over (forward: input channels C; grad-input: O; grad-weight: N); the spatial axes
-    are whole. The forward's bias is added once per output: with a bias, C is never
-    cut. Several groups (depthwise too): batch N only, as a tile of channels would need
-    its own `groups`."""
+    """One group: dimensions batch N, output channels O, the channels the op sums over
+    (forward: input channels C; grad-input: O; grad-weight: N) and rows R (of the
+    output; of the input gradient for grad-input); the columns are whole. The input
+    (forward, grad-weight) or the output gradient (grad-input) follows R through a halo:
+    a tile of rows reads the rows its kernel window reaches, and the kernel inside the
+    nest reads them padded (its row padding becomes the slot's). The forward's bias is
+    added once per output: with a bias, C is never cut. Rows are cut when the padding
+    is smaller than the kernel's reach and, for grad-input, at stride 1. Several groups
+    (depthwise too): batch N only, as a tile of channels would need its own `groups`."""
     if op.groups.value.data != 1:  # type: ignore[attr-defined]
         return _batch_only(op)
-    if isinstance(op, kernel.Conv2dKernelOp):  # dims N, O, C (summed)
+    top, _, bottom, _ = op.padding.get_values()  # type: ignore[attr-defined]
+    stride = op.stride.get_values()[0]  # type: ignore[attr-defined]
+    span = (_kernel_rows(op) - 1) * op.dilation.get_values()[0] + 1  # type: ignore[attr-defined]
+    rows_cut = top < span and bottom < span
+    if isinstance(op, kernel.Conv2dKernelOp):  # dims N, O, C (summed), R
         x, w, *bias = op.inputs
-        maps = ((0, 2, *F4), (1, 2, *F4), *([(1,)] if bias else []), (0, 1, *F4))
-        return IterationSpace((_shape(x)[0], _shape(w)[0], _shape(w)[1]), maps,
-                              (True, True, not bias))
-    if isinstance(op, kernel.Conv2dGradInputKernelOp):  # dims N, C, O (summed)
-        (_, w), (dx,) = op.inputs, op.outputs
-        maps = ((0, 2, *F4), (2, 1, *F4), (0, 1, *F4))
-        return IterationSpace((_shape(dx)[0], _shape(dx)[1], _shape(w)[0]), maps,
-                              (True, True, True))
-    (_, x), (dw,) = op.inputs, op.outputs  # dims N (summed), O, C
-    maps = ((0, 1, *F4), (0, 2, *F4), (1, 2, *F4))
-    return IterationSpace((_shape(x)[0], _shape(dw)[0], _shape(dw)[1]), maps,
-                          (True, True, True))
+        maps = ((0, 2, 3, FULL), (1, 2, *F4), *([(1,)] if bias else []), (0, 1, 3, FULL))
+        rows = _shape(op.outputs[0])[2]
+        halos = (Halo(2, stride, span, top), *(None,) * (len(maps) - 1))
+        return IterationSpace((_shape(x)[0], _shape(w)[0], _shape(w)[1], rows), maps,
+                              (True, True, not bias, rows_cut), halos,
+                              _row_padding(op, 0))
+    if isinstance(op, kernel.Conv2dGradInputKernelOp):  # dims N, C, O (summed), R
+        (dy, w), (dx,) = op.inputs, op.outputs
+        maps = ((0, 2, 3, FULL), (2, 1, *F4), (0, 1, 3, FULL))
+        # dx rows [a, b) take dy rows [a + top - span + 1, b + top)
+        halos = (Halo(2, 1, span, span - 1 - top), None, None)
+        return IterationSpace((_shape(dx)[0], _shape(dx)[1], _shape(w)[0], _shape(dx)[2]),
+                              maps, (True, True, True, rows_cut and stride == 1), halos,
+                              _row_padding(op, span - 1))
+    (dy, x), (dw,) = op.inputs, op.outputs  # dims N (summed), O, C, R (summed)
+    maps = ((0, 1, 3, FULL), (0, 2, 3, FULL), (1, 2, *F4))
+    halos = (None, Halo(2, stride, span, top), None)
+    return IterationSpace((_shape(x)[0], _shape(dw)[0], _shape(dw)[1], _shape(dy)[2]),
+                          maps, (True, True, True, rows_cut), halos, _row_padding(op, 0))
+
+
+def _kernel_rows(op: kernel.KernelOp) -> int:
+    weight = op.outputs[0] if isinstance(op, kernel.Conv2dGradWeightKernelOp) else op.inputs[1]
+    return _shape(weight)[2]
+
+
+def _row_padding(op: kernel.KernelOp, rows: int) -> tuple[tuple[str, Attribute], ...]:
+    """The convolution's properties with `rows` of padding above and below."""
+    _, left, _, right = op.padding.get_values()  # type: ignore[attr-defined]
+    return (("padding", ints((rows, left, rows, right))),)
 
 
 def _batch_only(op: kernel.KernelOp) -> IterationSpace:

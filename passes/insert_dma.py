@@ -104,7 +104,11 @@ class _Lowering:
         self.before: list[Operation] = []
         self.after: list[Operation] = []
         self.stages: dict[SSAValue, SSAValue] = {}
+        # a padded (halo) input is its window's load into a slot of the padded shape
+        self.padded = {v.owner.window.owner: v.owner for v in self.kernel.inputs
+                       if isinstance(v.owner, tile.HaloOp)}
         read = {v.owner for v in self.kernel.inputs if isinstance(v.owner, tile.WindowOp)}
+        read |= set(self.padded)
         written = {v.owner for v in self.kernel.outputs if isinstance(v.owner, tile.WindowOp)}
         written |= {a.acc.owner for a in self.accumulates}
         self.read = [o for o in body if o in read]
@@ -133,9 +137,10 @@ class _Lowering:
         return self.stages[buffer]
 
     def _operand(self, window: tile.WindowOp, role: str) -> _Operand:
-        assert isinstance(window.result.type, MemRefType)
-        slot_type = MemRefType(window.result.type.element_type,
-                               window.result.type.get_shape(), memory_space=StringAttr("L1"))
+        tile_type = (self.padded[window] if window in self.padded else window).result.type
+        assert isinstance(tile_type, MemRefType)
+        slot_type = MemRefType(tile_type.element_type, tile_type.get_shape(),
+                               memory_space=StringAttr("L1"))
         changes = self.schedule.window_count(window.operand_map()) > 1
         slots = []
         for k in range(2 if self.double_buffer and changes else 1):
@@ -148,21 +153,30 @@ class _Lowering:
     def _window(self, operand: _Operand, tile_number: SSAValue | None, delta: int,
                 when: str, ops: list[Operation]) -> SSAValue:
         op = tile.WindowOp(self._stage(operand.buffer), self.schedule_value, tile_number,
-                           operand.map, delta, when)  # type: ignore[arg-type]
+                           operand.map, delta, when,  # type: ignore[arg-type]
+                           operand.window.halo())
         op.result.name_hint = operand.window.result.name_hint
         ops.append(op)
         return op.result
 
     def _slot(self, operand: _Operand, tile_number: SSAValue | None, delta: int,
               ops: list[Operation]) -> SSAValue:
-        op = tile.SlotOp(self.schedule_value, tile_number, operand.slots, operand.map, delta)
+        op = tile.SlotOp(self.schedule_value, tile_number, operand.slots, operand.map, delta,
+                         operand.window.halo())
         ops.append(op)
         return op.result
 
     def _load(self, operand: _Operand, tile_number: SSAValue | None, delta: int,
               ops: list[Operation]) -> SSAValue:
         window = self._window(operand, tile_number, delta, "first", ops)
-        start = dma.StartOp(window, self._slot(operand, tile_number, delta, ops))
+        dest = self._slot(operand, tile_number, delta, ops)
+        halo = operand.window.halo()
+        if halo is not None:  # zeros outside the buffer, the window lands in the rest
+            pad = tile.PadOp(dest, window, self.schedule_value, tile_number, operand.map,
+                             halo, delta)
+            ops.append(pad)
+            dest = pad.result
+        start = dma.StartOp(window, dest)
         ops.append(start)
         return start.token
 
@@ -183,6 +197,8 @@ class _Lowering:
 
         def operand(value: SSAValue, table: dict[tile.WindowOp, SSAValue]) -> SSAValue:
             owner = value.owner
+            if isinstance(owner, tile.HaloOp):
+                owner = owner.window.owner
             if isinstance(owner, tile.WindowOp):
                 return table[owner]
             if isinstance(owner, tile.SlotOp):  # a partial result's slot

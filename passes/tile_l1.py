@@ -83,13 +83,15 @@ def target_of(soc: Soc, l1_bytes: int, double_buffer: bool, alignment: int) -> T
 
 def problem_of(op: kernel.KernelOp) -> Problem:
     space = iteration_space(op)
+    halos = space.halos or (None,) * len(space.maps)
     operands = []
-    for i, (value, operand_map) in enumerate(zip(op.operands, space.maps, strict=True)):
+    for i, (value, operand_map, halo) in enumerate(zip(op.operands, space.maps, halos,
+                                                       strict=True)):
         assert isinstance(value.type, MemRefType)
         operands.append(Operand(
             tuple(value.type.get_shape()), operand_map,
             numpy_dtype(value.type.element_type).itemsize, i >= len(op.inputs),
-            memory_level(value.type),
+            memory_level(value.type), halo,
         ))
     return Problem(space.extents, space.splittable, tuple(operands),
                    flops(op.tensor_equivalent()))
@@ -178,7 +180,7 @@ def tile_op(op: kernel.KernelOp, choice: Choice, problem: Problem | None = None)
     `problem_of(op)` when the caller has it already."""
     schedule = choice.schedule
     problem = problem or problem_of(op)
-    maps = [operand.map for operand in problem.operands]
+    maps = [schedule_search.operand_map(schedule, operand) for operand in problem.operands]
     schedule_op = tile.ScheduleOp(schedule)
     schedule_op.attributes[SEARCH_ATTR] = StringAttr(choice.method)
     schedule_op.attributes[COST_ATTR] = IntegerAttr(round(choice.cost.cycles), 64)
@@ -189,17 +191,26 @@ def tile_op(op: kernel.KernelOp, choice: Choice, problem: Problem | None = None)
     windows: list[SSAValue] = []
     accumulations: list[tuple[SSAValue, SSAValue, tuple[int, ...]]] = []
     count = len(op.inputs)
+    properties = op.own_properties()
     for i, (value, operand_map) in enumerate(zip(op.operands, maps, strict=True)):
         in_place = [j for j in op.INPLACE.get(i - count, ())
                     if i >= count and op.inputs[j] == value and maps[j] == operand_map]
         if in_place:  # the output is written over that input: over its window too
             windows.append(windows[in_place[0]])
             continue
-        window = tile.WindowOp(value, schedule_op.result, number, operand_map)
+        operand = problem.operands[i]
+        halo = schedule_search.active_halo(schedule, operand)
+        window = tile.WindowOp(value, schedule_op.result, number, operand_map, halo=halo)
         window.result.name_hint = value.name_hint
         body.add_op(window)
-        operand = problem.operands[i]
-        if schedule_search.accumulates(schedule, problem, operand):
+        if halo is not None:  # the kernel reads the rows its window reaches, padded
+            padded = tile.HaloOp(window.result, schedule_op.result, number, operand_map,
+                                 halo)
+            padded.result.name_hint = f"{value.name_hint or 'in'}_halo"
+            body.add_op(padded)
+            windows.append(padded.result)
+            properties |= dict(iteration_space(op).halo_properties)
+        elif schedule_search.accumulates(schedule, problem, operand):
             tile_type = window.result.type
             assert isinstance(tile_type, MemRefType)
             partial = kernel.AllocOp(MemRefType(
@@ -214,7 +225,7 @@ def tile_op(op: kernel.KernelOp, choice: Choice, problem: Problem | None = None)
             windows.append(clipped.result)
         else:
             windows.append(window.result)
-    tiled = type(op)(windows[:count], windows[count:], op.own_properties())
+    tiled = type(op)(windows[:count], windows[count:], properties)
     body.add_op(tiled)
     for partial, window, operand_map in accumulations:
         body.add_op(tile.AccumulateOp(schedule_op.result, number, partial, window,

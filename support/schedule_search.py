@@ -33,7 +33,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from edge_opt.support.memory_plan import align
-from edge_opt.support.tiling import FULL, Schedule
+from edge_opt.support.tiling import FULL, Halo, Schedule
 
 EXHAUSTIVE_LIMIT = 4000
 """Spaces with at most this many schedules are searched exhaustively."""
@@ -48,6 +48,8 @@ class Operand:
     output: bool
     level: str = "L2"
     """The level its windows come from (L2, or L3 for a staged operand)."""
+    halo: Halo | None = None
+    """Its sliding-window axis, used when the dimension it follows is cut."""
 
 
 @dataclass(frozen=True)
@@ -87,8 +89,28 @@ class Cost:
     cycles: float
 
 
+def active_halo(schedule: Schedule, operand: Operand) -> Halo | None:
+    """The operand's halo when the schedule cuts the dimension it follows (uncut, the
+    kernel reads the whole axis with its own padding)."""
+    halo = operand.halo
+    if halo is None or schedule.counts[operand.map[halo.axis]] == 1:
+        return None
+    return halo
+
+
+def operand_map(schedule: Schedule, operand: Operand) -> tuple[int, ...]:
+    """The operand's map under `schedule`: a halo axis whose dimension is not cut is
+    whole (its length differs from the dimension's)."""
+    halo = operand.halo
+    if halo is None or active_halo(schedule, operand) is not None:
+        return operand.map
+    return tuple(FULL if a == halo.axis else d for a, d in enumerate(operand.map))
+
+
 def tile_bytes(schedule: Schedule, operand: Operand) -> int:
-    return math.prod(schedule.tile_shape(operand.map, operand.shape)) * operand.itemsize
+    shape = schedule.tile_shape(operand_map(schedule, operand), operand.shape,
+                                active_halo(schedule, operand))
+    return math.prod(shape) * operand.itemsize
 
 
 def accumulates(schedule: Schedule, problem: Problem, operand: Operand) -> bool:
@@ -122,7 +144,17 @@ def transferred_bytes(schedule: Schedule, operand: Operand) -> int:
     passes = schedule.window_count(operand.map) // math.prod(
         schedule.counts[d] for d in followed
     )
-    return passes * math.prod(operand.shape) * operand.itemsize
+    halo = active_halo(schedule, operand)
+    if halo is None:
+        return passes * math.prod(operand.shape) * operand.itemsize
+    # the windows along the halo axis overlap: sum their clipped lengths
+    d, length = operand.map[halo.axis], operand.shape[halo.axis]
+    rows = 0
+    for c in range(schedule.counts[d]):
+        start, count = halo.reach(c * schedule.sizes[d],
+                                  min(schedule.sizes[d], schedule.extents[d] - c * schedule.sizes[d]))
+        rows += min(start + count, length) - max(start, 0)
+    return passes * math.prod(operand.shape) // length * rows * operand.itemsize
 
 
 def cost(schedule: Schedule, problem: Problem, target: Target) -> Cost:

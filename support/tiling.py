@@ -14,6 +14,12 @@ window when they differ only in dimensions the operand does not follow and that 
 visited inside every dimension it does follow: `window_stride` tiles in a row share it,
 so a window is loaded at the first of them and stored at the last (an output that does
 not follow a tiled dimension sums over it: its window accumulates).
+
+An axis may follow a dimension through a sliding window (`Halo`: a convolution's input
+rows, which overlap from one tile of output rows to the next): the tile's elements
+`[a, b)` of the dimension read elements `[a * stride - before, (b - 1) * stride - before
++ span)` of the axis. The window is that range clipped to the axis; the kernel reads the
+unclipped range from its L1 slot, whose rows outside the axis are padding (`padded`).
 """
 
 from __future__ import annotations
@@ -29,6 +35,41 @@ FULL = -1
 
 def ceil_div(a: int, b: int) -> int:
     return -(-a // b)
+
+
+@dataclass(frozen=True)
+class Halo:
+    """A sliding-window axis of an operand (module docstring): `axis` of the operand
+    follows its dimension with `stride`, each element reading `span` elements of the
+    axis starting `before` elements early."""
+
+    axis: int
+    stride: int
+    span: int
+    before: int
+
+    def problem(self, operand_map: Sequence[int], length: int) -> str | None:
+        """Why this halo does not fit an operand with this map whose axis has `length`
+        elements, or None."""
+        if not 0 <= self.axis < len(operand_map) or operand_map[self.axis] == FULL:
+            return f"halo axis {self.axis} does not follow a dimension of the map"
+        if self.stride < 1 or self.span < 1 or not 0 <= self.before < self.span:
+            return (f"halo (stride {self.stride}, span {self.span}, before {self.before}) "
+                    "needs stride >= 1 and 0 <= before < span")
+        if length < 1:
+            return "halo axis is empty"
+        return None
+
+    def reach(self, start: int, length: int) -> tuple[int, int]:
+        """The first element and the number of elements that elements `[start, start +
+        length)` of the dimension read (unclipped: may start before 0 or end beyond the
+        axis)."""
+        return start * self.stride - self.before, (length - 1) * self.stride + self.span
+
+
+def halo_of(values: Sequence[int]) -> Halo | None:
+    """A halo from its IR form (axis, stride, span, before), or None for `()`."""
+    return Halo(*values) if values else None
 
 
 @dataclass(frozen=True)
@@ -110,25 +151,61 @@ class Schedule:
     def window_count(self, operand_map: Sequence[int]) -> int:
         return self.count // self.window_stride(operand_map)
 
-    def window(self, operand_map: Sequence[int], shape: Sequence[int],
-               tile: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        """(offsets, lengths) per axis of tile `tile`'s box of an operand of `shape`."""
+    def padded(self, operand_map: Sequence[int], shape: Sequence[int], tile: int,
+               halo: Halo | None = None) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(offsets, lengths) per axis of the box tile `tile` reads of an operand of
+        `shape`, a halo axis unclipped (its offset may be negative, its end beyond the
+        axis)."""
         coords = self.coords(tile)
         offsets, lengths = [], []
         for axis, d in enumerate(operand_map):
             if d == FULL:
                 offsets.append(0)
                 lengths.append(shape[axis])
-            else:
-                start = coords[d] * self.sizes[d]
-                offsets.append(start)
-                lengths.append(min(self.sizes[d], self.extents[d] - start))
+                continue
+            start = coords[d] * self.sizes[d]
+            length = min(self.sizes[d], self.extents[d] - start)
+            if halo is not None and axis == halo.axis:
+                start, length = halo.reach(start, length)
+            offsets.append(start)
+            lengths.append(length)
         return tuple(offsets), tuple(lengths)
 
-    def tile_shape(self, operand_map: Sequence[int], shape: Sequence[int]) -> tuple[int, ...]:
-        """The shape of a full (not ragged) window of an operand of `shape`."""
-        return tuple(shape[a] if d == FULL else self.sizes[d]
-                     for a, d in enumerate(operand_map))
+    def window(self, operand_map: Sequence[int], shape: Sequence[int], tile: int,
+               halo: Halo | None = None) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(offsets, lengths) per axis of tile `tile`'s box of an operand of `shape`
+        (a halo axis clipped to the operand)."""
+        offsets, lengths = self.padded(operand_map, shape, tile, halo)
+        if halo is None:
+            return offsets, lengths
+        a = halo.axis
+        first = max(offsets[a], 0)
+        end = min(offsets[a] + lengths[a], shape[a])
+        return (tuple(first if i == a else o for i, o in enumerate(offsets)),
+                tuple(end - first if i == a else n for i, n in enumerate(lengths)))
+
+    def interior(self, operand_map: Sequence[int], shape: Sequence[int], tile: int,
+                 halo: Halo) -> tuple[int, int, int]:
+        """Along the halo axis of tile `tile`'s padded box: (padding before, elements
+        inside the operand, padding after)."""
+        lengths = self.padded(operand_map, shape, tile, halo)[1]
+        before = self.padding_before(operand_map, tile, halo)
+        inside = self.window(operand_map, shape, tile, halo)[1][halo.axis]
+        return before, inside, lengths[halo.axis] - before - inside
+
+    def padding_before(self, operand_map: Sequence[int], tile: int, halo: Halo) -> int:
+        """Elements of tile `tile`'s padded box before the start of the halo axis."""
+        d = operand_map[halo.axis]
+        return max(-halo.reach(self.coords(tile)[d] * self.sizes[d], 1)[0], 0)
+
+    def tile_shape(self, operand_map: Sequence[int], shape: Sequence[int],
+                   halo: Halo | None = None) -> tuple[int, ...]:
+        """The shape of a full (not ragged) window of an operand of `shape`; a halo
+        axis unclipped (the slot the kernel reads)."""
+        result = [shape[a] if d == FULL else self.sizes[d] for a, d in enumerate(operand_map)]
+        if halo is not None:
+            result[halo.axis] = halo.reach(0, result[halo.axis])[1]
+        return tuple(result)
 
     def accumulation_problem(self, operand_map: Sequence[int]) -> str | None:
         """Why an output with this map cannot accumulate over the dimensions it does not
@@ -148,15 +225,22 @@ class Schedule:
 
 
 def check_map(operand_map: Sequence[int], shape: Sequence[int],
-              extents: Sequence[int]) -> str | None:
-    """Why `operand_map` does not fit an operand of `shape` in a space of `extents`."""
+              extents: Sequence[int], halo: Halo | None = None) -> str | None:
+    """Why `operand_map` (with `halo`) does not fit an operand of `shape` in a space of
+    `extents` (a halo axis may have any length)."""
     if len(operand_map) != len(shape):
         return f"map {list(operand_map)} has {len(operand_map)} axes, the operand {len(shape)}"
+    if halo is not None:
+        problem = halo.problem(operand_map, shape[halo.axis] if halo.axis < len(shape) else 0)
+        if problem:
+            return problem
     for axis, d in enumerate(operand_map):
         if d == FULL:
             continue
         if not 0 <= d < len(extents):
             return f"map {list(operand_map)}: no dimension {d}"
+        if halo is not None and axis == halo.axis:
+            continue
         if shape[axis] != extents[d]:
             return (f"map {list(operand_map)}: axis {axis} has {shape[axis]} elements, "
                     f"dimension {d} has {extents[d]}")

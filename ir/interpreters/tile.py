@@ -58,7 +58,7 @@ class TileFunctions(InterpreterFunctions):
             op.when.data == "first" and not schedule.is_first_of_window(operand_map, number)
         ) or (op.when.data == "last" and not schedule.is_last_of_window(operand_map, number)):
             return (None,)
-        offsets, lengths = schedule.window(operand_map, buffer.shape, number)
+        offsets, lengths = schedule.window(operand_map, buffer.shape, number, op.halo())
         if not lengths:  # a rank-0 buffer: the view itself, not its scalar
             return (buffer,)
         return (buffer[tuple(slice(o, o + n) for o, n in zip(offsets, lengths, strict=True))],)
@@ -73,10 +73,43 @@ class TileFunctions(InterpreterFunctions):
             return (None,)
         operand_map = op.operand_map()
         slot = slots[schedule.window_index(operand_map, number) % len(slots)]
-        _, lengths = schedule.window(operand_map, slot.shape, number)
+        # a halo axis: the slot holds the unclipped rows
+        _, lengths = schedule.padded(operand_map, slot.shape, number, op.halo())
         flat = slot.reshape(-1)
         assert np.shares_memory(flat, slot) or slot.size == 0
         return (flat[: int(np.prod(lengths))].reshape(lengths),)
+
+    @impl(tile.HaloOp)
+    def run_halo(self, interpreter: Interpreter, op: tile.HaloOp, args: tuple):
+        window, schedule, number = args
+        halo = op.halo()
+        assert halo is not None
+        _, lengths = schedule.padded(op.operand_map(), window.shape, number, halo)
+        padded = np.zeros(lengths, window.dtype)
+        before = schedule.padding_before(op.operand_map(), number, halo)
+        index = [slice(None)] * window.ndim
+        index[halo.axis] = slice(before, before + window.shape[halo.axis])
+        padded[tuple(index)] = window
+        return (padded,)
+
+    @impl(tile.PadOp)
+    def run_pad(self, interpreter: Interpreter, op: tile.PadOp, args: tuple):
+        slot, window, schedule = args[0], args[1], args[2]
+        if slot is None or window is None:  # no window to load: the slot is kept
+            return (None,)
+        at = args[3] if op.tile is not None else None
+        number = op.tile_number(at)
+        halo = op.halo()
+        assert halo is not None
+        before = schedule.padding_before(op.operand_map(), number, halo)
+        inside = window.shape[halo.axis]
+        index = [slice(None)] * slot.ndim
+        index[halo.axis] = slice(0, before)
+        slot[tuple(index)] = 0
+        index[halo.axis] = slice(before + inside, None)
+        slot[tuple(index)] = 0
+        index[halo.axis] = slice(before, before + inside)
+        return (slot[tuple(index)],)
 
     @impl(tile.AccumulateOp)
     def run_accumulate(self, interpreter: Interpreter, op: tile.AccumulateOp, args: tuple):
