@@ -48,9 +48,9 @@ def _selected(value: SSAValue, at: int | None) -> tuple[int, ...] | None:
             ):
                 return None
             shape = owner.buffer.type.get_shape()  # type: ignore[attr-defined]
-        else:
-            shape = owner.result.type.get_shape()  # type: ignore[attr-defined]
-        return schedule.window(operand_map, shape, number)[1]
+            return schedule.window(operand_map, shape, number, owner.halo())[1]
+        shape = owner.result.type.get_shape()  # type: ignore[attr-defined]
+        return schedule.padded(operand_map, shape, number, owner.halo())[1]
     assert isinstance(value.type, MemRefType)
     return tuple(value.type.get_shape())
 

@@ -15,7 +15,10 @@ The op becomes
     }
 
 An output that sums over a cut dimension (a weight gradient over row tiles) gets an L1
-partial buffer and a `tile.accumulate` into its window. A kernel whose working set fits
+partial buffer and a `tile.accumulate` into its window. An input that follows a cut
+dimension through a sliding window (a convolution's input rows: a halo) is read through
+`tile.halo`, its window padded with zeros where it reaches beyond the buffer, by a copy
+of the kernel whose own padding along that axis is removed. A kernel whose working set fits
 runs as a single tile. The kernel computes on L2 windows until `insert-dma` moves them
 to L1.
 

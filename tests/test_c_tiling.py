@@ -29,7 +29,7 @@ from edge_opt.dialects import dma, kernel, tile
 from edge_opt.frontends.onnx import import_onnx
 from edge_opt.ir import model_io
 from edge_opt.ir.session import Session, get_function, input_names
-from edge_opt.support.tiling import FULL, Schedule
+from edge_opt.support.tiling import FULL, Halo, Schedule
 from edge_opt.testing import RandomModel, apply_passes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -184,16 +184,26 @@ def test_labels_are_found_through_the_tiles():
 @settings(max_examples=60)
 @given(data=st.data())
 def test_runtime_tile_arithmetic_equals_the_interpreters(data):
-    """`edge_tile_selected`, `edge_tile_window`, `edge_tile_packed` and
-    `edge_tile_ragged` (C) against `support/tiling.Schedule` (the interpreter's)."""
+    """`edge_tile_selected`, `edge_tile_window`, `edge_tile_packed`, `edge_tile_pad`
+    and `edge_tile_ragged` (C) against `support/tiling.Schedule` (the interpreter's),
+    with and without a halo axis."""
     rank = data.draw(st.integers(1, 3))
     extents = tuple(data.draw(st.integers(1, 9)) for _ in range(rank))
     sizes = tuple(data.draw(st.integers(1, n)) for n in extents)
     order = tuple(data.draw(st.permutations(range(rank))))
     schedule = Schedule(extents, sizes, order)
     operand_map = tuple(data.draw(st.sampled_from([FULL, d])) for d in range(rank))
-    shape = tuple(extents[d] if d != FULL else data.draw(st.integers(1, 4))
-                  for d in operand_map)
+    shape = [extents[d] if d != FULL else data.draw(st.integers(1, 4)) for d in operand_map]
+    followed = [a for a, d in enumerate(operand_map) if d != FULL]
+    halo = None
+    if followed and data.draw(st.booleans()):
+        axis = data.draw(st.sampled_from(followed))
+        stride, span = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 4))
+        before, after = data.draw(st.integers(0, span - 1)), data.draw(st.integers(0, span - 1))
+        # the rows the dimension's elements reach, less the padding
+        shape[axis] = max((extents[operand_map[axis]] - 1) * stride + span - before - after, 1)
+        halo = Halo(axis, stride, span, before)
+    shape = tuple(shape)
     lib = runtime()
     c_schedule = c_struct("edge_schedule_t")(
         rank, schedule.count, int_array(extents), int_array(sizes),
@@ -201,7 +211,8 @@ def test_runtime_tile_arithmetic_equals_the_interpreters(data):
         int_array([int(np.prod([schedule.counts[e] for e in order[order.index(d) + 1:]]))
                    for d in range(rank)]))  # the steps, independently of Schedule.steps
     c_operand = c_struct("edge_operand_t")(
-        rank, int_array(shape), int_array(operand_map), schedule.window_stride(operand_map))
+        rank, int_array(shape), int_array(operand_map), schedule.window_stride(operand_map),
+        *((halo.axis, halo.stride, halo.span, halo.before) if halo else (-1, 0, 0, 0)))
     base = np.zeros(int(np.prod(shape)), np.float32)
     for number in range(-1, schedule.count + 1):
         for when, expected in ((0, 0 <= number < schedule.count),
@@ -213,7 +224,7 @@ def test_runtime_tile_arithmetic_equals_the_interpreters(data):
                                           number, when) == int(expected)
         if not 0 <= number < schedule.count:
             continue
-        offsets, lengths = schedule.window(operand_map, shape, number)
+        offsets, lengths = schedule.window(operand_map, shape, number, halo)
         box = c_struct("edge_box_t")()
         lib.edge_tile_window.restype = ctypes.c_void_p
         first = lib.edge_tile_window(ctypes.byref(c_schedule), ctypes.byref(c_operand),
@@ -225,7 +236,27 @@ def test_runtime_tile_arithmetic_equals_the_interpreters(data):
         packed = c_struct("edge_box_t")()
         lib.edge_tile_packed(ctypes.byref(c_schedule), ctypes.byref(c_operand), number,
                              ctypes.byref(packed))
-        assert list(packed.shape[:rank]) == list(lengths)
+        padded = schedule.padded(operand_map, shape, number, halo)[1]
+        assert list(packed.shape[:rank]) == list(padded)
+        if halo is not None:
+            before, inside, _ = schedule.interior(operand_map, shape, number, halo)
+            slot = np.full(padded, 7.0, np.float32)
+            inner = c_struct("edge_box_t")()
+            lib.edge_tile_pad.restype = ctypes.c_void_p
+            landing = lib.edge_tile_pad(
+                ctypes.byref(c_schedule), ctypes.byref(c_operand), number, pointer(slot),
+                ctypes.byref(packed), pointer(base), ctypes.byref(box), 4,
+                ctypes.byref(inner), 1)
+            rows = [slice(None)] * rank
+            rows[halo.axis] = slice(before, before + inside)
+            expected = np.zeros(padded, np.float32)
+            expected[tuple(rows)] = 7.0  # only the rows outside the operand are zeroed
+            np.testing.assert_array_equal(slot, expected)
+            start = int(np.ravel_multi_index(
+                [before if a == halo.axis else 0 for a in range(rank)], padded))
+            assert landing == slot.ctypes.data + 4 * start
+            assert list(inner.shape[:rank]) == list(lengths)
+            assert list(inner.strides[:rank]) == list(packed.strides[:rank])
         ragged = sum(1 << d for d, r in enumerate(schedule.ragged(number)) if r)
         assert lib.edge_tile_ragged(ctypes.byref(c_schedule), number) == ragged
 

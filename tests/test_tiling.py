@@ -41,6 +41,7 @@ from xdsl.interpreter import InterpretationError
 from xdsl.utils.exceptions import PassFailedException
 
 from edge_opt.dialects import dma, kernel, tile
+from edge_opt.dialects.base import ints
 from edge_opt.dialects.kernel import memory_level
 from edge_opt.ir import model_io
 from edge_opt.ir.session import Session, get_function
@@ -215,10 +216,14 @@ def test_rule_maps_fit_their_operands():
     for op in module.walk():
         if isinstance(op, kernel.KernelOp):
             space = iteration_space(op)
-            for value, m in zip(op.operands, space.maps, strict=True):
+            halos = space.halos or (None,) * len(space.maps)
+            for value, m, halo in zip(op.operands, space.maps, halos, strict=True):
                 shape = value.type.get_shape()  # type: ignore[attr-defined]
                 assert len(m) == len(shape), op.name
                 for axis, d in enumerate(m):
+                    if halo is not None and axis == halo.axis:  # a sliding window
+                        assert halo.problem(m, shape[axis]) is None, op.name
+                        continue
                     assert d == FULL or shape[axis] == space.extents[d], op.name
 
 
@@ -330,6 +335,32 @@ def test_a_double_buffer_reused_in_flight_is_caught():
     prefetch_slot = _body_op(loop, tile.SlotOp,
                              lambda s: s.delta.value.data == 1 and len(s.slots) == 2)
     _set_delta(prefetch_slot, 0)
+    for mode in ("immediate", "deferred"):
+        assert not same_step(tensor, tiled, args, mode)
+
+
+def test_tiny_cnn_cuts_convolution_rows_at_a_small_budget():
+    tensor, tiled, args = tiny_cnn_tiled(2560)
+    loops_with_pads = [loop for loop in loops(tiled)
+                       if any(isinstance(op, tile.PadOp) for op in loop.body.walk())]
+    kernels = {_body_op(loop, kernel.KernelOp).name for loop in loops_with_pads}
+    assert {"kernel.conv2d", "kernel.conv2d_grad_weight"} <= kernels
+    for mode in ("immediate", "deferred"):
+        assert same_step(tensor, tiled, args, mode)
+
+
+def test_a_halo_off_by_one_row_is_caught():
+    """Every tile of a row-cut convolution reads its window one row lower (the halo's
+    `before` one less, consistently in windows, slots and pads): the numbers change."""
+    tensor, tiled, args = tiny_cnn_tiled(2560)
+    pad = next(op for op in tiled.walk() if isinstance(op, tile.PadOp)
+               and isinstance(op.parent_op(), tile.ForOp) and op.halo().before > 0)
+    halo = pad.halo()
+    shifted = ints((halo.axis, halo.stride, halo.span, halo.before - 1))
+    for op in get_function(tiled, "train_step").walk():
+        if isinstance(op, tile.TileIndexedOp) and op.halo() == halo:
+            op.properties["halo"] = shifted
+    tiled.verify()
     for mode in ("immediate", "deferred"):
         assert not same_step(tensor, tiled, args, mode)
 

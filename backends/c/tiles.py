@@ -71,14 +71,18 @@ def _tile_number(f: FunctionContext, op: tile.TileIndexedOp) -> str:
     return name if delta == 0 else f"{name} + {delta}"
 
 
-def _operand(f: FunctionContext, op: tile.TileIndexedOp, shape: Sequence[int]) -> str:
+def _operand(f: FunctionContext, op: tile.TileIndexedOp | tile.AccumulateOp,
+             shape: Sequence[int]) -> str:
     """A `static const edge_operand_t` for an operand map of `op`'s schedule."""
     schedule = _schedule(op.schedule)  # type: ignore[attr-defined]
     operand_map = op.operand_map()
     name = f.fresh("operand")
+    halo = op.halo() if isinstance(op, tile.TileIndexedOp) else None
+    fields = ", -1, 0, 0, 0" if halo is None else (
+        f", {halo.axis}, {halo.stride}, {halo.span}, {halo.before}")
     f.declarations.append(
         f"  static const edge_operand_t {name} = {{{len(shape)}, {_list(shape)}, "
-        f"{_list(operand_map)}, {schedule.window_stride(operand_map)}}};"
+        f"{_list(operand_map)}, {schedule.window_stride(operand_map)}{fields}}};"
     )
     return name
 
@@ -128,6 +132,25 @@ def print_slot(f: FunctionContext, op: tile.SlotOp) -> None:
         f"  {ctype(slot_type)} *const {name} = {choice};",
         f"  edge_box_t {box};",
         f"  edge_tile_packed(&{schedule}, &{desc}, {number}, &{box});",
+    ]
+
+
+@structure(tile.PadOp)
+def print_pad(f: FunctionContext, op: tile.PadOp) -> None:
+    """Zeros in the slot's rows outside the operand (core 0), and where the window lands
+    (NULL when the tile loads nothing)."""
+    slot_type = _type(op.slot)
+    window = op.window.owner
+    assert isinstance(window, tile.WindowOp)
+    desc = _operand(f, op, window.buffer.type.get_shape())  # type: ignore[attr-defined]
+    name, box = f.fresh(f"{f.names[op.slot]}_inside"), f.fresh("box")
+    f.names[op.result], f.boxes[op.result] = name, box
+    schedule, number = f.names[op.schedule], _tile_number(f, op)
+    f.statements += [
+        f"  edge_box_t {box};",
+        (f"  {ctype(slot_type)} *const {name} = edge_tile_pad(&{schedule}, &{desc}, "
+         f"{number}, {f.names[op.slot]}, &{f.boxes[op.slot]}, {f.names[op.window]}, "
+         f"&{f.boxes[op.window]}, {_size(op.slot)}, &{box}, edge_core_id() == 0);"),
     ]
 
 
@@ -260,9 +283,12 @@ def _clipped_shape(value: SSAValue, schedule: Schedule, ragged: set[int]) -> tup
             "insert-dma before emitting C (the kernels take dense buffers)"
         )
     result = list(shape)
+    halo = owner.halo()
     for axis, d in enumerate(owner.operand_map()):
         if d != FULL and d in ragged:
             result[axis] = schedule.extents[d] - (schedule.counts[d] - 1) * schedule.sizes[d]
+            if halo is not None and axis == halo.axis:
+                result[axis] = halo.reach(0, result[axis])[1]
     return tuple(result)
 
 

@@ -111,26 +111,38 @@ int32_t edge_tile_selected(const edge_schedule_t *s, const edge_operand_t *o, in
   return 1;
 }
 
+/* Tile `tile`'s box of the operand: offsets and lengths per axis; a halo axis clipped
+ * to the operand when `clip` is set (its offset may be negative otherwise). */
 static void window_of(const edge_schedule_t *s, const edge_operand_t *o, int32_t tile,
-                      int32_t *offsets, int32_t *lengths) {
+                      int32_t *offsets, int32_t *lengths, int32_t clip) {
   for (int32_t a = 0; a < o->rank; a++) {
     int32_t d = o->map[a];
     if (d < 0) {
       offsets[a] = 0;
       lengths[a] = o->shape[a];
-    } else {
-      int32_t start = tile / s->inner[d] % s->counts[d] * s->sizes[d];
-      int32_t rest = s->extents[d] - start;
-      offsets[a] = start;
-      lengths[a] = rest < s->sizes[d] ? rest : s->sizes[d];
+      continue;
     }
+    int32_t start = tile / s->inner[d] % s->counts[d] * s->sizes[d];
+    int32_t rest = s->extents[d] - start;
+    int32_t length = rest < s->sizes[d] ? rest : s->sizes[d];
+    if (a == o->halo_axis) {
+      start = start * o->halo_stride - o->halo_before;
+      length = (length - 1) * o->halo_stride + o->halo_span;
+      if (clip) {
+        int32_t end = start + length < o->shape[a] ? start + length : o->shape[a];
+        start = start > 0 ? start : 0;
+        length = end - start;
+      }
+    }
+    offsets[a] = start;
+    lengths[a] = length;
   }
 }
 
 void *edge_tile_window(const edge_schedule_t *s, const edge_operand_t *o, int32_t tile,
                        const void *base, int32_t element_size, edge_box_t *box) {
   int32_t offsets[EDGE_DMA_MAX_RANK];
-  window_of(s, o, tile, offsets, box->shape);
+  window_of(s, o, tile, offsets, box->shape, 1);
   box->rank = o->rank;
   int32_t stride = 1, first = 0;
   for (int32_t a = o->rank - 1; a >= 0; a--) {
@@ -145,13 +157,42 @@ void *edge_tile_window(const edge_schedule_t *s, const edge_operand_t *o, int32_
 void edge_tile_packed(const edge_schedule_t *s, const edge_operand_t *o, int32_t tile,
                       edge_box_t *box) {
   int32_t offsets[EDGE_DMA_MAX_RANK];
-  window_of(s, o, tile, offsets, box->shape);
+  window_of(s, o, tile, offsets, box->shape, 0);
   box->rank = o->rank;
   int32_t stride = 1;
   for (int32_t a = o->rank - 1; a >= 0; a--) {
     box->strides[a] = stride;
     stride *= box->shape[a];
   }
+}
+
+void *edge_tile_pad(const edge_schedule_t *s, const edge_operand_t *o, int32_t tile,
+                    void *slot, const edge_box_t *slot_box, const void *window,
+                    const edge_box_t *window_box, int32_t element_size, edge_box_t *box,
+                    int32_t fill) {
+  if (slot == 0 || window == 0) return 0;
+  int32_t offsets[EDGE_DMA_MAX_RANK], lengths[EDGE_DMA_MAX_RANK];
+  window_of(s, o, tile, offsets, lengths, 0);
+  int32_t a = o->halo_axis;
+  int32_t before = offsets[a] < 0 ? -offsets[a] : 0;
+  int32_t inside = window_box->shape[a];
+  *box = *slot_box;
+  box->shape[a] = inside;
+  if (fill) {
+    /* per element of the axes outside the halo axis, the rows before and after */
+    int32_t outer = 1, row = slot_box->strides[a] * element_size;
+    for (int32_t i = 0; i < a; i++) outer *= slot_box->shape[i];
+    int32_t after = slot_box->shape[a] - before - inside;
+    uint8_t *bytes = (uint8_t *)slot;
+    for (int32_t i = 0; i < outer; i++) {
+      uint8_t *block = bytes + (size_t)i * (size_t)slot_box->shape[a] * (size_t)row;
+      /* a byte loop: the freestanding (RV32) build has no string.h */
+      for (int32_t b = 0; b < before * row; b++) block[b] = 0;
+      uint8_t *tail = block + (size_t)(before + inside) * (size_t)row;
+      for (int32_t b = 0; b < after * row; b++) tail[b] = 0;
+    }
+  }
+  return (uint8_t *)slot + (size_t)before * (size_t)slot_box->strides[a] * (size_t)element_size;
 }
 
 int32_t edge_tile_ragged(const edge_schedule_t *s, int32_t tile) {

@@ -71,12 +71,16 @@ typedef struct {
 } edge_schedule_t;
 
 /* How one operand follows the nest (tile.window, tile.slot): its shape, per axis the
- * dimension it follows or -1 (whole), and how many consecutive tiles share a window. */
+ * dimension it follows or -1 (whole), how many consecutive tiles share a window, and
+ * its halo (a convolution's input rows): `halo_axis` follows its dimension through a
+ * sliding window, the tile's elements [a, b) reading [a * halo_stride - halo_before,
+ * (b - 1) * halo_stride - halo_before + halo_span); halo_axis -1: no halo. */
 typedef struct {
   int32_t rank;
   int32_t shape[EDGE_DMA_MAX_RANK];
   int32_t map[EDGE_DMA_MAX_RANK];
   int32_t window_stride;
+  int32_t halo_axis, halo_stride, halo_span, halo_before;
 } edge_operand_t;
 
 enum { EDGE_WHEN_ALWAYS = 0, EDGE_WHEN_FIRST = 1, EDGE_WHEN_LAST = 2 };
@@ -89,9 +93,18 @@ int32_t edge_tile_selected(const edge_schedule_t *s, const edge_operand_t *o, in
  * `element_size` bytes): returns its first element, and its box in `box`. */
 void *edge_tile_window(const edge_schedule_t *s, const edge_operand_t *o, int32_t tile,
                        const void *base, int32_t element_size, edge_box_t *box);
-/* The same window packed at the start of a slot: its box (dense strides). */
+/* The same window packed at the start of a slot: its box (dense strides); a halo axis
+ * unclipped (the rows outside the operand are padding). */
 void edge_tile_packed(const edge_schedule_t *s, const edge_operand_t *o, int32_t tile,
                       edge_box_t *box);
+/* In a slot whose packed box is `slot_box` (edge_tile_packed), the rows of tile
+ * `tile`'s halo axis outside the operand become zeros when `fill` is set (one core
+ * fills); returns where the window of box `window_box` lands, with its box in `box`
+ * (NULL when the window is: the tile loads nothing). */
+void *edge_tile_pad(const edge_schedule_t *s, const edge_operand_t *o, int32_t tile,
+                    void *slot, const edge_box_t *slot_box, const void *window,
+                    const edge_box_t *window_box, int32_t element_size, edge_box_t *box,
+                    int32_t fill);
 /* Bit d set: tile `tile` is the short last tile of dimension d. */
 int32_t edge_tile_ragged(const edge_schedule_t *s, int32_t tile);
 /* acc = partial (first tile of the window) or acc += partial, `count` floats; every
