@@ -22,13 +22,13 @@ from xdsl.dialects.builtin import MemRefType
 from xdsl.ir import Attribute, SSAValue
 
 from edge_opt.dialects import kernel, nn, train
+from edge_opt.dialects.base import ints
 from edge_opt.dialects.elementwise import (
     BinaryElementwiseOp,
     ElementwiseGradOp,
     UnaryElementwiseOp,
 )
 from edge_opt.support import shapes
-from edge_opt.dialects.base import ints
 from edge_opt.support.tiling import FULL, Halo
 
 

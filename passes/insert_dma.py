@@ -137,7 +137,7 @@ class _Lowering:
         return self.stages[buffer]
 
     def _operand(self, window: tile.WindowOp, role: str) -> _Operand:
-        tile_type = (self.padded[window] if window in self.padded else window).result.type
+        tile_type = self.padded.get(window, window).result.type
         assert isinstance(tile_type, MemRefType)
         slot_type = MemRefType(tile_type.element_type, tile_type.get_shape(),
                                memory_space=StringAttr("L1"))
