@@ -1,4 +1,4 @@
-"""The `edge-opt` subcommands: `import`, `run` and `report`.
+"""The `edge-opt` subcommands: `import`, `run`, `report` and `profile`.
 
 Each takes its own arguments and raises `UserError` (or an xDSL diagnostic) for anything
 the user can fix; `edge_opt.tools.driver.main` turns those into one error line.
@@ -18,6 +18,8 @@ from xdsl.dialects.builtin import ModuleOp, StringAttr
 from xdsl.passes import ModulePass
 from xdsl.utils.exceptions import VerifyException
 
+from edge_opt.backends.c.emitter import EmitError
+from edge_opt.backends.c.profile import format_profile, profile_step
 from edge_opt.dialects.kernel import planned_soc
 from edge_opt.frontends.onnx import import_onnx_with_summary
 from edge_opt.frontends.onnx.initializers import format_summary
@@ -387,8 +389,61 @@ def _drawn_levels(module: ModuleOp) -> list[str]:
     return ["L1", main] if tiled else [main]
 
 
+# --------------------------------------------------------------------------------------
+# profile
+# --------------------------------------------------------------------------------------
+
+
+def profile_command(argv: Sequence[str]) -> None:
+    parser = _subcommand_parser(
+        "profile", "the .mlir file (its .npz is read too)",
+        "Build one step of the model's C for RV32 + CORE-V, run it on emulated cores, "
+        "check its results against the interpreter and count the executed instructions "
+        "per core and per kernel call (exact), with FLOPs and an estimated cycle count.",
+    )
+    add_pipeline_arguments(parser)
+    add_soc_arguments(parser)
+    parser.add_argument("--cores", type=int, help="emulated cores (default: the SoC's)")
+    parser.add_argument("--input", metavar="NPZ",
+                        help="the step's inputs by name (default: drawn with seed 0)")
+    parser.add_argument("--json", action="store_true", help="JSON on stdout")
+    args = parser.parse_args(argv)
+    if args.soc is not None:
+        get_soc(args.soc)
+    if args.cores is not None and not 1 <= args.cores <= 8:
+        raise UserError(f"--cores must be 1 to 8, got {args.cores}")
+    module = model_io.load_model(args.model)
+    apply_pipeline(module, args.stages)
+    arrays = model_io.read_npz(args.input) if args.input else None
+    try:
+        profile = profile_step(module, args.soc, args.cores, arrays, args.weights,
+                               Path(args.model).stem, _progress())
+    except EmitError as e:
+        raise UserError(str(e)) from None
+    finally:
+        if sys.stderr.isatty():
+            sys.stderr.write("\r\033[K")
+    if args.json:
+        print(json.dumps(profile.to_json(), indent=2))
+    else:
+        print(format_profile(profile))
+
+
+def _progress() -> Callable[[int], None] | None:
+    """A line on a terminal's stderr with the instructions emulated so far."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(executed: int) -> None:
+        sys.stderr.write(f"\remulating: {executed / 1e6:,.1f} M instructions")
+        sys.stderr.flush()
+
+    return show
+
+
 SUBCOMMANDS: dict[str, Callable[[Sequence[str]], None]] = {
     "import": import_command,
     "run": run_command,
     "report": report_command,
+    "profile": profile_command,
 }

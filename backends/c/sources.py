@@ -4,6 +4,7 @@ printed by its emitter (importing `edge_opt.backends.c.kernels` registers them a
 from __future__ import annotations
 
 from xdsl.dialects.builtin import ModuleOp
+from xdsl.ir import Operation
 
 import edge_opt.backends.c.kernels  # noqa: F401  (registers the emitters)
 import edge_opt.backends.c.tiles  # noqa: F401  (and those of the tile and DMA levels)
@@ -30,9 +31,10 @@ def emitters_missing() -> list[str]:
     return sorted(op.name for op in kernel.KERNEL_OPS if op not in EMITTERS)
 
 
-def emit_sources(module: ModuleOp) -> dict[str, str | bytes]:
+def emit_sources(module: ModuleOp,
+                 profile: dict[Operation, int] | None = None) -> dict[str, str | bytes]:
     """`network.h`, `network.c`, and the parameters' initial values: `params.bin` and
-    `params.S`, which links it in."""
+    `params.S`, which links it in; `profile` as `print_network_c`'s."""
     values = hyperparameters.hyperparameters(module)
     return {
         "network.h": print_network_h(
@@ -40,7 +42,7 @@ def emit_sources(module: ModuleOp) -> dict[str, str | bytes]:
         ),
         "network.c": print_network_c(
             module, hyperparameters.definitions(values, hyperparameters.has_momentum(module)),
-            loader_lines(module, param_symbol),
+            loader_lines(module, param_symbol), profile,
         ),
         "params.S": PARAMS_ASM,
         "params.bin": params_blob(module),

@@ -256,6 +256,8 @@ def print_for(f: FunctionContext, op: tile.ForOp) -> None:
     sizes = "x".join(map(str, schedule.sizes)) or "scalar"
     f.statements.append(f"  /* {label} over {schedule.count} tile(s) (extents {extents}, "
                         f"tiles {sizes}) */")
+    if kernels:  # the copies of the nest count as its kernel's
+        f.mark_call(kernels[0])
     f.statements.append(f"  for (int32_t {number} = 0; {number} < {schedule.count}; "
                         f"{number}++) {{")
     outer, f.statements = f.statements, []
@@ -292,24 +294,36 @@ def _clipped_shape(value: SSAValue, schedule: Schedule, ragged: set[int]) -> tup
     return tuple(result)
 
 
-def _print_tiled_kernel(f: FunctionContext, op: kernel.KernelOp, loop: tile.ForOp,
-                        schedule: Schedule) -> None:
-    """The kernel once per tile shape that occurs (a `switch` when there are several)."""
+def clipped_kernels(op: kernel.KernelOp, schedule: Schedule) -> list[tuple[int, int, Operation]]:
+    """The kernel of a nest once per tile shape that occurs: (ragged mask, tiles of that
+    shape, a copy of `op` on stand-ins of the clipped shapes, whose block arguments
+    stand for `op`'s operands in order)."""
     can_be_ragged = [d for d, (n, s) in enumerate(zip(schedule.extents, schedule.sizes,
                                                       strict=True)) if n % s]
     variants = []
     for bits in itertools.product((False, True), repeat=len(can_be_ragged)):
         ragged = {d for d, b in zip(can_be_ragged, bits, strict=True) if b}
         mask = sum(1 << d for d in ragged)
+        tiles = 1
+        for d, count in enumerate(schedule.counts):
+            tiles *= 1 if d in ragged else count - (d in can_be_ragged)
         shapes = [_clipped_shape(v, schedule, ragged) for v in op.operands]
         stand_ins = Block(arg_types=[MemRefType(_type(v).element_type, s,
                                                 memory_space=_type(v).memory_space)
                                      for v, s in zip(op.operands, shapes, strict=True)])
-        for stand_in, value in zip(stand_ins.args, op.operands, strict=True):
-            f.names[stand_in] = f.names[value]
         count = len(op.inputs)
-        clipped = type(op)(stand_ins.args[:count], stand_ins.args[count:],
-                           op.own_properties())
+        variants.append((mask, tiles, type(op)(stand_ins.args[:count], stand_ins.args[count:],
+                                               op.own_properties())))
+    return variants
+
+
+def _print_tiled_kernel(f: FunctionContext, op: kernel.KernelOp, loop: tile.ForOp,
+                        schedule: Schedule) -> None:
+    """The kernel once per tile shape that occurs (a `switch` when there are several)."""
+    variants = []
+    for mask, _, clipped in clipped_kernels(op, schedule):
+        for stand_in, value in zip(clipped.operands, op.operands, strict=True):
+            f.names[stand_in] = f.names[value]
         outer, f.statements = f.statements, []
         _print_kernel(f, clipped, op)
         variants.append((mask, f.statements))
@@ -333,4 +347,5 @@ def _print_kernel(f: FunctionContext, clipped: Operation, original: kernel.Kerne
     source = original.TENSOR_OP.name
     label = f.names.get(original.outputs[-1], "") if original.outputs else ""
     f.statements.append(f"  /* {source} -> {label} */")
+    f.mark_call(original)
     emit(f, clipped)

@@ -37,7 +37,6 @@ from unicorn.riscv_const import UC_RISCV_REG_MSTATUS, UC_RISCV_REG_PC, UC_RISCV_
 from edge_opt.backends.rv32 import corev
 
 BASE, SIZE = 0x10000, 0x400000
-STACK_TOP = BASE + SIZE - 16
 FP_CPU = "generic_rv32+m+c+f"
 """RV32IMCF: what unicorn runs natively."""
 COREV_CPU = "generic_rv32+m+c+f+xcvsimd+xcvmem+xcvmac+xcvalu+xcvbi"
@@ -55,7 +54,8 @@ class EmulationError(RuntimeError):
 
 
 def build_elf(sources: Sequence[Path], output: Path, cpu: str = COREV_CPU,
-              include: Sequence[Path] = (), defines: Sequence[str] = ()) -> Path:
+              include: Sequence[Path] = (), defines: Sequence[str] = (),
+              cwd: Path | None = None) -> Path:
     """Compiles and links `sources` into the bare program `output`."""
     script = output.with_suffix(".ld")
     script.write_text(LINKER_SCRIPT)
@@ -66,14 +66,15 @@ def build_elf(sources: Sequence[Path], output: Path, cpu: str = COREV_CPU,
         *(f"-I{path}" for path in include), *(f"-D{d}" for d in defines),
         f"-Wl,-T,{script}", "-Wl,--no-gc-sections", *map(str, sources), "-o", str(output),
     ]
-    result = subprocess.run(command, check=False, capture_output=True, text=True)
+    result = subprocess.run(command, check=False, capture_output=True, text=True, cwd=cwd)
     if result.returncode:
         raise RuntimeError(f"zig cc failed for {output.name}:\n{result.stderr}")
     return output
 
 
-def load_elf(uc: Uc, data: bytes) -> dict[str, int]:
-    """Maps the PT_LOAD segments of an ELF32 into `uc`; returns the symbol table."""
+def load_elf(uc: Uc, data: bytes) -> dict[str, tuple[int, int]]:
+    """Maps the PT_LOAD segments of an ELF32 into `uc`; returns the symbol table
+    (address and size by name)."""
     (phoff,) = struct.unpack_from("<I", data, 0x1C)
     (shoff,) = struct.unpack_from("<I", data, 0x20)
     phentsize, phnum, shentsize, shnum = struct.unpack_from("<HHHH", data, 0x2A)
@@ -84,26 +85,31 @@ def load_elf(uc: Uc, data: bytes) -> dict[str, int]:
             uc.mem_write(vaddr, data[offset:offset + filesz] + bytes(memsz - filesz))
     sections = [struct.unpack_from("<IIIIIIIIII", data, shoff + i * shentsize)
                 for i in range(shnum)]
-    symbols: dict[str, int] = {}
+    symbols: dict[str, tuple[int, int]] = {}
     for section in sections:
         if section[1] != 2:  # SHT_SYMTAB
             continue
         strings = sections[section[6]]
         for j in range(section[5] // 16):
-            name, value = struct.unpack_from("<II", data, section[4] + j * 16)
+            name, value, size = struct.unpack_from("<III", data, section[4] + j * 16)
             start = strings[4] + name
-            symbols[data[start:data.index(b"\0", start)].decode()] = value
+            symbols[data[start:data.index(b"\0", start)].decode()] = (value, size)
     return symbols
 
 
 class Program:
-    """A bare RV32 program loaded into a fresh unicorn machine."""
+    """A bare RV32 program loaded into a fresh unicorn machine of `memory` bytes from
+    `BASE` (the stack grows down from its top)."""
 
-    def __init__(self, elf: Path):
+    def __init__(self, elf: Path, memory: int = SIZE):
         self.uc = Uc(UC_ARCH_RISCV, UC_MODE_RISCV32)
-        self.uc.mem_map(BASE, SIZE)
-        self.symbols = load_elf(self.uc, elf.read_bytes())
-        self.uc.reg_write(UC_RISCV_REG_SP, STACK_TOP)
+        self.memory = -(-memory // 0x1000) * 0x1000
+        self.uc.mem_map(BASE, self.memory)
+        table = load_elf(self.uc, elf.read_bytes())
+        self.symbols = {name: address for name, (address, _) in table.items()}
+        self.sizes = {name: size for name, (_, size) in table.items()}
+        self.stack_top = BASE + self.memory - 16
+        self.uc.reg_write(UC_RISCV_REG_SP, self.stack_top)
         # the FPU on (mstatus.FS = initial)
         self.uc.reg_write(UC_RISCV_REG_MSTATUS,
                           self.uc.reg_read(UC_RISCV_REG_MSTATUS) | (3 << 13))
@@ -135,7 +141,7 @@ class Program:
         hooks = [self.uc.hook_add(UC_HOOK_CODE, on_code),
                  self.uc.hook_add(UC_HOOK_INTR, on_interrupt)]
         try:
-            self.uc.emu_start(self.symbols[entry], BASE + SIZE)
+            self.uc.emu_start(self.symbols[entry], BASE + self.memory)
         except UcError as e:
             pc = self.uc.reg_read(UC_RISCV_REG_PC)
             raise EmulationError(f"unexpected trap at {pc:#x}: {e}") from None

@@ -166,7 +166,7 @@ static inline float edge_soft_powf(float x, float y) {
 }
 
 /* libm's function on a host, the portable one (or the FPU's) on the target */
-#if !defined(EDGE_BARE) && !defined(EDGE_TARGET_PULP)
+#if !defined(EDGE_BARE) && !defined(EDGE_TARGET_PULP) && !defined(EDGE_EMULATED)
 #include <math.h>
 #define EDGE_MATH_IMPL(hosted, freestanding) hosted
 #else

@@ -19,7 +19,21 @@ void edge_record_error(int32_t code, int32_t index, int32_t value, int32_t limit
   last_error.code = code;
 }
 
-#if defined(EDGE_BARE)
+#if defined(EDGE_EMULATED)
+/* The emulator writes these, and intercepts the functions below at their first
+ * instruction (their bodies are what a single core would do without it). */
+volatile int32_t edge_emulated_core = 0, edge_emulated_cores = 1;
+int edge_core_id(void) { return edge_emulated_core; }
+int edge_num_cores(void) { return edge_emulated_cores; }
+__attribute__((noinline)) void edge_barrier(void) { __asm__ volatile(""); }
+__attribute__((noinline)) void edge_fork(void (*body)(void *), void *arg) { body(arg); }
+void edge_set_num_cores(int cores) { edge_emulated_cores = cores; }
+__attribute__((noinline)) void edge_profile_call(int32_t id) { __asm__ volatile("" ::"r"(id)); }
+__attribute__((noinline)) void edge_emulated_join(void) {
+  for (;;) __asm__ volatile("");
+}
+
+#elif defined(EDGE_BARE)
 int edge_core_id(void) { return 0; }
 int edge_num_cores(void) { return 1; }
 void edge_barrier(void) {}

@@ -6,7 +6,10 @@
  *   - EDGE_TARGET_PULP: the PULP/GAP9 SDK (pmsis): pi_core_id, team fork and barrier,
  *     section macros PI_L1/PI_L2/PI_L3 from the SDK;
  *   - a hosted build (default): POSIX threads, so that data races really race;
- *   - EDGE_BARE (set automatically for freestanding RISC-V without the SDK): one core.
+ *   - EDGE_BARE (set automatically for freestanding RISC-V without the SDK): one core;
+ *   - EDGE_EMULATED (the profiler, edge_opt/backends/c/profile.py): a bare RV32 build
+ *     whose team the emulator runs, core by core between barriers: it intercepts
+ *     edge_fork, edge_barrier and edge_profile_call and sets edge_emulated_core.
  */
 #ifndef EDGE_PLATFORM_H
 #define EDGE_PLATFORM_H
@@ -14,7 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#if !defined(EDGE_TARGET_PULP) && !defined(EDGE_BARE) && defined(__riscv) && !defined(__linux__)
+#if !defined(EDGE_TARGET_PULP) && !defined(EDGE_BARE) && !defined(EDGE_EMULATED) && \
+    defined(__riscv) && !defined(__linux__)
 #define EDGE_BARE 1
 #endif
 
@@ -52,6 +56,13 @@ void edge_barrier(void);
 void edge_fork(void (*body)(void *), void *arg);
 /* Team size for the next forks (hosted: threads, 1..EDGE_MAX_CORES; bare: 1). */
 void edge_set_num_cores(int cores);
+#endif
+
+#if defined(EDGE_EMULATED)
+/* Marks the start of kernel call `id` (generated code built for the profiler). */
+void edge_profile_call(int32_t id);
+/* Where a core of the emulated team returns when its body is done. */
+void edge_emulated_join(void);
 #endif
 
 /* The first error a kernel met since the last edge_clear_error(); code EDGE_OK: none.
