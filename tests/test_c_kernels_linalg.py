@@ -175,6 +175,20 @@ def test_linear_sizes_around_the_register_blocks():
                    numerics.linear(np.abs(x64), np.abs(w64), np.abs(b64)))
 
 
+def test_grad_input_sizes_around_the_wide_blocks():
+    """Every remainder of the 4x6 blocking (B row-major: dx = dy . w), on both sides of
+    the width from which 4x6 blocks are used whatever they leave over."""
+    rng = np.random.default_rng(1)
+    for rows in (3, 4, 5, 9):
+        for n_in in range(1, 31):
+            dy, w = _random(rng, (rows, 7)), _random(rng, (7, n_in))
+            dx = np.full((rows, n_in), np.nan, np.float32)
+            run_linear_grad_input(dy, w, dx)
+            dy64, w64 = dy.astype(np.float64), w.astype(np.float64)
+            _close(dx, tn.linear_grad_input(dy64, w64),
+                   tn.linear_grad_input(np.abs(dy64), np.abs(w64)))
+
+
 def test_empty_contraction_gives_the_bias():
     x, w = np.zeros((3, 0), np.float32), np.zeros((2, 0), np.float32)
     b = np.array([1.5, -2.0], np.float32)

@@ -1,16 +1,17 @@
 /* edge-opt runtime: matrix products (see edge_kernels_linalg.h).
  *
  * Every kernel is a product C = A B (+ bias) of strided operands, computed by
- * `gemm_range` over a contiguous range of C's elements: full rows in 4x4 register
- * blocks (16 accumulators, 8 loads per 16 multiply-adds), the rest in 1x4, 4x1 and 1x1
- * blocks, k unrolled by two. All blocks compute an element the same way (acc = 0;
+ * `gemm_range` over a contiguous range of C's elements: full rows in 4x6 register
+ * blocks where B is row-major (24 accumulators, 10 loads per 24 multiply-adds) and 4x4
+ * blocks (16 accumulators, 8 loads per 16, k unrolled by two), the rest in 1x4, 4x1
+ * and 1x1 blocks. All blocks compute an element the same way (acc = 0;
  * acc += A(i,k) B(k,j) for k = 0, 1, ...; + bias), so which block, and which core,
  * computes it does not change a bit of the result. The hot blocks are specialised for
  * the unit strides of the four layouts (the compiler sees those strides as constants).
  *
- * Executed instructions on RV32IMCF (clang -O2, no CORE-V extensions, one core) for
- * 32x32x32: 0.93 FLOP per instruction for linear (A.B^T), 0.98 for A.B, 1.03 for
- * A^T.B; a one-row linear (1x4 blocks) 0.50. */
+ * Executed instructions on one RV32 core (zig/clang -O2, CORE-V flags; exact counts of
+ * bench/riscv_kernels.py's emulator), FLOP per instruction: 64x128x128 linear (A.B^T)
+ * 1.04, A.B 1.14, A^T.B 1.17; 32x32x32: 0.96, 0.99, 1.04. */
 #include "edge_runtime.h"
 
 #define EDGE_INLINE static inline __attribute__((always_inline))
@@ -71,6 +72,50 @@ EDGE_INLINE void kernel_4x4(const gemm_t *g, int32_t i, int32_t j, int32_t sam,
   c[2] = finish(g, c32, j + 2); c[3] = finish(g, c33, j + 3);
 }
 
+/* The widest block: 4 rows x 6 columns, 24 accumulators, 10 loads per 24
+ * multiply-adds. A column at a time: the 4 values of A stay in registers and each
+ * value of B is used as it is loaded (24 + 4 + 1 of the 32 FP registers live; the
+ * accumulation order per element is that of the other blocks). */
+EDGE_INLINE void kernel_4x6(const gemm_t *g, int32_t i, int32_t j, int32_t sam,
+                            int32_t sak, int32_t sbk, int32_t sbn) {
+  const float *a = g->a + i * sam, *b = g->b + j * sbn;
+  float c00 = 0.0f, c01 = 0.0f, c02 = 0.0f, c03 = 0.0f, c04 = 0.0f, c05 = 0.0f;
+  float c10 = 0.0f, c11 = 0.0f, c12 = 0.0f, c13 = 0.0f, c14 = 0.0f, c15 = 0.0f;
+  float c20 = 0.0f, c21 = 0.0f, c22 = 0.0f, c23 = 0.0f, c24 = 0.0f, c25 = 0.0f;
+  float c30 = 0.0f, c31 = 0.0f, c32 = 0.0f, c33 = 0.0f, c34 = 0.0f, c35 = 0.0f;
+#define COLUMN_4x6(col)                                                                \
+  do {                                                                                 \
+    float y = b[(col) * sbn];                                                          \
+    c0##col += a0 * y; c1##col += a1 * y; c2##col += a2 * y; c3##col += a3 * y;         \
+  } while (0)
+  /* not unrolled: clang then interleaves two steps and spills */
+  for (int32_t k = g->k; k > 0; k--) {
+    float a0 = a[0], a1 = a[sam], a2 = a[2 * sam], a3 = a[3 * sam];
+    COLUMN_4x6(0);
+    COLUMN_4x6(1);
+    COLUMN_4x6(2);
+    COLUMN_4x6(3);
+    COLUMN_4x6(4);
+    COLUMN_4x6(5);
+    a += sak;
+    b += sbk;
+  }
+#undef COLUMN_4x6
+  float *c = g->c + i * g->n + j;
+#define STORE_4x6(r)                                                                   \
+  do {                                                                                 \
+    c[0] = finish(g, c##r##0, j); c[1] = finish(g, c##r##1, j + 1);                     \
+    c[2] = finish(g, c##r##2, j + 2); c[3] = finish(g, c##r##3, j + 3);                 \
+    c[4] = finish(g, c##r##4, j + 4); c[5] = finish(g, c##r##5, j + 5);                 \
+    c += g->n;                                                                         \
+  } while (0)
+  STORE_4x6(0);
+  STORE_4x6(1);
+  STORE_4x6(2);
+  STORE_4x6(3);
+#undef STORE_4x6
+}
+
 EDGE_INLINE void kernel_1x4(const gemm_t *g, int32_t i, int32_t j, int32_t sam,
                             int32_t sak, int32_t sbk, int32_t sbn) {
   const float *a = g->a + i * sam, *b = g->b + j * sbn;
@@ -113,6 +158,16 @@ EDGE_INLINE void kernel_1x4(const gemm_t *g, int32_t i, int32_t j, int32_t sam,
     else                                                                               \
       kernel(g, i, j, 1, (g)->sak, 1, (g)->sbn);                                       \
   } while (0)
+
+/* B row-major only (A.B and A^T.B): with B transposed (A.B^T, the linear layer) each
+ * of the 6 columns needs its own address per step, and 4x4 blocks run fewer
+ * instructions. Not inlined: in full_rows clang would spill. */
+__attribute__((noinline)) static void block_4x6(const gemm_t *g, int32_t i, int32_t j) {
+  if (g->sak == 1)
+    kernel_4x6(g, i, j, g->sam, 1, g->sbk, 1);
+  else
+    kernel_4x6(g, i, j, 1, g->sak, g->sbk, 1);
+}
 
 static void block_4x4(const gemm_t *g, int32_t i, int32_t j) {
   DISPATCH(kernel_4x4, g, i, j);
@@ -162,9 +217,15 @@ static void row_segment(const gemm_t *g, int32_t i, int32_t j0, int32_t j1) {
 
 /* Rows [i0, i1), all columns. */
 static void full_rows(const gemm_t *g, int32_t i0, int32_t i1) {
+  /* 4x6 blocks where B is row-major, unless they leave more single columns (4x1
+   * blocks, the slowest) on a narrow C */
+  int32_t n = g->n, singles_6 = n % 6 % 4, singles_4 = n % 4;
+  int32_t wide = g->sbn == 1 && (n >= 24 || singles_6 <= singles_4);
   int32_t i = i0;
   for (; i + 4 <= i1; i += 4) {
     int32_t j = 0;
+    if (wide)
+      for (; j + 6 <= g->n; j += 6) block_4x6(g, i, j);
     for (; j + 4 <= g->n; j += 4) block_4x4(g, i, j);
     for (; j < g->n; j++) block_4x1(g, i, j);
   }
