@@ -16,21 +16,15 @@
 
 #define EDGE_INLINE static inline __attribute__((always_inline))
 
-/* C (m x n, dense) = A B (+ bias): A(i, k) = a[i * sam + k * sak],
- * B(k, j) = b[k * sbk + j * sbn]; bias (n) or NULL. A and B are dense matrices, maybe
- * transposed: sam or sak is 1, and sbk or sbn is 1. */
-typedef struct {
-  const float *a;
-  const float *b;
-  const float *bias;
-  float *c;
-  int32_t n;
-  int32_t k;
-  int32_t sam, sak, sbk, sbn;
-} gemm_t;
+typedef edge_gemm_t gemm_t;
 
 EDGE_INLINE float finish(const gemm_t *g, float acc, int32_t j) {
   return g->bias ? acc + g->bias[j] : acc;
+}
+
+/* Writes C(i, j) at `c`: acc (+ bias), or C(i, j) + acc when accumulating. */
+EDGE_INLINE void put(const gemm_t *g, float *c, float acc, int32_t j) {
+  *c = g->accumulate ? *c + acc : finish(g, acc, j);
 }
 
 EDGE_INLINE void kernel_4x4(const gemm_t *g, int32_t i, int32_t j, int32_t sam,
@@ -58,18 +52,19 @@ EDGE_INLINE void kernel_4x4(const gemm_t *g, int32_t i, int32_t j, int32_t sam,
   }
   if (k) STEP_4x4(0, 0);
 #undef STEP_4x4
-  float *c = g->c + i * g->n + j;
-  c[0] = finish(g, c00, j); c[1] = finish(g, c01, j + 1);
-  c[2] = finish(g, c02, j + 2); c[3] = finish(g, c03, j + 3);
-  c += g->n;
-  c[0] = finish(g, c10, j); c[1] = finish(g, c11, j + 1);
-  c[2] = finish(g, c12, j + 2); c[3] = finish(g, c13, j + 3);
-  c += g->n;
-  c[0] = finish(g, c20, j); c[1] = finish(g, c21, j + 1);
-  c[2] = finish(g, c22, j + 2); c[3] = finish(g, c23, j + 3);
-  c += g->n;
-  c[0] = finish(g, c30, j); c[1] = finish(g, c31, j + 1);
-  c[2] = finish(g, c32, j + 2); c[3] = finish(g, c33, j + 3);
+  float *c = g->c + i * g->scm + j * g->scn;
+  const int32_t cs = g->scn;
+#define STORE_4x4(r)                                                                   \
+  do {                                                                                 \
+    put(g, c, c##r##0, j); put(g, c + cs, c##r##1, j + 1);                             \
+    put(g, c + 2 * cs, c##r##2, j + 2); put(g, c + 3 * cs, c##r##3, j + 3);            \
+    c += g->scm;                                                                       \
+  } while (0)
+  STORE_4x4(0);
+  STORE_4x4(1);
+  STORE_4x4(2);
+  STORE_4x4(3);
+#undef STORE_4x4
 }
 
 /* The widest block: 4 rows x 6 columns, 24 accumulators, 10 loads per 24
@@ -101,13 +96,14 @@ EDGE_INLINE void kernel_4x6(const gemm_t *g, int32_t i, int32_t j, int32_t sam,
     b += sbk;
   }
 #undef COLUMN_4x6
-  float *c = g->c + i * g->n + j;
+  float *c = g->c + i * g->scm + j * g->scn;
+  const int32_t cs = g->scn;
 #define STORE_4x6(r)                                                                   \
   do {                                                                                 \
-    c[0] = finish(g, c##r##0, j); c[1] = finish(g, c##r##1, j + 1);                     \
-    c[2] = finish(g, c##r##2, j + 2); c[3] = finish(g, c##r##3, j + 3);                 \
-    c[4] = finish(g, c##r##4, j + 4); c[5] = finish(g, c##r##5, j + 5);                 \
-    c += g->n;                                                                         \
+    put(g, c, c##r##0, j); put(g, c + cs, c##r##1, j + 1);                             \
+    put(g, c + 2 * cs, c##r##2, j + 2); put(g, c + 3 * cs, c##r##3, j + 3);            \
+    put(g, c + 4 * cs, c##r##4, j + 4); put(g, c + 5 * cs, c##r##5, j + 5);            \
+    c += g->scm;                                                                       \
   } while (0)
   STORE_4x6(0);
   STORE_4x6(1);
@@ -137,11 +133,11 @@ EDGE_INLINE void kernel_1x4(const gemm_t *g, int32_t i, int32_t j, int32_t sam,
   }
   if (k) STEP_1x4(0, 0);
 #undef STEP_1x4
-  float *c = g->c + i * g->n + j;
-  c[0] = finish(g, c0, j);
-  c[1] = finish(g, c1, j + 1);
-  c[2] = finish(g, c2, j + 2);
-  c[3] = finish(g, c3, j + 3);
+  float *c = g->c + i * g->scm + j * g->scn;
+  put(g, c, c0, j);
+  put(g, c + g->scn, c1, j + 1);
+  put(g, c + 2 * g->scn, c2, j + 2);
+  put(g, c + 3 * g->scn, c3, j + 3);
 }
 
 /* The four layouts, each with its unit strides as constants: A row-major (sak = 1) or
@@ -151,12 +147,14 @@ EDGE_INLINE void kernel_1x4(const gemm_t *g, int32_t i, int32_t j, int32_t sam,
   do {                                                                                 \
     if ((g)->sak == 1 && (g)->sbn == 1)                                                \
       kernel(g, i, j, (g)->sam, 1, (g)->sbk, 1);                                       \
-    else if ((g)->sak == 1)                                                            \
+    else if ((g)->sak == 1 && (g)->sbk == 1)                                           \
       kernel(g, i, j, (g)->sam, 1, 1, (g)->sbn);                                       \
-    else if ((g)->sbn == 1)                                                            \
+    else if ((g)->sam == 1 && (g)->sbn == 1)                                           \
       kernel(g, i, j, 1, (g)->sak, (g)->sbk, 1);                                       \
-    else                                                                               \
+    else if ((g)->sam == 1 && (g)->sbk == 1)                                           \
       kernel(g, i, j, 1, (g)->sak, 1, (g)->sbn);                                       \
+    else /* a weight tap of a convolution: A strided both ways */                      \
+      kernel(g, i, j, (g)->sam, (g)->sak, (g)->sbk, (g)->sbn);                         \
   } while (0)
 
 /* B row-major only (A.B and A^T.B): with B transposed (A.B^T, the linear layer) each
@@ -165,8 +163,10 @@ EDGE_INLINE void kernel_1x4(const gemm_t *g, int32_t i, int32_t j, int32_t sam,
 __attribute__((noinline)) static void block_4x6(const gemm_t *g, int32_t i, int32_t j) {
   if (g->sak == 1)
     kernel_4x6(g, i, j, g->sam, 1, g->sbk, 1);
-  else
+  else if (g->sam == 1)
     kernel_4x6(g, i, j, 1, g->sak, g->sbk, 1);
+  else
+    kernel_4x6(g, i, j, g->sam, g->sak, g->sbk, 1);
 }
 
 static void block_4x4(const gemm_t *g, int32_t i, int32_t j) {
@@ -190,11 +190,11 @@ static void block_4x1(const gemm_t *g, int32_t i, int32_t j) {
     a += g->sak;
     b += g->sbk;
   }
-  float *c = g->c + i * g->n + j;
-  c[0] = finish(g, c0, j);
-  c[g->n] = finish(g, c1, j);
-  c[2 * g->n] = finish(g, c2, j);
-  c[3 * g->n] = finish(g, c3, j);
+  float *c = g->c + i * g->scm + j * g->scn;
+  put(g, c, c0, j);
+  put(g, c + g->scm, c1, j);
+  put(g, c + 2 * g->scm, c2, j);
+  put(g, c + 3 * g->scm, c3, j);
 }
 
 static void block_1x1(const gemm_t *g, int32_t i, int32_t j) {
@@ -205,7 +205,7 @@ static void block_1x1(const gemm_t *g, int32_t i, int32_t j) {
     a += g->sak;
     b += g->sbk;
   }
-  g->c[i * g->n + j] = finish(g, c0, j);
+  put(g, g->c + i * g->scm + j * g->scn, c0, j);
 }
 
 /* Columns [j0, j1) of row i. */
@@ -230,6 +230,10 @@ static void full_rows(const gemm_t *g, int32_t i0, int32_t i1) {
     for (; j < g->n; j++) block_4x1(g, i, j);
   }
   for (; i < i1; i++) row_segment(g, i, 0, g->n);
+}
+
+void edge_gemm_rows_f32(const edge_gemm_t *g, int32_t i0, int32_t i1) {
+  full_rows(g, i0, i1);
 }
 
 /* Elements [begin, end) of C in row-major order: the rest of a first row, full rows,
@@ -262,21 +266,21 @@ static void gemm(const gemm_t *g, int32_t m) {
 void edge_linear_f32(const edge_linear_t *p, const float *x, const float *w,
                      const float *bias, float *y) {
   int32_t in = p->in_features;
-  gemm_t g = {x, w, bias, y, p->out_features, in, in, 1, 1, in};
+  gemm_t g = {x, w, bias, y, p->out_features, in, in, 1, 1, in, p->out_features, 1, 0};
   gemm(&g, p->rows);
 }
 
 void edge_linear_grad_input_f32(const edge_linear_t *p, const float *dy, const float *w,
                                 float *dx) {
   int32_t in = p->in_features, out = p->out_features;
-  gemm_t g = {dy, w, NULL, dx, in, out, out, 1, in, 1};
+  gemm_t g = {dy, w, NULL, dx, in, out, out, 1, in, 1, in, 1, 0};
   gemm(&g, p->rows);
 }
 
 void edge_linear_grad_weight_f32(const edge_linear_t *p, const float *dy, const float *x,
                                  float *dw) {
   int32_t in = p->in_features, out = p->out_features;
-  gemm_t g = {dy, x, NULL, dw, in, p->rows, 1, out, in, 1};
+  gemm_t g = {dy, x, NULL, dw, in, p->rows, 1, out, in, 1, in, 1, 0};
   gemm(&g, out);
 }
 
@@ -286,7 +290,7 @@ void edge_matmul_f32(const edge_matmul_t *p, const float *lhs, const float *rhs,
   for (int32_t axis = 0; axis < p->batch_rank; axis++) batches *= p->batch_shape[axis];
   gemm_t g = {lhs, rhs, NULL, out, n, k,
               p->transpose_lhs ? 1 : k, p->transpose_lhs ? m : 1,
-              p->transpose_rhs ? 1 : n, p->transpose_rhs ? k : 1};
+              p->transpose_rhs ? 1 : n, p->transpose_rhs ? k : 1, n, 1, 0};
   int32_t begin, end;
   edge_split(batches * size, &begin, &end);
   if (begin < end) {

@@ -50,4 +50,24 @@ typedef struct {
 void edge_matmul_f32(const edge_matmul_t *p, const float *lhs, const float *rhs,
                      float *out);
 
+/* The product core, for other kernels (the convolutions): C (m x n) = A B (+ bias), or
+ * C += A B with `accumulate` (then no bias), on strided operands: A(i, k) =
+ * a[i * sam + k * sak], B(k, j) = b[k * sbk + j * sbn], C(i, j) = c[i * scm + j * scn];
+ * bias (n) or NULL. Unit strides make it faster (the usual layouts have sam or sak 1
+ * and sbk or sbn 1). Each element is one accumulation over k = 0, 1, ... in order. */
+typedef struct {
+  const float *a;
+  const float *b;
+  const float *bias;
+  float *c;
+  int32_t n;
+  int32_t k;
+  int32_t sam, sak, sbk, sbn;
+  int32_t scm, scn;
+  int32_t accumulate;
+} edge_gemm_t;
+
+/* Rows [i0, i1) of C, every column, on the calling core (no split, no barrier). */
+void edge_gemm_rows_f32(const edge_gemm_t *g, int32_t i0, int32_t i1);
+
 #endif /* EDGE_KERNELS_LINALG_H */

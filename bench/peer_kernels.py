@@ -1,0 +1,512 @@
+"""Executed RV32 instructions of runtime kernels next to the peer library pulp-trainlib.
+
+    python bench/peer_kernels.py [--only SUBSTRING] [--all-variants] [--jobs N]
+
+For each kernel shape (fp32 GEMM, linear, conv2d 3x3, layer norm, softmax; forward and
+gradients) the benchmark builds two programs in one run: a call of our runtime kernel
+(`backends/c/runtime`, the bare single-core platform, `edge_platform.c` linked) and the
+same computation with pulp-trainlib, compiled at run time from
+`../shared/peers/pulp-trainlib` (its `lib/` sources as they are, its single-core
+`pmsis.h` stub, `-DOPTIMIZE`; nothing of it lives in this repository). Both are built by
+`edge_opt.backends.rv32.build_elf` with the same zig flags for the target's ISA
+(RV32IMCF + CORE-V, `COREV_CPU`), loaded into unicorn and counted exactly between two
+calls of a marker function, as in `bench/riscv_kernels.py`. Every output is read back
+and compared with a NumPy reference (max |error| / max |reference| <= 1e-3).
+
+The peer offers several implementations of most kernels; each is a row of the second
+table (all measurements) and the first table keeps the best correct one:
+  - matrix products: every `mm*` variant of `mm_manager` (`--all-variants`: also in the
+    layers; by default the layers try the `LAYER_MATMULS` subset);
+  - linear (a single vector in pulp-trainlib): its layer called once per token, and its
+    matmul on all 64 tokens at once (the grad-weight needs dy transposed first: its
+    `transpose_matrix` is counted);
+  - conv2d: im2col (CHW) + matmul, and its naive kernels (on the small shape only unless
+    `--all-variants`: ~10 instructions per MAC). Its CHW im2col backward ignores the
+    padding: such a row says `pad 1 ignored` (and is wrong); the correct variant runs the
+    unpadded convolution on the padded geometry (`on 34x34`: x padded with its
+    `pad_tensor`, or dx computed 34x34 and cropped, both counted), which executes more MACs
+    than the padded convolution (18x18 vs 16x16 rows).
+Linking the peer needs double-precision soft-float and libm symbols that the measured
+functions never call; they are stubs that trap (a call would abort the measurement).
+
+Columns: instructions, FLOP per instruction (FLOPs = 2 x MACs for products and
+convolutions, the cost model's per-element counts for layer norm (7 forward, 10 grad-input,
+2 grad-scale) and softmax (5 forward, 4 backward), the same count for both libraries)
+and peer/ours = peer instructions / ours: > 1 means our kernel executes fewer
+instructions. An in-order single-issue core retires at most one instruction per cycle,
+so FLOP per instruction bounds FLOP per cycle. A result outside the tolerance is marked
+WRONG (or `inexact` for the peer's softmax, whose exp is a bit trick) and its ratio is
+shown in parentheses: not a valid comparison. `n/a`: the peer has no such kernel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edge_opt.backends.rv32.emulator import COREV_CPU, Program, build_elf
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNTIME = ROOT / "backends" / "c" / "runtime"
+PEER = ROOT.parent / "shared" / "peers" / "pulp-trainlib"
+PEER_SOURCES = ("matmul", "train_utils", "linear", "conv2d", "im2col", "conv_naive",
+                "layernorm", "act")
+TOLERANCE = 1e-3
+
+OURS_DRIVER = """#include "edge_runtime.h"
+__attribute__((noinline)) void mark(void) { __asm__ volatile(""); }
+%(declarations)s
+__attribute__((section(".text.entry"))) void entry(void) {
+%(setup)s
+  mark();
+%(call)s
+  mark();
+  for (;;) {}
+}
+"""
+PEER_DRIVER = """#include "pmsis.h"
+#include "pulp_train_defines.h"
+#include "pulp_train_utils_fp32.h"
+#include "pulp_matmul_fp32.h"
+#include "pulp_linear_fp32.h"
+#include "pulp_conv2d_fp32.h"
+#include "pulp_im2col_fp32.h"
+#include "pulp_layernorm_fp32.h"
+#include "pulp_act_fp32.h"
+""" + OURS_DRIVER.split("\n", 1)[1]
+LINK_STUBS = "#define TRAP(f) void f(void) { __builtin_trap(); }\n" + "\n".join(
+    f"TRAP({name})" for name in (
+        "expf", "logf", "powf", "tanhf", "erff", "cosf", "sinf", "exp", "log", "pow", "tanh",
+        "__floatsidf", "__muldf3", "__divdf3", "__adddf3", "__subdf3", "__gtdf2", "__ltdf2",
+        "__fixdfsi", "__extendsfdf2", "__truncdfsf2", "__extendhfsf2",
+    )) + "\n"
+
+MATMULS = (  # mm_manager's matmul_type order
+    "mm", "mm_M", "mm_u2", "mm_unroll_1x2", "mm_unroll_1x4", "mm_unroll_1x8",
+    "mm_unroll_2x1", "mm_unroll_4x1", "mm_unroll_8x1", "mm_unroll_2x2", "mm_unroll_2x4",
+    "mm_unroll_4x2", "mm_unroll_4x4", "mm_M_u2", "mm_M_unroll_1x2", "mm_M_unroll_1x4",
+    "mm_M_unroll_1x8", "mm_M_unroll_2x1", "mm_M_unroll_4x1", "mm_M_unroll_8x1",
+    "mm_M_unroll_2x2", "mm_M_unroll_2x4", "mm_M_unroll_4x2", "mm_M_unroll_4x4",
+)
+LAYER_MATMULS = ("mm_unroll_4x4", "mm_unroll_2x4", "mm_unroll_4x2", "mm_M_unroll_4x4")
+"""The peer's matmuls tried inside its layers (the fastest on the GEMM shapes)."""
+
+
+@dataclass(frozen=True)
+class Case:
+    kernel: str
+    shape: str
+    side: str
+    """"ours" or "peer"."""
+    variant: str
+    declarations: str
+    setup: str
+    call: str
+    flops: int
+    output: str
+    """The array compared with `expected` after the run."""
+    expected: np.ndarray = field(compare=False, repr=False)
+    cost: float = 1.0
+    """Instructions per FLOP guessed, to start the slow cases first."""
+    inexact: bool = False
+    """A known approximation: an error above the tolerance says `inexact`, not WRONG."""
+
+
+@dataclass(frozen=True)
+class Result:
+    case: Case
+    count: int
+    error: float
+
+    @property
+    def valid(self) -> bool:
+        return self.error <= TOLERANCE
+
+    @property
+    def status(self) -> str:
+        if self.valid:
+            return "ok"
+        return f"{'inexact' if self.case.inexact else 'WRONG'} (err {self.error:.1e})"
+
+
+def _values(count: int, modulus: int, offset: int = 0) -> np.ndarray:
+    return ((np.arange(count) % modulus - offset) * 0.25).astype(np.float32)
+
+
+def _fill(name: str, count: int, modulus: int = 7, offset: int = 0) -> str:
+    return f"  for (int i = 0; i < {count}; i++) {name}[i] = (float)(i % {modulus} - {offset}) * 0.25f;"
+
+
+def _ours(kernel: str, shape: str, declarations: str, setup: str, call: str, flops: int,
+          output: str, expected: np.ndarray, cost: float = 3.0) -> Case:
+    return Case(kernel, shape, "ours", "", declarations, setup, call, flops, output,
+                expected.astype(np.float32).ravel(), cost)
+
+
+def _peer(kernel: str, shape: str, variant: str, declarations: str, setup: str, call: str,
+          flops: int, output: str, expected: np.ndarray, cost: float = 3.0,
+          inexact: bool = False) -> Case:
+    return Case(kernel, shape, "peer", variant, declarations, setup, call, flops, output,
+                expected.astype(np.float32).ravel(), cost, inexact)
+
+
+def _matmul_args(a: str, b: str, c: str, n: int, k: int, m: int, trans_b: int) -> str:
+    """The peer's C (n, m) = A (n, k) . B (k, m), or B given as (m, k) when trans_b."""
+    return (f"  struct matMul_args mm_args = {{0}};\n  mm_args.A = {a}; mm_args.B = {b}; "
+            f"mm_args.C = {c};\n  mm_args.N = {n}; mm_args.K = {k}; mm_args.M = {m}; "
+            f"mm_args.trans_B = {trans_b};\n")
+
+
+def _gemm_cases(m: int, k: int, n: int, matmuls: tuple[str, ...]) -> list[Case]:
+    a, b = _values(m * k, 7).reshape(m, k), _values(k * n, 5, 2).reshape(k, n)
+    expected = a.astype(np.float64) @ b
+    declarations = f"float a[{m * k}], b[{k * n}], c[{m * n}];"
+    setup = "\n".join([_fill("a", m * k), _fill("b", k * n, 5, 2)])
+    shape = f"{m}x{k} . {k}x{n}"
+    flops = 2 * m * n * k
+    params = (f"  static const edge_matmul_t p = {{{m}, {n}, {k}, 0, 0, 0, {{0}}, {{0}}, {{0}}}};\n"
+              "  edge_matmul_f32(&p, a, b, c);")
+    cases = [_ours("gemm", shape, declarations, setup, params, flops, "c", expected)]
+    for variant in matmuls:
+        cases.append(_peer("gemm", shape, variant, declarations,
+                           setup + "\n" + _matmul_args("a", "b", "c", m, k, n, 0),
+                           f"  {variant}(&mm_args);", flops, "c", expected,
+                           7.0 if variant in ("mm", "mm_M") else 3.0))
+    return cases
+
+
+def _linear_cases(rows: int, features_in: int, features_out: int,
+                  matmuls: tuple[str, ...]) -> list[Case]:
+    t, i, o = rows, features_in, features_out
+    x, w, dy = _values(t * i, 7), _values(o * i, 5, 2), _values(t * o, 7, 3)
+    x64, w64, dy64 = (x.reshape(t, i).astype(np.float64), w.reshape(o, i).astype(np.float64),
+                      dy.reshape(t, o).astype(np.float64))
+    shape = f"{t} tokens, {i} -> {o}"
+    flops = 2 * t * i * o
+    declarations = (f"float x[{t * i}], w[{o * i}], dy[{t * o}], y[{t * o}], dx[{t * i}], "
+                    f"dw[{o * i}], dyt[{o * t}], zero[{o}];")
+    setup = "\n".join([_fill("x", t * i), _fill("w", o * i, 5, 2), _fill("dy", t * o, 7, 3)])
+    params = f"  static const edge_linear_t p = {{{t}, {i}, {o}}};\n"
+    steps = {
+        "linear fw": ("y", x64 @ w64.T, "edge_linear_f32(&p, x, w, NULL, y);",
+                      _matmul_args("x", "w", "y", t, i, o, 1), ""),
+        "linear grad-input": ("dx", dy64 @ w64, "edge_linear_grad_input_f32(&p, dy, w, dx);",
+                              _matmul_args("dy", "w", "dx", t, o, i, 0), ""),
+        "linear grad-weight": (
+            "dw", dy64.T @ x64, "edge_linear_grad_weight_f32(&p, dy, x, dw);",
+            _matmul_args("dyt", "x", "dw", o, t, i, 0),
+            (f"  struct transp_args tr = {{0}};\n  tr.in_matrix = dy; tr.out_matrix = dyt; "
+             f"tr.N = {t}; tr.M = {o};\n")),
+    }
+    # pulp-trainlib's linear layer takes one vector: blobs of one token, moved along
+    def layer(index: int) -> str:
+        return (f"  struct blob in_b = {{x, dx, {i}, 1, 1, {i}}}, w_b = {{w, dw, {o * i}, {i}, {o}, 1}},\n"
+                f"    b_b = {{zero, zero, {o}, 1, 1, {o}}}, out_b = {{y, dy, {o}, 1, 1, {o}}};\n"
+                f"  struct Linear_args args = {{&in_b, &w_b, &b_b, &out_b, 0, 0, {index}, {index}, "
+                f"{index}, 0}};\n")
+
+    cases = []
+    for kernel, (output, expected, ours, direct, prologue) in steps.items():
+        cases.append(_ours(kernel, shape, declarations, setup, params + "  " + ours, flops,
+                           output, expected))
+        for variant in matmuls:
+            index = MATMULS.index(variant)
+            pre = "  transpose_matrix(&tr);\n" if prologue else ""
+            cases.append(_peer(kernel, shape, ("transpose_matrix + " if prologue else "") +
+                               f"{variant}, all tokens", declarations,
+                               setup + "\n" + direct + prologue, pre + f"  {variant}(&mm_args);",
+                               flops, output, expected))
+            if kernel == "linear grad-weight":
+                continue  # its layer overwrites dw with one token's outer product
+            function, moved = {
+                "linear fw": ("pulp_linear_fp32_fw_cl", (f"in_b.data = x + {i} * t; "
+                                                         f"out_b.data = y + {o} * t;")),
+                "linear grad-input": ("pulp_linear_fp32_bw_input_grads_cl",
+                                      f"in_b.diff = dx + {i} * t; out_b.diff = dy + {o} * t;"),
+            }[kernel]
+            cases.append(_peer(kernel, shape, f"{function} x{t} tokens, {variant}",
+                               declarations, setup + "\n" + layer(index),
+                               f"  for (int t = 0; t < {t}; t++) {{ {moved} {function}(&args); }}",
+                               flops, output, expected))
+    return cases
+
+
+def _conv_reference(x: np.ndarray, w: np.ndarray, b: np.ndarray, dy: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """y, dx and dw of a 3x3 convolution, stride 1, padding 1 (float64)."""
+    c, size = x.shape[0], x.shape[1]
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1)))
+    y = np.broadcast_to(b[:, None, None], (w.shape[0], size, size)).copy()
+    dx_padded = np.zeros((c, size + 2, size + 2))
+    dw = np.zeros_like(w)
+    for i in range(3):
+        for j in range(3):
+            window = padded[:, i:i + size, j:j + size]
+            y += np.einsum("oc,chw->ohw", w[:, :, i, j], window)
+            dx_padded[:, i:i + size, j:j + size] += np.einsum("oc,ohw->chw", w[:, :, i, j], dy)
+            dw[:, :, i, j] = np.einsum("ohw,chw->oc", dy, window)
+    return y, dx_padded[:, 1:-1, 1:-1], dw
+
+
+def _conv_peer(common: tuple, variant: str, arguments: str, call: str,
+               factor: float = 1.0) -> Case:
+    kernel, shape, declarations, setup, flops, output, expected, bias, cost = common
+    return _peer(kernel, shape, variant, declarations, setup + "\n" + arguments % bias, call,
+                 flops, output, expected, cost * factor)
+
+
+def _conv_cases(c: int, o: int, size: int, matmuls: tuple[str, ...], naive: bool,
+                as_given: bool) -> list[Case]:
+    s, p = size, size + 2
+    x, w, b, dy = (_values(c * s * s, 7), _values(o * c * 9, 5, 2), _values(o, 3),
+                   _values(o * s * s, 7, 3))
+    y, dx, dw = _conv_reference(x.reshape(c, s, s).astype(np.float64),
+                                w.reshape(o, c, 3, 3).astype(np.float64), b.astype(np.float64),
+                                dy.reshape(o, s, s).astype(np.float64))
+    shape = f"{c}x{s}x{s} -> {o}, 3x3 pad 1"
+    flops = 2 * o * s * s * c * 9
+    cost = 10.0 if c < 8 else 3.0
+    declarations = (f"float x[{c * s * s}], w[{o * c * 9}], b[{o}], y[{o * s * s}], "
+                    f"dy[{o * s * s}], dx[{c * s * s}], dw[{o * c * 9}];")
+    setup = "\n".join([_fill("x", c * s * s), _fill("w", o * c * 9, 5, 2), _fill("b", o, 3),
+                       _fill("dy", o * s * s, 7, 3)])
+    params = (f"  static const edge_conv2d_t p = {{1, {c}, {s}, {s}, {o}, 3, 3, {s}, {s}, "
+              "{1, 1}, {1, 1, 1, 1}, {1, 1}, 1};\n")
+    i2c = max(c * 9 * s * s, o * 9 * p * p)
+    peer_declarations = declarations + (
+        f"\nfloat xp[{c * p * p}], dxp[{c * p * p}], i2c[{i2c}], bt[{o * c * 9}];")
+
+    def peer_args(im2col: int, index: int, input_size: int, pad: int, x_name: str,
+                  dx_name: str) -> str:
+        q = input_size
+        return (f"  struct blob in_b = {{{x_name}, {dx_name}, {c * q * q}, {q}, {q}, {c}}},\n"
+                f"    w_b = {{w, dw, {o * c * 9}, 3, 3, {c}}}, b_b = {{b, b, {o}, 1, 1, {o}}},\n"
+                f"    out_b = {{y, dy, {o * s * s}, {s}, {s}, {o}}};\n"
+                f"  struct Conv2D_args args = {{&in_b, &w_b, &b_b, &out_b, {pad}, {pad}, {pad}, "
+                f"{pad}, 1, 1, i2c, bt, 0, 0, 0, {index}, {index}, {index}, %d, {im2col}, 0}};\n")
+
+    pad_x = (f"  struct pad_args pa = {{x, xp, {c}, {s}, {s}, 1, 1, 1, 1, 0}};\n")
+    crop = (f"  for (int q = 0; q < {c}; q++) for (int i = 0; i < {s}; i++) "
+            f"for (int j = 0; j < {s}; j++) dx[(q * {s} + i) * {s} + j] = "
+            f"dxp[(q * {p} + i + 1) * {p} + j + 1];")
+    steps = {  # kernel: output, expected, ours, peer function, bias
+        "conv2d fw": ("y", y, "edge_conv2d_f32(&p, x, w, b, y);", "pulp_conv2d_fp32_fw_cl", 1),
+        "conv2d grad-input": ("dx", dx, "edge_conv2d_grad_input_f32(&p, dy, w, dx);",
+                              "pulp_conv2d_fp32_bw_input_grads_cl", 0),
+        "conv2d grad-weight": ("dw", dw, "edge_conv2d_grad_weight_f32(&p, dy, x, dw);",
+                               "pulp_conv2d_fp32_bw_param_grads_cl", 0),
+    }
+    cases = []
+    for kernel, (output, expected, ours, function, bias) in steps.items():
+        cases.append(_ours(kernel, shape, declarations, setup, params + "  " + ours, flops,
+                           output, expected, cost))
+        common = (kernel, shape, peer_declarations, setup, flops, output, expected, bias, cost)
+
+        direct = f"  {function}(&args);"
+        for variant in matmuls:
+            index = MATMULS.index(variant)
+            if kernel == "conv2d fw":
+                cases.append(_conv_peer(common, f"im2col CHW + {variant}",
+                                  peer_args(1, index, s, 1, "x", "dx"), direct))
+                continue
+            if as_given:
+                cases.append(_conv_peer(common, f"im2col CHW + {variant}, pad 1 ignored",
+                                  peer_args(1, index, s, 1, "x", "dx"), direct))
+            if kernel == "conv2d grad-weight":
+                cases.append(_conv_peer(common, f"pad_tensor + im2col CHW + {variant}, on {p}x{p}",
+                                  pad_x + peer_args(1, index, p, 0, "xp", "dx"),
+                                  "  pad_tensor(&pa);\n" + direct))
+            else:
+                cases.append(_conv_peer(common, f"im2col CHW + {variant}, on {p}x{p} + crop",
+                                  peer_args(1, index, p, 0, "x", "dxp"), direct + "\n" + crop))
+        if naive:
+            cases.append(_conv_peer(common, "naive CHW", peer_args(0, 0, s, 1, "x", "dx"), direct, 4.0))
+    return cases
+
+
+def _norm_cases(rows: int, size: int) -> list[Case]:
+    n = rows * size
+    x, scale, bias, dy = (_values(n, 7), _values(size, 5, -1), _values(size, 3),
+                          _values(n, 7, 3))
+    x64, dy64 = x.reshape(rows, size).astype(np.float64), dy.reshape(rows, size).astype(np.float64)
+    eps = 1e-5
+    mean = x64.mean(axis=1, keepdims=True)
+    rstd = 1 / np.sqrt(x64.var(axis=1, keepdims=True) + eps)
+    normalized = (x64 - mean) * rstd
+    g = dy64 * scale
+    dx = rstd * (g - g.mean(axis=1, keepdims=True)
+                 - normalized * (g * normalized).mean(axis=1, keepdims=True))
+    softmax = np.exp(x64 - x64.max(axis=1, keepdims=True))
+    softmax /= softmax.sum(axis=1, keepdims=True)
+    # the softmax backward takes y = a softmax output: the reference's, rounded
+    probabilities = softmax.astype(np.float32).ravel()
+    y64 = probabilities.reshape(rows, size).astype(np.float64)
+    softmax_dx = y64 * (dy64 - (dy64 * y64).sum(axis=1, keepdims=True))
+    shape = f"{rows}x{size}"
+    declarations = (f"float x[{n}], scale[{size}], bias[{size}], dy[{n}], y[{n}], dx[{n}], "
+                    f"dscale[{size}], maxes[{rows}], sums[{rows}];\nstatic const float eps = {eps}f;")
+    setup = "\n".join([_fill("x", n), _fill("scale", size, 5, -1), _fill("bias", size, 3),
+                       _fill("dy", n, 7, 3)])
+    softmax_setup = "\n".join([setup, "  static const float probabilities[] = {" + ", ".join(
+        f"{v!r}f" for v in probabilities.tolist()) + "};",
+        f"  for (int i = 0; i < {n}; i++) y[i] = probabilities[i];"])
+    ln = f"  static const edge_layer_norm_t p = {{{rows}, {size}, {eps}f}};\n"
+    sm = f"  static const edge_softmax_t p = {{{rows}, {size}, 1}};\n"
+    peer_ln = (f"  struct LayerNorm_args_fp32 args = {{x, scale, bias, y, (float *)&eps, {n}, "
+               f"{size}}};\n")
+    peer_sm = ("  struct softmax_args args = {0};\n  args.input_data = x; args.output_data = y; "
+               "args.input_diff = dx; args.output_diff = dy;\n"
+               f"  args.H = {rows}; args.W = {size}; args.maxes = maxes; args.sums = sums;\n")
+    return [
+        _ours("layer norm fw", shape, declarations, setup,
+              ln + "  edge_layer_norm_f32(&p, x, scale, bias, y);", 7 * n, "y",
+              normalized * scale + bias),
+        _peer("layer norm fw", shape, "pulp_layerNorm_fp32_fw_cl", declarations,
+              setup + "\n" + peer_ln, "  pulp_layerNorm_fp32_fw_cl(&args);", 7 * n, "y",
+              normalized * scale + bias),
+        _ours("layer norm grad-input", shape, declarations, setup,
+              ln + "  edge_layer_norm_grad_input_f32(&p, dy, x, scale, dx);", 10 * n, "dx", dx),
+        _ours("layer norm grad-scale", shape, declarations, setup,
+              ln + "  edge_layer_norm_grad_scale_f32(&p, dy, x, dscale);", 2 * n, "dscale",
+              (dy64 * normalized).sum(axis=0)),
+        _ours("softmax fw", shape, declarations, setup, sm + "  edge_softmax_f32(&p, x, y);",
+              5 * n, "y", softmax),
+        _peer("softmax fw", shape, "pulp_softmax_fp32_fw_cl", declarations,
+              setup + "\n" + peer_sm, "  pulp_softmax_fp32_fw_cl(&args);", 5 * n, "y", softmax,
+              inexact=True),
+        _ours("softmax bw", shape, declarations, softmax_setup,
+              sm + "  edge_softmax_grad_f32(&p, dy, y, dx);", 4 * n, "dx", softmax_dx),
+        _peer("softmax bw", shape, "pulp_softmax_fp32_bw_cl", declarations,
+              softmax_setup + "\n" + peer_sm, "  pulp_softmax_fp32_bw_cl(&args);", 4 * n, "dx",
+              softmax_dx),
+    ]
+
+
+def cases(all_variants: bool = False) -> list[Case]:
+    layer = MATMULS if all_variants else LAYER_MATMULS
+    return [
+        *_gemm_cases(32, 32, 32, MATMULS), *_gemm_cases(64, 128, 128, MATMULS),
+        *_gemm_cases(64, 64, 64, MATMULS),
+        *_linear_cases(64, 128, 128, layer),
+        *_conv_cases(3, 64, 32, layer, naive=True, as_given=True),
+        *_conv_cases(64, 128, 16, layer[:1] if not all_variants else layer,
+                     naive=all_variants, as_given=all_variants),
+        *_norm_cases(64, 128),
+    ]
+
+
+def build(case: Case, directory: Path) -> Path:
+    template = OURS_DRIVER if case.side == "ours" else PEER_DRIVER
+    (directory / "driver.c").write_text(template % {
+        "declarations": case.declarations, "setup": case.setup, "call": case.call,
+    })
+    if case.side == "ours":
+        return build_elf([directory / "driver.c", *sorted(RUNTIME.glob("edge_*.c"))],
+                         directory / "program.elf", COREV_CPU, include=[RUNTIME])
+    (directory / "link_stubs.c").write_text(LINK_STUBS)
+    sources = [PEER / "lib" / "sources" / f"pulp_{name}_fp32.c" for name in PEER_SOURCES]
+    return build_elf([directory / "driver.c", directory / "link_stubs.c", *sources,
+                      PEER / "stub" / "mini_libc.c"], directory / "program.elf", COREV_CPU,
+                     include=[PEER / "stub", PEER / "lib" / "include"], defines=["OPTIMIZE"],
+                     cwd=PEER)
+
+
+def measure(case: Case) -> Result:
+    """Builds and runs `case`; its instruction count and the relative error of its output."""
+    with tempfile.TemporaryDirectory() as tmp:
+        program = Program(build(case, Path(tmp)), memory=16 << 20)
+        count = program.count_between_marks()
+        actual = np.frombuffer(program.read(case.output, 4 * case.expected.size), np.float32)
+    scale = float(np.abs(case.expected).max()) or 1.0
+    difference = np.abs(actual.astype(np.float64) - case.expected)
+    error = float("inf") if not np.isfinite(difference).all() else float(difference.max()) / scale
+    return Result(case, count, error)
+
+
+def _table(results: list[Result]) -> list[str]:
+    by_kernel: dict[tuple[str, str], dict[str, list[Result]]] = {}
+    for result in results:
+        sides = by_kernel.setdefault((result.case.kernel, result.case.shape), {})
+        sides.setdefault(result.case.side, []).append(result)
+    header = (f"{'kernel':<22} {'shape':<26} {'ours instr':>12} {'FLOP/instr':>10}  "
+              f"{'peer variant':<58} {'peer instr':>12} {'FLOP/instr':>10} {'peer/ours':>10}")
+    lines = [header, "-" * len(header)]
+    for (kernel, shape), sides in by_kernel.items():
+        ours = sides.get("ours", [None])[0]
+        peers = sorted(sides.get("peer", []), key=lambda r: (not r.valid, r.count))
+        peer = peers[0] if peers else None
+        cells = [f"{kernel:<22} {shape:<26}"]
+        if ours is None:
+            cells.append(f"{'-':>12} {'-':>10}")
+        else:
+            mark = "" if ours.valid else " " + ours.status
+            cells.append(f"{ours.count:>12,} {ours.case.flops / ours.count:>10.3f}{mark}")
+        if peer is None:
+            cells.append(f" {'n/a (no such kernel in pulp-trainlib)':<58} {'-':>12} {'-':>10} "
+                         f"{'-':>10}")
+        else:
+            ratio = peer.count / ours.count if ours else float("nan")
+            shown = f"{ratio:.2f}" if peer.valid and ours and ours.valid else f"({ratio:.2f})"
+            variant = peer.case.variant if peer.valid else f"{peer.case.variant} {peer.status}"
+            cells.append(f" {variant:<58} {peer.count:>12,} "
+                         f"{peer.case.flops / peer.count:>10.3f} {shown:>10}")
+        lines.append(" ".join(cells))
+    return lines
+
+
+def _variants(results: list[Result]) -> list[str]:
+    header = (f"{'kernel':<22} {'shape':<26} {'side':<4} {'variant':<58} {'instructions':>12} "
+              f"{'FLOP/instr':>10}  check")
+    lines = [header, "-" * len(header)]
+    ordered = sorted(results, key=lambda r: (r.case.kernel, r.case.shape, r.case.side != "ours",
+                                             r.count))
+    for r in ordered:
+        lines.append(f"{r.case.kernel:<22} {r.case.shape:<26} {r.case.side:<4} "
+                     f"{r.case.variant or 'edge-opt runtime':<58} {r.count:>12,} "
+                     f"{r.case.flops / r.count:>10.3f}  {r.status}")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--only", metavar="SUBSTRING", default="",
+                        help="run the kernels whose 'kernel shape' contains SUBSTRING")
+    parser.add_argument("--all-variants", action="store_true",
+                        help="every peer matmul in the layers, naive conv on every shape")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    arguments = parser.parse_args()
+    if not PEER.is_dir():
+        raise SystemExit(f"pulp-trainlib not found at {PEER}")
+    selected = [case for case in cases(arguments.all_variants)
+                if arguments.only.lower() in f"{case.kernel} {case.shape}".lower()]
+    if not selected:
+        raise SystemExit(f"no kernel matches {arguments.only!r}")
+    selected.sort(key=lambda case: -case.flops * case.cost)
+    results = []
+    start = time.monotonic()
+    with ProcessPoolExecutor(max_workers=arguments.jobs) as pool:
+        futures = {pool.submit(measure, case): case for case in selected}
+        for done, future in enumerate(as_completed(futures), 1):
+            result = future.result()
+            case = result.case
+            print(f"[{done}/{len(selected)} {time.monotonic() - start:5.0f} s] {case.kernel} "
+                  f"{case.shape} {case.side} {case.variant}: {result.count:,} {result.status}",
+                  file=sys.stderr)
+            results.append(result)
+    order = {(case.kernel, case.shape): i for i, case in enumerate(cases(arguments.all_variants))}
+    results.sort(key=lambda r: order[(r.case.kernel, r.case.shape)])
+    print("\n".join(_table(results)))
+    print("\nEvery measurement:")
+    print("\n".join(_variants(results)))
+
+
+if __name__ == "__main__":
+    main()
