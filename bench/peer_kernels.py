@@ -52,7 +52,12 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_opt.backends.rv32.emulator import COREV_CPU, Program, build_elf
+from edge_opt.backends.rv32.emulator import (
+    COREV_CPU,
+    EmulationError,
+    Program,
+    build_elf,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNTIME = ROOT / "backends" / "c" / "runtime"
@@ -125,13 +130,17 @@ class Result:
     case: Case
     count: int
     error: float
+    failure: str = ""
+    """Why the case did not build or run (then count is 0)."""
 
     @property
     def valid(self) -> bool:
-        return self.error <= TOLERANCE
+        return not self.failure and self.error <= TOLERANCE
 
     @property
     def status(self) -> str:
+        if self.failure:
+            return f"FAILED ({self.failure})"
         if self.valid:
             return "ok"
         return f"{'inexact' if self.case.inexact else 'WRONG'} (err {self.error:.1e})"
@@ -409,7 +418,8 @@ def build(case: Case, directory: Path) -> Path:
         "declarations": case.declarations, "setup": case.setup, "call": case.call,
     })
     if case.side == "ours":
-        return build_elf([directory / "driver.c", *sorted(RUNTIME.glob("edge_*.c"))],
+        return build_elf([directory / "driver.c", *sorted(RUNTIME.glob("edge_kernels_*.c")),
+                          RUNTIME / "edge_platform.c"],
                          directory / "program.elf", COREV_CPU, include=[RUNTIME])
     (directory / "link_stubs.c").write_text(LINK_STUBS)
     sources = [PEER / "lib" / "sources" / f"pulp_{name}_fp32.c" for name in PEER_SOURCES]
@@ -422,8 +432,11 @@ def build(case: Case, directory: Path) -> Path:
 def measure(case: Case) -> Result:
     """Builds and runs `case`; its instruction count and the relative error of its output."""
     with tempfile.TemporaryDirectory() as tmp:
-        program = Program(build(case, Path(tmp)), memory=16 << 20)
-        count = program.count_between_marks()
+        try:
+            program = Program(build(case, Path(tmp)), memory=16 << 20)
+            count = program.count_between_marks()
+        except (RuntimeError, EmulationError) as e:
+            return Result(case, 0, float("inf"), str(e).strip().splitlines()[-1][:100])
         actual = np.frombuffer(program.read(case.output, 4 * case.expected.size), np.float32)
     scale = float(np.abs(case.expected).max()) or 1.0
     difference = np.abs(actual.astype(np.float64) - case.expected)

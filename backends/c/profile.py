@@ -10,9 +10,10 @@ the interpreter's, then reports per kernel call and in total:
 
 - instructions per core, and the step's instructions: the instructions outside the
   team plus, between consecutive barriers, those of the slowest core (the others wait);
-- FLOPs (the model's convention, `edge_opt.ir.cost`) and FLOP per instruction of the
-  step (an in-order single-issue core retires at most one instruction per cycle, so
-  this bounds FLOP per cycle per core from above);
+- FLOPs (the model's convention, `edge_opt.ir.cost`) and FLOP per instruction per core:
+  the FLOPs shared by the cores over the slowest core's instructions with its waits (an
+  in-order single-issue core retires at most one instruction per cycle, so this bounds
+  FLOP per cycle per core from above);
 - the imbalance: the slowest core's instructions over the mean;
 - an *estimated* cycle count: the step's instructions, plus the slowest core's
   load-use stalls (one cycle each) and taken branches times the SoC's
@@ -83,6 +84,11 @@ class CallProfile:
     taken_branches: int
     """Taken branches and jumps of the slowest core."""
 
+    def flop_per_instruction(self, cores: int) -> float:
+        """Per core: the call's FLOPs shared by the cores, over its slowest core's
+        instructions with waits."""
+        return self.flops / (cores * self.slowest) if self.slowest else 0.0
+
     @property
     def slowest(self) -> int:
         return max(i + w for i, w in zip(self.instructions, self.waits, strict=True))
@@ -115,7 +121,10 @@ class Profile:
 
     @property
     def flop_per_instruction(self) -> float:
-        return self.flops / self.step_instructions if self.step_instructions else 0.0
+        """Per core: the step's FLOPs shared by the cores, over the instructions of the
+        slowest core with its barrier waits."""
+        return self.flops / (self.cores * self.step_instructions) if self.step_instructions \
+            else 0.0
 
     @property
     def imbalance(self) -> float:
@@ -129,8 +138,7 @@ class Profile:
         data["imbalance"] = round(self.imbalance, 4)
         for call, record in zip(self.calls, data["calls"], strict=True):
             record["slowest_with_waits"] = call.slowest
-            record["flop_per_instruction"] = round(call.flops / call.slowest, 4) \
-                if call.slowest else 0.0
+            record["flop_per_instruction"] = round(call.flop_per_instruction(self.cores), 4)
             record["imbalance"] = round(call.imbalance, 4)
         return data
 
@@ -328,7 +336,7 @@ def format_profile(profile: Profile) -> str:
          f"{'max wait':>10} {'FLOP/instr':>10} {'imbalance':>9}"),
     ]
     for call in profile.calls:
-        fpi = call.flops / call.slowest if call.slowest else 0.0
+        fpi = call.flop_per_instruction(cores)
         lines.append(
             f"{call.number:>4} {call.op + ' -> ' + call.output:<34.34} {call.tiles:>5} "
             f"{call.flops:>12,} {call.slowest:>13,} {max(call.waits):>10,} {fpi:>10.3f} "
@@ -337,7 +345,8 @@ def format_profile(profile: Profile) -> str:
         "",
         (f"step: {profile.step_instructions:,} instructions on the slowest core with "
          f"barrier waits ({profile.serial_instructions:,} outside the team), "
-         f"{profile.flops:,} FLOPs, {profile.flop_per_instruction:.3f} FLOP/instruction, "
+         f"{profile.flops:,} FLOPs, {profile.flop_per_instruction:.3f} FLOP/instruction "
+         "per core, "
          f"imbalance {profile.imbalance:.3f} (slowest core / mean)"),
         (f"estimated cycles (an estimate, not a measurement): "
          f"{profile.estimated_cycles:,} = instructions + {profile.stalls:,} load-use stalls "

@@ -189,15 +189,28 @@ static void conv_forward(const edge_conv2d_t *p, const float *x, const float *w,
  * (several channels on both sides); depthwise and narrow groups keep the direct loops.
  * ------------------------------------------------------------------------------------ */
 
-/* This core's rows [*r0, *r1) of `rows`, in blocks of 4 (the GEMM's register blocks). */
-static inline void split_rows(int32_t rows, int32_t *r0, int32_t *r1) {
-  int32_t begin, end;
-  edge_split((rows + 3) / 4, &begin, &end);
-  *r0 = 4 * begin;
-  *r1 = 4 * end < rows ? 4 * end : rows;
+/* Work units: (output slice, block of 4 rows of the products: the GEMM's register
+ * blocks), slice-major, split between the cores: this core's units are [*u0, *u1).
+ * A core's units of one slice are consecutive blocks, computed as one product. */
+static inline void split_units(int32_t rows, int32_t slices, int32_t *u0, int32_t *u1) {
+  edge_split((rows + 3) / 4 * slices, u0, u1);
 }
 
-/* Sets `count` elements of rows [r0, r1), `stride` apart, to `value` (or 0). */
+/* Within units [u0, u1): the first slice and the rows [*r0, *r1) of slice `s`. */
+static inline void slice_rows(int32_t s, int32_t u0, int32_t u1, int32_t rows, int32_t *r0,
+                              int32_t *r1) {
+  const int32_t blocks = (rows + 3) / 4;
+  *r0 = s == u0 / blocks ? 4 * (u0 % blocks) : 0;
+  *r1 = s == (u1 - 1) / blocks ? 4 * ((u1 - 1) % blocks + 1) : rows;
+  if (*r1 > rows) *r1 = rows;
+}
+
+/* The slices of units [u0, u1) (none when empty). */
+#define FOR_SLICES(s, u0, u1, rows)                                                    \
+  for (int32_t s = (u0) / (((rows) + 3) / 4); (u0) < (u1) &&                           \
+       s <= ((u1) - 1) / (((rows) + 3) / 4); s++)
+
+/* Sets `count` elements of rows [r0, r1), `stride` apart, to value[r] (or 0). */
 static inline void fill_rows(float *base, int32_t r0, int32_t r1, int32_t stride,
                              int32_t count, const float *value) {
   for (int32_t r = r0; r < r1; r++) {
@@ -209,6 +222,7 @@ static inline void fill_rows(float *base, int32_t r0, int32_t r1, int32_t stride
 
 static int use_products(int32_t rows, int32_t depth) { return rows >= 4 && depth >= 2; }
 
+/* Slices: the output rows oy. */
 static void conv_forward_products(const edge_conv2d_t *p, const float *x, const float *w,
                                   const float *bias, float *y) {
   const int32_t cg = p->c / p->groups, og = p->o / p->groups;
@@ -217,16 +231,17 @@ static void conv_forward_products(const edge_conv2d_t *p, const float *x, const 
   const int32_t oh = p->oh, ow = p->ow, ohw = oh * ow;
   const int32_t sh = p->stride[0], sw = p->stride[1];
   const int32_t dh = p->dilation[0], dw = p->dilation[1];
-  int32_t r0, r1;
-  split_rows(og, &r0, &r1);
+  int32_t u0, u1;
+  split_units(og, oh, &u0, &u1);
   for (int32_t b = 0; b < p->n; b++) {
     for (int32_t grp = 0; grp < p->groups; grp++) {
       float *yg = y + (b * p->o + grp * og) * ohw;
-      fill_rows(yg, r0, r1, ohw, ohw, bias ? bias + grp * og : NULL);
-      if (r0 >= r1) continue;
       const float *xg = x + (b * p->c + grp * cg) * hw;
       const float *wg = w + grp * og * cg * khw;
-      for (int32_t oy = 0; oy < oh; oy++) {
+      FOR_SLICES(oy, u0, u1, og) {
+        int32_t r0, r1;
+        slice_rows(oy, u0, u1, og, &r0, &r1);
+        fill_rows(yg + oy * ow, r0, r1, ohw, ow, bias ? bias + grp * og : NULL);
         const int32_t ys = oy * sh - p->padding[0];
         int32_t i0, i1;
         taps_inside(ys, dh, kh, h, &i0, &i1);
@@ -248,6 +263,8 @@ static void conv_forward_products(const edge_conv2d_t *p, const float *x, const 
   edge_barrier();
 }
 
+/* Slices: the input rows yy; a row gathers, for each tap row i, the output row oy
+ * whose window reads it. */
 static void conv_transposed_products(const edge_conv2d_t *p, const float *dy,
                                      const float *w, const float *bias, float *dx) {
   const int32_t cg = p->c / p->groups, og = p->o / p->groups;
@@ -256,27 +273,27 @@ static void conv_transposed_products(const edge_conv2d_t *p, const float *dy,
   const int32_t oh = p->oh, ow = p->ow, ohw = oh * ow;
   const int32_t sh = p->stride[0], sw = p->stride[1];
   const int32_t dh = p->dilation[0], dw = p->dilation[1];
-  int32_t r0, r1;
-  split_rows(cg, &r0, &r1);
+  int32_t u0, u1;
+  split_units(cg, h, &u0, &u1);
   for (int32_t b = 0; b < p->n; b++) {
     for (int32_t grp = 0; grp < p->groups; grp++) {
       float *dxg = dx + (b * p->c + grp * cg) * hw;
-      fill_rows(dxg, r0, r1, hw, hw, bias ? bias + grp * cg : NULL);
-      if (r0 >= r1) continue;
       const float *dyg = dy + (b * p->o + grp * og) * ohw;
       const float *wg = w + grp * og * cg * khw;
-      for (int32_t oy = 0; oy < oh; oy++) {
-        const int32_t ys = oy * sh - p->padding[0];
-        int32_t i0, i1;
-        taps_inside(ys, dh, kh, h, &i0, &i1);
-        for (int32_t i = i0; i < i1; i++) {
+      FOR_SLICES(yy, u0, u1, cg) {
+        int32_t r0, r1;
+        slice_rows(yy, u0, u1, cg, &r0, &r1);
+        fill_rows(dxg + yy * wd, r0, r1, hw, wd, bias ? bias + grp * cg : NULL);
+        for (int32_t i = 0; i < kh; i++) {
+          const int32_t oy = window_at(yy, p->padding[0], i, dh, sh, oh);
+          if (oy < 0) continue;
           for (int32_t j = 0; j < kw; j++) {
             const int32_t xs = j * dw - p->padding[1];
             int32_t x0, x1;
             taps_inside(xs, sw, ow, wd, &x0, &x1);
             if (x0 >= x1) continue;
             const edge_gemm_t g = {wg + i * kw + j, dyg + oy * ow + x0, NULL,
-                                   dxg + (ys + i * dh) * wd + xs + x0 * sw, x1 - x0, og,
+                                   dxg + yy * wd + xs + x0 * sw, x1 - x0, og,
                                    khw, cg * khw, ohw, 1, hw, sw, 1};
             edge_gemm_rows_f32(&g, r0, r1);
           }
@@ -287,6 +304,7 @@ static void conv_transposed_products(const edge_conv2d_t *p, const float *dy,
   edge_barrier();
 }
 
+/* Slices: the weight taps (i, j); each sums over the batch and the output rows. */
 static void conv_weight_gradient_products(const edge_conv2d_t *p, const float *dy,
                                           const float *x, float *dw_out) {
   const int32_t cg = p->c / p->groups, og = p->o / p->groups;
@@ -295,35 +313,30 @@ static void conv_weight_gradient_products(const edge_conv2d_t *p, const float *d
   const int32_t oh = p->oh, ow = p->ow, ohw = oh * ow;
   const int32_t sh = p->stride[0], sw = p->stride[1];
   const int32_t dh = p->dilation[0], dw = p->dilation[1];
-  int32_t r0, r1;
-  split_rows(og, &r0, &r1);
+  int32_t u0, u1;
+  split_units(og, khw, &u0, &u1);
   for (int32_t grp = 0; grp < p->groups; grp++) {
     float *dwg = dw_out + grp * og * cg * khw;
-    fill_rows(dwg, r0, r1, cg * khw, cg * khw, NULL);
-  }
-  if (r0 < r1) {
-    for (int32_t b = 0; b < p->n; b++) {
-      for (int32_t grp = 0; grp < p->groups; grp++) {
-        float *dwg = dw_out + grp * og * cg * khw;
+    FOR_SLICES(tap, u0, u1, og) {
+      int32_t r0, r1;
+      slice_rows(tap, u0, u1, og, &r0, &r1);
+      const int32_t i = tap / kw, j = tap % kw;
+      for (int32_t r = r0; r < r1; r++)
+        for (int32_t q = 0; q < cg; q++) dwg[(r * cg + q) * khw + i * kw + j] = 0.0f;
+      const int32_t xs = j * dw - p->padding[1];
+      int32_t x0, x1;
+      taps_inside(xs, sw, ow, wd, &x0, &x1);
+      if (x0 >= x1) continue;
+      for (int32_t b = 0; b < p->n; b++) {
         const float *dyg = dy + (b * p->o + grp * og) * ohw;
         const float *xg = x + (b * p->c + grp * cg) * hw;
         for (int32_t oy = 0; oy < oh; oy++) {
-          const int32_t ys = oy * sh - p->padding[0];
-          int32_t i0, i1;
-          taps_inside(ys, dh, kh, h, &i0, &i1);
-          for (int32_t i = i0; i < i1; i++) {
-            for (int32_t j = 0; j < kw; j++) {
-              const int32_t xs = j * dw - p->padding[1];
-              int32_t x0, x1;
-              taps_inside(xs, sw, ow, wd, &x0, &x1);
-              if (x0 >= x1) continue;
-              const edge_gemm_t g = {dyg + oy * ow + x0,
-                                     xg + (ys + i * dh) * wd + xs + x0 * sw, NULL,
-                                     dwg + i * kw + j, cg, x1 - x0,
-                                     ohw, 1, sw, hw, cg * khw, khw, 1};
-              edge_gemm_rows_f32(&g, r0, r1);
-            }
-          }
+          const int32_t yy = oy * sh + i * dh - p->padding[0];
+          if (yy < 0 || yy >= h) continue;
+          const edge_gemm_t g = {dyg + oy * ow + x0, xg + yy * wd + xs + x0 * sw, NULL,
+                                 dwg + i * kw + j, cg, x1 - x0,
+                                 ohw, 1, sw, hw, cg * khw, khw, 1};
+          edge_gemm_rows_f32(&g, r0, r1);
         }
       }
     }
