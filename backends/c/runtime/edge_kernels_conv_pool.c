@@ -531,30 +531,33 @@ void edge_max_pool2d_with_indices_f32(const edge_pool2d_t *p, const float *x, fl
   max_pool(p, x, y, indices);
 }
 
+/* A scatter by plane: each core owns whole planes (no two cores write an element), and
+ * each output adds its gradient to the input element its index names, in output order:
+ * one division per output (the index's tap row), none per tap as a gather would do. */
 void edge_max_pool2d_grad_f32(const edge_pool2d_t *p, const float *dy,
                               const uint8_t *indices, float *dx) {
   const int32_t kh = p->kh, kw = p->kw, oh = p->oh, ow = p->ow, ohw = oh * ow;
-  if (p->w > 0) {
-    int32_t begin, end;
-    edge_split(p->n * p->c * p->h * p->w, &begin, &end);
-    for (int32_t row = begin / p->w; row * p->w < end; row++) {
-      int32_t x0, x1;
-      row_share(row, p->w, begin, end, &x0, &x1);
-      const int32_t yy = row % p->h, plane = row / p->h;
-      const float *dyp = dy + plane * ohw;
-      const uint8_t *ip = indices + plane * ohw;
-      for (int32_t xx = x0; xx < x1; xx++) {
-        float acc = 0.0f;
-        for (int32_t i = 0; i < kh; i++) {
-          const int32_t oy = window_at(yy, p->padding[0], i, p->dilation[0], p->stride[0], oh);
-          if (oy < 0) continue;
-          for (int32_t j = 0; j < kw; j++) {
-            const int32_t ox =
-                window_at(xx, p->padding[1], j, p->dilation[1], p->stride[1], ow);
-            if (ox >= 0 && ip[oy * ow + ox] == i * kw + j) acc += dyp[oy * ow + ox];
-          }
-        }
-        dx[row * p->w + xx] = acc;
+  const int32_t h = p->h, wd = p->w, hw = h * wd;
+  const int32_t sh = p->stride[0], sw = p->stride[1];
+  const int32_t dh = p->dilation[0], dwx = p->dilation[1];
+  const int32_t taps = kh * kw;
+  int32_t begin, end;
+  edge_split(p->n * p->c, &begin, &end);
+  for (int32_t plane = begin; plane < end; plane++) {
+    float *dxp = dx + plane * hw;
+    for (int32_t e = 0; e < hw; e++) dxp[e] = 0.0f;
+    const float *dyp = dy + plane * ohw;
+    const uint8_t *ip = indices + plane * ohw;
+    for (int32_t oy = 0; oy < oh; oy++) {
+      const int32_t ys = oy * sh - p->padding[0];
+      for (int32_t ox = 0; ox < ow; ox++) {
+        const int32_t t = ip[oy * ow + ox];
+        if (t >= taps) continue;
+        const int32_t i = t / kw, j = t - i * kw;
+        const int32_t yy = ys + i * dh, xx = ox * sw - p->padding[1] + j * dwx;
+        /* an index into the padding: its gradient is dropped */
+        if ((uint32_t)yy < (uint32_t)h && (uint32_t)xx < (uint32_t)wd)
+          dxp[yy * wd + xx] += dyp[oy * ow + ox];
       }
     }
   }
