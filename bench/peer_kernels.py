@@ -248,12 +248,12 @@ def _linear_cases(rows: int, features_in: int, features_out: int,
     return cases
 
 
-def _conv_reference(x: np.ndarray, w: np.ndarray, b: np.ndarray, dy: np.ndarray
+def _conv_reference(x: np.ndarray, w: np.ndarray, dy: np.ndarray
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """y, dx and dw of a 3x3 convolution, stride 1, padding 1 (float64)."""
+    """y (no bias), dx and dw of a 3x3 convolution, stride 1, padding 1 (float64)."""
     c, size = x.shape[0], x.shape[1]
     padded = np.pad(x, ((0, 0), (1, 1), (1, 1)))
-    y = np.broadcast_to(b[:, None, None], (w.shape[0], size, size)).copy()
+    y = np.zeros((w.shape[0], size, size))
     dx_padded = np.zeros((c, size + 2, size + 2))
     dw = np.zeros_like(w)
     for i in range(3):
@@ -265,20 +265,16 @@ def _conv_reference(x: np.ndarray, w: np.ndarray, b: np.ndarray, dy: np.ndarray
     return y, dx_padded[:, 1:-1, 1:-1], dw
 
 
-def _conv_peer(common: tuple, variant: str, arguments: str, call: str,
-               factor: float = 1.0) -> Case:
-    kernel, shape, declarations, setup, flops, output, expected, bias, cost = common
-    return _peer(kernel, shape, variant, declarations, setup + "\n" + arguments % bias, call,
-                 flops, output, expected, cost * factor)
-
-
 def _conv_cases(c: int, o: int, size: int, matmuls: tuple[str, ...], naive: bool,
-                as_given: bool) -> list[Case]:
+                known_wrong: bool) -> list[Case]:
+    """Forward (without bias: the peer's biased forward is wrong, see `known_wrong`), input
+    and weight gradients; `known_wrong` adds the peer's calls that are known to compute
+    something else, to show it: the biased forward, the backward with padding 1."""
     s, p = size, size + 2
     x, w, b, dy = (_values(c * s * s, 7), _values(o * c * 9, 5, 2), _values(o, 3),
                    _values(o * s * s, 7, 3))
     y, dx, dw = _conv_reference(x.reshape(c, s, s).astype(np.float64),
-                                w.reshape(o, c, 3, 3).astype(np.float64), b.astype(np.float64),
+                                w.reshape(o, c, 3, 3).astype(np.float64),
                                 dy.reshape(o, s, s).astype(np.float64))
     shape = f"{c}x{s}x{s} -> {o}, 3x3 pad 1"
     flops = 2 * o * s * s * c * 9
@@ -293,51 +289,59 @@ def _conv_cases(c: int, o: int, size: int, matmuls: tuple[str, ...], naive: bool
     peer_declarations = declarations + (
         f"\nfloat xp[{c * p * p}], dxp[{c * p * p}], i2c[{i2c}], bt[{o * c * 9}];")
 
-    def peer_args(im2col: int, index: int, input_size: int, pad: int, x_name: str,
-                  dx_name: str) -> str:
-        q = input_size
+    def arguments(im2col: int, matmul: str, input_size: int, pad: int, x_name: str = "x",
+                  dx_name: str = "dx", bias: int = 0) -> str:
+        q, index = input_size, MATMULS.index(matmul)
         return (f"  struct blob in_b = {{{x_name}, {dx_name}, {c * q * q}, {q}, {q}, {c}}},\n"
                 f"    w_b = {{w, dw, {o * c * 9}, 3, 3, {c}}}, b_b = {{b, b, {o}, 1, 1, {o}}},\n"
                 f"    out_b = {{y, dy, {o * s * s}, {s}, {s}, {o}}};\n"
                 f"  struct Conv2D_args args = {{&in_b, &w_b, &b_b, &out_b, {pad}, {pad}, {pad}, "
-                f"{pad}, 1, 1, i2c, bt, 0, 0, 0, {index}, {index}, {index}, %d, {im2col}, 0}};\n")
+                f"{pad}, 1, 1, i2c, bt, 0, 0, 0, {index}, {index}, {index}, {bias}, {im2col}, "
+                "0};\n")
 
-    pad_x = (f"  struct pad_args pa = {{x, xp, {c}, {s}, {s}, 1, 1, 1, 1, 0}};\n")
-    crop = (f"  for (int q = 0; q < {c}; q++) for (int i = 0; i < {s}; i++) "
+    pad_x = f"  struct pad_args pa = {{x, xp, {c}, {s}, {s}, 1, 1, 1, 1, 0}};\n  pad_tensor(&pa);\n"
+    crop = (f"\n  for (int q = 0; q < {c}; q++) for (int i = 0; i < {s}; i++) "
             f"for (int j = 0; j < {s}; j++) dx[(q * {s} + i) * {s} + j] = "
             f"dxp[(q * {p} + i + 1) * {p} + j + 1];")
-    steps = {  # kernel: output, expected, ours, peer function, bias
-        "conv2d fw": ("y", y, "edge_conv2d_f32(&p, x, w, b, y);", "pulp_conv2d_fp32_fw_cl", 1),
+    steps = {  # kernel: output, expected, ours, the peer's function
+        "conv2d fw": ("y", y, "edge_conv2d_f32(&p, x, w, NULL, y);", "pulp_conv2d_fp32_fw_cl"),
         "conv2d grad-input": ("dx", dx, "edge_conv2d_grad_input_f32(&p, dy, w, dx);",
-                              "pulp_conv2d_fp32_bw_input_grads_cl", 0),
+                              "pulp_conv2d_fp32_bw_input_grads_cl"),
         "conv2d grad-weight": ("dw", dw, "edge_conv2d_grad_weight_f32(&p, dy, x, dw);",
-                               "pulp_conv2d_fp32_bw_param_grads_cl", 0),
+                               "pulp_conv2d_fp32_bw_param_grads_cl"),
     }
     cases = []
-    for kernel, (output, expected, ours, function, bias) in steps.items():
+    for kernel, (output, expected, ours, function) in steps.items():
         cases.append(_ours(kernel, shape, declarations, setup, params + "  " + ours, flops,
                            output, expected, cost))
-        common = (kernel, shape, peer_declarations, setup, flops, output, expected, bias, cost)
-
-        direct = f"  {function}(&args);"
-        for variant in matmuls:
-            index = MATMULS.index(variant)
+        call = f"  {function}(&args);"
+        variants = []  # variant, arguments and prologue, call, expected
+        for matmul in matmuls:
             if kernel == "conv2d fw":
-                cases.append(_conv_peer(common, f"im2col CHW + {variant}",
-                                  peer_args(1, index, s, 1, "x", "dx"), direct))
+                variants.append((f"im2col CHW + {matmul}", arguments(1, matmul, s, 1), call,
+                                 expected))
+                if known_wrong:
+                    variants.append((f"im2col CHW + {matmul}, with bias",
+                                     arguments(1, matmul, s, 1, bias=1), call,
+                                     expected + b[:, None, None]))
                 continue
-            if as_given:
-                cases.append(_conv_peer(common, f"im2col CHW + {variant}, pad 1 ignored",
-                                  peer_args(1, index, s, 1, "x", "dx"), direct))
+            if known_wrong:
+                variants.append((f"im2col CHW + {matmul}, pad 1 ignored",
+                                 arguments(1, matmul, s, 1), call, expected))
             if kernel == "conv2d grad-weight":
-                cases.append(_conv_peer(common, f"pad_tensor + im2col CHW + {variant}, on {p}x{p}",
-                                  pad_x + peer_args(1, index, p, 0, "xp", "dx"),
-                                  "  pad_tensor(&pa);\n" + direct))
+                variants.append((f"pad_tensor + im2col CHW + {matmul}, on {p}x{p}",
+                                 arguments(1, matmul, p, 0, x_name="xp") + pad_x, call,
+                                 expected))
             else:
-                cases.append(_conv_peer(common, f"im2col CHW + {variant}, on {p}x{p} + crop",
-                                  peer_args(1, index, p, 0, "x", "dxp"), direct + "\n" + crop))
+                variants.append((f"im2col CHW + {matmul}, on {p}x{p} + crop",
+                                 arguments(1, matmul, p, 0, dx_name="dxp"), call + crop,
+                                 expected))
         if naive:
-            cases.append(_conv_peer(common, "naive CHW", peer_args(0, 0, s, 1, "x", "dx"), direct, 4.0))
+            variants.append(("naive CHW", arguments(0, "mm", s, 1), call, expected))
+        for variant, prologue, peer_call, peer_expected in variants:
+            cases.append(_peer(kernel, shape, variant, peer_declarations,
+                               setup + "\n" + prologue, peer_call, flops, output, peer_expected,
+                               cost * (4.0 if variant.startswith("naive") else 1.0)))
     return cases
 
 
@@ -405,9 +409,9 @@ def cases(all_variants: bool = False) -> list[Case]:
         *_gemm_cases(32, 32, 32, MATMULS), *_gemm_cases(64, 128, 128, MATMULS),
         *_gemm_cases(64, 64, 64, MATMULS),
         *_linear_cases(64, 128, 128, layer),
-        *_conv_cases(3, 64, 32, layer, naive=True, as_given=True),
-        *_conv_cases(64, 128, 16, layer[:1] if not all_variants else layer,
-                     naive=all_variants, as_given=all_variants),
+        *_conv_cases(3, 64, 32, layer, naive=True, known_wrong=True),
+        *_conv_cases(64, 128, 16, layer if all_variants else layer[:1], naive=all_variants,
+                     known_wrong=all_variants),
         *_norm_cases(64, 128),
     ]
 

@@ -176,8 +176,9 @@ def test_linear_sizes_around_the_register_blocks():
 
 
 def test_grad_input_sizes_around_the_wide_blocks():
-    """Every remainder of the 4x6 blocking (B row-major: dx = dy . w), on both sides of
-    the width from which 4x6 blocks are used whatever they leave over."""
+    """Every remainder of the 4x6 blocking (B row-major: dx = dy . w; the linear layer's
+    B transposed: the test above and below), on both sides of the width from which
+    4x6 blocks are used whatever they leave over."""
     rng = np.random.default_rng(1)
     for rows in (3, 4, 5, 9):
         for n_in in range(1, 31):
@@ -187,6 +188,20 @@ def test_grad_input_sizes_around_the_wide_blocks():
             dy64, w64 = dy.astype(np.float64), w.astype(np.float64)
             _close(dx, tn.linear_grad_input(dy64, w64),
                    tn.linear_grad_input(np.abs(dy64), np.abs(w64)))
+
+
+def test_linear_sizes_around_the_wide_blocks():
+    rng = np.random.default_rng(2)
+    for rows in (3, 4, 9):
+        for n_out in range(1, 31):
+            for depth in (1, 2, 5):  # the k loop unrolled by two, and its remainder
+                x, w = _random(rng, (rows, depth)), _random(rng, (n_out, depth))
+                b = _random(rng, (n_out,))
+                y = np.full((rows, n_out), np.nan, np.float32)
+                run_linear(x, w, b, y)
+                x64, w64, b64 = (a.astype(np.float64) for a in (x, w, b))
+                _close(y, numerics.linear(x64, w64, b64),
+                       numerics.linear(np.abs(x64), np.abs(w64), np.abs(b64)))
 
 
 def test_empty_contraction_gives_the_bias():

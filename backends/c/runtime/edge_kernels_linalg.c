@@ -2,16 +2,16 @@
  *
  * Every kernel is a product C = A B (+ bias) of strided operands, computed by
  * `gemm_range` over a contiguous range of C's elements: full rows in 4x6 register
- * blocks where B is row-major (24 accumulators, 10 loads per 24 multiply-adds) and 4x4
- * blocks (16 accumulators, 8 loads per 16, k unrolled by two), the rest in 1x4, 4x1
- * and 1x1 blocks. All blocks compute an element the same way (acc = 0;
+ * blocks (24 accumulators, 10 loads per 24 multiply-adds) and 4x4 blocks (16
+ * accumulators, 8 loads per 16, k unrolled by two), the rest in 1x4, 4x1 and 1x1
+ * blocks. All blocks compute an element the same way (acc = 0;
  * acc += A(i,k) B(k,j) for k = 0, 1, ...; + bias), so which block, and which core,
  * computes it does not change a bit of the result. The hot blocks are specialised for
  * the unit strides of the four layouts (the compiler sees those strides as constants).
  *
  * Executed instructions on one RV32 core (zig/clang -O2, CORE-V flags; exact counts of
  * bench/riscv_kernels.py's emulator), FLOP per instruction: 64x128x128 linear (A.B^T)
- * 1.04, A.B 1.14, A^T.B 1.17; 32x32x32: 0.96, 0.99, 1.04. */
+ * 1.11, A.B 1.13, A^T.B 1.15; 32x32x32: 0.94, 0.96, 1.01. */
 #include "edge_runtime.h"
 
 #define EDGE_INLINE static inline __attribute__((always_inline))
@@ -72,7 +72,7 @@ EDGE_INLINE void kernel_4x4(const gemm_t *g, int32_t i, int32_t j, int32_t sam,
  * value of B is used as it is loaded (24 + 4 + 1 of the 32 FP registers live; the
  * accumulation order per element is that of the other blocks). */
 EDGE_INLINE void kernel_4x6(const gemm_t *g, int32_t i, int32_t j, int32_t sam,
-                            int32_t sak, int32_t sbk, int32_t sbn) {
+                            int32_t sak, int32_t sbk, int32_t sbn, int32_t unroll) {
   const float *a = g->a + i * sam, *b = g->b + j * sbn;
   float c00 = 0.0f, c01 = 0.0f, c02 = 0.0f, c03 = 0.0f, c04 = 0.0f, c05 = 0.0f;
   float c10 = 0.0f, c11 = 0.0f, c12 = 0.0f, c13 = 0.0f, c14 = 0.0f, c15 = 0.0f;
@@ -83,18 +83,31 @@ EDGE_INLINE void kernel_4x6(const gemm_t *g, int32_t i, int32_t j, int32_t sam,
     float y = b[(col) * sbn];                                                          \
     c0##col += a0 * y; c1##col += a1 * y; c2##col += a2 * y; c3##col += a3 * y;         \
   } while (0)
-  /* not unrolled: clang then interleaves two steps and spills */
-  for (int32_t k = g->k; k > 0; k--) {
-    float a0 = a[0], a1 = a[sam], a2 = a[2 * sam], a3 = a[3 * sam];
-    COLUMN_4x6(0);
-    COLUMN_4x6(1);
-    COLUMN_4x6(2);
-    COLUMN_4x6(3);
-    COLUMN_4x6(4);
-    COLUMN_4x6(5);
-    a += sak;
-    b += sbk;
-  }
+#define STEP_4x6()                                                                     \
+  do {                                                                                 \
+    float a0 = a[0], a1 = a[sam], a2 = a[2 * sam], a3 = a[3 * sam];                   \
+    COLUMN_4x6(0);                                                                     \
+    COLUMN_4x6(1);                                                                     \
+    COLUMN_4x6(2);                                                                     \
+    COLUMN_4x6(3);                                                                     \
+    COLUMN_4x6(4);                                                                     \
+    COLUMN_4x6(5);                                                                     \
+    a += sak;                                                                          \
+    b += sbk;                                                                          \
+  } while (0)
+  int32_t k = g->k;
+  /* Unrolled by two where B is transposed (its six column addresses advance once per
+   * two steps); the empty asm keeps clang from hoisting the second step's loads above
+   * the first step's multiply-adds, which makes it spill. */
+  if (unroll)
+    for (; k >= 2; k -= 2) {
+      STEP_4x6();
+      __asm__ volatile("" ::: "memory");
+      STEP_4x6();
+      __asm__ volatile("" ::: "memory");
+    }
+  for (; k > 0; k--) STEP_4x6();
+#undef STEP_4x6
 #undef COLUMN_4x6
   float *c = g->c + i * g->scm + j * g->scn;
   const int32_t cs = g->scn;
@@ -157,16 +170,19 @@ EDGE_INLINE void kernel_1x4(const gemm_t *g, int32_t i, int32_t j, int32_t sam,
       kernel(g, i, j, (g)->sam, (g)->sak, (g)->sbk, (g)->sbn);                         \
   } while (0)
 
-/* B row-major only (A.B and A^T.B): with B transposed (A.B^T, the linear layer) each
- * of the 6 columns needs its own address per step, and 4x4 blocks run fewer
- * instructions. Not inlined: in full_rows clang would spill. */
+/* Specialised for the unit strides of each layout; B transposed (A.B^T, the linear
+ * layer) unrolled by two. Not inlined: in full_rows clang would spill. */
 __attribute__((noinline)) static void block_4x6(const gemm_t *g, int32_t i, int32_t j) {
-  if (g->sak == 1)
-    kernel_4x6(g, i, j, g->sam, 1, g->sbk, 1);
+  if (g->sbn != 1 && g->sak == 1 && g->sbk == 1)
+    kernel_4x6(g, i, j, g->sam, 1, 1, g->sbn, 1);
+  else if (g->sbn != 1)
+    kernel_4x6(g, i, j, g->sam, g->sak, g->sbk, g->sbn, 1);
+  else if (g->sak == 1)
+    kernel_4x6(g, i, j, g->sam, 1, g->sbk, 1, 0);
   else if (g->sam == 1)
-    kernel_4x6(g, i, j, 1, g->sak, g->sbk, 1);
+    kernel_4x6(g, i, j, 1, g->sak, g->sbk, 1, 0);
   else
-    kernel_4x6(g, i, j, g->sam, g->sak, g->sbk, 1);
+    kernel_4x6(g, i, j, g->sam, g->sak, g->sbk, 1, 0);
 }
 
 static void block_4x4(const gemm_t *g, int32_t i, int32_t j) {
@@ -217,10 +233,10 @@ static void row_segment(const gemm_t *g, int32_t i, int32_t j0, int32_t j1) {
 
 /* Rows [i0, i1), all columns. */
 static void full_rows(const gemm_t *g, int32_t i0, int32_t i1) {
-  /* 4x6 blocks where B is row-major, unless they leave more single columns (4x1
-   * blocks, the slowest) on a narrow C */
+  /* 4x6 blocks, unless they leave more single columns (4x1 blocks, the slowest) on a
+   * narrow C */
   int32_t n = g->n, singles_6 = n % 6 % 4, singles_4 = n % 4;
-  int32_t wide = g->sbn == 1 && (n >= 24 || singles_6 <= singles_4);
+  int32_t wide = n >= 24 || singles_6 <= singles_4;
   int32_t i = i0;
   for (; i + 4 <= i1; i += 4) {
     int32_t j = 0;
