@@ -2,41 +2,51 @@
 
     python bench/peer_kernels.py [--only SUBSTRING] [--all-variants] [--jobs N]
 
-For each kernel shape (fp32 GEMM, linear, conv2d 3x3, layer norm, softmax; forward and
-gradients) the benchmark builds two programs in one run: a call of our runtime kernel
-(`backends/c/runtime`, the bare single-core platform, `edge_platform.c` linked) and the
-same computation with pulp-trainlib, compiled at run time from
-`../shared/peers/pulp-trainlib` (its `lib/` sources as they are, its single-core
+For each kernel shape (fp32 GEMM, linear, 3x3 conv2d, layer norm, softmax; forward and
+gradients) one run builds two kinds of programs: a call of our runtime kernel (the
+`backends/c/runtime` kernel sources and `edge_platform.c`: the bare single-core
+platform) and the same computation with pulp-trainlib, compiled at run time from
+`ROOT/../shared/peers/pulp-trainlib` (its `lib/` sources as they are, its single-core
 `pmsis.h` stub, `-DOPTIMIZE`; nothing of it lives in this repository). Both are built by
-`edge_opt.backends.rv32.build_elf` with the same zig flags for the target's ISA
+`edge_opt.backends.rv32.emulator.build_elf` with the same zig flags for the target's ISA
 (RV32IMCF + CORE-V, `COREV_CPU`), loaded into unicorn and counted exactly between two
 calls of a marker function, as in `bench/riscv_kernels.py`. Every output is read back
-and compared with a NumPy reference (max |error| / max |reference| <= 1e-3).
+and compared with a NumPy reference: max |error| / max |reference| <= 1e-3. The inputs
+are small multiples of 0.25. Cases run in parallel (`--jobs`, one per CPU by default);
+the whole run emulates some 400 million instructions, about 4 minutes on two idle cores
+(the 64->128 convolutions are two thirds of it); `--only conv2d` etc. runs a subset.
 
-The peer offers several implementations of most kernels; each is a row of the second
-table (all measurements) and the first table keeps the best correct one:
-  - matrix products: every `mm*` variant of `mm_manager` (`--all-variants`: also in the
-    layers; by default the layers try the `LAYER_MATMULS` subset);
-  - linear (a single vector in pulp-trainlib): its layer called once per token, and its
-    matmul on all 64 tokens at once (the grad-weight needs dy transposed first: its
-    `transpose_matrix` is counted);
-  - conv2d: im2col (CHW) + matmul, and its naive kernels (on the small shape only unless
-    `--all-variants`: ~10 instructions per MAC). Its CHW im2col backward ignores the
-    padding: such a row says `pad 1 ignored` (and is wrong); the correct variant runs the
-    unpadded convolution on the padded geometry (`on 34x34`: x padded with its
-    `pad_tensor`, or dx computed 34x34 and cropped, both counted), which executes more MACs
-    than the padded convolution (18x18 vs 16x16 rows).
+pulp-trainlib offers several implementations of most kernels. Each measured one is a row
+of the second table; the first table shows our kernel and the peer's best correct one.
+  - Matrix products: all its `mm*` variants (mm_manager's list) on 32x32x32, its fastest
+    three (`FAST_MATMULS`) on the larger products, the fastest one inside its layers
+    (the first and 2x4 on the small convolution); `--all-variants` runs all everywhere.
+  - Linear: pulp-trainlib's layer takes one vector (and no bias in its matmul path, so
+    ours runs without bias too): rows `x64 tokens` call it once per token; rows `all
+    tokens` call its matmul on the 64 tokens (the grad-weight transposes dy first with
+    its `transpose_matrix`, counted: its layer would overwrite dw token by token).
+  - Conv2d (no bias: its im2col forward adds the bias twice, see the row `with bias`):
+    im2col (CHW) + matmul. Its CHW im2col backward handles no padding (rows `pad 1
+    ignored`, wrong); the correct rows run its unpadded convolution on the padded
+    geometry, counted: `pad_tensor + ... on 34x34` pads x with its `pad_tensor` (the same
+    MACs), `on 34x34 + crop` computes dx on 34x34 and crops it (13% more MACs at 32x32,
+    27% at 16x16). Its naive kernels (padding supported, several times slower than im2col
+    on these shapes) run with `--all-variants` only; its HWC im2col has no padding at all
+    and is not measured.
+  - Layer norm: pulp-trainlib has the forward only. Softmax: its forward uses a bit-trick
+    exp, about 3% off: marked `inexact`.
 Linking the peer needs double-precision soft-float and libm symbols that the measured
 functions never call; they are stubs that trap (a call would abort the measurement).
 
 Columns: instructions, FLOP per instruction (FLOPs = 2 x MACs for products and
-convolutions, the cost model's per-element counts for layer norm (7 forward, 10 grad-input,
-2 grad-scale) and softmax (5 forward, 4 backward), the same count for both libraries)
-and peer/ours = peer instructions / ours: > 1 means our kernel executes fewer
-instructions. An in-order single-issue core retires at most one instruction per cycle,
-so FLOP per instruction bounds FLOP per cycle. A result outside the tolerance is marked
-WRONG (or `inexact` for the peer's softmax, whose exp is a bit trick) and its ratio is
-shown in parentheses: not a valid comparison. `n/a`: the peer has no such kernel.
+convolutions; the cost model's per-element counts for layer norm (7 forward, 10
+grad-input, 2 grad-scale) and softmax (5 forward, 4 backward); the same nominal count for
+both libraries, whatever extra work one does) and peer/ours = peer instructions / ours:
+> 1 means our kernel executes fewer instructions. An in-order single-issue core retires at
+most one instruction per cycle, so FLOP per instruction bounds FLOP per cycle. A result
+outside the tolerance is marked WRONG (`inexact` for a known approximation) and its ratio
+is in parentheses: not a valid comparison; a case that does not build or run says
+FAILED. `n/a`: pulp-trainlib has no such kernel.
 """
 
 from __future__ import annotations
@@ -101,8 +111,10 @@ MATMULS = (  # mm_manager's matmul_type order
     "mm_M_unroll_1x8", "mm_M_unroll_2x1", "mm_M_unroll_4x1", "mm_M_unroll_8x1",
     "mm_M_unroll_2x2", "mm_M_unroll_2x4", "mm_M_unroll_4x2", "mm_M_unroll_4x4",
 )
-LAYER_MATMULS = ("mm_unroll_4x4", "mm_unroll_2x4", "mm_unroll_4x2", "mm_M_unroll_4x4")
-"""The peer's matmuls tried inside its layers (the fastest on the GEMM shapes)."""
+FAST_MATMULS = ("mm_unroll_4x4", "mm_M_unroll_4x4", "mm_unroll_2x4")
+"""The peer's fastest three matmuls on every GEMM shape (all of them run on 32x32x32);
+by default its layers use the first, and the small convolution the first and 2x4 (which
+wins when the product has 3 rows)."""
 
 
 @dataclass(frozen=True)
@@ -147,11 +159,14 @@ class Result:
 
 
 def _values(count: int, modulus: int, offset: int = 0) -> np.ndarray:
+    """(i % modulus - offset) / 4 for i < count: exact in float32."""
     return ((np.arange(count) % modulus - offset) * 0.25).astype(np.float32)
 
 
 def _fill(name: str, count: int, modulus: int = 7, offset: int = 0) -> str:
-    return f"  for (int i = 0; i < {count}; i++) {name}[i] = (float)(i % {modulus} - {offset}) * 0.25f;"
+    """C filling `name` with the values of `_values`."""
+    return (f"  for (int i = 0; i < {count}; i++) "
+            f"{name}[i] = (float)(i % {modulus} - {offset}) * 0.25f;")
 
 
 def _ours(kernel: str, shape: str, declarations: str, setup: str, call: str, flops: int,
@@ -192,8 +207,10 @@ def _gemm_cases(m: int, k: int, n: int, matmuls: tuple[str, ...]) -> list[Case]:
     return cases
 
 
-def _linear_cases(rows: int, features_in: int, features_out: int,
-                  matmuls: tuple[str, ...]) -> list[Case]:
+def _linear_cases(rows: int, features_in: int, features_out: int, matmuls: tuple[str, ...],
+                  per_token: tuple[str, ...]) -> list[Case]:
+    """Ours, and the peer's matmuls on all tokens (`matmuls`) and its layer called once
+    per token (with the `per_token` matmuls)."""
     t, i, o = rows, features_in, features_out
     x, w, dy = _values(t * i, 7), _values(o * i, 5, 2), _values(t * o, 7, 3)
     x64, w64, dy64 = (x.reshape(t, i).astype(np.float64), w.reshape(o, i).astype(np.float64),
@@ -217,8 +234,9 @@ def _linear_cases(rows: int, features_in: int, features_out: int,
     }
     # pulp-trainlib's linear layer takes one vector: blobs of one token, moved along
     def layer(index: int) -> str:
-        return (f"  struct blob in_b = {{x, dx, {i}, 1, 1, {i}}}, w_b = {{w, dw, {o * i}, {i}, {o}, 1}},\n"
-                f"    b_b = {{zero, zero, {o}, 1, 1, {o}}}, out_b = {{y, dy, {o}, 1, 1, {o}}};\n"
+        return (f"  struct blob in_b = {{x, dx, {i}, 1, 1, {i}}},\n"
+                f"    w_b = {{w, dw, {o * i}, {i}, {o}, 1}}, b_b = {{zero, zero, {o}, 1, 1, {o}}},\n"
+                f"    out_b = {{y, dy, {o}, 1, 1, {o}}};\n"
                 f"  struct Linear_args args = {{&in_b, &w_b, &b_b, &out_b, 0, 0, {index}, {index}, "
                 f"{index}, 0}};\n")
 
@@ -233,8 +251,8 @@ def _linear_cases(rows: int, features_in: int, features_out: int,
                                f"{variant}, all tokens", declarations,
                                setup + "\n" + direct + prologue, pre + f"  {variant}(&mm_args);",
                                flops, output, expected))
-            if kernel == "linear grad-weight":
-                continue  # its layer overwrites dw with one token's outer product
+            if kernel == "linear grad-weight" or variant not in per_token:
+                continue  # (its layer would overwrite dw token by token)
             function, moved = {
                 "linear fw": ("pulp_linear_fp32_fw_cl", (f"in_b.data = x + {i} * t; "
                                                          f"out_b.data = y + {o} * t;")),
@@ -266,10 +284,10 @@ def _conv_reference(x: np.ndarray, w: np.ndarray, dy: np.ndarray
 
 
 def _conv_cases(c: int, o: int, size: int, matmuls: tuple[str, ...], naive: bool,
-                known_wrong: bool) -> list[Case]:
-    """Forward (without bias: the peer's biased forward is wrong, see `known_wrong`), input
-    and weight gradients; `known_wrong` adds the peer's calls that are known to compute
-    something else, to show it: the biased forward, the backward with padding 1."""
+                known_wrong: tuple[str, ...]) -> list[Case]:
+    """Forward (without bias: the peer's biased forward is wrong), input and weight
+    gradients. With the matmuls in `known_wrong`, also the peer's calls known to compute
+    something else, to show it: the biased forward, the backward given padding 1."""
     s, p = size, size + 2
     x, w, b, dy = (_values(c * s * s, 7), _values(o * c * 9, 5, 2), _values(o, 3),
                    _values(o * s * s, 7, 3))
@@ -299,7 +317,7 @@ def _conv_cases(c: int, o: int, size: int, matmuls: tuple[str, ...], naive: bool
                 f"{pad}, 1, 1, i2c, bt, 0, 0, 0, {index}, {index}, {index}, {bias}, {im2col}, "
                 "0};\n")
 
-    pad_x = f"  struct pad_args pa = {{x, xp, {c}, {s}, {s}, 1, 1, 1, 1, 0}};\n  pad_tensor(&pa);\n"
+    pad_x = f"  struct pad_args pa = {{x, xp, {c}, {s}, {s}, 1, 1, 1, 1, 0}};\n"
     crop = (f"\n  for (int q = 0; q < {c}; q++) for (int i = 0; i < {s}; i++) "
             f"for (int j = 0; j < {s}; j++) dx[(q * {s} + i) * {s} + j] = "
             f"dxp[(q * {p} + i + 1) * {p} + j + 1];")
@@ -320,17 +338,18 @@ def _conv_cases(c: int, o: int, size: int, matmuls: tuple[str, ...], naive: bool
             if kernel == "conv2d fw":
                 variants.append((f"im2col CHW + {matmul}", arguments(1, matmul, s, 1), call,
                                  expected))
-                if known_wrong:
+                if matmul in known_wrong:
                     variants.append((f"im2col CHW + {matmul}, with bias",
                                      arguments(1, matmul, s, 1, bias=1), call,
                                      expected + b[:, None, None]))
                 continue
-            if known_wrong:
+            if matmul in known_wrong:
                 variants.append((f"im2col CHW + {matmul}, pad 1 ignored",
                                  arguments(1, matmul, s, 1), call, expected))
             if kernel == "conv2d grad-weight":
                 variants.append((f"pad_tensor + im2col CHW + {matmul}, on {p}x{p}",
-                                 arguments(1, matmul, p, 0, x_name="xp") + pad_x, call,
+                                 arguments(1, matmul, p, 0, x_name="xp") + pad_x,
+                                 "  pad_tensor(&pa);\n" + call,
                                  expected))
             else:
                 variants.append((f"im2col CHW + {matmul}, on {p}x{p} + crop",
@@ -404,14 +423,16 @@ def _norm_cases(rows: int, size: int) -> list[Case]:
 
 
 def cases(all_variants: bool = False) -> list[Case]:
-    layer = MATMULS if all_variants else LAYER_MATMULS
+    some = MATMULS if all_variants else FAST_MATMULS
+    best = MATMULS if all_variants else FAST_MATMULS[:1]
     return [
-        *_gemm_cases(32, 32, 32, MATMULS), *_gemm_cases(64, 128, 128, MATMULS),
-        *_gemm_cases(64, 64, 64, MATMULS),
-        *_linear_cases(64, 128, 128, layer),
-        *_conv_cases(3, 64, 32, layer, naive=True, known_wrong=True),
-        *_conv_cases(64, 128, 16, layer if all_variants else layer[:1], naive=all_variants,
-                     known_wrong=all_variants),
+        *_gemm_cases(32, 32, 32, MATMULS), *_gemm_cases(64, 128, 128, some),
+        *_gemm_cases(64, 64, 64, some),
+        *_linear_cases(64, 128, 128, best, best),
+        *_conv_cases(3, 64, 32, MATMULS if all_variants else FAST_MATMULS[::2],
+                     naive=all_variants, known_wrong=FAST_MATMULS[:1]),
+        *_conv_cases(64, 128, 16, best, naive=all_variants,
+                     known_wrong=FAST_MATMULS[:1] if all_variants else ()),
         *_norm_cases(64, 128),
     ]
 
@@ -440,7 +461,9 @@ def measure(case: Case) -> Result:
             program = Program(build(case, Path(tmp)), memory=16 << 20)
             count = program.count_between_marks()
         except (RuntimeError, EmulationError) as e:
-            return Result(case, 0, float("inf"), str(e).strip().splitlines()[-1][:100])
+            lines = str(e).strip().splitlines()
+            reason = next((line for line in lines if "error" in line), lines[0])
+            return Result(case, 0, float("inf"), reason.strip()[:100])
         actual = np.frombuffer(program.read(case.output, 4 * case.expected.size), np.float32)
     scale = float(np.abs(case.expected).max()) or 1.0
     difference = np.abs(actual.astype(np.float64) - case.expected)
@@ -448,7 +471,16 @@ def measure(case: Case) -> Result:
     return Result(case, count, error)
 
 
+def _cells(result: Result) -> str:
+    """Instructions and FLOP per instruction of `result`."""
+    if result.failure:
+        return f"{'-':>12} {'-':>10}"
+    return f"{result.count:>12,} {result.case.flops / result.count:>10.3f}"
+
+
 def _table(results: list[Result]) -> list[str]:
+    """Per kernel shape: ours and the peer's best variant (the fewest instructions among
+    the correct ones; when none is, the best of the others, marked)."""
     by_kernel: dict[tuple[str, str], dict[str, list[Result]]] = {}
     for result in results:
         sides = by_kernel.setdefault((result.case.kernel, result.case.shape), {})
@@ -457,38 +489,35 @@ def _table(results: list[Result]) -> list[str]:
               f"{'peer variant':<58} {'peer instr':>12} {'FLOP/instr':>10} {'peer/ours':>10}")
     lines = [header, "-" * len(header)]
     for (kernel, shape), sides in by_kernel.items():
-        ours = sides.get("ours", [None])[0]
-        peers = sorted(sides.get("peer", []), key=lambda r: (not r.valid, r.count))
-        peer = peers[0] if peers else None
-        cells = [f"{kernel:<22} {shape:<26}"]
-        if ours is None:
-            cells.append(f"{'-':>12} {'-':>10}")
+        ours = sides["ours"][0]
+        peers = sorted(sides.get("peer", []),
+                       key=lambda r: (not r.valid, bool(r.failure), r.count))
+        line = f"{kernel:<22} {shape:<26} {_cells(ours)}  "
+        if not peers:
+            line += f"{'n/a (no such kernel in pulp-trainlib)':<58} {'-':>12} {'-':>10} {'-':>10}"
         else:
-            mark = "" if ours.valid else " " + ours.status
-            cells.append(f"{ours.count:>12,} {ours.case.flops / ours.count:>10.3f}{mark}")
-        if peer is None:
-            cells.append(f" {'n/a (no such kernel in pulp-trainlib)':<58} {'-':>12} {'-':>10} "
-                         f"{'-':>10}")
-        else:
-            ratio = peer.count / ours.count if ours else float("nan")
-            shown = f"{ratio:.2f}" if peer.valid and ours and ours.valid else f"({ratio:.2f})"
+            peer = peers[0]
             variant = peer.case.variant if peer.valid else f"{peer.case.variant} {peer.status}"
-            cells.append(f" {variant:<58} {peer.count:>12,} "
-                         f"{peer.case.flops / peer.count:>10.3f} {shown:>10}")
-        lines.append(" ".join(cells))
+            if ours.failure or peer.failure:
+                ratio = "-"
+            else:
+                ratio = f"{peer.count / ours.count:.2f}"
+                ratio = ratio if peer.valid and ours.valid else f"({ratio})"
+            line += f"{variant:<58} {_cells(peer)} {ratio:>10}"
+        if not ours.valid:
+            line += f"   ours: {ours.status}"
+        lines.append(line)
     return lines
 
 
 def _variants(results: list[Result]) -> list[str]:
+    """Every measurement, in the order of `results`."""
     header = (f"{'kernel':<22} {'shape':<26} {'side':<4} {'variant':<58} {'instructions':>12} "
               f"{'FLOP/instr':>10}  check")
     lines = [header, "-" * len(header)]
-    ordered = sorted(results, key=lambda r: (r.case.kernel, r.case.shape, r.case.side != "ours",
-                                             r.count))
-    for r in ordered:
+    for r in results:
         lines.append(f"{r.case.kernel:<22} {r.case.shape:<26} {r.case.side:<4} "
-                     f"{r.case.variant or 'edge-opt runtime':<58} {r.count:>12,} "
-                     f"{r.case.flops / r.count:>10.3f}  {r.status}")
+                     f"{r.case.variant or 'edge-opt runtime':<58} {_cells(r)}  {r.status}")
     return lines
 
 
@@ -502,7 +531,8 @@ def main() -> None:
     arguments = parser.parse_args()
     if not PEER.is_dir():
         raise SystemExit(f"pulp-trainlib not found at {PEER}")
-    selected = [case for case in cases(arguments.all_variants)
+    everything = cases(arguments.all_variants)
+    selected = [case for case in everything
                 if arguments.only.lower() in f"{case.kernel} {case.shape}".lower()]
     if not selected:
         raise SystemExit(f"no kernel matches {arguments.only!r}")
@@ -515,11 +545,15 @@ def main() -> None:
             result = future.result()
             case = result.case
             print(f"[{done}/{len(selected)} {time.monotonic() - start:5.0f} s] {case.kernel} "
-                  f"{case.shape} {case.side} {case.variant}: {result.count:,} {result.status}",
+                  f"{case.shape}, {case.variant or 'edge-opt runtime'}: {result.count:,} "
+                  f"{result.status}",
                   file=sys.stderr)
             results.append(result)
-    order = {(case.kernel, case.shape): i for i, case in enumerate(cases(arguments.all_variants))}
-    results.sort(key=lambda r: order[(r.case.kernel, r.case.shape)])
+    order: dict[tuple[str, str], int] = {}
+    for case in everything:
+        order.setdefault((case.kernel, case.shape), len(order))
+    results.sort(key=lambda r: (order[(r.case.kernel, r.case.shape)], r.case.side != "ours",
+                                not r.valid, r.count))
     print("\n".join(_table(results)))
     print("\nEvery measurement:")
     print("\n".join(_variants(results)))
