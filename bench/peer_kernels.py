@@ -61,6 +61,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from riscv_kernels import DRIVER, RUNTIME
 
 from edge_opt.backends.rv32.emulator import (
     COREV_CPU,
@@ -70,23 +71,12 @@ from edge_opt.backends.rv32.emulator import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-RUNTIME = ROOT / "backends" / "c" / "runtime"
 PEER = ROOT.parent / "shared" / "peers" / "pulp-trainlib"
 PEER_SOURCES = ("matmul", "train_utils", "linear", "conv2d", "im2col", "conv_naive",
                 "layernorm", "act")
 TOLERANCE = 1e-3
 
-OURS_DRIVER = """#include "edge_runtime.h"
-__attribute__((noinline)) void mark(void) { __asm__ volatile(""); }
-%(declarations)s
-__attribute__((section(".text.entry"))) void entry(void) {
-%(setup)s
-  mark();
-%(call)s
-  mark();
-  for (;;) {}
-}
-"""
+OURS_DRIVER = DRIVER
 PEER_DRIVER = """#include "pmsis.h"
 #include "pulp_train_defines.h"
 #include "pulp_train_utils_fp32.h"

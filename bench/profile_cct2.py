@@ -16,30 +16,17 @@ Takes minutes: the emulator counts every instruction in Python.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
+from tiling import trained
 
 from edge_opt.backends.c.profile import profile_step
-from edge_opt.frontends.onnx import import_onnx
 from edge_opt.ir import model_io
-from edge_opt.testing import apply_passes
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT.parent / "shared" / "models" / "deeploy"
-
-
-def trained(folder: Path, strategy: str):
-    module = import_onnx(folder / "network_infer.onnx")
-    if strategy == "FT2":
-        outputs = np.load(folder / "outputs.npz")
-        regex = "|".join(re.escape(k.removesuffix("_updated")) for k in outputs.files)
-        strategy = (f'raise-layer-norm,freeze{{trainable="{regex}"}},autodiff{{lr=0.01}},'
-                    "canonicalize,cse,dce")
-    return apply_passes(strategy, module)
 
 
 def main(argv: list[str]) -> None:
@@ -58,7 +45,7 @@ def main(argv: list[str]) -> None:
         if args.only and args.only != name:
             continue
         start = time.perf_counter()
-        profile = profile_step(trained(folder, strategy), args.soc, args.cores, batch,
+        profile = profile_step(trained(args.models, strategy), args.soc, args.cores, batch,
                                model=f"CCT2 {name}")
         seconds = time.perf_counter() - start
         print(f"CCT2 {name} on {profile.soc}, {profile.cores} cores: "

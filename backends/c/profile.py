@@ -46,7 +46,13 @@ from edge_opt.backends.c.emitter import (
 )
 from edge_opt.backends.c.sources import emit_sources
 from edge_opt.backends.c.tiles import clipped_kernels
-from edge_opt.backends.rv32.emulator import BASE, COREV_CPU, Program, build_elf
+from edge_opt.backends.rv32.emulator import (
+    BASE,
+    COREV_CPU,
+    Program,
+    build_elf,
+    load_segments,
+)
 from edge_opt.backends.rv32.team import SERIAL, STACK_BYTES, Counts, Team
 from edge_opt.dialects import kernel, tile
 from edge_opt.ir.cost import flops
@@ -219,14 +225,7 @@ def _driver(function: func.FuncOp) -> str:
 
 def _memory(elf: bytes, cores: int) -> int:
     """Bytes the emulator maps: the program's segments and a stack per core and main."""
-    (phoff,) = struct.unpack_from("<I", elf, 0x1C)
-    phentsize, phnum = struct.unpack_from("<HH", elf, 0x2A)
-    end = BASE
-    for i in range(phnum):
-        kind, _, vaddr, _, _, memsz, _, _ = struct.unpack_from("<IIIIIIII", elf,
-                                                               phoff + i * phentsize)
-        if kind == 1:
-            end = max(end, vaddr + memsz)
+    end = max((vaddr + memsz for _, vaddr, _, memsz in load_segments(elf)), default=BASE)
     return end - BASE + (cores + 2) * STACK_BYTES
 
 

@@ -72,17 +72,26 @@ def build_elf(sources: Sequence[Path], output: Path, cpu: str = COREV_CPU,
     return output
 
 
-def load_elf(uc: Uc, data: bytes) -> dict[str, tuple[int, int]]:
-    """Maps the PT_LOAD segments of an ELF32 into `uc`; returns the symbol table
-    (address and size by name)."""
+def load_segments(data: bytes) -> list[tuple[int, int, int, int]]:
+    """The PT_LOAD segments of an ELF32: (file offset, address, file size, memory size)."""
     (phoff,) = struct.unpack_from("<I", data, 0x1C)
-    (shoff,) = struct.unpack_from("<I", data, 0x20)
-    phentsize, phnum, shentsize, shnum = struct.unpack_from("<HHHH", data, 0x2A)
+    phentsize, phnum = struct.unpack_from("<HH", data, 0x2A)
+    segments = []
     for i in range(phnum):
         kind, offset, vaddr, _, filesz, memsz, _, _ = struct.unpack_from(
             "<IIIIIIII", data, phoff + i * phentsize)
         if kind == 1:
-            uc.mem_write(vaddr, data[offset:offset + filesz] + bytes(memsz - filesz))
+            segments.append((offset, vaddr, filesz, memsz))
+    return segments
+
+
+def load_elf(uc: Uc, data: bytes) -> dict[str, tuple[int, int]]:
+    """Maps the PT_LOAD segments of an ELF32 into `uc`; returns the symbol table
+    (address and size by name)."""
+    (shoff,) = struct.unpack_from("<I", data, 0x20)
+    shentsize, shnum = struct.unpack_from("<HH", data, 0x2E)
+    for offset, vaddr, filesz, memsz in load_segments(data):
+        uc.mem_write(vaddr, data[offset:offset + filesz] + bytes(memsz - filesz))
     sections = [struct.unpack_from("<IIIIIIIIII", data, shoff + i * shentsize)
                 for i in range(shnum)]
     symbols: dict[str, tuple[int, int]] = {}
