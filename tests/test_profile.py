@@ -7,6 +7,7 @@ counts are reproducible and consistent between 1 and 8 cores.
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -31,9 +32,14 @@ TEAM_PROGRAM = r"""
 __attribute__((noinline)) void mark(void) { __asm__ volatile(""); }
 volatile int32_t slots[8];
 int32_t total, seen_cores;
+__attribute__((noinline)) static void deep(int k) {  /* core k: 256 k bytes of stack */
+  volatile uint8_t frame[2048];
+  for (int i = 0; i < 256 * k; i++) frame[sizeof frame - 1 - i] = 1;
+}
 static void body(void *arg) {
   (void)arg;
   int k = edge_core_id();
+  deep(k);
   for (volatile int i = 0; i < 10 * k; i++) {}   /* core k works longer */
   slots[k] = k + 1;
   edge_barrier();
@@ -80,6 +86,16 @@ def test_a_team_runs_like_a_cluster(team_elf: Path):
         w + x for w, x in zip(work, waits, strict=True))
 
 
+def test_the_stack_a_core_uses_is_measured(team_elf: Path):
+    """Core k writes the top 256 k bytes of a local array of `deep`: its high-water
+    mark is that plus the frames above the array (a few words, the same on every
+    core; core 0 reaches only the saved registers of `deep`, just above the array)."""
+    stacks = Team(Program(team_elf), 8).run().stack_bytes
+    assert 0 < stacks[0] < 128
+    assert 256 <= stacks[1] - stacks[0] < 256 + 16
+    assert [b - a for a, b in itertools.pairwise(stacks[1:])] == [256] * 6
+
+
 def test_the_same_program_counts_the_same(team_elf: Path):
     first, second = Team(Program(team_elf), 8).run(), Team(Program(team_elf), 8).run()
     assert first.instructions == second.instructions
@@ -106,6 +122,25 @@ def test_the_profiled_training_step_equals_the_interpreter(tiny_cnn):
         assert call.slowest == max(i + w for i, w in zip(call.instructions, call.waits,
                                                          strict=True))
     assert one.flops == eight.flops > 0
+
+
+STACK_BUDGET = 2048
+"""Bytes of stack a core may use for the generated step: the kernels' frames and the
+tile level's boxes of one loop nest at a time (the DMA descriptors are static)."""
+
+
+def test_the_tiled_step_fits_a_small_stack(tiny_cnn, tmp_path: Path):
+    """Cut into many loop nests by a small L1, the step still needs the stack of one
+    nest: each nest's locals live in a block of their own and the descriptors in a
+    static pool (before, every nest's boxes and descriptors added up in one frame:
+    33,876 B per core for this step; now 1,652 B)."""
+    tensor, batch = tiny_cnn
+    target = (ROOT / "backends" / "targets" / "gap9.toml").read_text()
+    soc = tmp_path / "small_l1.toml"
+    soc.write_text(target.replace("L1 = 120000", "L1 = 2560"))
+    profile = profile_step(tensor, str(soc), 2, batch)
+    assert sum(c.tiles for c in profile.calls) > 2 * len(profile.calls)
+    assert 0 < profile.stack_bytes <= STACK_BUDGET
 
 
 def test_a_wrong_result_refuses_the_profile(tiny_cnn, monkeypatch):

@@ -181,6 +181,12 @@ STRUCTURE: OpTable[Emitter] = OpTable()
 tile and DMA levels: `edge_opt.backends.c.tiles`), registered with `@structure(...)`."""
 structure = STRUCTURE.register
 
+SCOPED: set[type[Operation]] = set()
+"""Ops whose results are C locals declared among the statements (the tile level's
+windows, slots and pads, with their boxes): the printer opens a block scope before the
+first such op and closes it after the last use of their results, so that the locals of
+one loop nest share the stack with the next nest's instead of adding up."""
+
 
 @dataclass
 class FunctionContext:
@@ -197,6 +203,10 @@ class FunctionContext:
     """The C `edge_box_t` of a tile's window or slot (`edge_opt.backends.c.tiles`)."""
     carried: dict[SSAValue, str] = field(default_factory=dict)
     """The two `edge_dma_t` of a token a `tile.for` carries, by its block argument."""
+    descriptors: dict[object, int] | None = None
+    """The first `edge_dma_t` of the function's descriptor pool that holds a token, by
+    its value, or by (loop, position) for the two a `tile.for` carries; planned at the
+    function's first DMA op (`edge_opt.backends.c.tiles`)."""
 
     # --- helpers for kernel emitters ----------------------------------------------
 
@@ -388,8 +398,7 @@ def print_function(printer: ModulePrinter, function: func.FuncOp) -> str:
             f"  const {ctype(a.type)} *const {ctx.names[a]} UNUSED = "  # type: ignore[arg-type]
             f"args->{n};"
         )
-    for op in block.ops:
-        print_op(ctx, op)
+    _print_scoped(ctx, list(block.ops))
     lines = ["typedef struct {\n" + ("\n".join(fields) or "  int unused;") +
              f"\n}} edge_{name}_args_t;", "",
              f"/* @{c_comment(function.sym_name.data)}: {_kernel_count(function)} kernel "
@@ -401,6 +410,54 @@ def print_function(printer: ModulePrinter, function: func.FuncOp) -> str:
     lines.append("")
     lines += _wrapper(function, inputs, outputs)
     return "\n".join(lines) + "\n"
+
+
+def _print_scoped(ctx: FunctionContext, ops: list[Operation]) -> None:
+    """Prints `ops`, each range of `_scopes` in a block of its own."""
+    position = 0
+    for first, last in _scopes(ops):
+        for op in ops[position:first]:
+            print_op(ctx, op)
+        outer, ctx.statements = ctx.statements, []
+        for op in ops[first:last + 1]:
+            print_op(ctx, op)
+        inner, ctx.statements = ctx.statements, outer
+        ctx.statements += ["  {", *("  " + line for line in inner), "  }"]
+        position = last + 1
+    for op in ops[position:]:
+        print_op(ctx, op)
+
+
+def _scopes(ops: list[Operation]) -> list[tuple[int, int]]:
+    """Disjoint ranges [first, last] of `ops` that contain every use of the results of
+    the `SCOPED` ops among them (the uses of views of them too)."""
+    index = {op: i for i, op in enumerate(ops)}
+
+    def top(op: Operation) -> int:
+        while op not in index:
+            parent = op.parent_op()
+            assert parent is not None
+            op = parent
+        return index[op]
+
+    def last_use(value: SSAValue) -> int:
+        end = -1
+        for use in value.uses:
+            end = max(end, top(use.operation))
+            if isinstance(use.operation, kernel.ViewOp):
+                end = max(end, last_use(use.operation.result))
+        return end
+
+    ranges: list[tuple[int, int]] = []
+    for i, op in enumerate(ops):
+        if type(op) not in SCOPED:
+            continue
+        end = max([i, *(last_use(r) for r in op.results)])
+        if ranges and i <= ranges[-1][1]:
+            ranges[-1] = (ranges[-1][0], max(ranges[-1][1], end))
+        else:
+            ranges.append((i, end))
+    return ranges
 
 
 def _wrapper(function: func.FuncOp, inputs: list[str], outputs: list[str]) -> list[str]:

@@ -15,6 +15,7 @@ the interpreter's, then reports per kernel call and in total:
   in-order single-issue core retires at most one instruction per cycle, so this bounds
   FLOP per cycle per core from above);
 - the imbalance: the slowest core's instructions over the mean;
+- the stack a core uses at most (the high-water mark of its painted stack);
 - an *estimated* cycle count: the step's instructions, plus the slowest core's
   load-use stalls (one cycle each) and taken branches times the SoC's
   `BRANCH_PENALTY_CYCLES`, plus the estimated DMA time of the step (`report`'s: bytes
@@ -124,6 +125,9 @@ class Profile:
     estimated_cycles: int
     checked: str
     """What was compared with the interpreter, and the largest difference."""
+    stack_bytes: int = 0
+    """The most stack any core's share of the step used (its high-water mark on the
+    emulated core): the generated step must fit the cluster's per-core stacks."""
 
     @property
     def flop_per_instruction(self) -> float:
@@ -320,7 +324,7 @@ def _summary(lowered: ModuleOp, function: str, soc: Soc, cores: int,
     unmarked = tuple(counts.instructions[k].get(SERIAL, 0) for k in range(cores))
     return Profile(model, function, soc.name, cores, tuple(result), counts.serial,
                    unmarked, counts.step_instructions, sum(c.flops for c in result), slowest_stalls,
-                   slowest_taken, int(dma), estimated, checked)
+                   slowest_taken, int(dma), estimated, checked, max(counts.stack_bytes))
 
 
 def format_profile(profile: Profile) -> str:
@@ -346,7 +350,8 @@ def format_profile(profile: Profile) -> str:
          f"barrier waits ({profile.serial_instructions:,} outside the team), "
          f"{profile.flops:,} FLOPs, {profile.flop_per_instruction:.3f} FLOP/instruction "
          "per core, "
-         f"imbalance {profile.imbalance:.3f} (slowest core / mean)"),
+         f"imbalance {profile.imbalance:.3f} (slowest core / mean), "
+         f"{profile.stack_bytes:,} B of stack per core at most"),
         (f"estimated cycles (an estimate, not a measurement): "
          f"{profile.estimated_cycles:,} = instructions + {profile.stalls:,} load-use stalls "
          f"+ {profile.taken_branches:,} taken branches x {BRANCH_PENALTY_CYCLES} + "

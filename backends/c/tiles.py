@@ -17,7 +17,10 @@ with their boxes; core 0 issues and waits for the DMA copies and a barrier follo
 waits. The kernel of a nest whose last tiles are ragged is printed once per tile shape
 that occurs (the kernel emitters take static shapes), in a `switch` on the tile's
 ragged dimensions. DMA tokens carried between tiles live in two descriptors per carried
-position, alternating with the tile number.
+position, alternating with the tile number. The descriptors come from one static pool
+per function (`plan_descriptors`: tokens whose lives do not overlap share), and each
+nest's windows and slots are locals of a block of their own (`SCOPED`), so the step's
+stack is that of one nest, not of all of them.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from xdsl.ir import Block, Operation, SSAValue
 
 from edge_opt.backends.c.emitter import (
     EMITTERS,
+    SCOPED,
     EmitError,
     FunctionContext,
     ctype,
@@ -96,6 +100,9 @@ def print_schedule(f: FunctionContext, op: tile.ScheduleOp) -> None:
         f"  static const edge_schedule_t {name} = {{{len(s.extents)}, {s.count}, "
         f"{_list(s.extents)}, {_list(s.sizes)}, {_list(s.counts)}, {_list(s.steps)}}};"
     )
+
+
+SCOPED.update({tile.WindowOp, tile.SlotOp, tile.PadOp})
 
 
 @structure(tile.WindowOp)
@@ -168,17 +175,69 @@ def _token(f: FunctionContext, value: SSAValue) -> str:
         if isinstance(user, tile.ForOp):
             return f"&{_carried_storage(f, user, use.index - 1)}[0]"
     name = f.fresh("dma")
-    f.declarations.append(f"  edge_dma_t {name};")
-    return f"&{name}"
+    f.declarations.append(f"  edge_dma_t *const {name} = {_pool(f, value)};")
+    return name
 
 
 def _carried_storage(f: FunctionContext, loop: tile.ForOp, position: int) -> str:
     key = loop.body.block.args[1 + position]
     if key not in f.carried:
         name = f.fresh(f"carried_{position}")
-        f.declarations.append(f"  edge_dma_t {name}[2];")
+        f.declarations.append(f"  edge_dma_t *const {name} = {_pool(f, (loop, position))};")
         f.carried[key] = name
     return f.carried[key]
+
+
+def _pool(f: FunctionContext, key: object) -> str:
+    """The address of the descriptors of `key` in the function's pool, a static array
+    (only core 0 touches descriptors) declared at the first request."""
+    if f.descriptors is None:
+        f.descriptors, size = plan_descriptors(f.function)
+        f.declarations.append(f"  static edge_dma_t dma_pool[{size}];")
+    return f"dma_pool + {f.descriptors[key]}"
+
+
+def plan_descriptors(function: Operation) -> tuple[dict[object, int], int]:
+    """Descriptors for the tokens of `function` that share storage where their lives do
+    not overlap: (the first descriptor of each token, by its value, or two consecutive
+    ones by (loop, position) for the tokens a `tile.for` carries; the pool's size).
+    A life spans the top-level ops from the token's definition to its last use, a
+    carried position's from its initial token to the last use of the loop's result."""
+    block = function.regions[0].block
+    index = {op: i for i, op in enumerate(block.ops)}
+
+    def top(op: Operation) -> int:
+        while op not in index:
+            parent = op.parent_op()
+            assert parent is not None
+            op = parent
+        return index[op]
+
+    def life(value: SSAValue) -> int:
+        return max((top(use.operation) for use in value.uses), default=-1)
+
+    needs: list[tuple[int, int, int, object]] = []  # first op, last op, descriptors, key
+    for op in function.walk():
+        if isinstance(op, dma.StartOp | dma.DoneOp):
+            if not any(isinstance(u.operation, tile.YieldOp | tile.ForOp)
+                       for u in op.token.uses):
+                needs.append((top(op), max(top(op), life(op.token)), 1, op.token))
+        elif isinstance(op, tile.ForOp):
+            for position, (init, result) in enumerate(zip(op.iter_args, op.res,
+                                                          strict=True)):
+                first = top(init.owner) if isinstance(init.owner, Operation) else top(op)
+                needs.append((min(first, top(op)), max(top(op), life(result)), 2,
+                              (op, position)))
+    busy: list[int] = []  # per descriptor: the last op of its current life
+    planned: dict[object, int] = {}
+    for first, last, count, key in sorted(needs, key=lambda n: n[0]):
+        k = 0
+        while any(k + j < len(busy) and busy[k + j] >= first for j in range(count)):
+            k += 1
+        busy += [-1] * (k + count - len(busy))
+        busy[k:k + count] = [last] * count
+        planned[key] = k
+    return planned, len(busy)
 
 
 def _dense_box(f: FunctionContext, shape: Sequence[int], strides: Sequence[int]) -> str:

@@ -42,6 +42,9 @@ from edge_opt.backends.rv32.emulator import BASE, EmulationError, Program
 
 STACK_BYTES = 64 * 1024
 """Each core's stack, below the main one's."""
+PAINT = b"\xa5\x5a\xc3\x3c" * (STACK_BYTES // 4)
+"""What a core's stack holds before its team starts: the first word that differs from
+it, from the bottom, is the stack's high-water mark."""
 PLATFORM = ("edge_fork", "edge_barrier", "edge_emulated_join", "edge_profile_call", "mark")
 SERIAL = -1
 """The call number of the instructions outside any marked kernel call."""
@@ -68,6 +71,9 @@ class Counts:
     """`serial` plus, per phase, the instructions of its slowest core."""
     blocks: dict[int, tuple[int, int, int]] = field(default_factory=dict)
     """Per translated block start: (end address, instructions, load-use stalls)."""
+    stack_bytes: list[int] = field(default_factory=list)
+    """Per core: the most stack its team functions used (the high-water mark of its
+    painted stack), the figure to hold against the target's cluster stacks."""
 
 
 class Team:
@@ -90,6 +96,7 @@ class Team:
                           for n in uncounted if n in symbols]
         self.core_id_address = symbols["edge_emulated_core"]
         self.counts = Counts(cores, *([{} for _ in range(cores)] for _ in range(4)))
+        self.counts.stack_bytes = [0] * cores
         self.core = 0
         self.call = [SERIAL] * cores
         self.in_team = False
@@ -214,7 +221,8 @@ class Team:
             uc.context_restore(main)
             uc.reg_write(UC_RISCV_REG_A0, arg)
             uc.reg_write(UC_RISCV_REG_RA, self.address["edge_emulated_join"])
-            uc.reg_write(UC_RISCV_REG_SP, self.program.stack_top - (core + 1) * STACK_BYTES)
+            uc.reg_write(UC_RISCV_REG_SP, self._stack_top(core))
+            uc.mem_write(self._stack_top(core) - STACK_BYTES, PAINT)
             contexts.append(uc.context_save())
             pcs.append(body)
         live = list(range(self.cores))
@@ -237,10 +245,24 @@ class Team:
             self._end_phase(live)
             live = [c for c in live if arrived[c] == "barrier"]
         self.in_team = False
+        for core in range(self.cores):
+            self.counts.stack_bytes[core] = max(self.counts.stack_bytes[core],
+                                                self._stack_used(core))
         self.core = 0
         uc.context_restore(main)
         self.previous_end = None
         return back
+
+    def _stack_top(self, core: int) -> int:
+        return self.program.stack_top - (core + 1) * STACK_BYTES
+
+    def _stack_used(self, core: int) -> int:
+        """Bytes from the top of `core`'s stack down to the lowest word written."""
+        painted = bytes(self.uc.mem_read(self._stack_top(core) - STACK_BYTES, STACK_BYTES))
+        for offset in range(0, STACK_BYTES, 4):
+            if painted[offset:offset + 4] != PAINT[:4]:
+                return STACK_BYTES - offset
+        return 0
 
     def _end_phase(self, live: list[int]) -> None:
         slowest = max(self.phase[c] for c in live)
