@@ -73,7 +73,7 @@ def _conv_cases(c: int, o: int, size: int) -> list[Case]:
     params = (f"  static const edge_conv2d_t p = {{1, {c}, {size}, {size}, {o}, 3, 3, {size}, "
               f"{size}, {{1, 1}}, {{1, 1, 1, 1}}, {{1, 1}}, 1}};\n")
     macs = o * size * size * c * 9
-    source = ("edge_kernels_conv_pool.c", "edge_kernels_linalg.c")
+    source = ("edge_kernels_conv_pool.c", "edge_kernels_conv_implicit.c", "edge_kernels_linalg.c")
     return [
         Case(f"conv2d f32 {c}->{o} 3x3 {size}x{size}", declarations, setup,
              params + "  edge_conv2d_f32(&p, x, w, b, y);", macs, source),

@@ -428,6 +428,22 @@ def test_depthwise_strided_padded_conv_with_bias():
         check(*build(case, rng))
 
 
+@pytest.mark.parametrize("stride,padding,dilation", [
+    ((1, 1), (1, 1, 1, 1), (1, 1)), ((2, 2), (1, 0, 2, 1), (1, 1)), ((1, 2), (2, 2, 2, 2), (2, 1))])
+def test_first_layer_conv_folds_its_taps(stride, padding, dilation):
+    """Three input channels, 3x3: the forward and the weight gradient fold channels and
+    taps into one contraction (interior rows and columns in long segments, border
+    columns and rows with taps outside the image reading zeros), on 1 to 8 cores, with
+    the same bits on every team."""
+    case = {"input": (2, 3, 11, 14), "weight": (10, 3, 3, 3), "bias": True,
+            "attrs": {"stride": stride, "padding": padding, "dilation": dilation,
+                      "groups": 1}}
+    for build in (conv2d, conv2d_grad_weight):
+        op, inputs = build(case, np.random.default_rng(1))
+        check(op, inputs)
+        _same_on_teams(op, inputs)
+
+
 def test_max_pool_ties_and_padding_windows():
     """First maximum on ties; an all -inf window answers tap 0 (NumPy's argmax)."""
     case = {"input": (1, 1, 2, 2), "kernel": (2, 2), "stride": (1, 1),
@@ -569,17 +585,26 @@ def test_emit_error_names_the_op():
         kernel_call(op)
 
 
-def test_host_build_is_warning_free(tmp_path):
+@pytest.mark.parametrize("source", ["edge_kernels_conv_pool.c", "edge_kernels_conv_implicit.c"])
+def test_host_build_is_warning_free(source, tmp_path):
     result = subprocess.run(
         ["gcc", "-O2", "-Wall", "-Wextra", "-Werror", "-std=gnu11", f"-I{RUNTIME}", "-c",
-         str(RUNTIME / "edge_kernels_conv_pool.c"), "-o", str(tmp_path / "k.o")],
+         str(RUNTIME / source), "-o", str(tmp_path / "k.o")],
         check=False, capture_output=True, text=True,
     )
     assert result.returncode == 0, result.stderr
 
 
 def test_rv32_build_has_no_64_bit_division_or_libm():
-    """Outside the platform, the convolutions call only the runtime's product core."""
-    assert riscv_calls("edge_kernels_conv_pool.c") <= {
-        "edge_core_id", "edge_num_cores", "edge_barrier", "edge_gemm_rows_f32"
-    }
+    """Outside the platform, the convolutions call only the runtime's product cores
+    and their implicit-GEMM forms."""
+    implicit = {"edge_conv_implicit_forward_applies", "edge_conv_implicit_forward",
+                "edge_conv_implicit_transposed_applies", "edge_conv_implicit_transposed",
+                "edge_conv_folded_weight_gradient_applies",
+                "edge_conv_folded_weight_gradient"}
+    platform = {"edge_core_id", "edge_num_cores", "edge_barrier"}
+    assert riscv_calls("edge_kernels_conv_pool.c") <= platform | implicit | {
+        "edge_gemm_rows_f32"}
+    assert riscv_calls("edge_kernels_conv_implicit.c") <= platform | {
+        "edge_gemm_gather_rows_f32"}
+

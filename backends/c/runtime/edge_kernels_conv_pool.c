@@ -1,9 +1,13 @@
 /* edge-opt runtime: convolution and pooling kernels (see edge_kernels_conv_pool.h).
  *
- * Convolutions with several channels on both sides of a group run as sums of matrix
- * products (below, "Convolutions as sums of products"): 16->16 channels 3x3 on 16x16,
- * 0.77-0.87 FLOP per executed RV32 instruction forward and backward, against 0.26-0.36 for
- * the direct loops, which remain for depthwise and narrow groups.
+ * A convolution runs in the fastest of three forms that applies (`forward`,
+ * `transposed`, `weight_gradient` below choose): an implicit GEMM
+ * (edge_kernels_conv_implicit.c: the forward with a short contraction, the input
+ * gradient at unit strides, the weight gradient with few taps x channels); sums of
+ * per-tap matrix products (below, "Convolutions as sums of products"); direct loops for
+ * depthwise and narrow groups. FLOP per executed RV32 instruction on one core
+ * (bench/riscv_kernels.py): 16->16 channels 3x3 on 16x16 forward 0.77 (products), input
+ * gradient 0.98 (implicit), weight gradient 0.87 (products); the direct loops 0.26-0.36.
  *
  * Work is split by output element (edge_split over the flat output). A forward kernel
  * walks its share row by row, with the window taps that fall inside the input computed
@@ -12,52 +16,7 @@
  * (transposed convolution, pooling gradients) are gathers here: each input-gradient
  * element visits the taps (i, j) whose window reaches it, in the order i, j.
  */
-#include "edge_runtime.h"
-
-/* ceil(a / b) for b > 0 (C division truncates toward zero). */
-static inline int32_t ceil_div(int32_t a, int32_t b) {
-  int32_t q = a / b;
-  return (a % b != 0 && a > 0) ? q + 1 : q;
-}
-
-/* The taps k in [*lo, *hi), k < taps, with 0 <= start + k * step < size. */
-static inline void taps_inside(int32_t start, int32_t step, int32_t taps, int32_t size,
-                               int32_t *lo, int32_t *hi) {
-  int32_t first, last;
-  if (step == 1) {
-    first = start < 0 ? -start : 0;
-    last = size - start;
-  } else {
-    first = start < 0 ? ceil_div(-start, step) : 0;
-    last = ceil_div(size - start, step);
-  }
-  if (last > taps) last = taps;
-  if (last < first) last = first;
-  *lo = first;
-  *hi = last;
-}
-
-/* The window index o < count whose tap `tap` (taps `dilation` apart, windows `stride`
- * apart, starting at -pad) lands on input coordinate `coordinate`, or -1. */
-static inline int32_t window_at(int32_t coordinate, int32_t pad, int32_t tap,
-                                int32_t dilation, int32_t stride, int32_t count) {
-  int32_t t = coordinate + pad - tap * dilation;
-  if (t < 0) return -1;
-  if (stride > 1) {
-    if (t % stride) return -1;
-    t /= stride;
-  }
-  return t < count ? t : -1;
-}
-
-/* Output rows of `length` elements: the columns [*x0, *x1) of `row` that are in this
- * core's share [begin, end) of the flat output. */
-static inline void row_share(int32_t row, int32_t length, int32_t begin, int32_t end,
-                             int32_t *x0, int32_t *x1) {
-  const int32_t first = row * length;
-  *x0 = begin > first ? begin - first : 0;
-  *x1 = end - first < length ? end - first : length;
-}
+#include "edge_conv_geometry.h"
 
 /* ------------------------------------------------------------------------------------
  * Convolution
@@ -189,48 +148,7 @@ static void conv_forward(const edge_conv2d_t *p, const float *x, const float *w,
  * (several channels on both sides); depthwise and narrow groups keep the direct loops.
  * ------------------------------------------------------------------------------------ */
 
-/* Work units: (output slice, block of 4 rows of the products: the GEMM's register
- * blocks), slice-major, split between the cores: this core's units are [*u0, *u1).
- * A core's units of one slice are consecutive blocks, computed as one product. */
-static inline void split_units(int32_t rows, int32_t slices, int32_t *u0, int32_t *u1) {
-  edge_split((rows + 3) / 4 * slices, u0, u1);
-}
-
-/* Within units [u0, u1): the first slice and the rows [*r0, *r1) of slice `s`. */
-static inline void slice_rows(int32_t s, int32_t u0, int32_t u1, int32_t rows, int32_t *r0,
-                              int32_t *r1) {
-  const int32_t blocks = (rows + 3) / 4;
-  *r0 = s == u0 / blocks ? 4 * (u0 % blocks) : 0;
-  *r1 = s == (u1 - 1) / blocks ? 4 * ((u1 - 1) % blocks + 1) : rows;
-  if (*r1 > rows) *r1 = rows;
-}
-
-/* The slices of units [u0, u1) (none when empty). */
-#define FOR_SLICES(s, u0, u1, rows)                                                    \
-  for (int32_t s = (u0) / (((rows) + 3) / 4); (u0) < (u1) &&                           \
-       s <= ((u1) - 1) / (((rows) + 3) / 4); s++)
-
-/* Sets `count` elements of rows [r0, r1), `stride` apart, to value[r] (or 0). */
-static inline void fill_rows(float *base, int32_t r0, int32_t r1, int32_t stride,
-                             int32_t count, const float *value) {
-  for (int32_t r = r0; r < r1; r++) {
-    const float v = value ? value[r] : 0.0f;
-    float *row = base + r * stride;
-    for (int32_t e = 0; e < count; e++) row[e] = v;
-  }
-}
-
 static int use_products(int32_t rows, int32_t depth) { return rows >= 4 && depth >= 2; }
-
-/* The geometry of a convolution as locals: channels per group cg/og, kernel kh x kw
- * (khw taps), input h x wd (hw), output oh x ow (ohw), strides, dilations. */
-#define CONV_DIMS(p)                                                                   \
-  const int32_t cg = (p)->c / (p)->groups, og = (p)->o / (p)->groups;                  \
-  const int32_t kh = (p)->kh, kw = (p)->kw, khw = kh * kw;                             \
-  const int32_t h = (p)->h, wd = (p)->w, hw = h * wd;                                  \
-  const int32_t oh = (p)->oh, ow = (p)->ow, ohw = oh * ow;                             \
-  const int32_t sh = (p)->stride[0], sw = (p)->stride[1];                              \
-  const int32_t dh = (p)->dilation[0], dw = (p)->dilation[1]
 
 /* Slices: the output rows oy. */
 static void conv_forward_products(const edge_conv2d_t *p, const float *x, const float *w,
@@ -420,7 +338,9 @@ static void conv_weight_gradient(const edge_conv2d_t *p, const float *dy, const 
 /* The convolution's three products, by products where they are not degenerate. */
 static void forward(const edge_conv2d_t *p, const float *x, const float *w,
                     const float *bias, float *y) {
-  if (use_products(p->o / p->groups, p->c / p->groups))
+  if (edge_conv_implicit_forward_applies(p))
+    edge_conv_implicit_forward(p, x, w, bias, y);
+  else if (use_products(p->o / p->groups, p->c / p->groups))
     conv_forward_products(p, x, w, bias, y);
   else
     conv_forward(p, x, w, bias, y);
@@ -428,7 +348,9 @@ static void forward(const edge_conv2d_t *p, const float *x, const float *w,
 
 static void transposed(const edge_conv2d_t *p, const float *dy, const float *w,
                        const float *bias, float *dx) {
-  if (use_products(p->c / p->groups, p->o / p->groups))
+  if (edge_conv_implicit_transposed_applies(p))
+    edge_conv_implicit_transposed(p, dy, w, bias, dx);
+  else if (use_products(p->c / p->groups, p->o / p->groups))
     conv_transposed_products(p, dy, w, bias, dx);
   else
     conv_transposed(p, dy, w, bias, dx);
@@ -436,7 +358,9 @@ static void transposed(const edge_conv2d_t *p, const float *dy, const float *w,
 
 static void weight_gradient(const edge_conv2d_t *p, const float *dy, const float *x,
                             float *dw) {
-  if (use_products(p->o / p->groups, p->c / p->groups))
+  if (edge_conv_folded_weight_gradient_applies(p))
+    edge_conv_folded_weight_gradient(p, dy, x, dw);
+  else if (use_products(p->o / p->groups, p->c / p->groups))
     conv_weight_gradient_products(p, dy, x, dw);
   else
     conv_weight_gradient(p, dy, x, dw);

@@ -14,8 +14,6 @@
  * 1.11, A.B 1.13, A^T.B 1.15; 32x32x32: 0.94, 0.96, 1.01. */
 #include "edge_runtime.h"
 
-#define EDGE_INLINE static inline __attribute__((always_inline))
-
 typedef edge_gemm_t gemm_t;
 
 EDGE_INLINE float finish(const gemm_t *g, float acc, int32_t j) {
@@ -250,6 +248,99 @@ static void full_rows(const gemm_t *g, int32_t i0, int32_t i1) {
 
 void edge_gemm_rows_f32(const edge_gemm_t *g, int32_t i0, int32_t i1) {
   full_rows(g, i0, i1);
+}
+
+/* --- B rows gathered (edge_gemm_gather_t) ------------------------------------------- */
+
+/* acc += the `rows` x `cols` block of one step: A(i.., step) at a[r * sam], B(step,
+ * j..) at b. A column at a time, as kernel_4x6: the A values stay in registers and each
+ * B value is used as it is loaded (the empty asm keeps clang from hoisting the loads,
+ * which makes it spill). */
+EDGE_INLINE void gather_step(float acc[4][6], const float *a, const int32_t sam,
+                             const float *b, const int32_t rows, const int32_t cols,
+                             const int32_t sbn) {
+  float x[4];
+  for (int32_t r = 0; r < rows; r++) x[r] = a[r * sam];
+  for (int32_t c = 0; c < cols; c++) {
+    const float y = b[c * sbn];
+    for (int32_t r = 0; r < rows; r++) acc[r][c] += x[r] * y;
+    __asm__ volatile("" ::: "memory");
+  }
+}
+
+/* C(i.., j..) = the `rows` x `cols` block of A B (+ bias), `rows` <= 4 and `cols` <= 6
+ * constants (the loops unroll into registers), A's row stride `sam` a constant where
+ * the caller can (immediate load offsets from one address). */
+EDGE_INLINE void gather_block(const edge_gemm_gather_t *g, int32_t i, int32_t j,
+                              const int32_t rows, const int32_t cols, const int32_t sam,
+                              const int32_t sbn) {
+  float acc[4][6] = {{0.0f}};
+  const float *a = g->a + i * sam;
+  int32_t b_offset = j * sbn;
+  for (int32_t u = g->k; u > 0; u--, a += g->a_step, b_offset += g->b_step) {
+    const float *const *row = g->rows;
+    const int32_t *offset = g->offsets;
+    for (int32_t t = g->taps; t > 0; t--)
+      gather_step(acc, a + *offset++, sam, *row++ + b_offset, rows, cols, sbn);
+  }
+  float *out = g->c + i * g->scm + j;
+  for (int32_t r = 0; r < rows; r++, out += g->scm) {
+    const float bias = g->bias ? g->bias[i + r] : 0.0f;
+    for (int32_t c = 0; c < cols; c++) out[c] = acc[r][c] + bias;
+  }
+}
+
+/* Blocks of `rows` rows at row i: `rows` x 6, then one `rows` x 4 and one `rows` x 2
+ * where they fit, then `rows` x 1. */
+EDGE_INLINE void gather_rows_of(const edge_gemm_gather_t *g, int32_t i, const int32_t rows,
+                                const int32_t sam) {
+  int32_t j = 0;
+  if (g->sbn == 1)
+    for (; j + 6 <= g->n; j += 6) gather_block(g, i, j, rows, 6, sam, 1);
+  else
+    for (; j + 6 <= g->n; j += 6) gather_block(g, i, j, rows, 6, sam, g->sbn);
+  if (j + 4 <= g->n) {
+    gather_block(g, i, j, rows, 4, sam, g->sbn);
+    j += 4;
+  }
+  if (j + 2 <= g->n) {
+    gather_block(g, i, j, rows, 2, sam, g->sbn);
+    j += 2;
+  }
+  if (j < g->n) gather_block(g, i, j, rows, 1, sam, g->sbn);
+}
+
+/* A's row stride as a constant for 3x3 kernels: the forward on 3 channels (27) and
+ * the input gradient (9, the taps of one channel). */
+__attribute__((noinline)) static void gather_4(const edge_gemm_gather_t *g, int32_t i) {
+  if (g->sam == 27)
+    gather_rows_of(g, i, 4, 27);
+  else if (g->sam == 9)
+    gather_rows_of(g, i, 4, 9);
+  else
+    gather_rows_of(g, i, 4, g->sam);
+}
+
+__attribute__((noinline)) static void gather_3(const edge_gemm_gather_t *g, int32_t i) {
+  if (g->sam == 9)
+    gather_rows_of(g, i, 3, 9);
+  else
+    gather_rows_of(g, i, 3, g->sam);
+}
+
+__attribute__((noinline)) static void gather_1(const edge_gemm_gather_t *g, int32_t i) {
+  gather_rows_of(g, i, 1, g->sam);
+}
+
+/* Blocks of 4 rows; 3 rows (an image's colour channels) where 3 remain. */
+void edge_gemm_gather_rows_f32(const edge_gemm_gather_t *g, int32_t i0, int32_t i1) {
+  int32_t i = i0;
+  for (; i + 4 <= i1; i += 4) gather_4(g, i);
+  if (i + 3 == i1) {
+    gather_3(g, i);
+    return;
+  }
+  for (; i < i1; i++) gather_1(g, i);
 }
 
 /* Elements [begin, end) of C in row-major order: the rest of a first row, full rows,

@@ -70,4 +70,26 @@ typedef struct {
 /* Rows [i0, i1) of C, every column, on the calling core (no split, no barrier). */
 void edge_gemm_rows_f32(const edge_gemm_t *g, int32_t i0, int32_t i1);
 
+/* A product whose B rows are gathered, over a two-level contraction (u < k, t < taps):
+ * C (m x n, unit column stride, rows scm apart) = A B (+ bias[i] on row i; bias may be
+ * NULL), with
+ *   A(i, (u, t)) = a[i * sam + u * a_step + offsets[t]],
+ *   B((u, t), j) = rows[t][u * b_step + j * sbn].
+ * An implicit-GEMM convolution (edge_kernels_conv_pool.c): u runs over the channels
+ * summed, t over the taps that read inside the input, rows[t] is the input row tap t
+ * reads for the first column and offsets[t] the tap's index in the weights. */
+typedef struct {
+  const float *a;
+  const float *const *rows;
+  const int32_t *offsets;
+  const float *bias;
+  float *c;
+  int32_t n;
+  int32_t k, taps;
+  int32_t sam, a_step, b_step, sbn, scm;
+} edge_gemm_gather_t;
+
+/* Rows [i0, i1) of C, every column, on the calling core (no split, no barrier). */
+void edge_gemm_gather_rows_f32(const edge_gemm_gather_t *g, int32_t i0, int32_t i1);
+
 #endif /* EDGE_KERNELS_LINALG_H */

@@ -24,6 +24,10 @@
 
 #define EDGE_MAX_RANK 6
 
+/* A kernel's helper whose constant arguments must reach its loops (block shapes that
+ * unroll into registers). */
+#define EDGE_INLINE static inline __attribute__((always_inline))
+
 /* Copies `bytes` bytes (all cores share the work). */
 void edge_copy(const void *src, void *dst, size_t bytes);
 
