@@ -19,7 +19,9 @@
 #define ZERO_ROW 256
 static const float zero_row[ZERO_ROW];
 
-static int use_implicit(int32_t taps, int32_t rows) { return taps <= TAPS_MAX && rows >= 3; }
+static int use_implicit(int32_t taps, int32_t rows) {
+  return taps <= TAPS_MAX && rows >= 3;
+}
 
 /* The forward where its contraction is short (few input channels: a first layer);
  * longer ones run faster as per-tap products. */
@@ -235,16 +237,20 @@ EDGE_INLINE void weight_block(const edge_conv2d_t *p, const float *dyb, const fl
                               const int32_t interior[4], float acc[4][6],
                               const int32_t cols, const int32_t sw) {
   const int32_t h = p->h, wd = p->w, oh = p->oh, ow = p->ow, sh = p->stride[0];
-  const int32_t x_lo = interior[0], x_hi = interior[1], y_lo = interior[2], y_hi = interior[3];
+  const int32_t x_lo = interior[0], x_hi = interior[1];
+  const int32_t y_lo = interior[2], y_hi = interior[3];
   const int32_t along[6] = {sw, sw, sw, sw, sw, sw};
   for (int32_t oy = 0; oy < oh; oy++) {
     const int32_t inside = oy >= y_lo && oy < y_hi;
-    for (int32_t s = inside ? x_lo : 0; s < ow; s = s == x_lo && x_hi > x_lo ? x_hi : s + 1) {
+    for (int32_t s = inside ? x_lo : 0; s < ow;
+         s = s == x_lo && x_hi > x_lo ? x_hi : s + 1) {
       const int32_t bulk = s == x_lo && x_hi > x_lo;
       if (inside && !bulk) break;
-      const float *d[4], *x[6] = {zero_row, zero_row, zero_row, zero_row, zero_row, zero_row};
+      const float *d[4];
+      const float *x[6] = {zero_row, zero_row, zero_row, zero_row, zero_row, zero_row};
       int32_t xs[6] = {sw, sw, sw, sw, sw, sw};
-      for (int32_t r = 0; r < 4; r++) d[r] = dyb + ((o + (o + r < og ? r : 0)) * oh + oy) * ow + s;
+      for (int32_t r = 0; r < 4; r++) /* rows past og repeat row o */
+        d[r] = dyb + ((o + (o + r < og ? r : 0)) * oh + oy) * ow + s;
       for (int32_t c = 0; c < cols; c++) {
         const int32_t yy = oy * sh + taps[c].row, xx = s * sw + taps[c].col;
         const int32_t in = yy >= 0 && yy < h && xx >= 0 && xx < wd;
@@ -262,7 +268,8 @@ EDGE_INLINE void weight_block(const edge_conv2d_t *p, const float *dyb, const fl
     if (s >= ow) break;
     const float *d[4], *x[6] = {zero_row, zero_row, zero_row, zero_row, zero_row, zero_row};
     int32_t xs[6] = {0, 0, 0, 0, 0, 0};
-    for (int32_t r = 0; r < 4; r++) d[r] = dyb + ((o + (o + r < og ? r : 0)) * oh + y_lo) * ow + s;
+    for (int32_t r = 0; r < 4; r++)
+      d[r] = dyb + ((o + (o + r < og ? r : 0)) * oh + y_lo) * ow + s;
     for (int32_t c = 0; c < cols; c++) {
       const int32_t xx = s * sw + taps[c].col;
       if (xx < 0 || xx >= wd) continue;

@@ -176,7 +176,7 @@ static void conv_forward_products(const edge_conv2d_t *p, const float *x, const 
             if (x0 >= x1) continue;
             const edge_gemm_t g = {wg + i * kw + j, xg + (ys + i * dh) * wd + xs + x0 * sw,
                                    NULL, yg + oy * ow + x0, x1 - x0, cg,
-                                   cg * khw, khw, hw, sw, ohw, 1, 1};
+                                   cg * khw, khw, hw, sw, ohw, 1, 1, 1, 0, 0};
             edge_gemm_rows_f32(&g, r0, r1);
           }
         }
@@ -212,7 +212,7 @@ static void conv_transposed_products(const edge_conv2d_t *p, const float *dy,
             if (x0 >= x1) continue;
             const edge_gemm_t g = {wg + i * kw + j, dyg + oy * ow + x0, NULL,
                                    dxg + yy * wd + xs + x0 * sw, x1 - x0, og,
-                                   khw, cg * khw, ohw, 1, hw, sw, 1};
+                                   khw, cg * khw, ohw, 1, hw, sw, 1, 1, 0, 0};
             edge_gemm_rows_f32(&g, r0, r1);
           }
         }
@@ -240,17 +240,17 @@ static void conv_weight_gradient_products(const edge_conv2d_t *p, const float *d
       int32_t x0, x1;
       taps_inside(xs, sw, ow, wd, &x0, &x1);
       if (x0 >= x1) continue;
-      for (int32_t b = 0; b < p->n; b++) {
+      const int32_t ys = i * dh - p->padding[0];
+      int32_t y0, y1;
+      taps_inside(ys, sh, oh, h, &y0, &y1);
+      if (y0 >= y1) continue;
+      for (int32_t b = 0; b < p->n; b++) { /* the rows summed in registers (reps) */
         const float *dyg = dy + (b * p->o + grp * og) * ohw;
         const float *xg = x + (b * p->c + grp * cg) * hw;
-        for (int32_t oy = 0; oy < oh; oy++) {
-          const int32_t yy = oy * sh + i * dh - p->padding[0];
-          if (yy < 0 || yy >= h) continue;
-          const edge_gemm_t g = {dyg + oy * ow + x0, xg + yy * wd + xs + x0 * sw, NULL,
-                                 dwg + i * kw + j, cg, x1 - x0,
-                                 ohw, 1, sw, hw, cg * khw, khw, 1};
-          edge_gemm_rows_f32(&g, r0, r1);
-        }
+        const edge_gemm_t g = {dyg + y0 * ow + x0, xg + (y0 * sh + ys) * wd + xs + x0 * sw,
+                               NULL, dwg + i * kw + j, cg, x1 - x0, ohw, 1, sw, hw,
+                               cg * khw, khw, 1, y1 - y0, ow, sh * wd};
+        edge_gemm_rows_f32(&g, r0, r1);
       }
     }
   }

@@ -27,7 +27,7 @@ EDGE_INLINE void put(const gemm_t *g, float *c, float acc, int32_t j) {
 
 EDGE_INLINE void kernel_4x4(const gemm_t *g, int32_t i, int32_t j, int32_t sam,
                             int32_t sak, int32_t sbk, int32_t sbn) {
-  const float *a = g->a + i * sam, *b = g->b + j * sbn;
+  const float *a_row = g->a + i * sam, *b_col = g->b + j * sbn;
   float c00 = 0.0f, c01 = 0.0f, c02 = 0.0f, c03 = 0.0f;
   float c10 = 0.0f, c11 = 0.0f, c12 = 0.0f, c13 = 0.0f;
   float c20 = 0.0f, c21 = 0.0f, c22 = 0.0f, c23 = 0.0f;
@@ -41,14 +41,18 @@ EDGE_INLINE void kernel_4x4(const gemm_t *g, int32_t i, int32_t j, int32_t sam,
     c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;                   \
     c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;                   \
   } while (0)
-  int32_t k = g->k;
-  for (; k >= 2; k -= 2) {
-    STEP_4x4(0, 0);
-    STEP_4x4(sak, sbk);
-    a += 2 * sak;
-    b += 2 * sbk;
+  for (int32_t rep = g->reps > 1 ? g->reps : 1; rep > 0;
+       rep--, a_row += g->rep_a, b_col += g->rep_b) {
+    const float *a = a_row, *b = b_col;
+    int32_t k = g->k;
+    for (; k >= 2; k -= 2) {
+      STEP_4x4(0, 0);
+      STEP_4x4(sak, sbk);
+      a += 2 * sak;
+      b += 2 * sbk;
+    }
+    if (k) STEP_4x4(0, 0);
   }
-  if (k) STEP_4x4(0, 0);
 #undef STEP_4x4
   float *c = g->c + i * g->scm + j * g->scn;
   const int32_t cs = g->scn;
@@ -71,7 +75,7 @@ EDGE_INLINE void kernel_4x4(const gemm_t *g, int32_t i, int32_t j, int32_t sam,
  * accumulation order per element is that of the other blocks). */
 EDGE_INLINE void kernel_4x6(const gemm_t *g, int32_t i, int32_t j, int32_t sam,
                             int32_t sak, int32_t sbk, int32_t sbn, int32_t unroll) {
-  const float *a = g->a + i * sam, *b = g->b + j * sbn;
+  const float *a_row = g->a + i * sam, *b_col = g->b + j * sbn;
   float c00 = 0.0f, c01 = 0.0f, c02 = 0.0f, c03 = 0.0f, c04 = 0.0f, c05 = 0.0f;
   float c10 = 0.0f, c11 = 0.0f, c12 = 0.0f, c13 = 0.0f, c14 = 0.0f, c15 = 0.0f;
   float c20 = 0.0f, c21 = 0.0f, c22 = 0.0f, c23 = 0.0f, c24 = 0.0f, c25 = 0.0f;
@@ -93,18 +97,22 @@ EDGE_INLINE void kernel_4x6(const gemm_t *g, int32_t i, int32_t j, int32_t sam,
     a += sak;                                                                          \
     b += sbk;                                                                          \
   } while (0)
-  int32_t k = g->k;
-  /* Unrolled by two where B is transposed (its six column addresses advance once per
-   * two steps); the empty asm keeps clang from hoisting the second step's loads above
-   * the first step's multiply-adds, which makes it spill. */
-  if (unroll)
-    for (; k >= 2; k -= 2) {
-      STEP_4x6();
-      __asm__ volatile("" ::: "memory");
-      STEP_4x6();
-      __asm__ volatile("" ::: "memory");
-    }
-  for (; k > 0; k--) STEP_4x6();
+  for (int32_t rep = g->reps > 1 ? g->reps : 1; rep > 0;
+       rep--, a_row += g->rep_a, b_col += g->rep_b) {
+    const float *a = a_row, *b = b_col;
+    int32_t k = g->k;
+    /* Unrolled by two where B is transposed (its six column addresses advance once per
+     * two steps); the empty asm keeps clang from hoisting the second step's loads above
+     * the first step's multiply-adds, which makes it spill. */
+    if (unroll)
+      for (; k >= 2; k -= 2) {
+        STEP_4x6();
+        __asm__ volatile("" ::: "memory");
+        STEP_4x6();
+        __asm__ volatile("" ::: "memory");
+      }
+    for (; k > 0; k--) STEP_4x6();
+  }
 #undef STEP_4x6
 #undef COLUMN_4x6
   float *c = g->c + i * g->scm + j * g->scn;
@@ -125,7 +133,7 @@ EDGE_INLINE void kernel_4x6(const gemm_t *g, int32_t i, int32_t j, int32_t sam,
 
 EDGE_INLINE void kernel_1x4(const gemm_t *g, int32_t i, int32_t j, int32_t sam,
                             int32_t sak, int32_t sbk, int32_t sbn) {
-  const float *a = g->a + i * sam, *b = g->b + j * sbn;
+  const float *a_row = g->a + i * sam, *b_col = g->b + j * sbn;
   float c0 = 0.0f, c1 = 0.0f, c2 = 0.0f, c3 = 0.0f;
 #define STEP_1x4(da, db)                                                               \
   do {                                                                                 \
@@ -135,14 +143,18 @@ EDGE_INLINE void kernel_1x4(const gemm_t *g, int32_t i, int32_t j, int32_t sam,
     c2 += a0 * b[db + 2 * sbn];                                                        \
     c3 += a0 * b[db + 3 * sbn];                                                        \
   } while (0)
-  int32_t k = g->k;
-  for (; k >= 2; k -= 2) {
-    STEP_1x4(0, 0);
-    STEP_1x4(sak, sbk);
-    a += 2 * sak;
-    b += 2 * sbk;
+  for (int32_t rep = g->reps > 1 ? g->reps : 1; rep > 0;
+       rep--, a_row += g->rep_a, b_col += g->rep_b) {
+    const float *a = a_row, *b = b_col;
+    int32_t k = g->k;
+    for (; k >= 2; k -= 2) {
+      STEP_1x4(0, 0);
+      STEP_1x4(sak, sbk);
+      a += 2 * sak;
+      b += 2 * sbk;
+    }
+    if (k) STEP_1x4(0, 0);
   }
-  if (k) STEP_1x4(0, 0);
 #undef STEP_1x4
   float *c = g->c + i * g->scm + j * g->scn;
   put(g, c, c0, j);
@@ -192,17 +204,21 @@ static void block_1x4(const gemm_t *g, int32_t i, int32_t j) {
 }
 
 static void block_4x1(const gemm_t *g, int32_t i, int32_t j) {
-  const float *a = g->a + i * g->sam, *b = g->b + j * g->sbn;
+  const float *a_row = g->a + i * g->sam, *b_col = g->b + j * g->sbn;
   int32_t sam = g->sam;
   float c0 = 0.0f, c1 = 0.0f, c2 = 0.0f, c3 = 0.0f;
-  for (int32_t k = g->k; k > 0; k--) {
-    float b0 = b[0];
-    c0 += a[0] * b0;
-    c1 += a[sam] * b0;
-    c2 += a[2 * sam] * b0;
-    c3 += a[3 * sam] * b0;
-    a += g->sak;
-    b += g->sbk;
+  for (int32_t rep = g->reps > 1 ? g->reps : 1; rep > 0;
+       rep--, a_row += g->rep_a, b_col += g->rep_b) {
+    const float *a = a_row, *b = b_col;
+    for (int32_t k = g->k; k > 0; k--) {
+      float b0 = b[0];
+      c0 += a[0] * b0;
+      c1 += a[sam] * b0;
+      c2 += a[2 * sam] * b0;
+      c3 += a[3 * sam] * b0;
+      a += g->sak;
+      b += g->sbk;
+    }
   }
   float *c = g->c + i * g->scm + j * g->scn;
   put(g, c, c0, j);
@@ -212,12 +228,16 @@ static void block_4x1(const gemm_t *g, int32_t i, int32_t j) {
 }
 
 static void block_1x1(const gemm_t *g, int32_t i, int32_t j) {
-  const float *a = g->a + i * g->sam, *b = g->b + j * g->sbn;
+  const float *a_row = g->a + i * g->sam, *b_col = g->b + j * g->sbn;
   float c0 = 0.0f;
-  for (int32_t k = g->k; k > 0; k--) {
-    c0 += a[0] * b[0];
-    a += g->sak;
-    b += g->sbk;
+  for (int32_t rep = g->reps > 1 ? g->reps : 1; rep > 0;
+       rep--, a_row += g->rep_a, b_col += g->rep_b) {
+    const float *a = a_row, *b = b_col;
+    for (int32_t k = g->k; k > 0; k--) {
+      c0 += a[0] * b[0];
+      a += g->sak;
+      b += g->sbk;
+    }
   }
   put(g, g->c + i * g->scm + j * g->scn, c0, j);
 }
@@ -373,21 +393,22 @@ static void gemm(const gemm_t *g, int32_t m) {
 void edge_linear_f32(const edge_linear_t *p, const float *x, const float *w,
                      const float *bias, float *y) {
   int32_t in = p->in_features;
-  gemm_t g = {x, w, bias, y, p->out_features, in, in, 1, 1, in, p->out_features, 1, 0};
+  gemm_t g = {x, w, bias, y, p->out_features, in, in, 1, 1, in, p->out_features, 1, 0,
+              1, 0, 0};
   gemm(&g, p->rows);
 }
 
 void edge_linear_grad_input_f32(const edge_linear_t *p, const float *dy, const float *w,
                                 float *dx) {
   int32_t in = p->in_features, out = p->out_features;
-  gemm_t g = {dy, w, NULL, dx, in, out, out, 1, in, 1, in, 1, 0};
+  gemm_t g = {dy, w, NULL, dx, in, out, out, 1, in, 1, in, 1, 0, 1, 0, 0};
   gemm(&g, p->rows);
 }
 
 void edge_linear_grad_weight_f32(const edge_linear_t *p, const float *dy, const float *x,
                                  float *dw) {
   int32_t in = p->in_features, out = p->out_features;
-  gemm_t g = {dy, x, NULL, dw, in, p->rows, 1, out, in, 1, in, 1, 0};
+  gemm_t g = {dy, x, NULL, dw, in, p->rows, 1, out, in, 1, in, 1, 0, 1, 0, 0};
   gemm(&g, out);
 }
 
@@ -397,7 +418,7 @@ void edge_matmul_f32(const edge_matmul_t *p, const float *lhs, const float *rhs,
   for (int32_t axis = 0; axis < p->batch_rank; axis++) batches *= p->batch_shape[axis];
   gemm_t g = {lhs, rhs, NULL, out, n, k,
               p->transpose_lhs ? 1 : k, p->transpose_lhs ? m : 1,
-              p->transpose_rhs ? 1 : n, p->transpose_rhs ? k : 1, n, 1, 0};
+              p->transpose_rhs ? 1 : n, p->transpose_rhs ? k : 1, n, 1, 0, 1, 0, 0};
   int32_t begin, end;
   edge_split(batches * size, &begin, &end);
   if (begin < end) {

@@ -65,6 +65,10 @@ typedef struct {
   int32_t sam, sak, sbk, sbn;
   int32_t scm, scn;
   int32_t accumulate;
+  /* The contraction in `reps` runs of k steps (0 or 1: one), run r reading A and B
+   * from a + r * rep_a and b + r * rep_b: a convolution's weight gradient sums over
+   * output rows in registers. */
+  int32_t reps, rep_a, rep_b;
 } edge_gemm_t;
 
 /* Rows [i0, i1) of C, every column, on the calling core (no split, no barrier). */
