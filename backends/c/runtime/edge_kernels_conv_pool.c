@@ -168,17 +168,16 @@ static void conv_forward_products(const edge_conv2d_t *p, const float *x, const 
         const int32_t ys = oy * sh - p->padding[0];
         int32_t i0, i1;
         taps_inside(ys, dh, kh, h, &i0, &i1);
-        for (int32_t i = i0; i < i1; i++) {
-          for (int32_t j = 0; j < kw; j++) {
-            const int32_t xs = j * dw - p->padding[1];
-            int32_t x0, x1;
-            taps_inside(xs, sw, ow, wd, &x0, &x1);
-            if (x0 >= x1) continue;
-            const edge_gemm_t g = {wg + i * kw + j, xg + (ys + i * dh) * wd + xs + x0 * sw,
-                                   NULL, yg + oy * ow + x0, x1 - x0, cg,
-                                   cg * khw, khw, hw, sw, ohw, 1, 1, 1, 0, 0};
-            edge_gemm_rows_f32(&g, r0, r1);
-          }
+        if (i0 >= i1) continue;
+        for (int32_t j = 0; j < kw; j++) { /* the tap rows i summed in registers (reps) */
+          const int32_t xs = j * dw - p->padding[1];
+          int32_t x0, x1;
+          taps_inside(xs, sw, ow, wd, &x0, &x1);
+          if (x0 >= x1) continue;
+          const edge_gemm_t g = {wg + i0 * kw + j, xg + (ys + i0 * dh) * wd + xs + x0 * sw,
+                                 NULL, yg + oy * ow + x0, x1 - x0, cg,
+                                 cg * khw, khw, hw, sw, ohw, 1, 1, i1 - i0, kw, dh * wd};
+          edge_gemm_rows_f32(&g, r0, r1);
         }
       }
     }
