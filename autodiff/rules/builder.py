@@ -58,10 +58,12 @@ class GradientBuilder:
         return self.emit(nn.MulOp(value, self.constant(factor, value)))
 
     def reduce_to(self, grad: SSAValue, shape: Sequence[int]) -> SSAValue:
-        """Sums `grad` over the axes along which an operand of `shape` was broadcast."""
-        axes = shapes.broadcast_axes(shape, shape_of(grad))
+        """Sums `grad` over the axes along which an operand of `shape` was broadcast
+        (a sum over an axis of size 1, a leading one, is only a reshape)."""
+        extents = shape_of(grad)
+        axes = [a for a in shapes.broadcast_axes(shape, extents) if extents[a] != 1]
         if not axes:
-            return grad
+            return grad if extents == tuple(shape) else self.emit(nn.ReshapeOp(grad, shape))
         summed = self.emit(nn.ReduceSumOp(grad, axes, keepdims=True))
         if shape_of(summed) == tuple(shape):
             return summed
@@ -76,7 +78,16 @@ class GradientBuilder:
         return self.emit(nn.BroadcastToOp(grad, shape))
 
     def sum_over(self, grad: SSAValue, axes: Sequence[int]) -> SSAValue:
-        return self.emit(nn.ReduceSumOp(grad, axes)) if axes else grad
+        """`grad` summed over `axes`, which leave the shape; the axes of size 1 are only
+        dropped (a reshape, a view at the buffer level), not summed."""
+        extents = shape_of(grad)
+        summed = [a for a in axes if extents[a] != 1]
+        if list(summed) == list(axes):
+            return self.emit(nn.ReduceSumOp(grad, axes)) if axes else grad
+        target = tuple(e for a, e in enumerate(extents) if a not in axes)
+        if summed:
+            grad = self.emit(nn.ReduceSumOp(grad, summed, keepdims=True))
+        return self.emit(nn.ReshapeOp(grad, target))
 
     def zeros(self, type: TensorType) -> SSAValue:
         array = np.zeros(type.get_shape(), numpy_dtype(type.element_type))
