@@ -85,16 +85,17 @@ def _conv_cases(c: int, o: int, size: int) -> list[Case]:
 
 
 def _int8_cases() -> list[Case]:
-    m, n, k = 32, 32, 32
-    linear = Case(
-        f"linear s8 {m}x{k} . ({n}x{k})T",
-        f"int8_t x[{m * k}] __attribute__((aligned(4))), w[{n * k}] __attribute__((aligned(4))), y[{m * n}]; int32_t b[{n}];",
-        "\n".join([_fill("x", m * k, "int8"), _fill("w", n * k, "int8", 5),
-                   f"  for (int i = 0; i < {n}; i++) b[i] = i;"]),
-        f"  static const edge_linear_s8_t p = {{{m}, {n}, {k}, 3, 6}};\n"
-        "  edge_linear_s8(&p, x, w, b, y);",
-        m * n * k, ("edge_kernels_int8.c",), m * n,
-    )
+    def linear(m: int, n: int, k: int) -> Case:
+        return Case(
+            f"linear s8 {m}x{k} . ({n}x{k})T",
+            f"int8_t x[{m * k}] __attribute__((aligned(4))), w[{n * k}] __attribute__((aligned(4))), y[{m * n}]; int32_t b[{n}];",
+            "\n".join([_fill("x", m * k, "int8"), _fill("w", n * k, "int8", 5),
+                       f"  for (int i = 0; i < {n}; i++) b[i] = i;"]),
+            f"  static const edge_linear_s8_t p = {{{m}, {n}, {k}, 3, 6}};\n"
+            "  edge_linear_s8(&p, x, w, b, y);",
+            m * n * k, ("edge_kernels_int8.c",), m * n,
+        )
+
     c, o, size = 16, 16, 16
     conv = Case(
         f"conv2d s8 NHWC {c}->{o} 3x3 {size}x{size}",
@@ -106,7 +107,8 @@ def _int8_cases() -> list[Case]:
         "  edge_conv2d_s8(&p, x, w, b, y);",
         o * size * size * c * 9, ("edge_kernels_int8.c",), size * size * o,
     )
-    return [linear, conv]
+    # a short reduction (32: the requantisation weighs), a long one (256)
+    return [linear(32, 32, 32), linear(64, 64, 256), conv]
 
 
 def build(case: Case, cpu: str, directory: Path) -> Path:

@@ -1,6 +1,8 @@
 """The int8 C kernels (linear, NHWC conv2d) against an independent NumPy integer
-reference, bit-exact, on teams of 1, 2 and 8 cores; and the RISC-V build, whose inner
-loops must use cv.sdotsp.b (4 int8 MACs per instruction).
+reference, bit-exact, on teams of 1 to 8 cores: built for the host, and the CORE-V
+build (its 4x4 register blocks are assembly) on emulated RV32 cores; and the RISC-V
+build's inner loops, which must use cv.sdotsp.b (4 int8 MACs per instruction) in 4x4
+blocks.
 
 The numerics (edge_kernels_int8.h): acc = bias + sum x * w in int32, wrapping modulo
 2^32; y = clip(floor((acc * scale + 2^(shift-1)) / 2^shift), -128, 127), with no
@@ -10,6 +12,7 @@ rounding term when shift == 0.
 from __future__ import annotations
 
 import ctypes
+import re
 
 import numpy as np
 import pytest
@@ -20,7 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 SETTINGS = settings(max_examples=40)
-CORES = st.sampled_from([1, 2, 8])
+CORES = st.integers(1, 8)
 SEEDS = st.integers(0, 2**32 - 1)
 
 
@@ -233,15 +236,208 @@ def test_accumulator_wraps_modulo_2_32():
 # The RISC-V build: cv.sdotsp.b in the inner loops of both kernels
 # --------------------------------------------------------------------------------------
 
+def _with_callees(assembly: str, name: str) -> list[str]:
+    """The lines of function `name` and of the functions of `assembly` it calls, and
+    they call (the kernels' blocks are static functions)."""
+    defined = set(re.findall(r"^(\w+):", assembly, re.MULTILINE))
+    seen, pending, lines = set(), [name], []
+    while pending:
+        function = pending.pop()
+        if function in seen:
+            continue
+        seen.add(function)
+        body = function_lines(assembly, function)
+        lines += body
+        for line in body:
+            match = re.match(r"^\s+(?:call|tail)\s+(\w+)", line)
+            if match and match.group(1) in defined:
+                pending.append(match.group(1))
+    return lines
+
+
 def test_riscv_inner_loops_use_sdotsp(tmp_path):
     source = RUNTIME / "edge_kernels_int8.c"
     compile_riscv(source, tmp_path / "int8.o")
     assembly = compile_riscv(source, tmp_path / "int8.s", assembly=True)
     assert library_calls(assembly) == set()  # e.g. no 64-bit division helper
     for name in ("edge_linear_s8", "edge_conv2d_s8"):
-        loops = innermost_loops(function_lines(assembly, name))
+        loops = innermost_loops(_with_callees(assembly, name))
         simd = [body for body in loops if any("cv.sdotsp.b" in line for line in body)]
         assert simd, f"{name}: no innermost loop uses cv.sdotsp.b"
-        # the 1x4 block: one loaded input word feeds four dot products
-        widest = max(sum("cv.sdotsp.b" in line for line in body) for body in simd)
-        assert widest >= 4, name
+        # the 4x4 block: per 4-byte step, 4 + 4 loaded words (post-increment loads)
+        # feed 16 dot products; two steps per branch (and a load of the loop's end)
+        widest = max(simd, key=lambda body: sum("cv.sdotsp.b" in line for line in body))
+        dots = sum("cv.sdotsp.b" in line for line in widest)
+        loads = sum(re.match(r"^\s+cv\.lw\s.*\(\w+\), \w+$", line) is not None
+                    for line in widest)
+        instructions = sum(not line.rstrip().endswith(":") for line in widest)
+        assert (dots, loads, instructions) == (32, 16, 50), name
+
+
+# --------------------------------------------------------------------------------------
+# The CORE-V build on emulated RV32 cores: the 4x4 blocks are assembly there
+# --------------------------------------------------------------------------------------
+
+# m, n, k, bias, shift. Between them: rows and columns left over by the 4x4 blocks,
+# k % 4 != 0 (the last bytes of a row in C after the asm), misaligned rows, k < 4 (no
+# asm), the 32-bit requantisation with and without the accumulator clip, the 64-bit
+# one; the third case has a negative scale.
+EMULATED_LINEAR = [
+    (9, 11, 37, True, 12),
+    (8, 8, 32, False, 6),
+    (5, 6, 20, True, 28),
+    (4, 4, 3, True, 5),
+    (13, 9, 64, True, 23),
+]
+# batch, height, width, cin, cout, kernel, stride, padding, dilation, bias, shift.
+# Between them: odd channel counts (runs not whole words), 4-pixel blocks along rows
+# and down columns, dilation (several rows of runs per 4x4 block), pixels without taps,
+# channels left over by the 4x4 blocks, the requantisation paths as above, shift 0; the
+# fifth case has a negative scale.
+EMULATED_CONV = [
+    (1, 7, 9, 5, 9, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), True, 12),
+    (2, 6, 6, 8, 8, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), False, 20),
+    (1, 9, 8, 8, 5, (3, 3), (2, 1), (2, 1, 1, 2), (2, 2), True, 7),
+    (1, 5, 6, 12, 7, (1, 1), (1, 1), (1, 1, 1, 1), (1, 1), True, 30),
+    (1, 6, 7, 4, 4, (2, 3), (1, 2), (0, 2, 1, 0), (1, 1), True, 0),
+    (1, 8, 8, 16, 12, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), True, 23),
+]
+
+
+def _scale_for(acc: np.ndarray, shift: int, negative: bool) -> int:
+    """A scale that maps the largest accumulator to about 190 at `shift` (some clip)."""
+    amax = max(int(np.abs(acc.astype(np.int64)).max()), 1)
+    scale = min(max(1, int(190 * 2**shift / amax)), 2**31 - 1)
+    return -scale if negative else scale
+
+
+def _c_array(kind: str, name: str, values: np.ndarray) -> str:
+    body = ", ".join(str(int(v)) for v in values.ravel())
+    return f"{kind} {name}[{max(values.size, 1)}] = {{{body}}};"
+
+
+def _emulated_cases(rng):
+    """(C declarations, C call, expected y, name of y) of every emulated case."""
+    cases = []
+    for index, (m, n, k, with_bias, shift) in enumerate(EMULATED_LINEAR):
+        x, w = int8(rng, (m, k)), int8(rng, (n, k))
+        bias = (np.array(rng.integers(-5000, 5000, size=n), np.int32) if with_bias
+                else None)
+        scale = _scale_for(x.astype(np.int64) @ w.astype(np.int64).T, shift, index == 2)
+        expected = linear_reference(x, w, bias, scale, shift)
+        name = f"l{index}"
+        declarations = "\n".join([
+            _c_array("int8_t", f"{name}_x", x), _c_array("int8_t", f"{name}_w", w),
+            _c_array("int32_t", f"{name}_b", bias if bias is not None else np.zeros(1)),
+            f"int8_t {name}_y[{m * n}];",
+            f"static const edge_linear_s8_t {name}_p = {{{m}, {n}, {k}, {scale}, "
+            + f"{shift}}};"])
+        bias_arg = f"{name}_b" if bias is not None else "0"
+        call = f"edge_linear_s8(&{name}_p, {name}_x, {name}_w, {bias_arg}, {name}_y);"
+        cases.append((declarations, call, expected, f"{name}_y"))
+    for index, case in enumerate(EMULATED_CONV):
+        batch, height, width, cin, cout, kernel, stride, padding, dilation, with_bias, \
+            shift = case
+        x = int8(rng, (batch, height, width, cin))
+        w = int8(rng, (cout, *kernel, cin))
+        bias = (np.array(rng.integers(-5000, 5000, size=cout), np.int32) if with_bias
+                else None)
+        acc = conv2d_reference(x, w, None, stride, padding, dilation, 1, 0)
+        scale = _scale_for(acc, shift, index == 4)
+        expected = conv2d_reference(x, w, bias, stride, padding, dilation, scale, shift)
+        name = f"c{index}"
+        sizes = ", ".join(str(v) for v in (
+            batch, height, width, cin, cout, *kernel, *expected.shape[1:3]))
+        pairs = ", ".join("{" + ", ".join(map(str, v)) + "}"
+                          for v in (stride, padding, dilation))
+        declarations = "\n".join([
+            _c_array("int8_t", f"{name}_x", x), _c_array("int8_t", f"{name}_w", w),
+            _c_array("int32_t", f"{name}_b", bias if bias is not None else np.zeros(1)),
+            f"int8_t {name}_y[{expected.size}];",
+            f"static const edge_conv2d_s8_t {name}_p = {{{sizes}, {pairs}, "
+            + f"{scale}, {shift}}};"])
+        bias_arg = f"{name}_b" if bias is not None else "0"
+        call = f"edge_conv2d_s8(&{name}_p, {name}_x, {name}_w, {bias_arg}, {name}_y);"
+        cases.append((declarations, call, expected, f"{name}_y"))
+    return cases
+
+
+EMULATED_DRIVER = """#include "edge_runtime.h"
+__attribute__((noinline)) void mark(void) { __asm__ volatile(""); }
+volatile int32_t team = 1;
+%(declarations)s
+static void body(void *arg) {
+  (void)arg;
+%(calls)s
+}
+__attribute__((section(".text.entry"))) void entry(void) {
+  edge_set_num_cores(team);
+  mark();
+  edge_fork(body, 0);
+  mark();
+  for (;;) {}
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def emulated_program(tmp_path_factory):
+    """The CORE-V build of every emulated case (an ELF for the team emulator)."""
+    from edge_opt.backends.rv32.emulator import build_elf
+
+    cases = _emulated_cases(np.random.default_rng(11))
+    directory = tmp_path_factory.mktemp("int8_corev")
+    (directory / "driver.c").write_text(EMULATED_DRIVER % {
+        "declarations": "\n".join(c[0] for c in cases),
+        "calls": "\n".join(f"  {c[1]}" for c in cases)})
+    elf = build_elf([directory / "driver.c", RUNTIME / "edge_kernels_int8.c",
+                     RUNTIME / "edge_platform.c"], directory / "int8.elf",
+                    include=[RUNTIME], defines=["EDGE_EMULATED"])
+    return elf, cases
+
+
+def test_host_build_on_every_team_size():
+    """The shapes of the emulated test below, built for the host (the C blocks), on
+    teams of 1 to 8 cores: every split of the outputs between cores (a core's share
+    may start and end inside a row or a pixel) gives the reference, bit for bit."""
+    rng = np.random.default_rng(5)
+    for index, (m, n, k, with_bias, shift) in enumerate(EMULATED_LINEAR):
+        x, w = int8(rng, (m, k)), int8(rng, (n, k))
+        bias = (np.array(rng.integers(-5000, 5000, size=n), np.int32) if with_bias
+                else None)
+        scale = _scale_for(x.astype(np.int64) @ w.astype(np.int64).T, shift, index == 2)
+        expected = linear_reference(x, w, bias, scale, shift)
+        for cores in range(1, 9):
+            actual = run_linear(x, w, bias, scale, shift, cores)
+            message = f"linear {m, n, k} on {cores} cores"
+            np.testing.assert_array_equal(actual, expected, err_msg=message)
+    for index, (batch, height, width, cin, cout, kernel, stride, padding, dilation,
+                with_bias, shift) in enumerate(EMULATED_CONV):
+        x, w = int8(rng, (batch, height, width, cin)), int8(rng, (cout, *kernel, cin))
+        bias = (np.array(rng.integers(-5000, 5000, size=cout), np.int32) if with_bias
+                else None)
+        acc = conv2d_reference(x, w, None, stride, padding, dilation, 1, 0)
+        scale = _scale_for(acc, shift, index == 4)
+        case = {"stride": stride, "padding": padding, "dilation": dilation}
+        expected = conv2d_reference(x, w, bias, stride, padding, dilation, scale, shift)
+        for cores in range(1, 9):
+            actual = run_conv2d(x, w, bias, case, scale, shift, cores)
+            message = f"conv2d {x.shape} on {cores} cores"
+            np.testing.assert_array_equal(actual, expected, err_msg=message)
+
+
+@pytest.mark.parametrize("cores", range(1, 9))
+def test_corev_build_on_every_team_size(emulated_program, cores):
+    """The assembly 4x4 blocks (and the C blocks around them), on 1 to 8 emulated
+    cores: every split of the outputs between cores gives the reference, bit for bit."""
+    from edge_opt.backends.rv32.emulator import Program
+    from edge_opt.backends.rv32.team import Team
+
+    elf, cases = emulated_program
+    program = Program(elf)
+    program.uc.mem_write(program.symbols["team"], cores.to_bytes(4, "little"))
+    Team(program, cores).run()
+    for _, call, expected, y in cases:
+        actual = np.frombuffer(program.read(y, expected.size), np.int8)
+        np.testing.assert_array_equal(actual.reshape(expected.shape), expected,
+                                      err_msg=call)

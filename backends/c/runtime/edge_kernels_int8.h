@@ -12,11 +12,14 @@
  *       scale is any int32 (one scale and shift per tensor).
  *
  * The reduction runs over contiguous bytes of both operands, four at a time with
- * __builtin_pulp_sdotsp4 (cv.sdotsp.b), and a scalar tail for the last len % 4 bytes.
- * Rows need not be 4-byte aligned: on RISC-V the words are loaded directly (PULP /
- * CORE-V cores load misaligned words in hardware), elsewhere with memcpy.
- * Each kernel splits its output elements between the cores (edge_split), computes each
- * output entirely on one core, and ends with edge_barrier().
+ * __builtin_pulp_sdotsp4 (cv.sdotsp.b), and a scalar tail for the last len % 4 bytes;
+ * outputs are computed in register blocks (4x4: 4 rows of x, or 4 output pixels, by 4
+ * rows of w, or 4 output channels), which changes only the order of the wrapping int32
+ * additions, so no bit of a result. Rows need not be 4-byte aligned: on RISC-V the
+ * words are loaded directly (PULP / CORE-V cores load misaligned words in hardware),
+ * elsewhere with memcpy. Each kernel splits its output elements between the cores
+ * (edge_split), computes each output entirely on one core, and ends with
+ * edge_barrier().
  */
 #ifndef EDGE_KERNELS_INT8_H
 #define EDGE_KERNELS_INT8_H
@@ -48,7 +51,10 @@ void edge_linear_s8(const edge_linear_s8_t *p, const int8_t *x, const int8_t *w,
  * Layout choice: in NHWC the (kw, ci) part of the reduction is contiguous in x and in w
  * (with dilation_w == 1 the whole kernel row, clipped at the padding, is one run of
  * (kw_end - kw_begin) * in_channels bytes), so the inner loop is a long SIMD dot
- * product; one input run is reused for four output channels at a time. */
+ * product; a block of 4 output pixels with the same taps (along an output row, or
+ * down an output column at the left and right borders) by 4 output channels shares
+ * each loaded word of input between 4 channels and each word of weights between 4
+ * pixels. */
 typedef struct {
   int32_t batch;
   int32_t height;
