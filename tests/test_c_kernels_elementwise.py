@@ -8,6 +8,7 @@ import itertools
 
 import numpy as np
 import pytest
+from c_checks import on_cores
 from c_runtime import Broadcast, int_array, pointer, runtime
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -140,6 +141,28 @@ def test_binary_broadcast(row: Binary, shapes, seed: int):
         ctypes.byref(params), pointer(lhs), pointer(rhs), pointer(out)
     )
     _close(out, row.forward(lhs.astype(np.float64), rhs.astype(np.float64)))
+
+
+@settings(max_examples=25)
+@given(shapes=broadcast_shapes(), cores=st.integers(2, 8), seed=st.integers(0, 2**32 - 1))
+def test_binary_broadcast_on_teams(shapes, cores: int, seed: int):
+    """Split between 2 to 8 cores (shares that start and end inside rows of the
+    innermost axis, and runs along it with unit and zero strides), `add` gives the bits
+    of one core."""
+    _, lhs_shape, rhs_shape = shapes
+    out_shape = np.broadcast_shapes(lhs_shape, rhs_shape)
+    rng = np.random.default_rng(seed)
+    lhs = np.asarray(rng.standard_normal(lhs_shape), np.float32)
+    rhs = np.asarray(rng.standard_normal(rhs_shape), np.float32)
+    params = Broadcast(
+        len(out_shape), int_array(list(out_shape) + [1] * (6 - len(out_shape))),
+        int_array(broadcast_strides(lhs_shape, out_shape)),
+        int_array(broadcast_strides(rhs_shape, out_shape)),
+    )
+    out = np.full(out_shape, np.nan, np.float32)
+    on_cores(cores, runtime().edge_add_f32, ctypes.byref(params), pointer(lhs),
+             pointer(rhs), pointer(out))
+    np.testing.assert_array_equal(out, lhs + rhs)
 
 
 def test_copy():

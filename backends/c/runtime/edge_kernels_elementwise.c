@@ -115,7 +115,25 @@ static inline void broadcast_offsets(const edge_broadcast_t *p, int32_t index,
   }
 }
 
+/* out[j] = op(a[j * sa], b[j * sb]) for j < run: the unit and zero strides (a
+ * broadcast operand) specialised, so that the loop is a load or two, the op and a store. */
+#define BINARY_RUN(op, o, a, sa, b, sb, run)                                           \
+  do {                                                                                 \
+    if ((sa) == 1 && (sb) == 1)                                                        \
+      for (int32_t j = 0; j < (run); j++) o[j] = op(a[j], b[j]);                       \
+    else if ((sa) == 0 && (sb) == 1)                                                   \
+      for (int32_t j = 0; j < (run); j++) o[j] = op(a[0], b[j]);                       \
+    else if ((sa) == 1 && (sb) == 0)                                                   \
+      for (int32_t j = 0; j < (run); j++) o[j] = op(a[j], b[0]);                       \
+    else                                                                               \
+      for (int32_t j = 0; j < (run); j++) o[j] = op(a[j * (sa)], b[j * (sb)]);         \
+  } while (0)
+
+/* A binary op with broadcasting: each core's share of the output goes in runs along
+ * the innermost axis (BINARY_RUN), the coordinates of the outer axes carried once per
+ * run. */
 #define BINARY(name, expr)                                                             \
+  static inline float name##_op(float a, float b) { return (expr); }                   \
   void edge_##name##_f32(const edge_broadcast_t *p, const float *lhs, const float *rhs, \
                          float *out) {                                                 \
     int32_t n = 1;                                                                     \
@@ -131,16 +149,25 @@ static inline void broadcast_offsets(const edge_broadcast_t *p, int32_t index,
         coordinate[axis] = (int32_t)(rest % p->shape[axis]);                           \
         rest /= p->shape[axis];                                                        \
       }                                                                                \
-      for (int32_t i = begin; i < end; i++) {                                          \
-        float a = lhs[l], b = rhs[r];                                                  \
-        out[i] = (expr);                                                               \
-        for (int axis = p->rank - 1; axis >= 0; axis--) {                              \
-          l += p->lhs_strides[axis];                                                   \
-          r += p->rhs_strides[axis];                                                   \
-          if (++coordinate[axis] < p->shape[axis]) break;                              \
-          l -= (int32_t)p->lhs_strides[axis] * p->shape[axis];                         \
-          r -= (int32_t)p->rhs_strides[axis] * p->shape[axis];                         \
+      const int last = p->rank - 1;                                                    \
+      const int32_t sa = last >= 0 ? p->lhs_strides[last] : 0;                         \
+      const int32_t sb = last >= 0 ? p->rhs_strides[last] : 0;                         \
+      for (int32_t i = begin; i < end;) {                                              \
+        int32_t run = last >= 0 ? p->shape[last] - coordinate[last] : 1;               \
+        if (run > end - i) run = end - i;                                              \
+        const float *a = lhs + l, *b = rhs + r;                                        \
+        float *o = out + i;                                                            \
+        BINARY_RUN(name##_op, o, a, sa, b, sb, run);                                   \
+        i += run;                                                                      \
+        if (last < 0) break;                                                           \
+        l += run * sa;                                                                 \
+        r += run * sb;                                                                 \
+        coordinate[last] += run;                                                       \
+        for (int axis = last; axis > 0 && coordinate[axis] == p->shape[axis]; axis--) {  \
+          l += p->lhs_strides[axis - 1] - p->lhs_strides[axis] * p->shape[axis];        \
+          r += p->rhs_strides[axis - 1] - p->rhs_strides[axis] * p->shape[axis];        \
           coordinate[axis] = 0;                                                        \
+          coordinate[axis - 1]++;                                                      \
         }                                                                              \
       }                                                                                \
     }                                                                                  \
