@@ -460,6 +460,22 @@ def test_max_pool_ties_and_padding_windows():
     check(op, [x])
 
 
+@pytest.mark.parametrize("mode", ["ties", "special"])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_max_pool_3x3_windows_inside_the_input(mode: str, stride: int):
+    """The unrolled 3x3 windows (inside the input, unit dilation): the first maximum on
+    ties (few distinct values), and a NaN or -inf in a window (the general rule) give
+    the interpreter's values and positions."""
+    case = {"input": (2, 3, 9, 10), "kernel": (3, 3), "stride": (stride, stride),
+            "padding": (1, 1, 1, 1), "dilation": (1, 1), "ceil_mode": False,
+            "count_include_pad": False}
+    for build in (max_pool2d, max_pool2d_with_indices):
+        op, inputs = build(case, np.random.default_rng(3), mode)
+        for actual, expected in zip(run_c(op, inputs), run_interpreter(op, inputs),
+                                    strict=True):
+            np.testing.assert_array_equal(actual, expected)
+
+
 # --------------------------------------------------------------------------------------
 # Teams of threads: bitwise the same results
 # --------------------------------------------------------------------------------------

@@ -400,6 +400,25 @@ void edge_conv_transpose2d_grad_weight_f32(const edge_conv2d_t *p, const float *
  * Pooling
  * ------------------------------------------------------------------------------------ */
 
+/* A 3x3 window inside the input at unit dilation: its maximum and first position, the
+ * taps unrolled; returns 0 when a tap is NaN (the caller then takes the general loop,
+ * whose NaN rule this one does not follow). */
+static inline int max_3x3(const float *xr, int32_t wd, float *best, int32_t *at) {
+  float b = xr[0];
+  int32_t first = 0, nan = 0;
+  for (int32_t t = 0; t < 9; t++) {
+    const float v = xr[(t / 3) * wd + t % 3];
+    nan |= v != v;
+    if (v > b) {
+      b = v;
+      first = t;
+    }
+  }
+  *best = b;
+  *at = first;
+  return !nan;
+}
+
 static void max_pool(const edge_pool2d_t *p, const float *x, float *y, uint8_t *indices) {
   const int32_t kh = p->kh, kw = p->kw, h = p->h, wd = p->w, hw = h * wd;
   const int32_t dh = p->dilation[0], dw = p->dilation[1];
@@ -419,16 +438,21 @@ static void max_pool(const edge_pool2d_t *p, const float *x, float *y, uint8_t *
         int32_t j0, j1;
         taps_inside(xs, dw, kw, wd, &j0, &j1);
         /* padding taps are -inf: they never win, but an all -inf window answers tap 0 */
-        float best = -__builtin_inff();
-        int32_t at = 0;
-        for (int32_t i = i0; i < i1; i++) {
-          const float *xr = xp + (ys + i * dh) * wd + xs + j0 * dw;
-          for (int32_t j = j0; j < j1; j++, xr += dw) {
-            const float v = *xr;
-            /* the first maximum; a NaN wins and stays, as NumPy's max and argmax */
-            if (v > best || (v != v && best == best)) {
-              best = v;
-              at = i * kw + j;
+        float best;
+        int32_t at;
+        if (!(kh == 3 && kw == 3 && dh == 1 && dw == 1 && i1 - i0 == 3 && j1 - j0 == 3 &&
+              max_3x3(xp + ys * wd + xs, wd, &best, &at))) {
+          best = -__builtin_inff();
+          at = 0;
+          for (int32_t i = i0; i < i1; i++) {
+            const float *xr = xp + (ys + i * dh) * wd + xs + j0 * dw;
+            for (int32_t j = j0; j < j1; j++, xr += dw) {
+              const float v = *xr;
+              /* the first maximum; a NaN wins and stays, as NumPy's max and argmax */
+              if (v > best || (v != v && best == best)) {
+                best = v;
+                at = i * kw + j;
+              }
             }
           }
         }
