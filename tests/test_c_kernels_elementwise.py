@@ -193,6 +193,22 @@ def test_clip_keeps_nan():
     assert y.tobytes() == clip(x, 0.0, 6.0).tobytes()
 
 
+def test_relu_bits():
+    """relu works on the bits: every negative number (denormals and -inf included)
+    gives +0, while -0, +0, NaN of either sign and the positive numbers come back
+    unchanged, bit for bit, as `v < 0 ? 0 : v`."""
+    bits = np.array([0x80000001, 0x807FFFFF, 0x80800000, 0xBF800000, 0xFF7FFFFF,
+                     0xFF800000, 0xFF800001, 0xFFC00000, 0x7FC00000, 0x80000000, 0,
+                     1, 0x3F800000, 0x7F7FFFFF, 0x7F800000], np.uint32)
+    x = np.concatenate([bits.view(np.float32),
+                        np.random.default_rng(0).standard_normal(1000).astype(np.float32)])
+    y = np.full_like(x, 7.0)
+    runtime().edge_relu_f32(ctypes.c_int32(x.size), pointer(x), pointer(y))
+    with np.errstate(invalid="ignore"):
+        expected = np.where(x < 0, np.float32(0.0), x)
+    assert y.view(np.uint32).tolist() == expected.view(np.uint32).tolist()
+
+
 @pytest.mark.parametrize("row", [r for r in UNARY if r.domain != "positive"],
                          ids=lambda row: row.name)
 def test_unary_special_values_agree_with_the_reference(row: Unary):

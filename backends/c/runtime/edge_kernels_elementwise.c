@@ -66,7 +66,21 @@ static inline float elu(float x, float alpha) {
     edge_barrier();                                                                    \
   }
 
-UNARY(relu, v < 0.0f ? 0.0f : v) /* NaN stays NaN, as np.maximum */
+/* v < 0 ? +0 : v on the bits, without a branch: the negative numbers (sign set, from
+ * the smallest denormal to -inf) become +0; -0 stays -0 and NaN stays NaN, as
+ * np.maximum. */
+void edge_relu_f32(int32_t n, const float *x, float *y) {
+  int32_t begin, end;
+  edge_split(n, &begin, &end);
+  for (int32_t i = begin; i < end; i++) {
+    uint32_t bits;
+    __builtin_memcpy(&bits, x + i, sizeof bits);
+    const uint32_t negative = bits - 0x80000001u <= 0x7F7FFFFFu;
+    bits &= negative - 1u;
+    __builtin_memcpy(y + i, &bits, sizeof bits);
+  }
+  edge_barrier();
+}
 UNARY(sigmoid, sigmoid(v))
 UNARY(tanh, edge_tanhf(v))
 UNARY(silu, v * sigmoid(v))
