@@ -428,17 +428,25 @@ def _print_scoped(ctx: FunctionContext, ops: list[Operation]) -> None:
         print_op(ctx, op)
 
 
-def _scopes(ops: list[Operation]) -> list[tuple[int, int]]:
-    """Disjoint ranges [first, last] of `ops` that contain every use of the results of
-    the `SCOPED` ops among them (the uses of views of them too)."""
+def position_in(ops: Sequence[Operation]) -> Callable[[Operation], int]:
+    """The position in `ops` (a block's ops, in order) of an op or of its ancestor
+    among them."""
     index = {op: i for i, op in enumerate(ops)}
 
-    def top(op: Operation) -> int:
+    def position(op: Operation) -> int:
         while op not in index:
             parent = op.parent_op()
             assert parent is not None
             op = parent
         return index[op]
+
+    return position
+
+
+def _scopes(ops: list[Operation]) -> list[tuple[int, int]]:
+    """Disjoint ranges [first, last] of `ops` that contain every use of the results of
+    the `SCOPED` ops among them (the uses of views of them too)."""
+    top = position_in(ops)
 
     def last_use(value: SSAValue) -> int:
         end = -1

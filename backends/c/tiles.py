@@ -38,6 +38,7 @@ from edge_opt.backends.c.emitter import (
     EmitError,
     FunctionContext,
     ctype,
+    position_in,
     print_op,
     structure,
 )
@@ -203,15 +204,7 @@ def plan_descriptors(function: Operation) -> tuple[dict[object, int], int]:
     ones by (loop, position) for the tokens a `tile.for` carries; the pool's size).
     A life spans the top-level ops from the token's definition to its last use, a
     carried position's from its initial token to the last use of the loop's result."""
-    block = function.regions[0].block
-    index = {op: i for i, op in enumerate(block.ops)}
-
-    def top(op: Operation) -> int:
-        while op not in index:
-            parent = op.parent_op()
-            assert parent is not None
-            op = parent
-        return index[op]
+    top = position_in(list(function.regions[0].block.ops))
 
     def life(value: SSAValue) -> int:
         return max((top(use.operation) for use in value.uses), default=-1)
