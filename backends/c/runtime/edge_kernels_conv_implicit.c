@@ -54,22 +54,32 @@ static void interior_columns(const edge_conv2d_t *p, int32_t *x_lo, int32_t *x_h
   for (int32_t col = 0, n = (x_lo) == 0 && (x_hi) > 0 ? (x_hi) : 1; col < (ow);          \
        col += n, n = col == (x_lo) && (x_hi) > (x_lo) ? (x_hi) - (x_lo) : 1)
 
-/* The forward's taps for the output columns from column x of row oy: the input row
- * each reads in channel 0 and its index in the weights; returns their number. */
-static int32_t forward_taps(const edge_conv2d_t *p, const float *xg, int32_t oy, int32_t x,
+/* The taps that read inside a `height` x `width` plane at `base`: tap (i, j) reads row
+ * y0 + sign * i * dh and column x0 + sign * j * dw (sign -1: the input gradient reads
+ * dY backwards). Each one's address in channel 0 and its index in the weights; returns
+ * their number. */
+static int32_t taps_reading(const edge_conv2d_t *p, const float *base, int32_t height,
+                            int32_t width, int32_t y0, int32_t x0, int32_t sign,
                             const float **rows, int32_t *offsets) {
   int32_t t = 0;
   for (int32_t i = 0; i < p->kh; i++) {
-    const int32_t yy = oy * p->stride[0] + i * p->dilation[0] - p->padding[0];
-    if (yy < 0 || yy >= p->h) continue;
+    const int32_t yy = y0 + sign * i * p->dilation[0];
+    if (yy < 0 || yy >= height) continue;
     for (int32_t j = 0; j < p->kw; j++) {
-      const int32_t xx = x * p->stride[1] + j * p->dilation[1] - p->padding[1];
-      if (xx < 0 || xx >= p->w) continue;
-      rows[t] = xg + yy * p->w + xx;
+      const int32_t xx = x0 + sign * j * p->dilation[1];
+      if (xx < 0 || xx >= width) continue;
+      rows[t] = base + yy * width + xx;
       offsets[t++] = i * p->kw + j;
     }
   }
   return t;
+}
+
+/* The forward's taps for the output columns from column x of row oy. */
+static int32_t forward_taps(const edge_conv2d_t *p, const float *xg, int32_t oy, int32_t x,
+                            const float **rows, int32_t *offsets) {
+  return taps_reading(p, xg, p->h, p->w, oy * p->stride[0] - p->padding[0],
+                      x * p->stride[1] - p->padding[1], 1, rows, offsets);
 }
 
 /* Y[o, oy, x] = sum over q, i, j of W[o, q, i, j] X[q, yy_i, xx_j] (+ bias[o]). */
@@ -104,21 +114,11 @@ void edge_conv_implicit_forward(const edge_conv2d_t *p, const float *x, const fl
 }
 
 /* The input gradient's taps for the input columns from column x of input row yy (unit
- * strides): the row of dY each reads in channel 0 and its index in the weights. */
+ * strides): the rows of dY they read. */
 static int32_t transposed_taps(const edge_conv2d_t *p, const float *dyg, int32_t yy,
                                int32_t x, const float **rows, int32_t *offsets) {
-  int32_t t = 0;
-  for (int32_t i = 0; i < p->kh; i++) {
-    const int32_t oy = yy + p->padding[0] - i * p->dilation[0];
-    if (oy < 0 || oy >= p->oh) continue;
-    for (int32_t j = 0; j < p->kw; j++) {
-      const int32_t ox = x + p->padding[1] - j * p->dilation[1];
-      if (ox < 0 || ox >= p->ow) continue;
-      rows[t] = dyg + oy * p->ow + ox;
-      offsets[t++] = i * p->kw + j;
-    }
-  }
-  return t;
+  return taps_reading(p, dyg, p->oh, p->ow, yy + p->padding[0], x + p->padding[1], -1,
+                      rows, offsets);
 }
 
 /* dX[q, yy, x] = sum over k, i, j of W[k, q, i, j] dY[k, yy + pad - i dh, x + pad - j dw]
