@@ -16,6 +16,16 @@
 
 typedef edge_gemm_t gemm_t;
 
+/* The 4x6 blocks in assembly (asm_blocks_4x6) on RISC-V with CORE-V; not at -O0 (the
+ * asm's operands would not fit the registers) nor with EDGE_GEMM_NO_ASM (the tests
+ * compare the two builds). */
+#if defined(__riscv) && defined(__riscv_flen) && defined(__riscv_xcvmem) &&            \
+    defined(__riscv_xcvalu) && defined(__OPTIMIZE__) && !defined(EDGE_GEMM_NO_ASM)
+#define EDGE_GEMM_ASM 1
+#else
+#define EDGE_GEMM_ASM 0
+#endif
+
 EDGE_INLINE float finish(const gemm_t *g, float acc, int32_t j) {
   return g->bias ? acc + g->bias[j] : acc;
 }
@@ -195,6 +205,293 @@ __attribute__((noinline)) static void block_4x6(const gemm_t *g, int32_t i, int3
     kernel_4x6(g, i, j, g->sam, g->sak, g->sbk, 1, 0);
 }
 
+/* --- The 4x6 blocks in assembly (RISC-V with CORE-V, optimised builds) -------------
+ *
+ * In C, clang spills or recomputes addresses in kernel_4x6's loop (77 to 86
+ * instructions per two k-steps instead of 68 loads and multiply-adds). The asm keeps
+ * the 24 accumulators in f0..f23 (acc (r, c) in f(6r + c)), A's 4 values in f24..f27
+ * and B's values alternately in f28 and f29 (a column's 4 multiply-adds run while the
+ * next column loads), and unrolls k so that pointer increments are shared: where a
+ * pointer moves one element per step the steps use immediate offsets from it. The
+ * registers are clobbers, not operands (GCC allows 30 operands per asm). Each element
+ * is computed as in C: acc = 0, acc = fmadd(A(i, k), B(k, j), acc) for k in order, then
+ * stored, + bias, or added to C. What the asm reads besides its pointers is a plan in
+ * memory (its offsets in brackets). */
+#if EDGE_GEMM_ASM
+typedef struct {
+  float *c;                     /* [0] C(i, j) of the block, unit column stride */
+  int32_t scm;                  /* [4] C's row stride in bytes */
+  const float *bias;            /* [8] bias[j] (mode 1) */
+  int32_t mode;                 /* [12] 0: C = acc, 1: C = acc + bias, 2: C = C + acc */
+  int32_t main_bytes;           /* [16] the counting pointer's advance in the unrolled */
+  int32_t tail_bytes;           /* [20] loop of a run, then in its single steps */
+  int32_t runs;                 /* [24] runs left (scratch) */
+  int32_t a_skip, b_skip;       /* [28], [32] from the end of a run to the next one */
+} plan_t;
+
+_Static_assert(sizeof(void *) == 4 && sizeof(plan_t) == 36, "the asm's offsets");
+
+#define FMA4(r0, r1, r2, r3, fb)                                                       \
+  "fmadd.s f" #r0 ", f24, " fb ", f" #r0 "\n\t fmadd.s f" #r1 ", f25, " fb ", f" #r1  \
+  "\n\t fmadd.s f" #r2 ", f26, " fb ", f" #r2 "\n\t fmadd.s f" #r3 ", f27, " fb        \
+  ", f" #r3 "\n\t"
+/* The 6 columns of a step, A in f24..f27: LB(c, c's byte offset in B's row, register,
+ * off) loads B(k, j + c) (column 0 is already in f28) */
+#define COLUMNS(LB, off)                                                               \
+  LB(1, "4", "f29", off) FMA4(0, 6, 12, 18, "f28") LB(2, "8", "f28", off)              \
+  FMA4(1, 7, 13, 19, "f29") LB(3, "12", "f29", off) FMA4(2, 8, 14, 20, "f28")          \
+  LB(4, "16", "f28", off) FMA4(3, 9, 15, 21, "f29") LB(5, "20", "f29", off)            \
+  FMA4(4, 10, 16, 22, "f28") FMA4(5, 11, 17, 23, "f29")
+#define LOAD(reg, off, p) "flw " reg ", " off "(%[" p "])\n\t"
+/* A.B^T: A's rows and B's columns run along k, 10 pointers at byte offset `off` */
+#define LB_T(c, bytes, reg, off) LOAD(reg, off, "pb" #c)
+#define STEP_T(off)                                                                    \
+  LOAD("f28", off, "pb0") LOAD("f24", off, "pa0") LOAD("f25", off, "pa1")              \
+  LOAD("f26", off, "pa2") LOAD("f27", off, "pa3") COLUMNS(LB_T, off)
+/* B's row k at pb (its columns 4 bytes apart) */
+#define LB_ROW(c, bytes, reg, off) LOAD(reg, bytes, "pb")
+/* A.B: A's rows along k at byte offset `off`; B's row, then pb += sbk */
+#define STEP_N(off)                                                                    \
+  LOAD("f28", "0", "pb") LOAD("f24", off, "pa0") LOAD("f25", off, "pa1")               \
+  LOAD("f26", off, "pa2") LOAD("f27", off, "pa3") COLUMNS(LB_ROW, off)                 \
+  "add %[pb], %[pb], %[sbk]\n\t"
+/* A^T.B: A's column k at pa (rows 4 bytes apart), B's row k at pb */
+#define STEP_TN(off)                                                                   \
+  LOAD("f28", "0", "pb") LOAD("f24", "0", "pa") LOAD("f25", "4", "pa")                 \
+  LOAD("f26", "8", "pa") LOAD("f27", "12", "pa") COLUMNS(LB_ROW, off)                  \
+  "add %[pa], %[pa], %[sak]\n\t add %[pb], %[pb], %[sbk]\n\t"
+/* A strided both ways (a convolution's weights): 4 row pointers += sak */
+#define STEP_G(off)                                                                    \
+  LOAD("f28", "0", "pb") LOAD("f24", "0", "pa0") LOAD("f25", "0", "pa1")               \
+  LOAD("f26", "0", "pa2") LOAD("f27", "0", "pa3") COLUMNS(LB_ROW, off)                 \
+  "add %[pa0], %[pa0], %[sak]\n\t add %[pa1], %[pa1], %[sak]\n\t"                      \
+  "add %[pa2], %[pa2], %[sak]\n\t add %[pa3], %[pa3], %[sak]\n\t"                      \
+  "add %[pb], %[pb], %[sbk]\n\t"
+#define ADD4(p, q, r, s, by)                                                           \
+  "addi %[" p "], %[" p "], " by "\n\t addi %[" q "], %[" q "], " by "\n\t"             \
+  "addi %[" r "], %[" r "], " by "\n\t addi %[" s "], %[" s "], " by "\n\t"
+#define STEPS_8(STEP)                                                                  \
+  STEP("0") STEP("4") STEP("8") STEP("12") STEP("16") STEP("20") STEP("24") STEP("28")
+#define STEPS_4(STEP) STEP("0") STEP("0") STEP("0") STEP("0")
+
+#define ZERO6(a, b, c, d, e, f)                                                        \
+  "fmv.w.x f" #a ", zero\n\t fmv.w.x f" #b ", zero\n\t fmv.w.x f" #c ", zero\n\t"      \
+  "fmv.w.x f" #d ", zero\n\t fmv.w.x f" #e ", zero\n\t fmv.w.x f" #f ", zero\n\t"
+#define ZERO_4x6                                                                       \
+  ZERO6(0, 1, 2, 3, 4, 5) ZERO6(6, 7, 8, 9, 10, 11) ZERO6(12, 13, 14, 15, 16, 17)      \
+  ZERO6(18, 19, 20, 21, 22, 23)
+/* Runs of k steps: `unrolled` (advancing the counting pointer `ctr` by main_bytes), then
+ * `single` steps (tail_bytes), then `next` (the pointers to the next run). */
+#define RUNS(ctr, unrolled, single, next)                                              \
+  "1:\n\t lw %[t], 16(%[plan])\n\t beqz %[t], 3f\n\t add %[end], %[" ctr "], %[t]\n\t" \
+  "2:\n\t" unrolled "bne %[" ctr "], %[end], 2b\n\t"                                   \
+  "3:\n\t lw %[t], 20(%[plan])\n\t beqz %[t], 5f\n\t add %[end], %[" ctr "], %[t]\n\t" \
+  "4:\n\t" single "bne %[" ctr "], %[end], 4b\n\t"                                     \
+  "5:\n\t lw %[t], 24(%[plan])\n\t addi %[t], %[t], -1\n\t beqz %[t], 6f\n\t"          \
+  "sw %[t], 24(%[plan])\n\t" next "j 1b\n\t 6:\n\t"
+/* p += the plan's field at `offset` */
+#define SKIP(offset, p) "lw %[t], " #offset "(%[plan])\n\t"  p
+#define ADD(p) "add %[" p "], %[" p "], %[t]\n\t"
+
+/* The finish, with pc and rs free registers: row by row, C at pc, rows rs bytes apart */
+#define STORE6(a, b, c, d, e, f)                                                       \
+  "fsw f" #a ", 0(%[pc])\n\t fsw f" #b ", 4(%[pc])\n\t fsw f" #c ", 8(%[pc])\n\t"      \
+  "fsw f" #d ", 12(%[pc])\n\t fsw f" #e ", 16(%[pc])\n\t fsw f" #f ", 20(%[pc])\n\t"   \
+  "add %[pc], %[pc], %[rs]\n\t"
+#define BIAS6(a, b, c, d, e, f)                                                        \
+  "fadd.s f" #a ", f" #a ", f24\n\t fadd.s f" #b ", f" #b ", f25\n\t"                   \
+  "fadd.s f" #c ", f" #c ", f26\n\t fadd.s f" #d ", f" #d ", f27\n\t"                   \
+  "fadd.s f" #e ", f" #e ", f28\n\t fadd.s f" #f ", f" #f ", f29\n\t"                   \
+  STORE6(a, b, c, d, e, f)
+#define LOAD6(p)                                                                       \
+  "flw f24, 0(%[" p "])\n\t flw f25, 4(%[" p "])\n\t flw f26, 8(%[" p "])\n\t"         \
+  "flw f27, 12(%[" p "])\n\t flw f28, 16(%[" p "])\n\t flw f29, 20(%[" p "])\n\t"
+#define ACCUMULATE6(a, b, c, d, e, f)                                                  \
+  LOAD6("pc") "fadd.s f" #a ", f24, f" #a "\n\t fadd.s f" #b ", f25, f" #b "\n\t"     \
+  "fadd.s f" #c ", f26, f" #c "\n\t fadd.s f" #d ", f27, f" #d "\n\t"                  \
+  "fadd.s f" #e ", f28, f" #e "\n\t fadd.s f" #f ", f29, f" #f "\n\t"                  \
+  STORE6(a, b, c, d, e, f)
+#define ROWS(OP)                                                                       \
+  OP(0, 1, 2, 3, 4, 5) OP(6, 7, 8, 9, 10, 11) OP(12, 13, 14, 15, 16, 17)               \
+  OP(18, 19, 20, 21, 22, 23)
+#define FINISH                                                                         \
+  "lw %[pc], 0(%[plan])\n\t lw %[rs], 4(%[plan])\n\t lw %[t], 12(%[plan])\n\t"         \
+  "bnez %[t], 7f\n\t" ROWS(STORE6) "j 9f\n\t"                                          \
+  "7:\n\t addi %[t], %[t], -1\n\t bnez %[t], 8f\n\t lw %[t], 8(%[plan])\n\t"          \
+  LOAD6("t") ROWS(BIAS6) "j 9f\n\t"                                                    \
+  "8:\n\t" ROWS(ACCUMULATE6) "9:"
+#define CLOBBERS                                                                       \
+  "memory", "f0", "f1", "f2", "f3", "f4", "f5", "f6", "f7", "f8", "f9", "f10", "f11",  \
+      "f12", "f13", "f14", "f15", "f16", "f17", "f18", "f19", "f20", "f21", "f22",     \
+      "f23", "f24", "f25", "f26", "f27", "f28", "f29"
+
+/* A.B^T (sak = sbk = 1): k unrolled by 8, 10 pointer increments per 8 steps */
+#define ADD10(by)                                                                      \
+  ADD4("pa0", "pa1", "pa2", "pa3", by) ADD4("pb0", "pb1", "pb2", "pb3", by)             \
+  "addi %[pb4], %[pb4], " by "\n\t addi %[pb5], %[pb5], " by "\n\t"
+EDGE_INLINE void asm_4x6_t(plan_t *plan, const float *a, int32_t sam, const float *b,
+                           int32_t sbn) {
+  const float *pa0 = a, *pa1 = a + sam, *pa2 = a + 2 * sam, *pa3 = a + 3 * sam;
+  const float *pb0 = b, *pb1 = b + sbn, *pb2 = b + 2 * sbn, *pb3 = b + 3 * sbn;
+  const float *pb4 = b + 4 * sbn, *pb5 = b + 5 * sbn, *end;
+  int32_t t, pc, rs;
+  __asm__ volatile(
+      ZERO_4x6
+      RUNS("pa0", STEPS_8(STEP_T) ADD10("32"), STEP_T("0") ADD10("4"),
+           SKIP(28, ADD("pa0") ADD("pa1") ADD("pa2") ADD("pa3"))
+           SKIP(32, ADD("pb0") ADD("pb1") ADD("pb2") ADD("pb3") ADD("pb4") ADD("pb5")))
+      FINISH
+      : [pa0] "+r"(pa0), [pa1] "+r"(pa1), [pa2] "+r"(pa2), [pa3] "+r"(pa3),
+        [pb0] "+r"(pb0), [pb1] "+r"(pb1), [pb2] "+r"(pb2), [pb3] "+r"(pb3),
+        [pb4] "+r"(pb4), [pb5] "+r"(pb5), [end] "=&r"(end), [t] "=&r"(t),
+        [pc] "=&r"(pc), [rs] "=&r"(rs)
+      : [plan] "r"(plan)
+      : CLOBBERS);
+}
+
+/* A.B (sak = sbn = 1): k unrolled by 8, A's 4 pointers advance once per 8 steps */
+EDGE_INLINE void asm_4x6_n(plan_t *plan, const float *a, int32_t sam, const float *b,
+                           int32_t sbk) {
+  const float *pa0 = a, *pa1 = a + sam, *pa2 = a + 2 * sam, *pa3 = a + 3 * sam, *pb = b;
+  const float *end;
+  int32_t t, pc, rs;
+  __asm__ volatile(
+      ZERO_4x6
+      RUNS("pa0", STEPS_8(STEP_N) ADD4("pa0", "pa1", "pa2", "pa3", "32"),
+           STEP_N("0") ADD4("pa0", "pa1", "pa2", "pa3", "4"),
+           SKIP(28, ADD("pa0") ADD("pa1") ADD("pa2") ADD("pa3")) SKIP(32, ADD("pb")))
+      FINISH
+      : [pa0] "+r"(pa0), [pa1] "+r"(pa1), [pa2] "+r"(pa2), [pa3] "+r"(pa3),
+        [pb] "+r"(pb), [end] "=&r"(end), [t] "=&r"(t), [pc] "=&r"(pc), [rs] "=&r"(rs)
+      : [plan] "r"(plan), [sbk] "r"(4 * sbk)
+      : CLOBBERS);
+}
+
+/* A^T.B (sam = sbn = 1): one pointer per operand, += its stride each step */
+EDGE_INLINE void asm_4x6_tn(plan_t *plan, const float *a, int32_t sak, const float *b,
+                            int32_t sbk) {
+  const float *pa = a, *pb = b, *end;
+  int32_t t, pc, rs;
+  __asm__ volatile(
+      ZERO_4x6
+      RUNS("pa", STEPS_4(STEP_TN), STEP_TN("0"), SKIP(28, ADD("pa")) SKIP(32, ADD("pb")))
+      FINISH
+      : [pa] "+r"(pa), [pb] "+r"(pb), [end] "=&r"(end), [t] "=&r"(t), [pc] "=&r"(pc),
+        [rs] "=&r"(rs)
+      : [plan] "r"(plan), [sak] "r"(4 * sak), [sbk] "r"(4 * sbk)
+      : CLOBBERS);
+}
+
+/* A strided both ways, B's rows unit-stride (the convolutions' weights x activations) */
+EDGE_INLINE void asm_4x6_g(plan_t *plan, const float *a, int32_t sam, int32_t sak,
+                           const float *b, int32_t sbk) {
+  const float *pa0 = a, *pa1 = a + sam, *pa2 = a + 2 * sam, *pa3 = a + 3 * sam, *pb = b;
+  const float *end;
+  int32_t t, pc, rs;
+  __asm__ volatile(
+      ZERO_4x6
+      RUNS("pa0", STEPS_4(STEP_G), STEP_G("0"),
+           SKIP(28, ADD("pa0") ADD("pa1") ADD("pa2") ADD("pa3")) SKIP(32, ADD("pb")))
+      FINISH
+      : [pa0] "+r"(pa0), [pa1] "+r"(pa1), [pa2] "+r"(pa2), [pa3] "+r"(pa3),
+        [pb] "+r"(pb), [end] "=&r"(end), [t] "=&r"(t), [pc] "=&r"(pc), [rs] "=&r"(rs)
+      : [plan] "r"(plan), [sak] "r"(4 * sak), [sbk] "r"(4 * sbk)
+      : CLOBBERS);
+}
+#undef FMA4
+#undef COLUMNS
+#undef LOAD
+#undef LB_T
+#undef STEP_T
+#undef LB_ROW
+#undef STEP_N
+#undef STEP_TN
+#undef STEP_G
+#undef ADD4
+#undef ADD10
+#undef STEPS_8
+#undef STEPS_4
+#undef ZERO6
+#undef ZERO_4x6
+#undef RUNS
+#undef SKIP
+#undef ADD
+#undef STORE6
+#undef BIAS6
+#undef LOAD6
+#undef ACCUMULATE6
+#undef ROWS
+#undef FINISH
+#undef CLOBBERS
+
+enum { LAYOUT_C, LAYOUT_T, LAYOUT_N, LAYOUT_TN, LAYOUT_G };
+
+/* The asm's layout for g's strides (LAYOUT_C: the C blocks), its unroll and the
+ * counting pointer's advance per step in bytes (never 0). */
+EDGE_INLINE int32_t asm_layout(const gemm_t *g, int32_t *unroll, int32_t *step) {
+  *unroll = 8;
+  *step = 4;
+  if (g->sak == 1 && g->sbk == 1) return LAYOUT_T;
+  if (g->sbn != 1) return LAYOUT_C;
+  if (g->sak == 1) return LAYOUT_N;
+  *unroll = 4;
+  *step = 4 * g->sak;
+  if (g->sak == 0) return LAYOUT_C;
+  return g->sam == 1 ? LAYOUT_TN : LAYOUT_G;
+}
+
+/* C(i.., j..) from the block's accumulators, stored row-major in acc (C strided) */
+static void put_4x6(const gemm_t *g, int32_t i, int32_t j, const float acc[24]) {
+  for (int32_t r = 0; r < 4; r++)
+    for (int32_t col = 0; col < 6; col++)
+      put(g, g->c + (i + r) * g->scm + (j + col) * g->scn, acc[6 * r + col], j + col);
+}
+
+/* The 4x6 blocks at row i, columns 0, 6, ..., 6 (count - 1), in asm; 0 if it does not
+ * apply (then nothing is done). */
+EDGE_INLINE int32_t asm_blocks_4x6(const gemm_t *g, int32_t i, int32_t count) {
+  int32_t unroll, step;
+  const int32_t layout = asm_layout(g, &unroll, &step);
+  if (layout == LAYOUT_C) return 0;
+  float acc[24];
+  const int32_t direct = g->scn == 1, k = g->k;
+  plan_t plan;
+  plan.scm = direct ? 4 * g->scm : 24;
+  plan.mode = !direct ? 0 : g->accumulate ? 2 : g->bias ? 1 : 0;
+  plan.main_bytes = k / unroll * unroll * step;
+  plan.tail_bytes = k % unroll * step;
+  plan.a_skip = 4 * (g->rep_a - k * g->sak);
+  plan.b_skip = 4 * (g->rep_b - k * g->sbk);
+  const float *a = g->a + i * g->sam;
+  for (int32_t j = 0; j < 6 * count; j += 6) {
+    const float *b = g->b + j * g->sbn;
+    plan.c = direct ? g->c + i * g->scm + j : acc;
+    plan.bias = g->bias ? g->bias + j : NULL;
+    plan.runs = g->reps > 1 ? g->reps : 1;
+    if (layout == LAYOUT_T)
+      asm_4x6_t(&plan, a, g->sam, b, g->sbn);
+    else if (layout == LAYOUT_N)
+      asm_4x6_n(&plan, a, g->sam, b, g->sbk);
+    else if (layout == LAYOUT_TN)
+      asm_4x6_tn(&plan, a, g->sak, b, g->sbk);
+    else
+      asm_4x6_g(&plan, a, g->sam, g->sak, b, g->sbk);
+    if (!direct) put_4x6(g, i, j, acc);
+  }
+  return 1;
+}
+#endif
+
+/* The 4x6 blocks at row i, columns 0, 6, ..., 6 (count - 1). Not inlined: the asm
+ * clobbers every FP register, saved once per row of blocks. */
+__attribute__((noinline)) static void blocks_4x6(const gemm_t *g, int32_t i,
+                                                 int32_t count) {
+#if EDGE_GEMM_ASM
+  if (asm_blocks_4x6(g, i, count)) return;
+#endif
+  for (int32_t j = 0; j < 6 * count; j += 6) block_4x6(g, i, j);
+}
+
 static void block_4x4(const gemm_t *g, int32_t i, int32_t j) {
   DISPATCH(kernel_4x4, g, i, j);
 }
@@ -258,8 +555,10 @@ static void full_rows(const gemm_t *g, int32_t i0, int32_t i1) {
   int32_t i = i0;
   for (; i + 4 <= i1; i += 4) {
     int32_t j = 0;
-    if (wide)
-      for (; j + 6 <= g->n; j += 6) block_4x6(g, i, j);
+    if (wide) {
+      blocks_4x6(g, i, n / 6);
+      j = n / 6 * 6;
+    }
     for (; j + 4 <= g->n; j += 4) block_4x4(g, i, j);
     for (; j < g->n; j++) block_4x1(g, i, j);
   }
