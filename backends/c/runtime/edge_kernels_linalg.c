@@ -227,9 +227,12 @@ typedef struct {
   int32_t tail_bytes;           /* [20] loop of a run, then in its single steps */
   int32_t runs;                 /* [24] runs left (scratch) */
   int32_t a_skip, b_skip;       /* [28], [32] from the end of a run to the next one */
+  int32_t blocks;               /* [36] blocks after the current one (scratch) */
+  int32_t a_back, b_next;       /* [40], [44] from the end of a block's last run to the */
+  int32_t reps;                 /* [48] next block's start; runs per block */
 } plan_t;
 
-_Static_assert(sizeof(void *) == 4 && sizeof(plan_t) == 36, "the asm's offsets");
+_Static_assert(sizeof(void *) == 4 && sizeof(plan_t) == 52, "the asm's offsets");
 
 #define FMA4(r0, r1, r2, r3, fb)                                                       \
   "fmadd.s f" #r0 ", f24, " fb ", f" #r0 "\n\t fmadd.s f" #r1 ", f25, " fb ", f" #r1  \
@@ -320,6 +323,20 @@ _Static_assert(sizeof(void *) == 4 && sizeof(plan_t) == 36, "the asm's offsets")
   "7:\n\t addi %[t], %[t], -1\n\t bnez %[t], 8f\n\t lw %[t], 8(%[plan])\n\t"          \
   LOAD6("t") ROWS(BIAS6) "j 9f\n\t"                                                    \
   "8:\n\t" ROWS(ACCUMULATE6) "9:"
+/* On to the next block of the row, if any: A's pointers back, B's on, C and bias on by 6
+ * columns */
+#define NEXT_BLOCK(adds_a, adds_b)                                                     \
+  "lw %[t], 36(%[plan])\n\t beqz %[t], 10f\n\t addi %[t], %[t], -1\n\t"             \
+  "sw %[t], 36(%[plan])\n\t" SKIP(40, adds_a) SKIP(44, adds_b)                         \
+  "lw %[t], 0(%[plan])\n\t addi %[t], %[t], 24\n\t sw %[t], 0(%[plan])\n\t"          \
+  "lw %[t], 8(%[plan])\n\t addi %[t], %[t], 24\n\t sw %[t], 8(%[plan])\n\t"          \
+  "lw %[t], 48(%[plan])\n\t sw %[t], 24(%[plan])\n\t j 0b\n\t 10:"
+/* The blocks: `ctr`, `unrolled` and `single` as RUNS; adds_a and adds_b add t to A's and
+ * B's pointers */
+#define BLOCKS(ctr, unrolled, single, adds_a, adds_b)                                  \
+  "0:\n\t" ZERO_4x6 RUNS(ctr, unrolled, single, SKIP(28, adds_a) SKIP(32, adds_b))    \
+  FINISH NEXT_BLOCK(adds_a, adds_b)
+#define ADDS_A4 ADD("pa0") ADD("pa1") ADD("pa2") ADD("pa3")
 #define CLOBBERS                                                                       \
   "memory", "f0", "f1", "f2", "f3", "f4", "f5", "f6", "f7", "f8", "f9", "f10", "f11",  \
       "f12", "f13", "f14", "f15", "f16", "f17", "f18", "f19", "f20", "f21", "f22",     \
@@ -336,11 +353,8 @@ EDGE_INLINE void asm_4x6_t(plan_t *plan, const float *a, int32_t sam, const floa
   const float *pb4 = b + 4 * sbn, *pb5 = b + 5 * sbn, *end;
   int32_t t, pc, rs;
   __asm__ volatile(
-      ZERO_4x6
-      RUNS("pa0", STEPS_8(STEP_T) ADD10("32"), STEP_T("0") ADD10("4"),
-           SKIP(28, ADD("pa0") ADD("pa1") ADD("pa2") ADD("pa3"))
-           SKIP(32, ADD("pb0") ADD("pb1") ADD("pb2") ADD("pb3") ADD("pb4") ADD("pb5")))
-      FINISH
+      BLOCKS("pa0", STEPS_8(STEP_T) ADD10("32"), STEP_T("0") ADD10("4"), ADDS_A4,
+             ADD("pb0") ADD("pb1") ADD("pb2") ADD("pb3") ADD("pb4") ADD("pb5"))
       : [pa0] "+r"(pa0), [pa1] "+r"(pa1), [pa2] "+r"(pa2), [pa3] "+r"(pa3),
         [pb0] "+r"(pb0), [pb1] "+r"(pb1), [pb2] "+r"(pb2), [pb3] "+r"(pb3),
         [pb4] "+r"(pb4), [pb5] "+r"(pb5), [end] "=&r"(end), [t] "=&r"(t),
@@ -356,11 +370,8 @@ EDGE_INLINE void asm_4x6_n(plan_t *plan, const float *a, int32_t sam, const floa
   const float *end;
   int32_t t, pc, rs;
   __asm__ volatile(
-      ZERO_4x6
-      RUNS("pa0", STEPS_8(STEP_N) ADD4("pa0", "pa1", "pa2", "pa3", "32"),
-           STEP_N("0") ADD4("pa0", "pa1", "pa2", "pa3", "4"),
-           SKIP(28, ADD("pa0") ADD("pa1") ADD("pa2") ADD("pa3")) SKIP(32, ADD("pb")))
-      FINISH
+      BLOCKS("pa0", STEPS_8(STEP_N) ADD4("pa0", "pa1", "pa2", "pa3", "32"),
+             STEP_N("0") ADD4("pa0", "pa1", "pa2", "pa3", "4"), ADDS_A4, ADD("pb"))
       : [pa0] "+r"(pa0), [pa1] "+r"(pa1), [pa2] "+r"(pa2), [pa3] "+r"(pa3),
         [pb] "+r"(pb), [end] "=&r"(end), [t] "=&r"(t), [pc] "=&r"(pc), [rs] "=&r"(rs)
       : [plan] "r"(plan), [sbk] "r"(4 * sbk)
@@ -373,9 +384,7 @@ EDGE_INLINE void asm_4x6_tn(plan_t *plan, const float *a, int32_t sak, const flo
   const float *pa = a, *pb = b, *end;
   int32_t t, pc, rs;
   __asm__ volatile(
-      ZERO_4x6
-      RUNS("pa", STEPS_4(STEP_TN), STEP_TN("0"), SKIP(28, ADD("pa")) SKIP(32, ADD("pb")))
-      FINISH
+      BLOCKS("pa", STEPS_4(STEP_TN), STEP_TN("0"), ADD("pa"), ADD("pb"))
       : [pa] "+r"(pa), [pb] "+r"(pb), [end] "=&r"(end), [t] "=&r"(t), [pc] "=&r"(pc),
         [rs] "=&r"(rs)
       : [plan] "r"(plan), [sak] "r"(4 * sak), [sbk] "r"(4 * sbk)
@@ -389,10 +398,7 @@ EDGE_INLINE void asm_4x6_g(plan_t *plan, const float *a, int32_t sam, int32_t sa
   const float *end;
   int32_t t, pc, rs;
   __asm__ volatile(
-      ZERO_4x6
-      RUNS("pa0", STEPS_4(STEP_G), STEP_G("0"),
-           SKIP(28, ADD("pa0") ADD("pa1") ADD("pa2") ADD("pa3")) SKIP(32, ADD("pb")))
-      FINISH
+      BLOCKS("pa0", STEPS_4(STEP_G), STEP_G("0"), ADDS_A4, ADD("pb"))
       : [pa0] "+r"(pa0), [pa1] "+r"(pa1), [pa2] "+r"(pa2), [pa3] "+r"(pa3),
         [pb] "+r"(pb), [end] "=&r"(end), [t] "=&r"(t), [pc] "=&r"(pc), [rs] "=&r"(rs)
       : [plan] "r"(plan), [sak] "r"(4 * sak), [sbk] "r"(4 * sbk)
@@ -422,6 +428,9 @@ EDGE_INLINE void asm_4x6_g(plan_t *plan, const float *a, int32_t sam, int32_t sa
 #undef ACCUMULATE6
 #undef ROWS
 #undef FINISH
+#undef NEXT_BLOCK
+#undef BLOCKS
+#undef ADDS_A4
 #undef CLOBBERS
 
 enum { LAYOUT_C, LAYOUT_T, LAYOUT_N, LAYOUT_TN, LAYOUT_G };
@@ -447,8 +456,9 @@ static void put_4x6(const gemm_t *g, int32_t i, int32_t j, const float acc[24]) 
       put(g, g->c + (i + r) * g->scm + (j + col) * g->scn, acc[6 * r + col], j + col);
 }
 
-/* The 4x6 blocks at row i, columns 0, 6, ..., 6 (count - 1), in asm; 0 if it does not
- * apply (then nothing is done). */
+/* The 4x6 blocks at row i, columns 0, 6, ..., 6 (count - 1), in asm (one statement for
+ * them all when C's columns are unit-stride, else one per block finished in C); 0 if
+ * it does not apply (then nothing is done). */
 EDGE_INLINE int32_t asm_blocks_4x6(const gemm_t *g, int32_t i, int32_t count) {
   int32_t unroll, step;
   const int32_t layout = asm_layout(g, &unroll, &step);
@@ -462,12 +472,17 @@ EDGE_INLINE int32_t asm_blocks_4x6(const gemm_t *g, int32_t i, int32_t count) {
   plan.tail_bytes = k % unroll * step;
   plan.a_skip = 4 * (g->rep_a - k * g->sak);
   plan.b_skip = 4 * (g->rep_b - k * g->sbk);
+  plan.reps = g->reps > 1 ? g->reps : 1;
+  plan.a_back = -4 * ((plan.reps - 1) * g->rep_a + k * g->sak);
+  plan.b_next = 4 * (6 * g->sbn - (plan.reps - 1) * g->rep_b - k * g->sbk);
   const float *a = g->a + i * g->sam;
-  for (int32_t j = 0; j < 6 * count; j += 6) {
+  const int32_t per_asm = direct ? count : 1; /* blocks per asm statement */
+  for (int32_t j = 0; j < 6 * count; j += 6 * per_asm) {
     const float *b = g->b + j * g->sbn;
     plan.c = direct ? g->c + i * g->scm + j : acc;
     plan.bias = g->bias ? g->bias + j : NULL;
-    plan.runs = g->reps > 1 ? g->reps : 1;
+    plan.runs = plan.reps;
+    plan.blocks = per_asm - 1;
     if (layout == LAYOUT_T)
       asm_4x6_t(&plan, a, g->sam, b, g->sbn);
     else if (layout == LAYOUT_N)
@@ -548,21 +563,19 @@ static void row_segment(const gemm_t *g, int32_t i, int32_t j0, int32_t j1) {
 
 /* Rows [i0, i1), all columns. */
 static void full_rows(const gemm_t *g, int32_t i0, int32_t i1) {
-  /* 4x6 blocks, unless they leave more single columns (4x1 blocks, the slowest) on a
-   * narrow C */
-  int32_t n = g->n, singles_6 = n % 6 % 4, singles_4 = n % 4;
-  int32_t wide = n >= 24 || singles_6 <= singles_4;
+  /* 4x6 blocks, leaving 8 or 9 columns to two 4x4 blocks rather than 2 or 3 to 4x1
+   * blocks (the slowest); none on a narrow C where they leave more single columns */
+  const int32_t n = g->n;
+  int32_t wide = n / 6 - (n % 6 == 2 || n % 6 == 3); /* 4x6 blocks per row of blocks */
+  if (wide < 0 || (n < 24 && (n - 6 * wide) % 4 > n % 4)) wide = 0;
   int32_t i = i0;
   for (; i + 4 <= i1; i += 4) {
-    int32_t j = 0;
-    if (wide) {
-      blocks_4x6(g, i, n / 6);
-      j = n / 6 * 6;
-    }
-    for (; j + 4 <= g->n; j += 4) block_4x4(g, i, j);
-    for (; j < g->n; j++) block_4x1(g, i, j);
+    int32_t j = 6 * wide;
+    if (wide > 0) blocks_4x6(g, i, wide);
+    for (; j + 4 <= n; j += 4) block_4x4(g, i, j);
+    for (; j < n; j++) block_4x1(g, i, j);
   }
-  for (; i < i1; i++) row_segment(g, i, 0, g->n);
+  for (; i < i1; i++) row_segment(g, i, 0, n);
 }
 
 void edge_gemm_rows_f32(const edge_gemm_t *g, int32_t i0, int32_t i1) {
