@@ -7,11 +7,13 @@
  * blocks. All blocks compute an element the same way (acc = 0;
  * acc += A(i,k) B(k,j) for k = 0, 1, ...; + bias), so which block, and which core,
  * computes it does not change a bit of the result. The hot blocks are specialised for
- * the unit strides of the four layouts (the compiler sees those strides as constants).
+ * the unit strides of the four layouts (the compiler sees those strides as constants);
+ * on RISC-V with CORE-V the 4x6 blocks of a row are one asm statement (asm_4x6_*).
  *
  * Executed instructions on one RV32 core (zig/clang -O2, CORE-V flags; exact counts of
- * bench/riscv_kernels.py's emulator), FLOP per instruction: 64x128x128 linear (A.B^T)
- * 1.11, A.B 1.13, A^T.B 1.15; 32x32x32: 0.94, 0.96, 1.01. */
+ * bench/riscv_kernels.py's emulator), FLOP per instruction: 64x128x128 linear (A.B^T,
+ * with bias) 1.29, A.B 1.30, A^T.B 1.26; 64x64x64: 1.25, 1.26, 1.25; 32x32x32: 1.08,
+ * 1.12, 1.12 (C blocks: 1.09, 1.13, 1.14; 1.06, 1.10, 1.16; 0.90, 0.94, 0.99). */
 #include "edge_runtime.h"
 
 typedef edge_gemm_t gemm_t;
@@ -563,10 +565,11 @@ static void row_segment(const gemm_t *g, int32_t i, int32_t j0, int32_t j1) {
 
 /* Rows [i0, i1), all columns. */
 static void full_rows(const gemm_t *g, int32_t i0, int32_t i1) {
-  /* 4x6 blocks, leaving 8 or 9 columns to two 4x4 blocks rather than 2 or 3 to 4x1
-   * blocks (the slowest); none on a narrow C where they leave more single columns */
+  /* 4x6 blocks, leaving 8 columns to two 4x4 blocks rather than 2 to 4x1 blocks (the
+   * slowest; but 9 columns in two 4x4 and a 4x1 are slower than 3 in 4x1 on a
+   * convolution's strided A); none on a narrow C where they leave more single columns */
   const int32_t n = g->n;
-  int32_t wide = n / 6 - (n % 6 == 2 || n % 6 == 3); /* 4x6 blocks per row of blocks */
+  int32_t wide = n / 6 - (n % 6 == 2); /* 4x6 blocks per row of blocks */
   if (wide < 0 || (n < 24 && (n - 6 * wide) % 4 > n % 4)) wide = 0;
   int32_t i = i0;
   for (; i + 4 <= i1; i += 4) {
