@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from test_nn_semantics import (  # the nn tests' strategies and oracle helpers
     ANY_DTYPES,
@@ -333,6 +333,11 @@ def test_group_norm_grads(
     channels = groups * channels_per_group
     shape = (batch, channels, *spatial)
     x = _random(rng, shape, dtype) * dtype(2.0) - dtype(1.0)
+    if dtype == np.float32:
+        # A group of nearly equal values (its variance near epsilon) divides float32
+        # rounding by its spread: no float32 implementation meets 1e-4 there.
+        spread = x.astype(np.float64).reshape(batch, groups, -1).var(axis=2)
+        assume(spread.min() >= 1e-2)
     scale, bias = _random(rng, (channels,), dtype), _random(rng, (channels,), dtype)
     dy = _random(rng, shape, dtype)
     dx, dscale = _autograd(
