@@ -105,3 +105,23 @@ def riscv_calls(source: str) -> set[str]:
     called = set(re.findall(r"^\s+(?:call|tail|jal)\s+(?:ra,\s*)?([A-Za-z_.$][\w.$]*)",
                             assembly, re.MULTILINE))
     return {name for name in called if name not in defined}
+
+
+TEAM_DRIVER = """#include "edge_runtime.h"
+__attribute__((noinline)) void mark(void) { __asm__ volatile(""); }
+volatile int32_t team = 1;
+%(declarations)s
+static void body(void *arg) {
+  (void)arg;
+%(calls)s
+}
+__attribute__((section(".text.entry"))) void entry(void) {
+  edge_set_num_cores(team);
+  mark();
+  edge_fork(body, 0);
+  mark();
+  for (;;) {}
+}
+"""
+"""An emulated RV32 program: `calls` run by a team of `team` cores (a global the test
+sets before running) between the two marks, after `declarations`."""

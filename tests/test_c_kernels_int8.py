@@ -16,7 +16,7 @@ import re
 
 import numpy as np
 import pytest
-from c_checks import on_cores
+from c_checks import TEAM_DRIVER, on_cores
 from c_riscv import compile_riscv, function_lines, innermost_loops, library_calls
 from c_runtime import RUNTIME, c_struct, pointer, runtime
 from hypothesis import given, settings
@@ -362,22 +362,6 @@ def _emulated_cases(rng):
     return cases
 
 
-EMULATED_DRIVER = """#include "edge_runtime.h"
-__attribute__((noinline)) void mark(void) { __asm__ volatile(""); }
-volatile int32_t team = 1;
-%(declarations)s
-static void body(void *arg) {
-  (void)arg;
-%(calls)s
-}
-__attribute__((section(".text.entry"))) void entry(void) {
-  edge_set_num_cores(team);
-  mark();
-  edge_fork(body, 0);
-  mark();
-  for (;;) {}
-}
-"""
 
 
 @pytest.fixture(scope="module")
@@ -387,7 +371,7 @@ def emulated_program(tmp_path_factory):
 
     cases = _emulated_cases(np.random.default_rng(11))
     directory = tmp_path_factory.mktemp("int8_corev")
-    (directory / "driver.c").write_text(EMULATED_DRIVER % {
+    (directory / "driver.c").write_text(TEAM_DRIVER % {
         "declarations": "\n".join(c[0] for c in cases),
         "calls": "\n".join(f"  {c[1]}" for c in cases)})
     elf = build_elf([directory / "driver.c", RUNTIME / "edge_kernels_int8.c",

@@ -15,28 +15,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from c_checks import TEAM_DRIVER
 from c_runtime import RUNTIME
 
 # (m, n, k): every remainder of m mod 4, of n mod 6 and mod 4, k around the unrolls
 SHAPES = [(4, 6, 1), (5, 7, 3), (8, 12, 8), (7, 13, 9), (9, 20, 17), (12, 26, 4),
           (6, 9, 2), (13, 14, 33), (3, 6, 5), (4, 32, 16)]
 
-DRIVER = """#include "edge_runtime.h"
-__attribute__((noinline)) void mark(void) { __asm__ volatile(""); }
-volatile int32_t team = 1;
-%(declarations)s
-static void body(void *arg) {
-  (void)arg;
-%(calls)s
-}
-__attribute__((section(".text.entry"))) void entry(void) {
-  edge_set_num_cores(team);
-  mark();
-  edge_fork(body, 0);
-  mark();
-  for (;;) {}
-}
-"""
 
 
 class Cases:
@@ -153,7 +138,7 @@ def programs(tmp_path_factory):
 
     cases = _cases()
     directory = tmp_path_factory.mktemp("linalg_corev")
-    (directory / "driver.c").write_text(DRIVER % {
+    (directory / "driver.c").write_text(TEAM_DRIVER % {
         "declarations": "\n".join(cases.declarations),
         "calls": "\n".join(f"  {c}" for c in cases.calls)})
     sources = [directory / "driver.c", RUNTIME / "edge_kernels_linalg.c",
