@@ -19,13 +19,12 @@ from xdsl.dialects.builtin import (
 from xdsl.ir import Block, Operation, Region, SSAValue
 from xdsl.utils.exceptions import PassFailedException
 
+from edge_opt.autodiff.batch_norm_modes import BatchNormModes
 from edge_opt.autodiff.optimizers import OptimizerEmitter
 from edge_opt.autodiff.rules import RULES, GradientBuilder
 from edge_opt.dialects import nn, train
 from edge_opt.ir.channels import ChannelRestriction, check_uses, restriction_of
-from edge_opt.ir.options import (
-    OptimizerOptions,
-)
+from edge_opt.ir.options import BatchNormOptions, OptimizerOptions
 from edge_opt.ir.session import input_names
 from edge_opt.support.dtypes import numpy_dtype
 from edge_opt.support.hints import symbol_hint
@@ -96,7 +95,8 @@ class TrainStepBuilder:
 
     def __init__(self, module: ModuleOp, forward: func.FuncOp, trainable: set[str],
                  optimizer: OptimizerOptions,
-                 restrictions: dict[str, ChannelRestriction] | None = None):
+                 restrictions: dict[str, ChannelRestriction] | None = None,
+                 batch_norm: BatchNormOptions = BatchNormOptions()):
         self.module = module
         self.forward = forward
         self.trainable = trainable
@@ -104,6 +104,7 @@ class TrainStepBuilder:
         self.block = Block()
         self.grads = GradientBuilder(self.block)
         self.optimizer = OptimizerEmitter(module, self.grads, optimizer, self.restrictions)
+        self.batch_norms = BatchNormModes(batch_norm, self.grads)
 
     def build(self, loss: str, reduction: str) -> func.FuncOp:
         returned = self.forward.body.block.last_op
@@ -179,10 +180,16 @@ class TrainStepBuilder:
                 if op.result.name_hint is not None:
                     copy.results[1].name_hint = f"{op.result.name_hint}_indices"
                 mapping[op.result] = copy.results[0]
+            elif self.batch_norms.applies_to(op):
+                assert isinstance(op, nn.BatchNormOp)
+                copy = self.batch_norms.copy(op, mapping)
+                mapping[op.result] = copy.result
             else:
                 copy = op.clone(value_mapper=mapping)
             self.block.add_op(copy)
             body.append(copy)
+            if isinstance(copy, nn.BatchNormOp) and self.batch_norms.applies_to(op):
+                self.batch_norms.after(copy)
             if isinstance(op, nn.LoadOp):
                 restriction = self.restrictions.get(op.param.string_value())
                 if restriction is not None:
@@ -292,7 +299,8 @@ class TrainStepBuilder:
 
 
 def add_train_step(module: ModuleOp, function: str, loss: str, reduction: str,
-                   optimizer: OptimizerOptions) -> None:
+                   optimizer: OptimizerOptions,
+                   batch_norm: BatchNormOptions = BatchNormOptions()) -> None:
     """Builds `@train_step` from `@function` and inserts it after it (what the
     `autodiff` pass does, for the passes that build a step to cost or probe it)."""
     forward = find_function(module, function)
@@ -322,6 +330,7 @@ def add_train_step(module: ModuleOp, function: str, loss: str, reduction: str,
             "training pipeline (freeze{trainable=REGEX}, train-last, ...)"
         )
     restrictions = channel_restrictions(module, forward, trainable)
-    builder = TrainStepBuilder(module, forward, trainable, optimizer, restrictions)
+    builder = TrainStepBuilder(module, forward, trainable, optimizer, restrictions,
+                               batch_norm)
     train_step = builder.build(loss, reduction)
     module.body.block.insert_op_after(train_step, forward)

@@ -46,6 +46,7 @@ def _finite(x: float) -> bool:
 POSITIVE = OptionRule(lambda x: _finite(x) and x > 0, "a finite number > 0")
 NON_NEGATIVE = OptionRule(lambda x: _finite(x) and x >= 0, "a finite number >= 0")
 FRACTION = OptionRule(lambda x: _finite(x) and 0 <= x < 1, "a number in [0, 1)")
+UNIT_INTERVAL = OptionRule(lambda x: _finite(x) and 0 <= x <= 1, "a number in [0, 1]")
 AT_LEAST_ONE = OptionRule(lambda x: x >= 1, "an integer >= 1")
 NATURAL = OptionRule(lambda x: x >= 0, "an integer >= 0")
 POWER_OF_TWO = OptionRule(
@@ -68,6 +69,7 @@ OPTION_RULES: dict[str, OptionRule] = {
     "budget_kib": POSITIVE,
     "alignment": POWER_OF_TWO,
     "l1_bytes": NATURAL,
+    "bn_momentum": UNIT_INTERVAL,
 }
 """The rule of every numeric option, by field name (a convention test checks that
 every numeric option of every pass has one)."""
@@ -163,7 +165,21 @@ class AttentionOptions:
     fuse_attention: bool = False
 
 
-OPTION_GROUPS = (LossOptions, OptimizerOptions, AttentionOptions)
+@dataclass(frozen=True)
+class BatchNormOptions:
+    """How the training step runs `nn.batch_norm`s that use running statistics:
+    `bn=frozen` (default: normalise with the running statistics, as the deployed model
+    does, and leave them unchanged; only scale and bias train), `bn=batch` (normalise
+    with the batch's own statistics and differentiate through them, as PyTorch's train
+    mode; running statistics unchanged) or `bn=batch-update` (as `batch`, and update the
+    running statistics: `running = (1 - bn-momentum) running + bn-momentum batch`, the
+    variance unbiased, PyTorch's convention and default 0.1)."""
+
+    bn: Literal["frozen", "batch", "batch-update"] = "frozen"
+    bn_momentum: float = 0.1
+
+
+OPTION_GROUPS = (LossOptions, OptimizerOptions, AttentionOptions, BatchNormOptions)
 
 
 def group_values(options: object, *groups: type) -> dict[str, Any]:

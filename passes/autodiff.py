@@ -21,6 +21,11 @@ Options:
   `beta2`, `epsilon`, `weight-decay`); `lr`. Optimizer state (momentum buffers, Adam
   moments and step counter) becomes zero-initialised parameters marked with the
   `train.state` / `train.state_of` attributes.
+- `bn`: how batch norms with running statistics train: `frozen` (default; normalise
+  with the running statistics, which stay unchanged), `batch` (batch statistics, the
+  gradient through them) or `batch-update` (`batch`, and the running statistics updated
+  with momentum `bn-momentum`, default 0.1, unbiased variance: PyTorch's train mode).
+  See `edge_opt.autodiff.batch_norm_modes`.
 - `function`: the function to differentiate (default `forward`).
 
 The labels are the last input of `@train_step`, named `labels` (`labels_1`, ... if
@@ -58,13 +63,19 @@ from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 
 from edge_opt.autodiff.train_step import add_train_step
-from edge_opt.ir.options import EdgeOptPass, LossOptions, OptimizerOptions, group_values
+from edge_opt.ir.options import (
+    BatchNormOptions,
+    EdgeOptPass,
+    LossOptions,
+    OptimizerOptions,
+    group_values,
+)
 
 
 @dataclass(frozen=True)
-class AutodiffPass(EdgeOptPass, OptimizerOptions, LossOptions):
+class AutodiffPass(EdgeOptPass, BatchNormOptions, OptimizerOptions, LossOptions):
     """Builds `@train_step` from `@forward` (see the module docstring). Options: the
-    `LossOptions` and `OptimizerOptions` groups, and `function`."""
+    `LossOptions`, `OptimizerOptions` and `BatchNormOptions` groups, and `function`."""
 
     name = "autodiff"
 
@@ -75,4 +86,5 @@ class AutodiffPass(EdgeOptPass, OptimizerOptions, LossOptions):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         add_train_step(op, self.function, self.loss, self.reduction,
-                       self.optimizer_options())
+                       self.optimizer_options(),
+                       BatchNormOptions(**group_values(self, BatchNormOptions)))

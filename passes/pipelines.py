@@ -24,6 +24,7 @@ from xdsl.utils.exceptions import PassFailedException
 
 from edge_opt.ir.options import (
     AttentionOptions,
+    BatchNormOptions,
     EdgeOptPass,
     LossOptions,
     OptimizerOptions,
@@ -95,9 +96,11 @@ def _fusion(enabled: bool) -> tuple[ModulePass, ...]:
 
 
 @dataclass(frozen=True)
-class TrainingPipeline(NamedPipeline, AttentionOptions, OptimizerOptions, LossOptions, ABC):
-    """Options every training pipeline takes: the `LossOptions`, `OptimizerOptions`
-    (handed to `autodiff` whole) and `AttentionOptions` groups. The batch size is the
+class TrainingPipeline(
+    NamedPipeline, BatchNormOptions, AttentionOptions, OptimizerOptions, LossOptions, ABC
+):
+    """Options every training pipeline takes: the `LossOptions`, `OptimizerOptions` and
+    `BatchNormOptions` (handed to `autodiff` whole) and `AttentionOptions` groups. The batch size is the
     model's leading input dimension. `fuse-attention-weights` runs after the strategy
     chose what trains."""
 
@@ -110,7 +113,9 @@ class TrainingPipeline(NamedPipeline, AttentionOptions, OptimizerOptions, LossOp
         return ()
 
     def passes(self) -> tuple[ModulePass, ...]:
-        autodiff = AutodiffPass(**group_values(self, LossOptions, OptimizerOptions))
+        autodiff = AutodiffPass(
+            **group_values(self, LossOptions, OptimizerOptions, BatchNormOptions)
+        )
         if self.attention_rows and not self.raise_attention:
             raise PassFailedException(
                 f"{self.name}: attention-rows does not apply: this pipeline keeps "
