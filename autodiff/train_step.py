@@ -31,6 +31,7 @@ from edge_opt.support.hints import symbol_hint
 
 NAME_ATTR = "nn.name"
 TRAIN_STEP = "train_step"
+FROZEN_BATCH_NORMS = BatchNormOptions()
 
 
 
@@ -96,7 +97,7 @@ class TrainStepBuilder:
     def __init__(self, module: ModuleOp, forward: func.FuncOp, trainable: set[str],
                  optimizer: OptimizerOptions,
                  restrictions: dict[str, ChannelRestriction] | None = None,
-                 batch_norm: BatchNormOptions = BatchNormOptions()):
+                 batch_norm: BatchNormOptions = FROZEN_BATCH_NORMS):
         self.module = module
         self.forward = forward
         self.trainable = trainable
@@ -300,7 +301,7 @@ class TrainStepBuilder:
 
 def add_train_step(module: ModuleOp, function: str, loss: str, reduction: str,
                    optimizer: OptimizerOptions,
-                   batch_norm: BatchNormOptions = BatchNormOptions()) -> None:
+                   batch_norm: BatchNormOptions = FROZEN_BATCH_NORMS) -> None:
     """Builds `@train_step` from `@function` and inserts it after it (what the
     `autodiff` pass does, for the passes that build a step to cost or probe it)."""
     forward = find_function(module, function)
