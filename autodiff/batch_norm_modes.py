@@ -1,4 +1,4 @@
-"""How the training step runs batch norms (`BatchNormOptions`, `bn=...`).
+"""How the training step runs batch norms (`BatchOptions`, `bn=...`).
 
 `@forward` normalises with running statistics (inference). In the training step's copy
 of the forward ops:
@@ -26,7 +26,7 @@ from xdsl.utils.exceptions import PassFailedException
 
 from edge_opt.autodiff.rules.builder import GradientBuilder, shape_of
 from edge_opt.dialects import nn, train
-from edge_opt.ir.options import BatchNormOptions
+from edge_opt.ir.options import BatchOptions
 
 
 def _channel_axes(rank: int) -> tuple[int, ...]:
@@ -57,7 +57,7 @@ def _statistic_param(op: nn.BatchNormOp, value: SSAValue, what: str) -> str:
 class BatchNormModes:
     """Rewrites the batch norms of the training step's forward copy by `options`."""
 
-    def __init__(self, options: BatchNormOptions, grads: GradientBuilder):
+    def __init__(self, options: BatchOptions, grads: GradientBuilder):
         self.options = options
         self.grads = grads
         self.updated: dict[str, str] = {}

@@ -20,19 +20,27 @@ from xdsl.ir import Block, Operation, Region, SSAValue
 from xdsl.utils.exceptions import PassFailedException
 
 from edge_opt.autodiff.batch_norm_modes import BatchNormModes
+from edge_opt.autodiff.micro_batches import micro_batch_forward
 from edge_opt.autodiff.optimizers import OptimizerEmitter
 from edge_opt.autodiff.rules import RULES, GradientBuilder
 from edge_opt.dialects import nn, train
 from edge_opt.ir.channels import ChannelRestriction, check_uses, restriction_of
-from edge_opt.ir.options import BatchNormOptions, OptimizerOptions
+from edge_opt.ir.options import BatchOptions, OptimizerOptions
 from edge_opt.ir.session import input_names
 from edge_opt.support.dtypes import numpy_dtype
 from edge_opt.support.hints import symbol_hint
 
 NAME_ATTR = "nn.name"
 TRAIN_STEP = "train_step"
-FROZEN_BATCH_NORMS = BatchNormOptions()
+WHOLE_BATCH = BatchOptions()
 
+
+
+def _rows(value: SSAValue, start: int, count: int) -> tuple[list[int], list[int]]:
+    """The starts and ends of `nn.slice` for rows [start, start + count) of `value`."""
+    assert isinstance(value.type, TensorType)
+    shape = value.type.get_shape()
+    return [start, *(0 for _ in shape[1:])], [start + count, *shape[1:]]
 
 
 def find_function(module: ModuleOp, name: str) -> func.FuncOp:
@@ -97,7 +105,8 @@ class TrainStepBuilder:
     def __init__(self, module: ModuleOp, forward: func.FuncOp, trainable: set[str],
                  optimizer: OptimizerOptions,
                  restrictions: dict[str, ChannelRestriction] | None = None,
-                 batch_norm: BatchNormOptions = FROZEN_BATCH_NORMS):
+                 batch: BatchOptions = WHOLE_BATCH):
+        self.accumulate = batch.accumulate
         self.module = module
         self.forward = forward
         self.trainable = trainable
@@ -105,18 +114,44 @@ class TrainStepBuilder:
         self.block = Block()
         self.grads = GradientBuilder(self.block)
         self.optimizer = OptimizerEmitter(module, self.grads, optimizer, self.restrictions)
-        self.batch_norms = BatchNormModes(batch_norm, self.grads)
+        self.batch_norms = BatchNormModes(batch, self.grads)
 
     def build(self, loss: str, reduction: str) -> func.FuncOp:
         returned = self.forward.body.block.last_op
         assert isinstance(returned, func.ReturnOp)
         if not returned.arguments:
             raise PassFailedException(f"autodiff: @{self.forward.sym_name.data} returns nothing")
-        output = returned.arguments[0]
-        labels_type = self._labels_type(loss, output)
-        mapping, requires, body = self._copy_forward(labels_type)
-        logits = mapping[output]
-        labels = self.block.args[-1]
+        labels_type = self._labels_type(loss, returned.arguments[0])
+        inputs = self._arguments(labels_type)
+        source, micro = self._micro_batches()
+        carried: dict[str, SSAValue] = {}
+        losses: list[SSAValue] = []
+        for index in range(self.accumulate):
+            values = inputs if self.accumulate == 1 else [
+                self.grads.emit(nn.SliceOp(v, *_rows(v, index * micro, micro)))
+                for v in inputs
+            ]
+            final = index == self.accumulate - 1
+            losses.append(self._micro_step(source, values, loss, reduction, final, carried))
+        total = losses[0]
+        for more in losses[1:]:
+            total = self.grads.emit(nn.AddOp(total, more))
+        if len(losses) > 1 and reduction == "mean":
+            total = self.grads.scale(total, 1.0 / len(losses))
+        total.name_hint = "loss"
+        self.block.add_op(func.ReturnOp(total))
+        return self._function(labels_type, total)
+
+    def _micro_step(self, source: func.FuncOp, values: Sequence[SSAValue], loss: str,
+                    reduction: str, final: bool, carried: dict[str, SSAValue]
+                    ) -> SSAValue:
+        """The forward ops of `source` on `values` (inputs, then labels), the loss and
+        the backward sweep; the updates only if `final` (else the gradients are added
+        to `carried`). Returns the loss."""
+        mapping, requires, body = self._copy_forward(source, values[:-1])
+        returned = source.body.block.last_op
+        assert isinstance(returned, func.ReturnOp)
+        logits, labels = mapping[returned.arguments[0]], values[-1]
         if loss == "cross-entropy":
             loss_value = self.grads.emit(train.CrossEntropyOp(logits, labels, reduction))
         else:
@@ -132,11 +167,36 @@ class TrainStepBuilder:
             seed = self.grads.emit(train.CrossEntropyGradOp(logits, labels, reduction))
         else:
             seed = self.grads.emit(train.MseGradOp(logits, labels, reduction))
+        if self.accumulate > 1 and reduction == "mean":
+            seed = self.grads.scale(seed, 1.0 / self.accumulate)
         if logits.name_hint is not None:
             seed.name_hint = f"d_{logits.name_hint}"
-        self._backward(body, requires, {logits: seed})
-        self.block.add_op(func.ReturnOp(loss_value))
-        return self._function(labels_type, loss_value)
+        self._backward(body, requires, {logits: seed}, final, carried)
+        return loss_value
+
+    def _micro_batches(self) -> tuple[func.FuncOp, int]:
+        """The function whose ops each micro-batch runs (`@forward` without
+        accumulation, else rebuilt for the micro-batch) and the micro-batch size."""
+        k = self.accumulate
+        if k == 1:
+            return self.forward, 0
+        why = f"autodiff: accumulate={k}"
+        batch = self.forward.function_type.inputs.data[0]
+        assert isinstance(batch, TensorType)
+        rows = batch.get_shape()[0] if batch.get_shape() else 0
+        if rows % k:
+            raise PassFailedException(
+                f"{why}: the batch of {rows} does not split into {k} micro-batches; "
+                f"choose a divisor of {rows}"
+            )
+        if self.batch_norms.options.bn != "frozen":
+            raise PassFailedException(
+                f"{why}: bn={self.batch_norms.options.bn} normalises with statistics of "
+                "the whole batch, which micro-batches do not see; use bn=frozen (exact), "
+                "or accumulate=1, or replace batch norm by group norm"
+            )
+        micro = rows // k
+        return micro_batch_forward(self.forward, micro, why), micro
 
     def _labels_type(self, loss: str, output: SSAValue) -> TensorType:
         assert isinstance(output.type, TensorType)
@@ -151,19 +211,24 @@ class TrainStepBuilder:
             )
         return TensorType(i32, shape[:1])
 
-    def _copy_forward(
-        self, labels_type: TensorType
-    ) -> tuple[dict[SSAValue, SSAValue], set[SSAValue], list[Operation]]:
-        """Copies the forward ops into the new block; a differentiated max-pool becomes
-        `train.max_pool2d_with_indices`. Returns the value mapping, the copied values
-        that need gradients, and the copied ops."""
-        source = self.forward.body.block
-        requires_source = requires_grad(self.forward, self.trainable)
-        for arg in source.args:
+    def _arguments(self, labels_type: TensorType) -> list[SSAValue]:
+        """The step's arguments: `@forward`'s inputs, then the labels."""
+        for arg in self.forward.body.block.args:
             self.block.insert_arg(arg.type, len(self.block.args)).name_hint = arg.name_hint
         labels = self.block.insert_arg(labels_type, len(self.block.args))
         labels.name_hint = self._labels_name()
-        mapping: dict[SSAValue, SSAValue] = dict(zip(source.args, self.block.args))
+        return list(self.block.args)
+
+    def _copy_forward(
+        self, function: func.FuncOp, inputs: Sequence[SSAValue]
+    ) -> tuple[dict[SSAValue, SSAValue], set[SSAValue], list[Operation]]:
+        """Copies the ops of `function` on `inputs` into the new block; a differentiated
+        max-pool becomes `train.max_pool2d_with_indices`, batch norms run as `bn` says.
+        Returns the value mapping, the copied values that need gradients, and the
+        copied ops."""
+        source = function.body.block
+        requires_source = requires_grad(function, self.trainable)
+        mapping: dict[SSAValue, SSAValue] = dict(zip(source.args, inputs, strict=True))
         body: list[Operation] = []
         for op in source.ops:
             if isinstance(op, func.ReturnOp):
@@ -199,7 +264,12 @@ class TrainStepBuilder:
         return mapping, requires, body
 
     def _backward(self, body: Sequence[Operation], requires: set[SSAValue],
-                  adjoints: dict[SSAValue, SSAValue]) -> None:
+                  adjoints: dict[SSAValue, SSAValue], final: bool = True,
+                  carried: dict[str, SSAValue] | None = None) -> None:
+        """The backward sweep over `body`; each parameter's update once its gradient is
+        complete, if `final`, else its gradient is added to `carried` (accumulation),
+        whose sums the final sweep's updates add in."""
+        carried = {} if carried is None else carried
         loads: dict[str, list[nn.LoadOp]] = {}
         for op in body:
             if isinstance(op, nn.LoadOp) and op.param.string_value() in self.trainable:
@@ -221,7 +291,7 @@ class TrainStepBuilder:
         }
         for name, count in pending.items():
             if count == 0:
-                self._update(name, loads[name], adjoints)
+                self._update(name, loads[name], adjoints, final, carried)
         for op in reversed(body):
             if op not in reaching:
                 continue
@@ -233,7 +303,7 @@ class TrainStepBuilder:
                     name = owner.param.string_value()
                     pending[name] -= 1
                     if pending[name] == 0:
-                        self._update(name, loads[name], adjoints)
+                        self._update(name, loads[name], adjoints, final, carried)
 
     def _differentiate(self, op: Operation, requires: set[SSAValue],
                        adjoints: dict[SSAValue, SSAValue]) -> None:
@@ -253,15 +323,21 @@ class TrainStepBuilder:
                 self._accumulate(adjoints, operand, grad)
 
     def _update(self, name: str, loads: list[nn.LoadOp],
-                adjoints: dict[SSAValue, SSAValue]) -> None:
+                adjoints: dict[SSAValue, SSAValue], final: bool,
+                carried: dict[str, SSAValue]) -> None:
         grads = [adjoints[l.result] for l in loads if l.result in adjoints]
         if not grads:
             return  # the parameter does not reach the loss
+        if name in carried:
+            grads.insert(0, carried.pop(name))
         grad = grads[0]
         for more in grads[1:]:
             grad = self.grads.emit(nn.AddOp(grad, more))
         grad.name_hint = symbol_hint(f"d_{name}")
-        self.optimizer.update(name, loads[0].result, grad)
+        if final:
+            self.optimizer.update(name, loads[0].result, grad)
+        else:
+            carried[name] = grad
 
     def _accumulate(self, adjoints: dict[SSAValue, SSAValue], value: SSAValue,
                     grad: SSAValue) -> None:
@@ -301,7 +377,7 @@ class TrainStepBuilder:
 
 def add_train_step(module: ModuleOp, function: str, loss: str, reduction: str,
                    optimizer: OptimizerOptions,
-                   batch_norm: BatchNormOptions = FROZEN_BATCH_NORMS) -> None:
+                   batch: BatchOptions = WHOLE_BATCH) -> None:
     """Builds `@train_step` from `@function` and inserts it after it (what the
     `autodiff` pass does, for the passes that build a step to cost or probe it)."""
     forward = find_function(module, function)
@@ -332,6 +408,6 @@ def add_train_step(module: ModuleOp, function: str, loss: str, reduction: str,
         )
     restrictions = channel_restrictions(module, forward, trainable)
     builder = TrainStepBuilder(module, forward, trainable, optimizer, restrictions,
-                               batch_norm)
+                               batch)
     train_step = builder.build(loss, reduction)
     module.body.block.insert_op_after(train_step, forward)

@@ -70,6 +70,7 @@ OPTION_RULES: dict[str, OptionRule] = {
     "alignment": POWER_OF_TWO,
     "l1_bytes": NATURAL,
     "bn_momentum": UNIT_INTERVAL,
+    "accumulate": AT_LEAST_ONE,
 }
 """The rule of every numeric option, by field name (a convention test checks that
 every numeric option of every pass has one)."""
@@ -166,8 +167,12 @@ class AttentionOptions:
 
 
 @dataclass(frozen=True)
-class BatchNormOptions:
-    """How the training step runs `nn.batch_norm`s that use running statistics:
+class BatchOptions:
+    """How the training step treats the batch. `accumulate=k`: as k micro-batches of
+    N / k samples (forward, loss, backward each), the gradients summed, one update
+    (the whole batch's step if no op couples samples: see
+    `edge_opt.autodiff.micro_batches`). How it runs `nn.batch_norm`s that use running
+    statistics:
     `bn=frozen` (default: normalise with the running statistics, as the deployed model
     does, and leave them unchanged; only scale and bias train), `bn=batch` (normalise
     with the batch's own statistics and differentiate through them, as PyTorch's train
@@ -177,9 +182,10 @@ class BatchNormOptions:
 
     bn: Literal["frozen", "batch", "batch-update"] = "frozen"
     bn_momentum: float = 0.1
+    accumulate: int = 1
 
 
-OPTION_GROUPS = (LossOptions, OptimizerOptions, AttentionOptions, BatchNormOptions)
+OPTION_GROUPS = (LossOptions, OptimizerOptions, AttentionOptions, BatchOptions)
 
 
 def group_values(options: object, *groups: type) -> dict[str, Any]:

@@ -9,8 +9,11 @@ only `@forward` is counted.
 
 Backward memory is what training adds to inference: the forward values the backward
 reads (saved activations, e.g. a max-pool's index mask rather than its input), the weight
-gradients and the optimizer state. (The memory planner of the buffer level gives the
-planned peak; this is the strategy-level figure the training strategies budget with.)
+gradients and the optimizer state. With gradient accumulation (`accumulate=k`), the
+saved activations are those of one micro-batch (the largest: micro-batches run one
+after the other), and the FLOPs of all of them count. (The memory planner of the
+buffer level gives the planned peak; this is the strategy-level figure the training
+strategies budget with.)
 
 Per parameter, forward FLOPs are those of the ops that read it (its layer), backward
 FLOPs those of the backward ops that only its update needs (its weight gradient);
@@ -39,7 +42,7 @@ from xdsl.dialects.builtin import (
     TensorType,
     i1,
 )
-from xdsl.ir import Attribute, Operation, SSAValue
+from xdsl.ir import Attribute, BlockArgument, Operation, SSAValue
 
 from edge_opt.dialects import nn, train
 from edge_opt.dialects.train import STATE_OF_ATTR, is_optimizer_state
@@ -111,13 +114,38 @@ def _itemsize(param: nn.ParamOp) -> int:
     return numpy_dtype(param.type.element_type).itemsize
 
 
+def micro_batches(function: func.FuncOp) -> list[list[Operation]]:
+    """The ops of a training function per micro-batch (`accumulate=k`: each runs its
+    forward, loss and backward in turn). A micro-batch starts with the `nn.slice` of a
+    function argument that follows a loss; without accumulation there is one."""
+    segments: list[list[Operation]] = [[]]
+    has_loss = False
+    for op in function.body.block.ops:
+        if (has_loss and isinstance(op, nn.SliceOp)
+                and isinstance(op.input, BlockArgument)):
+            segments.append([])
+            has_loss = False
+        has_loss = has_loss or isinstance(op, _LOSSES)
+        segments[-1].append(op)
+    return segments
+
+
 def training_phases(function: func.FuncOp) -> dict[str, list[Operation]]:
-    """The ops of a training function by phase (see the module docstring)."""
+    """The ops of a training function by phase (see the module docstring), those of
+    every micro-batch together."""
+    phases = _phases([])
+    for segment in micro_batches(function):
+        for phase, ops in _phases(segment).items():
+            phases[phase] += ops
+    return phases
+
+
+def _phases(ops: list[Operation]) -> dict[str, list[Operation]]:
     phases: dict[str, list[Operation]] = {
         "forward": [], "loss": [], "backward": [], "optimizer": []
     }
     phase = "forward"
-    for op in function.body.block.ops:
+    for op in ops:
         if isinstance(op, _LOSSES):
             phase = "loss"
         elif phase == "loss" and not isinstance(op, _LOSS_GRADS):
@@ -290,7 +318,10 @@ def build_report(module: ModuleOp, pipeline: str | None = None) -> Report:
                 flops(o) for o in phases["optimizer"] if owner.get(o) == name
             ),
         ))
-    saved = saved_activation_bytes(phases)
+    saved = (
+        max(saved_activation_bytes(_phases(ops)) for ops in micro_batches(step))
+        if step is not None else saved_activation_bytes(phases)
+    )
     total_state = sum(
         op.type.element_count() * _itemsize(op)
         for op in params.values()

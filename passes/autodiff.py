@@ -64,7 +64,7 @@ from xdsl.dialects.builtin import ModuleOp
 
 from edge_opt.autodiff.train_step import add_train_step
 from edge_opt.ir.options import (
-    BatchNormOptions,
+    BatchOptions,
     EdgeOptPass,
     LossOptions,
     OptimizerOptions,
@@ -73,9 +73,9 @@ from edge_opt.ir.options import (
 
 
 @dataclass(frozen=True)
-class AutodiffPass(EdgeOptPass, BatchNormOptions, OptimizerOptions, LossOptions):
+class AutodiffPass(EdgeOptPass, BatchOptions, OptimizerOptions, LossOptions):
     """Builds `@train_step` from `@forward` (see the module docstring). Options: the
-    `LossOptions`, `OptimizerOptions` and `BatchNormOptions` groups, and `function`."""
+    `LossOptions`, `OptimizerOptions` and `BatchOptions` groups, and `function`."""
 
     name = "autodiff"
 
@@ -87,4 +87,4 @@ class AutodiffPass(EdgeOptPass, BatchNormOptions, OptimizerOptions, LossOptions)
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         add_train_step(op, self.function, self.loss, self.reduction,
                        self.optimizer_options(),
-                       BatchNormOptions(**group_values(self, BatchNormOptions)))
+                       BatchOptions(**group_values(self, BatchOptions)))

@@ -24,7 +24,7 @@ from xdsl.utils.exceptions import PassFailedException
 
 from edge_opt.ir.options import (
     AttentionOptions,
-    BatchNormOptions,
+    BatchOptions,
     EdgeOptPass,
     LossOptions,
     OptimizerOptions,
@@ -97,10 +97,10 @@ def _fusion(enabled: bool) -> tuple[ModulePass, ...]:
 
 @dataclass(frozen=True)
 class TrainingPipeline(
-    NamedPipeline, BatchNormOptions, AttentionOptions, OptimizerOptions, LossOptions, ABC
+    NamedPipeline, BatchOptions, AttentionOptions, OptimizerOptions, LossOptions, ABC
 ):
     """Options every training pipeline takes: the `LossOptions`, `OptimizerOptions` and
-    `BatchNormOptions` (handed to `autodiff` whole) and `AttentionOptions` groups. The batch size is the
+    `BatchOptions` (handed to `autodiff` whole) and `AttentionOptions` groups. The batch size is the
     model's leading input dimension. `fuse-attention-weights` runs after the strategy
     chose what trains."""
 
@@ -114,7 +114,7 @@ class TrainingPipeline(
 
     def passes(self) -> tuple[ModulePass, ...]:
         autodiff = AutodiffPass(
-            **group_values(self, LossOptions, OptimizerOptions, BatchNormOptions)
+            **group_values(self, LossOptions, OptimizerOptions, BatchOptions)
         )
         if self.attention_rows and not self.raise_attention:
             raise PassFailedException(
