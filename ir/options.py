@@ -71,6 +71,10 @@ OPTION_RULES: dict[str, OptionRule] = {
     "l1_bytes": NATURAL,
     "bn_momentum": UNIT_INTERVAL,
     "accumulate": AT_LEAST_ONE,
+    "exact_limit": AT_LEAST_ONE,
+    "beam": AT_LEAST_ONE,
+    "window": AT_LEAST_ONE,
+    "max_extra_flops": NON_NEGATIVE,
 }
 """The rule of every numeric option, by field name (a convention test checks that
 every numeric option of every pass has one)."""

@@ -47,6 +47,8 @@ from xdsl.ir import Attribute, BlockArgument, Operation, SSAValue
 from edge_opt.dialects import nn, train
 from edge_opt.dialects.train import STATE_OF_ATTR, is_optimizer_state
 from edge_opt.ir.cost import flops, numel
+from edge_opt.ir.memory_passes import format_memory_passes
+from edge_opt.ir.memory_passes import records as memory_pass_records
 from edge_opt.support.dtypes import numpy_dtype
 
 ATTENTION_FUSION_ATTR = "edge_opt.attention_fusion"
@@ -345,6 +347,9 @@ def build_report(module: ModuleOp, pipeline: str | None = None) -> Report:
     fusion = attention_fusion(module)
     if fusion is not None:
         report.extra["attention_fusion"] = fusion
+    memory_passes = memory_pass_records(module)
+    if memory_passes is not None:
+        report.extra["memory_passes"] = memory_passes
     return report
 
 
@@ -384,6 +389,8 @@ def format_report(report: Report) -> str:
         text.append(f"{label:<22}{value}")
     if "attention_fusion" in report.extra:
         text += ["", *format_attention_fusion(report.extra["attention_fusion"])]
+    if "memory_passes" in report.extra:
+        text += ["", *format_memory_passes(report.extra["memory_passes"])]
     return "\n".join(text) + "\n"
 
 

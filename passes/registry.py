@@ -34,12 +34,15 @@ from edge_opt.passes.pipelines import (
     TrainSparsePipeline,
 )
 from edge_opt.passes.plan_memory import PlanMemoryPass
+from edge_opt.passes.pool_before_activation import PoolBeforeActivationPass
 from edge_opt.passes.raise_attention import RaiseAttentionPass
 from edge_opt.passes.raise_layer_norm import RaiseLayerNormPass
+from edge_opt.passes.recompute import RecomputePass
+from edge_opt.passes.reorder_for_memory import ReorderForMemoryPass
 from edge_opt.passes.select_last_layers import SelectLastLayersPass
 from edge_opt.passes.sparse_update import SparseUpdatePass
-from edge_opt.passes.tile_l1 import TileL1Pass
 from edge_opt.passes.tile_attention_depth_first import TileAttentionDepthFirstPass
+from edge_opt.passes.tile_l1 import TileL1Pass
 from edge_opt.support.errors import UserError
 
 
@@ -57,7 +60,10 @@ EDGE_OPT_PASSES: dict[str, Callable[[], type[ModulePass]]] = _by_name([
     MergeLoraPass,
     LowerAttentionPass,
     PlanMemoryPass,
+    PoolBeforeActivationPass,
     RaiseAttentionPass,
+    RecomputePass,
+    ReorderForMemoryPass,
     RaiseLayerNormPass,
     SelectLastLayersPass,
     SparseUpdatePass,

@@ -1,0 +1,209 @@
+"""The passes that lower the peak of live bytes: `reorder-for-memory`, `recompute`,
+`pool-before-activation`. The order search against brute force over every
+topological order; each pass by interpretation on random models (forward and training
+step); the graph model against the memory planner; the figures on CCT2."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from conftest import deeploy_model
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from plan_checks import (
+    OPTIMIZERS,
+    assert_same_training,
+    mse_labels,
+    train_or_reject,
+    training_models,
+    with_options,
+)
+from xdsl.dialects.builtin import ModuleOp
+
+from edge_opt.dialects import nn
+from edge_opt.frontends.onnx import import_onnx
+from edge_opt.ir.memory_passes import records
+from edge_opt.ir.memory_report import memory_figures
+from edge_opt.ir.op_graph import op_graph
+from edge_opt.ir.session import get_function
+from edge_opt.support.op_order import Graph, order
+from edge_opt.testing import (
+    ForwardBuilder,
+    RandomModel,
+    apply_passes,
+    assert_pass_preserves_semantics,
+    random_models,
+)
+
+PROPERTY = settings(max_examples=25, deadline=None)
+
+
+# --------------------------------------------------------------------------------------
+# The order search
+# --------------------------------------------------------------------------------------
+
+
+@st.composite
+def graphs(draw, max_ops: int = 7) -> Graph:
+    """Random DAGs: op v creates buffer v (maybe empty) and reads buffers of earlier
+    ops (its dependencies), maybe in place; some buffers pinned."""
+    n = draw(st.integers(1, max_ops))
+    deps = [sorted(draw(st.sets(st.integers(0, v - 1), max_size=3))) if v else []
+            for v in range(n)]
+    size = [draw(st.sampled_from([0, 1, 2, 4, 8, 16])) for _ in range(n)]
+    in_place = [[(v, deps[v])] if deps[v] and draw(st.booleans()) else []
+                for v in range(n)]
+    pinned = frozenset(draw(st.sets(st.integers(0, n - 1), max_size=2)))
+    return Graph(deps, [[v] for v in range(n)], deps, size, in_place, pinned)
+
+
+def topological(graph: Graph, sequence) -> bool:
+    seen: set[int] = set()
+    for v in sequence:
+        if any(u not in seen for u in graph.deps[v]):
+            return False
+        seen.add(v)
+    return sorted(sequence) == list(range(len(graph)))
+
+
+@settings(max_examples=150, deadline=None)
+@given(graphs())
+def test_exact_search_finds_the_least_peak_of_every_order(graph: Graph):
+    best = min(graph.peak(p) for p in itertools.permutations(range(len(graph)))
+               if topological(graph, p))
+    sequence, exact = order(graph, exact_limit=10**6, window=len(graph))
+    assert exact and topological(graph, sequence)
+    assert graph.peak(sequence) == best
+
+
+@settings(max_examples=60, deadline=None)
+@given(graphs(max_ops=40), st.integers(1, 8), st.integers(1, 6), st.integers(1, 4))
+def test_windowed_search_is_topological_and_never_worse(graph, window, limit, beam):
+    sequence, _ = order(graph, exact_limit=limit, beam=beam, window=window)
+    assert topological(graph, sequence)
+    assert graph.peak(sequence) <= graph.peak(range(len(graph)))
+
+
+# --------------------------------------------------------------------------------------
+# The passes keep the meaning of the module
+# --------------------------------------------------------------------------------------
+
+
+def trained(model: RandomModel, strategy: str, optimizer: str) -> ModuleOp:
+    return train_or_reject(with_options(strategy, f"loss=mse {OPTIMIZERS[optimizer]}"),
+                           model.module)
+
+
+def assert_same_steps(before: ModuleOp, after: ModuleOp, model: RandomModel, seed: int):
+    inputs = list(model.inputs.values())
+    assert_same_training(before, after, [*inputs, mse_labels(before, seed)], inputs)
+
+
+@PROPERTY
+@given(training_models(), st.sampled_from(sorted(OPTIMIZERS)), st.integers(0, 2**16),
+       st.sampled_from(["reorder-for-memory{window=3 exact-limit=8 beam=2}",
+                        "reorder-for-memory", "recompute{max-extra-flops=1}",
+                        "recompute,reorder-for-memory"]))
+def test_memory_passes_keep_the_training_step(model, optimizer, seed, passes):
+    tensor = trained(model, "train-full", optimizer)
+    assert_same_steps(tensor, apply_passes(passes, tensor), model, seed)
+
+
+@PROPERTY
+@given(random_models(max_ops=10))
+def test_reorder_keeps_the_forward(model: RandomModel):
+    assert_pass_preserves_semantics("reorder-for-memory{window=4 exact-limit=16}",
+                                    model.module, model.inputs)
+
+
+POOLED = ["relu", "clip", "leaky_relu", "max_pool2d", "conv2d", "add", "batch_norm"]
+
+
+@PROPERTY
+@given(random_models(ops=POOLED, max_ops=8))
+def test_pool_before_activation_keeps_the_forward(model: RandomModel):
+    assert_pass_preserves_semantics("pool-before-activation", model.module, model.inputs,
+                                    rtol=0, atol=0)
+
+
+@PROPERTY
+@given(training_models(), st.sampled_from(sorted(OPTIMIZERS)), st.integers(0, 2**16))
+def test_pool_before_activation_keeps_the_training_step(model, optimizer, seed):
+    tensor = trained(model, "train-full", optimizer)
+    rewritten = train_or_reject(
+        f"pool-before-activation,train-full{{loss=mse {OPTIMIZERS[optimizer]}}}",
+        model.module,
+    )
+    assert_same_steps(tensor, rewritten, model, seed)
+
+
+# --------------------------------------------------------------------------------------
+# The graph model and the memory planner; the figures
+# --------------------------------------------------------------------------------------
+
+
+def planned_l2(module: ModuleOp) -> dict:
+    return memory_figures(apply_passes("lower-to-buffers", module))["L2"]
+
+
+def model_peak(module: ModuleOp, function: str = "train_step") -> int:
+    graph = op_graph(get_function(module, function), "test").graph
+    return graph.peak(range(len(graph)))
+
+
+@pytest.fixture(scope="module")
+def cct2() -> ModuleOp:
+    return import_onnx(deeploy_model("CCT_Train_CCT2_FT2") / "network_infer.onnx")
+
+
+CCT2_STEPS = {
+    "train-full": "train-full",
+    "+ pool-before-activation": "pool-before-activation,train-full",
+    "+ recompute": "pool-before-activation,train-full,recompute",
+    "+ reorder-for-memory": "pool-before-activation,train-full,recompute,"
+                            "reorder-for-memory",
+}
+
+
+def test_each_pass_lowers_the_planned_peak_of_cct2(cct2):
+    """Each pass lowers the model's peak of CCT2's training step and the planner's lower
+    bound with it; the lower bound is the model's peak plus the constants (the model
+    counts every buffer the planner places)."""
+    bounds, peaks = [], []
+    for spec in CCT2_STEPS.values():
+        module = apply_passes(spec, cct2)
+        figures = planned_l2(module)
+        bounds.append(figures["lower_bound_bytes"])
+        peaks.append(model_peak(module))
+        assert figures["lower_bound_bytes"] >= peaks[-1]
+        assert figures["lower_bound_bytes"] - peaks[-1] <= figures["constants_bytes"] + 64
+        assert figures["peak_bytes"] >= figures["lower_bound_bytes"]
+    assert all(a > b for a, b in itertools.pairwise(bounds)), bounds
+    assert all(a > b for a, b in itertools.pairwise(peaks)), peaks
+
+
+def test_report_records_what_the_passes_did(cct2):
+    module = apply_passes(CCT2_STEPS["+ reorder-for-memory"], cct2)
+    (recompute, *reorders) = records(module)
+    assert recompute["pass"] == "recompute" and recompute["extra_flops"] > 0
+    step = [r for r in reorders if r["function"] == "train_step"]
+    assert step[0]["peak_before"] == recompute["peak_after"] > step[0]["peak_after"]
+    assert step[0]["peak_after"] == model_peak(module)
+
+
+def _relu_then_pool(also_return_relu: bool) -> ModuleOp:
+    b = ForwardBuilder((1, 2, 4, 4), seed=0)
+    relu = b.op(nn.ReluOp(b.x), "r")
+    pooled = b.op(nn.MaxPool2dOp(relu, (2, 2)), "p")
+    return b.module(pooled, relu) if also_return_relu else b.module(pooled)
+
+
+@pytest.mark.parametrize("also_return_relu, expected", [
+    (False, ["nn.max_pool2d", "nn.relu"]),
+    (True, ["nn.relu", "nn.max_pool2d"]),
+])
+def test_pool_before_activation_moves_only_a_sole_use(also_return_relu, expected):
+    moved = apply_passes("pool-before-activation", _relu_then_pool(also_return_relu))
+    ops = [op.name for op in get_function(moved, "forward").body.block.ops]
+    assert ops[:2] == expected
