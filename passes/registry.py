@@ -39,8 +39,8 @@ from edge_opt.passes.raise_layer_norm import RaiseLayerNormPass
 from edge_opt.passes.rules import ApplyRulesPass
 from edge_opt.passes.select_last_layers import SelectLastLayersPass
 from edge_opt.passes.sparse_update import SparseUpdatePass
-from edge_opt.passes.tile_l1 import TileL1Pass
 from edge_opt.passes.tile_attention_depth_first import TileAttentionDepthFirstPass
+from edge_opt.passes.tile_l1 import TileL1Pass
 from edge_opt.support.errors import UserError
 
 

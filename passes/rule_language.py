@@ -22,12 +22,18 @@ What the language knows of each op comes from its IRDL definition
 from __future__ import annotations
 
 import difflib
+from functools import cache
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lark import Lark, Token, Tree
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import (
+    UnexpectedCharacters,
+    UnexpectedEOF,
+    UnexpectedInput,
+    UnexpectedToken,
+)
 from xdsl.dialects.builtin import (
     BFloat16Type,
     Float16Type,
@@ -85,7 +91,14 @@ COMMENT: /#[^\n]*/
 """
 """The grammar of rule files, in lark's EBNF (LALR(1)); `#` starts a comment."""
 
-_PARSER = Lark(GRAMMAR, parser="lalr", propagate_positions=True, maybe_placeholders=True)
+
+
+@cache
+def _parser() -> Lark:
+    """The LALR parser of `GRAMMAR`, built on first use (it takes ~50 ms, which every
+    `edge-opt` run would pay at import)."""
+    return Lark(GRAMMAR, parser="lalr", propagate_positions=True, maybe_placeholders=True)
+
 
 _TERMINAL_WORDS = {
     "NAME": "a name",
@@ -246,7 +259,7 @@ def load_rules(path: str | Path) -> tuple[Rule, ...]:
 def parse_rules(text: str, filename: str = "<rules>") -> tuple[Rule, ...]:
     """The rules of `text` (the contents of `filename`, for messages), checked."""
     try:
-        tree = _PARSER.parse(text)
+        tree = _parser().parse(text)
     except UnexpectedInput as e:
         line, column = e.line, e.column
         token = getattr(e, "token", None)
@@ -270,7 +283,7 @@ def parse_rules(text: str, filename: str = "<rules>") -> tuple[Rule, ...]:
 def _terminal_words(name: str) -> str:
     if name in _TERMINAL_WORDS:
         return _TERMINAL_WORDS[name]
-    pattern = _PARSER.get_terminal(name).pattern
+    pattern = _parser().get_terminal(name).pattern
     return f"'{pattern.value}'"
 
 

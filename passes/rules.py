@@ -45,8 +45,6 @@ from edge_opt.passes.rule_language import (
     ConstantPattern,
     IsKind,
     Literal,
-    OpBuild,
-    OpPattern,
     PatternNode,
     Query,
     Replacement,

@@ -16,7 +16,7 @@ from xdsl.dialects.builtin import ModuleOp
 from edge_opt.dialects import nn
 from edge_opt.ir.model_io import print_module
 from edge_opt.passes.registry import parse_pipeline
-from edge_opt.passes.rule_language import parse_rules
+from edge_opt.passes.rule_language import GRAMMAR, parse_rules
 from edge_opt.passes.rules import ApplyRulesPass
 from edge_opt.support.errors import UserError
 from edge_opt.testing import (
@@ -195,23 +195,23 @@ def test_a_fusion_that_drops_the_bias_is_caught(tmp_path: Path):
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("neg(neg(x)) =>\n", "f.rules:1:15: syntax error: unexpected end of file, expected "
-                         "one of '[', a name, a number or a string"),
+    ("neg(neg(x)) =>\n", ("f.rules:1:15: syntax error: unexpected end of file, expected "
+                         "one of '[', a name, a number or a string")),
     ("relux(x) => x", "f.rules:1:1: unknown op 'relux' (did you mean 'relu'?)"),
     ("neg(x, y) => x", "f.rules:1:1: nn.neg takes 1 operand, got 2"),
     ("a: linear(x) => x", "f.rules:1:4: nn.linear takes 2 to 3 operands, got 1"),
-    ("softmax(x, axs=1) => x", "f.rules:1:12: unknown attribute 'axs' of nn.softmax "
-                               "(its attributes: axis)"),
-    ("neg(neg(x)) =>\n  y", "f.rules:2:3: unbound name 'y' in the replacement (the "
-                            "pattern binds x)"),
+    ("softmax(x, axs=1) => x", ("f.rules:1:12: unknown attribute 'axs' of nn.softmax "
+                               "(its attributes: axis)")),
+    ("neg(neg(x)) =>\n  y", ("f.rules:2:3: unbound name 'y' in the replacement (the "
+                            "pattern binds x)")),
     ("neg(x) => x when rank(z) == 1", "f.rules:1:23: unbound name 'z' in a condition"),
-    ("softmax(x) => softmax(x, axis=1.5)", "f.rules:1:31: attribute axis of nn.softmax "
-                                           "takes an integer, got a number"),
+    ("softmax(x) => softmax(x, axis=1.5)", ("f.rules:1:31: attribute axis of nn.softmax "
+                                           "takes an integer, got a number")),
     ("group_norm(x, s, b, groups=2) => group_norm(x, s, b)",
      "f.rules:1:34: nn.group_norm needs the attribute(s) groups"),
     ("reshape(x) => relu(x) where dtype(x) == i64",
-     "f.rules:1:20: nn.relu takes a float tensor here, but the conditions make its "
-     "element type i64"),
+     ("f.rules:1:20: nn.relu takes a float tensor here, but the conditions make its "
+     "element type i64")),
     ("softmax(x, axis=a) => relu(a)", "f.rules:1:28: 'a' is an attribute, not a tensor"),
 ])
 def test_load_time_errors(text: str, message: str):
@@ -236,3 +236,8 @@ def test_float_attributes_compare_at_f32_precision(tmp_path: Path):
     y = b.op(nn.LeakyReluOp(b.op(nn.LeakyReluOp(b.x, 0.1)), 0.1))
     result = assert_pass_preserves_semantics(rules, b.module(y), b.inputs)
     assert _ops(result) == ["nn.leaky_relu"]
+
+
+def test_the_documented_grammar_is_the_grammar():
+    docs = (Path(__file__).parents[1] / "docs" / "rewrite-rules.md").read_text()
+    assert GRAMMAR.strip() in docs
