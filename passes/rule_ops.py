@@ -117,7 +117,9 @@ class OpInfo:
     result_tied_to: int | None
     """The operand whose type the result always has (a shared `VarConstraint`)."""
     float_result: bool
-    builder_takes_any_keyword: bool
+
+    def __repr__(self) -> str:
+        return f"OpInfo(nn.{self.short_name})"
 
     @property
     def min_operands(self) -> int:
@@ -266,7 +268,7 @@ def op_info(cls: type[IRDLOperation]) -> OpInfo:
     )
     return OpInfo(
         cls.name.removeprefix("nn."), cls, operands, attributes, tied,
-        _is_float_tensor(result.constr), any_keyword,
+        _is_float_tensor(result.constr),
     )
 
 

@@ -287,6 +287,8 @@ class RulePattern(RewritePattern):
         except _DoesNotFit:
             _drop(built)
             return
+        if value is op.results[0]:  # `PATTERN as y => y`: nothing to do
+            return
         if value.type != op.results[0].type:
             _drop(built)
             return

@@ -241,3 +241,31 @@ def test_float_attributes_compare_at_f32_precision(tmp_path: Path):
 def test_the_documented_grammar_is_the_grammar():
     docs = (Path(__file__).parents[1] / "docs" / "rewrite-rules.md").read_text()
     assert GRAMMAR.strip() in docs
+
+
+@pytest.mark.parametrize(("condition", "fires"), [
+    ("dim(x, -1) == 4", True),
+    ("dim(x, 0) == 4", False),
+    ("shape(x) == [2, 4]", True),
+    ("dtype(x) == f64", True),
+    ("dtype(x) == f32", False),
+    ("type(x) == type(y)", True),
+    ("uses(y) == 1", True),
+    ("uses(x) > 1", False),
+    ("x is not a parameter", True),
+    ("w is a trainable parameter", True),
+    ("w is a frozen parameter", False),
+    ("value(c) == 0.5", True),
+    ("value(w) == 0.5", False),
+    ("c is a constant, rank(c) <= 2", True),
+])
+def test_conditions(tmp_path: Path, condition: str, fires: bool):
+    rules = ApplyRulesPass(file=_rules_file(
+        tmp_path, f"mul(neg(x) as y, add(w, c)) => mul(add(w, c), y) where {condition}"
+    ))
+    b = ForwardBuilder((2, 4), seed=9)
+    w = b.param("w", (2, 4), trainable=True)
+    y = b.op(nn.MulOp(b.op(nn.NegOp(b.x)), b.op(nn.AddOp(w, b.constant(0.5)))))
+    result = assert_pass_preserves_semantics(rules, b.module(y), b.inputs)
+    (mul,) = [op for op in result.walk() if isinstance(op, nn.MulOp)]
+    assert isinstance(mul.lhs.owner, nn.AddOp) == fires
