@@ -22,9 +22,9 @@ What the language knows of each op comes from its IRDL definition
 from __future__ import annotations
 
 import difflib
-from functools import cache
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 from lark import Lark, Token, Tree
