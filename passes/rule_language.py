@@ -270,7 +270,9 @@ def parse_rules(text: str, filename: str = "<rules>") -> tuple[Rule, ...]:
         ) from None
     rules = tuple(_RuleCompiler(filename, node).compile() for node in tree.children)
     names: dict[str, str] = {}
-    for rule in rules:
+    for rule, node in zip(rules, tree.children, strict=True):
+        if node.children[0] is None:  # unnamed: `rule-LINE`, only for messages
+            continue
         if rule.name in names:
             raise UserError(
                 f"{rule.location}: rule name '{rule.name}' is already used at "
@@ -290,7 +292,10 @@ def _terminal_words(name: str) -> str:
 def _syntax_message(error: UnexpectedInput) -> str:
     if isinstance(error, UnexpectedCharacters):
         return f"unexpected character '{error.char}'"
-    expected = sorted({_terminal_words(t) for t in getattr(error, "expected", ())})
+    # `accepts` is what the parser state takes; `expected` (what the lexer state
+    # takes) is wider when the lexer reports the error
+    accepted = getattr(error, "accepts", None) or getattr(error, "expected", ())
+    expected = sorted({_terminal_words(t) for t in accepted})
     if isinstance(error, UnexpectedEOF):
         found = "end of file"
     else:

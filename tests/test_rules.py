@@ -213,11 +213,30 @@ def test_a_fusion_that_drops_the_bias_is_caught(tmp_path: Path):
      ("f.rules:1:20: nn.relu takes a float tensor here, but the conditions make its "
      "element type i64")),
     ("softmax(x, axis=a) => relu(a)", "f.rules:1:28: 'a' is an attribute, not a tensor"),
+    ("relu(reshape(x)) => x where dtype(x) == i64",
+     ("f.rules:1:21: the replacement cannot have the type of the matched nn.relu: its "
+     "element type is i64, the match's is float")),
+    ("neg(x) => x where rank(x) = 1", ("f.rules:1:27: syntax error: unexpected '=', "
+                                       "expected one of 'as' or a comparison")),
+    ("neg(x) => x where rank(x) == f32", ("f.rules:1:19: cannot compare an integer with "
+                                          "an element type")),
+    ("neg(x) => x where relu(x) == 1", ("f.rules:1:19: unknown function 'relu' in a "
+                                        "condition")),
+    ("neg(x) => 1.0", "f.rules:1:11: a number cannot be an operand of a replacement"),
+    ("x => x", "f.rules:1:1: a rule's pattern must be an op"),
+    ("a: neg(x) => x\na: relu(x) => x", ("f.rules:2:1: rule name 'a' is already used at "
+                                         "f.rules:1:1")),
 ])
 def test_load_time_errors(text: str, message: str):
     with pytest.raises(UserError) as error:
         parse_rules(text, "f.rules")
     assert str(error.value).startswith(message), str(error.value)
+
+
+def test_a_rules_pass_without_a_file_is_an_error():
+    b = ForwardBuilder((2,), seed=0)
+    with pytest.raises(UserError, match=r"no rule file given; write rules\{file=PATH\}"):
+        apply_passes(ApplyRulesPass(), b.module(b.x))
 
 
 def test_a_missing_rule_file_is_an_error(tmp_path: Path):
