@@ -39,6 +39,7 @@ from edge_opt.passes.raise_attention import RaiseAttentionPass
 from edge_opt.passes.raise_layer_norm import RaiseLayerNormPass
 from edge_opt.passes.recompute import RecomputePass
 from edge_opt.passes.reorder_for_memory import ReorderForMemoryPass
+from edge_opt.passes.rules import ApplyRulesPass
 from edge_opt.passes.select_last_layers import SelectLastLayersPass
 from edge_opt.passes.sparse_update import SparseUpdatePass
 from edge_opt.passes.tile_attention_depth_first import TileAttentionDepthFirstPass
@@ -51,6 +52,7 @@ def _by_name(classes: Iterable[type[ModulePass]]) -> dict[str, Callable[[], type
 
 
 EDGE_OPT_PASSES: dict[str, Callable[[], type[ModulePass]]] = _by_name([
+    ApplyRulesPass,
     AutodiffPass,
     BufferizePass,
     FreezePass,
@@ -96,8 +98,9 @@ def parse_pipeline(
     unknown, repeated or out-of-range one) is a `UserError` naming it."""
     registry = available_passes() if passes is None else passes
     try:
-        _check_repeated_options(spec)
-        return PassPipeline.parse_spec(registry, _quote_exponents(spec)).passes
+        quoted = _quote_paths(_quote_exponents(spec))
+        _check_repeated_options(quoted)
+        return PassPipeline.parse_spec(registry, quoted).passes
     except ArgSpecParseError as e:
         raise UserError(f"bad pipeline '{spec}': {e}") from None
     except ValueError as e:
@@ -135,6 +138,22 @@ def _quote_exponents(spec: str) -> str:
     """xDSL's pass-spec lexer reads `1e-3` as a word and `-1e-3` as `-1` followed by a
     word; quoted, both reach `EdgeOptPass.from_spec` as text, which reads floats."""
     return _EXPONENT.sub(r'"\1"', spec)
+
+
+_BARE_VALUE = re.compile(r'(?<==)([^\s{}",=]+)(?=[\s},]|$)')
+_NUMBER = re.compile(r"[-+]?[0-9]+(?:\.[0-9]*)?")
+
+
+def _quote_paths(spec: str) -> str:
+    """xDSL's pass-spec lexer has no word for a file name (`file=my.rules`,
+    `file=dir/x.rules`); such a bare value is quoted, numbers are left alone."""
+    def quote(match: re.Match[str]) -> str:
+        value = match.group(1)
+        if _NUMBER.fullmatch(value) or not any(c in value for c in "./\\~"):
+            return value
+        return f'"{value}"'
+
+    return _BARE_VALUE.sub(quote, spec)
 
 
 def _check_repeated_options(spec: str) -> None:
