@@ -1,0 +1,75 @@
+"""Lowering the peak of a training step: the planned L2 arena of `@train_step` with and
+without `pool-before-activation`, `recompute` and `reorder-for-memory` (each added in
+turn), and the FLOPs they add.
+
+1. CCT2 (Deeploy's fixture, batch 1) trained with train-full and FT2 (the fixture's
+   trainable set), host plan: arena peak, its lower bound, and whether the weights plus
+   the arena fit GAP9's 1.5 MiB L2.
+
+Exact byte counts (the planner's). Run: python bench/memory_passes.py
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edge_opt.frontends.onnx import import_onnx
+from edge_opt.ir.memory_passes import records
+from edge_opt.ir.memory_report import memory_figures
+from edge_opt.testing import apply_passes
+
+ROOT = Path(__file__).resolve().parent.parent
+CCT2 = ROOT.parent / "shared" / "models" / "deeploy" / "CCT_Train_CCT2_FT2"
+GAP9_L2 = 1536 * 1024
+
+
+def ft2_spec() -> str:
+    outputs = np.load(CCT2 / "outputs.npz")
+    regex = "|".join(re.escape(k.removesuffix("_updated")) for k in outputs.files)
+    return (f'raise-layer-norm,raise-attention,freeze{{trainable="{regex}"}},'
+            'autodiff{lr=0.01},canonicalize,cse,dce')
+
+
+def variants(training: str) -> dict[str, str]:
+    return {
+        "the pipeline alone": training,
+        "+ pool-before-activation": f"pool-before-activation,{training}",
+        "+ recompute": f"pool-before-activation,{training},recompute",
+        "+ reorder-for-memory": f"pool-before-activation,{training},recompute,"
+                                "reorder-for-memory{function=train_step}",
+    }
+
+
+def table(name: str, training: str) -> None:
+    model = import_onnx(CCT2 / "network_infer.onnx")
+    print(f"\n{name}")
+    print(f"  {'passes':<26}{'arena peak':>12}{'lower bound':>13}{'persistent':>12}"
+          f"{'L2 total':>12}{'fits 1.5 MiB':>14}{'extra FLOPs':>13}{'seconds':>9}")
+    base = None
+    for label, spec in variants(training).items():
+        start = time.perf_counter()
+        module = apply_passes(spec, model)
+        figures = memory_figures(apply_passes("lower-to-buffers", module))["L2"]
+        seconds = time.perf_counter() - start
+        extra = sum(r["extra_flops"] for r in records(module) or [])
+        total = figures["peak_bytes"] + figures["persistent_bytes"] + figures["constants_bytes"]
+        base = base or figures["peak_bytes"]
+        print(f"  {label:<26}{figures['peak_bytes']:>12,}{figures['lower_bound_bytes']:>13,}"
+              f"{figures['persistent_bytes']:>12,}{total:>12,}"
+              f"{'yes' if total <= GAP9_L2 else 'no':>14}{extra:>13,}{seconds:>9.1f}")
+    print(f"  arena: {base:,} -> {figures['peak_bytes']:,} B "
+          f"({base / figures['peak_bytes']:.2f}x less)")
+
+
+def main() -> None:
+    print("1. CCT2 @train_step, planned L2 (host plan, bytes)")
+    table("train-full", "train-full")
+    table("FT2", ft2_spec())
+
+
+if __name__ == "__main__":
+    main()
