@@ -72,12 +72,10 @@ from xdsl.dialects.builtin import (
     IntegerAttr,
     ModuleOp,
     StringAttr,
-    SymbolRefAttr,
     TensorType,
     i64,
 )
-from xdsl.interpreter import Interpreter
-from xdsl.ir import Attribute, Operation, SSAValue
+from xdsl.ir import Attribute, SSAValue
 from xdsl.rewriter import Rewriter
 from xdsl.utils.exceptions import PassFailedException
 
@@ -88,18 +86,18 @@ from edge_opt.ir.attention import (
     scale_constant,
     split_heads,
 )
-from edge_opt.ir.interpreters.nn import NnFunctions
 from edge_opt.ir.options import EdgeOptPass
 from edge_opt.ir.report import ATTENTION_FUSION_ATTR
-from edge_opt.support.dtypes import numpy_dtype, to_dense, to_numpy
+from edge_opt.passes.frozen_params import (
+    FrozenParams,
+    FrozenValues,
+    NotFrozen,
+    erase_dead,
+    erase_unreferenced,
+    root_param,
+)
 
 Objective = Literal["both", "macs", "params"]
-
-_DATA_MOVEMENT = (
-    nn.ReshapeOp, nn.TransposeOp, nn.SliceOp, nn.GatherOp, nn.SqueezeOp, nn.UnsqueezeOp,
-)
-"""Ops through which a weight operand still counts as read from its parameter."""
-
 
 # --------------------------------------------------------------------------------------
 # The cost model
@@ -185,47 +183,6 @@ def fusion_cost(op: nn.AttentionOp) -> AttentionFusionCost:
 # --------------------------------------------------------------------------------------
 
 
-class _NotFrozen(Exception):
-    """Why an operand cannot be folded into a fused weight."""
-
-
-class _FrozenValues:
-    """The values of operands read from frozen parameters (or constants)."""
-
-    def __init__(self, module: ModuleOp):
-        self.params = {op.sym_name.data: op for op in module.ops
-                       if isinstance(op, nn.ParamOp)}
-        self.interpreter = Interpreter(ModuleOp([]))  # single ops, no symbol lookups
-        self.interpreter.register_implementations(NnFunctions())
-
-    def __call__(self, value: SSAValue, what: str) -> np.ndarray:
-        owner = value.owner
-        if isinstance(owner, nn.LoadOp):
-            name = owner.param.string_value()
-            param = self.params[name]
-            if param.is_trainable:
-                raise _NotFrozen(f"{what} @{name} is trainable")
-            if param.value is None:
-                raise _NotFrozen(f"{what} @{name} has no value")
-            return to_numpy(param.value)
-        if isinstance(owner, nn.ConstantOp):
-            return owner.array()
-        if isinstance(owner, _DATA_MOVEMENT):
-            source = self(owner.operands[0], what)
-            (result,) = self.interpreter.run_op(owner, (source,))
-            return np.asarray(result)
-        made = owner.name if isinstance(owner, Operation) else "a function argument"
-        raise _NotFrozen(f"{what} is {made}, not a parameter")
-
-
-def _root_param(value: SSAValue) -> str | None:
-    """The parameter an operand is read from (through data-movement ops)."""
-    owner = value.owner
-    while isinstance(owner, _DATA_MOVEMENT):
-        owner = owner.operands[0].owner
-    return owner.param.string_value() if isinstance(owner, nn.LoadOp) else None
-
-
 def fused_qk(wq: np.ndarray, wk: np.ndarray, bq: np.ndarray | None, heads: int,
              scale: float) -> tuple[np.ndarray, np.ndarray | None]:
     """M (H, D, D) = scale·Wq_h Wk_hᵀ and u (H, 1, D) = scale·Wk_h bq_h, in float64."""
@@ -285,7 +242,7 @@ class Decision:
 
 
 def _decide(op: nn.AttentionOp, part: Literal["qk", "vo"], cost: PartCost,
-            objective: Objective, values: _FrozenValues, label: tuple[str, str]
+            objective: Objective, values: FrozenValues, label: tuple[str, str]
             ) -> tuple[Decision, list[np.ndarray | None]]:
     """The decision for one side, and its operands' values when it is fused."""
     operands = [getattr(op, name) for name in _OPERANDS[part]]
@@ -293,7 +250,7 @@ def _decide(op: nn.AttentionOp, part: Literal["qk", "vo"], cost: PartCost,
     try:
         for name, value in zip(_OPERANDS[part], operands, strict=True):
             arrays.append(None if value is None else values(value, name))
-    except _NotFrozen as e:
+    except NotFrozen as e:
         return Decision(*label, part, cost, objective, False, str(e)), []
     fused = cost.pays(objective)
     return Decision(*label, part, cost, objective, fused, cost.verdict(objective)), arrays
@@ -322,12 +279,8 @@ def format_decisions(op: nn.AttentionOp, decisions: list[Decision]) -> str:
 # --------------------------------------------------------------------------------------
 
 
-class _Params:
+class _Params(FrozenParams):
     """Declares the fused parameters (frozen, inline values, unique names)."""
-
-    def __init__(self, module: ModuleOp):
-        self.module = module
-        self.names = {op.sym_name.data for op in module.ops if isinstance(op, nn.ParamOp)}
 
     def load(self, emit: Emitter, op: nn.AttentionOp, operand: str, part: str,
              array: np.ndarray) -> SSAValue:
@@ -336,28 +289,10 @@ class _Params:
         if taken; `<op>_<operand>` for P if it is not read from one), and loads it."""
         like = getattr(op, operand)
         assert isinstance(like.type, TensorType)
-        root = _root_param(like)
-        type = TensorType(like.type.element_type, array.shape)
+        root = root_param(like)
         owner = root or f"{op.result.name_hint or 'attention'}_{operand}"
-        name = stem = f"{owner}__{part}_fused"
-        n = 1
-        while name in self.names:
-            n += 1
-            name = f"{stem}_{n}"
-        self.names.add(name)
-        value = to_dense(array.astype(numpy_dtype(type.element_type)), type)
-        param = nn.ParamOp(name, type, False, value)
-        block = self.module.body.block
-        declared = [o for o in block.ops if isinstance(o, nn.ParamOp)]
-        after = next((o for o in declared if o.sym_name.data == root), None)
-        if after is None and declared:
-            after = declared[-1]
-        if after is not None:
-            block.insert_op_after(param, after)
-        elif block.first_op is not None:
-            block.insert_op_before(param, block.first_op)
-        else:
-            block.add_op(param)
+        name, type = self.declare(f"{owner}__{part}_fused", array,
+                                  like.type.element_type, root)
         load = nn.LoadOp(name, type)
         emit.ops.append(load)
         load.result.name_hint = name
@@ -429,36 +364,11 @@ def fuse(op: nn.AttentionOp, qk: list, vo: list, params: _Params) -> None:
     Rewriter.replace_op(op, emit.ops, [y])
 
 
-def _erase_dead(values: list[SSAValue]) -> None:
-    """Erases the loads, constants and data-movement ops feeding `values` that nothing
-    uses any more."""
-    while values:
-        owner = values.pop().owner
-        if isinstance(owner, (nn.LoadOp, nn.ConstantOp, *_DATA_MOVEMENT)) and \
-                owner.parent is not None and not owner.results[0].uses:
-            operands = list(owner.operands)
-            Rewriter.erase_op(owner)
-            values.extend(operands)
-
-
-def _erase_unreferenced(module: ModuleOp, names: set[str]) -> None:
-    """Erases the parameters of `names` that no op names any more (in a property, e.g.
-    a load, or an attribute, e.g. optimizer state's `state_of`)."""
-    referenced = {
-        value.string_value() for op in module.walk() if not isinstance(op, func.FuncOp)
-        for value in (*op.properties.values(), *op.attributes.values())
-        if isinstance(value, SymbolRefAttr)
-    }
-    for op in list(module.ops):
-        if isinstance(op, nn.ParamOp) and op.sym_name.data in names - referenced:
-            Rewriter.erase_op(op)
-
-
 def fuse_attention_weights(module: ModuleOp, objective: Objective = "both"
                            ) -> list[Decision]:
     """Decides and applies the fusions of every `nn.attention` of `module` (see the
     module docstring); prints and records the decisions, and returns them."""
-    values, params = _FrozenValues(module), _Params(module)
+    values, params = FrozenValues(module), _Params(module)
     decisions: list[Decision] = []
     originals: list[SSAValue] = []
     attentions = [op for op in module.walk() if isinstance(op, nn.AttentionOp)]
@@ -477,9 +387,9 @@ def fuse_attention_weights(module: ModuleOp, objective: Objective = "both"
             originals += op.operands[1:]
             fuse(op, qk_arrays if qk.fused else [], vo_arrays if vo.fused else [],
                  params)
-    roots = {name for v in originals if (name := _root_param(v)) is not None}
-    _erase_dead(originals)
-    _erase_unreferenced(module, roots)
+    roots = {name for v in originals if (name := root_param(v)) is not None}
+    erase_dead(originals)
+    erase_unreferenced(module, roots)
     if decisions:
         old = module.attributes.get(ATTENTION_FUSION_ATTR)
         kept = list(old.data) if isinstance(old, ArrayAttr) else []
