@@ -18,6 +18,7 @@ from xdsl.utils.exceptions import ArgSpecParseError
 
 from edge_opt.passes.autodiff import AutodiffPass
 from edge_opt.passes.bufferize import BufferizePass
+from edge_opt.passes.fold_batch_norm import FoldBatchNormPass
 from edge_opt.passes.freeze import FreezePass
 from edge_opt.passes.fuse_attention_weights import FuseAttentionWeightsPass
 from edge_opt.passes.insert_dma import InsertDmaPass
@@ -55,6 +56,7 @@ EDGE_OPT_PASSES: dict[str, Callable[[], type[ModulePass]]] = _by_name([
     ApplyRulesPass,
     AutodiffPass,
     BufferizePass,
+    FoldBatchNormPass,
     FreezePass,
     FuseAttentionWeightsPass,
     InsertDmaPass,

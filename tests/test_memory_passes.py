@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
 import pytest
-from conftest import deeploy_model
-from hypothesis import given, settings
+from conftest import ROOT, deeploy_model
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from plan_checks import (
     OPTIMIZERS,
@@ -25,8 +26,9 @@ from edge_opt.dialects import nn
 from edge_opt.frontends.onnx import import_onnx
 from edge_opt.ir.memory_passes import records
 from edge_opt.ir.memory_report import memory_figures
+from edge_opt.ir.model_io import load_model
 from edge_opt.ir.op_graph import op_graph
-from edge_opt.ir.session import get_function
+from edge_opt.ir.session import Session, get_function
 from edge_opt.support.op_order import Graph, order
 from edge_opt.testing import (
     ForwardBuilder,
@@ -207,3 +209,50 @@ def test_pool_before_activation_moves_only_a_sole_use(also_return_relu, expected
     moved = apply_passes("pool-before-activation", _relu_then_pool(also_return_relu))
     ops = [op.name for op in get_function(moved, "forward").body.block.ops]
     assert ops[:2] == expected
+
+
+# --------------------------------------------------------------------------------------
+# fold-batch-norm
+# --------------------------------------------------------------------------------------
+
+
+def tiny_cnn_module() -> tuple[ModuleOp, dict[str, np.ndarray]]:
+    return (load_model(ROOT / "examples" / "tiny_cnn.mlir"),
+            dict(np.load(ROOT / "examples" / "tiny_cnn_input.npz")))
+
+
+def _ops(module: ModuleOp, function: str = "forward") -> list[str]:
+    return [op.name for op in get_function(module, function).body.block.ops]
+
+
+@settings(PROPERTY, max_examples=60)
+@given(random_models(ops=["conv2d", "linear", "batch_norm", "relu"], max_ops=6,
+                     trainable="none"))
+def test_fold_batch_norm_keeps_the_forward(model: RandomModel):
+    folded = assert_pass_preserves_semantics("fold-batch-norm", model.module, model.inputs)
+    before, after = (_ops(m).count("nn.batch_norm") for m in (model.module, folded))
+    event("folded" if after < before else "nothing to fold")
+
+
+def test_fold_batch_norm_folds_frozen_layers_only():
+    """In the tiny CNN with only the classifier trainable, conv1 + bn1 fold (their
+    parameters go); with conv1 trainable, nothing folds. One training step is the same
+    as without folding."""
+    module, batch = tiny_cnn_module()
+    frozen = apply_passes('freeze{trainable="fc_.*"},fold-batch-norm', module)
+    assert "nn.batch_norm" not in _ops(frozen)
+    names = {op.sym_name.data for op in frozen.ops if isinstance(op, nn.ParamOp)}
+    assert not names & {"conv1_weight", "conv1_bias", "bn1_scale", "bn1_mean"}
+    assert {"conv1_weight__bn_folded", "conv1_bias__bn_folded"} <= names
+    trainable = apply_passes('freeze{trainable="conv1_.*|fc_.*"},fold-batch-norm', module)
+    assert "nn.batch_norm" in _ops(trainable)
+
+    plain = Session(apply_passes('freeze{trainable="fc_.*"},train-full', module))
+    fold = Session(apply_passes('freeze{trainable="fc_.*"},fold-batch-norm,train-full',
+                                module))
+    for _ in range(2):
+        np.testing.assert_allclose(fold.run("train_step", batch), plain.run(
+            "train_step", batch), rtol=1e-5)
+    for name in ("fc_weight", "fc_bias"):
+        np.testing.assert_allclose(fold.params[name], plain.params[name], rtol=1e-5,
+                                   atol=1e-7)
