@@ -356,7 +356,8 @@ class _ProgressBar:
 
 def _print_summary(args: argparse.Namespace, job: FuzzJob, shard_count: int,
                    result: CampaignResult, seconds: float) -> None:
-    searching = min(seconds, result.search_seconds) if result.failure else seconds
+    # The shards' own time: without starting processes, shrinking and reducing.
+    searching = result.search_seconds or seconds
     rate = result.examples / searching if searching > 0 else 0.0
     where = (f"{shard_count} Dask tasks" if args.dask is not None else
              f"{shard_count} worker{'s' if shard_count > 1 else ''}")

@@ -227,9 +227,9 @@ class Plugin:
         for name, generator in (generators or {}).items():
             if not callable(generator):
                 raise PluginError(
-                    f"{self.source}: generator '{name}' is not callable"
+                    f"{self.source}: op generator '{name}' is not callable"
                 )
-            self._check_new(name, "generator", registry.generators, set(ALL_OPS))
+            self._check_new(name, "op generator", registry.generators, set(ALL_OPS))
         registry.dialects[dialect.name] = _Entry(dialect, self.source)
         for op in dialect.operations:
             registry.ops[op.name] = _Entry(op, self.source)
