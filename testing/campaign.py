@@ -64,6 +64,9 @@ class Campaign:
     training: bool = False
     """Models for a training step: every parameter trainable, and models without
     parameters get a trainable scale on each input (`with_trainable_inputs`)."""
+    shrink_steps: int = 25
+    """At most this many hypothesis shrinking steps; the reducer takes it from there
+    (hypothesis alone may spend minutes on a model whose ops are cheap to remove)."""
     focus: tuple[str, ...] = ()
     """Ops the code under test acts on (`touched_ops`): half of the models draw only
     these and up to three others, so that a pass that rewrites one op kind in fifty
@@ -122,7 +125,8 @@ class CampaignResult:
 
 class CampaignStopped(BaseException):
     """Raised inside the search to end it at once (hypothesis passes BaseExceptions
-    through without shrinking)."""
+    through without shrinking): another shard failed, or the shrinking budget is
+    spent (the smallest failing model so far is kept)."""
 
 
 def forward_op_count(module: ModuleOp, function: str = "forward") -> int:
@@ -175,6 +179,8 @@ def run_campaign(
             if progress is not None:
                 progress("example")
         else:
+            if result.shrink_steps >= campaign.shrink_steps:
+                raise CampaignStopped
             result.shrink_steps += 1
             if progress is not None:
                 progress("shrink")
@@ -190,7 +196,7 @@ def run_campaign(
     try:
         search()
     except CampaignStopped:
-        result.stopped = True
+        result.stopped = result.failure is None
     except Exception:
         if result.failure is None:  # not from the property: a strategy or plugin bug
             raise

@@ -4,9 +4,10 @@ Hypothesis shrinks the *choices* that built a model; a choice that an op's opera
 picking depends on can keep a chain of ops alive (`relu(relu(relu(x)))` feeding the op
 that shows the bug). `reduce_module` then removes ops from `@forward` itself, in the
 way of `mlir-reduce` and C-Reduce: it bypasses an op (its uses take one of its operands
-or a function input of the same type), drops extra results of the function, removes
-what became dead, and keeps each step only while the property still fails with the
-same kind of error.
+or a function input of the same type), replaces a computed value by a constant of
+ones, returns an earlier value instead of the function's results, drops extra
+results, removes what became dead, and keeps each
+step only while the property still fails with the same kind of error.
 """
 
 from __future__ import annotations
@@ -15,14 +16,15 @@ from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 from xdsl.dialects import func
-from xdsl.dialects.builtin import FunctionType, ModuleOp
+from xdsl.dialects.builtin import FunctionType, ModuleOp, TensorType
 from xdsl.ir import Operation, SSAValue
-from xdsl.rewriter import Rewriter
+from xdsl.rewriter import InsertPoint, Rewriter
 from xdsl.transforms.dead_code_elimination import region_dce
 from xdsl.utils.exceptions import PassFailedException
 
 from edge_opt.dialects import nn
 from edge_opt.ir.session import get_function
+from edge_opt.support.dtypes import numpy_dtype, to_dense
 from edge_opt.testing.strategies import RandomModel
 
 Property = Callable[[RandomModel], None]
@@ -68,13 +70,23 @@ def _candidates(module: ModuleOp) -> Iterator[ModuleOp]:
     """Each a copy of `module` one step smaller (that verifies)."""
     outputs = len(get_function(module, "forward").function_type.outputs.data)
     for index in range(outputs - 1, -1, -1) if outputs > 1 else ():
-        yield _without_output(module, index)
+        candidate = _without_output(module, index)
+        if candidate is not None:
+            yield candidate
     count = len(_body_ops(module))
+    for position in range(count - 1):
+        candidate = _returning(module, position)
+        if candidate is not None:
+            yield candidate
     for position in range(count - 1, -1, -1):
         for choice in range(_replacements(module, position)):
             candidate = _bypassed(module, position, choice)
             if candidate is not None:
                 yield candidate
+    for position in range(count - 1, -1, -1):
+        candidate = _as_ones(module, position)
+        if candidate is not None:
+            yield candidate
 
 
 def _body_ops(module: ModuleOp) -> list[Operation]:
@@ -107,6 +119,44 @@ def _bypassed(module: ModuleOp, position: int, choice: int) -> ModuleOp | None:
     replacement = _values_like(op)[choice]
     op.results[0].replace_all_uses_with(replacement)
     Rewriter.erase_op(op)
+    return _cleaned(clone)
+
+
+def _as_ones(module: ModuleOp, position: int) -> ModuleOp | None:
+    """`module` with the result of the op at `position` replaced by a constant of ones
+    (which ends a chain of ops that only computed an operand), if it is a float
+    tensor computed by an op other than a constant."""
+    op = _body_ops(module)[position]
+    if isinstance(op, nn.ConstantOp) or len(op.results) != 1:
+        return None
+    type = op.results[0].type
+    if not isinstance(type, TensorType) or numpy_dtype(type.element_type).kind != "f":
+        return None
+    clone = module.clone()
+    op = _body_ops(clone)[position]
+    ones = np.ones(type.get_shape(), numpy_dtype(type.element_type))
+    constant = nn.ConstantOp(to_dense(ones, type))
+    Rewriter.insert_op(constant, InsertPoint.before(op))
+    op.results[0].replace_all_uses_with(constant.result)
+    Rewriter.erase_op(op)
+    return _cleaned(clone)
+
+
+def _returning(module: ModuleOp, position: int) -> ModuleOp | None:
+    """`module` whose `@forward` returns the result of the op at `position` instead
+    (what follows it becomes dead)."""
+    if len(_body_ops(module)[position].results) != 1:
+        return None
+    clone = module.clone()
+    op = _body_ops(clone)[position]
+    function = get_function(clone, "forward")
+    ret = function.body.block.last_op
+    assert isinstance(ret, func.ReturnOp)
+    Rewriter.replace_op(ret, func.ReturnOp(op.results[0]))
+    function.function_type = FunctionType.from_lists(
+        function.function_type.inputs.data, [op.results[0].type]
+    )
+    function.res_attrs = None
     return _cleaned(clone)
 
 

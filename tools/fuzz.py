@@ -137,8 +137,11 @@ def _worker_job(job: FuzzJob) -> CampaignResult:
 
 
 def run_processes(jobs: Sequence[FuzzJob], report: Report) -> CampaignResult:
-    """Each job in its own process; the first failure stops the others."""
-    context = multiprocessing.get_context("spawn")
+    """Each job in its own process; the first failure stops the others. The
+    processes fork from a server that has imported edge-opt once (not from this
+    process, whose threads a fork would not copy)."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
     events, stop = context.Queue(), context.Event()
     total = CampaignResult()
     with ProcessPoolExecutor(len(jobs), mp_context=context, initializer=_start_worker,

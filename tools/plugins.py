@@ -107,8 +107,8 @@ class PluginRegistry:
             try:
                 loaded = entry.load()
             except Exception as e:  # noqa: BLE001  (the plugin's error, in one line)
-                raise PluginError(f"{source}{_where(e, None)}: cannot load: "
-                                  f"{_one_line(e)}") from None
+                raise PluginError(f"{source}: cannot load: {_one_line(e)}"
+                                  f"{_where(e, None)}") from None
             register = (getattr(loaded, "register", None)
                         if isinstance(loaded, ModuleType) else loaded)
             if not callable(register):
@@ -331,13 +331,17 @@ def _call_register(register: Callable, plugin: Plugin, source: str,
     except PluginError:
         raise
     except Exception as e:  # noqa: BLE001  (the plugin's error, in one line)
-        where = _where(e, file.resolve() if file is not None else None)
-        raise PluginError(f"{source}{where}: register failed: {_one_line(e)}") from None
+        if file is None:
+            raise PluginError(f"{source}: register failed: {_one_line(e)}"
+                              f"{_where(e, None)}") from None
+        raise PluginError(f"{source}{_where(e, file.resolve())}: register failed: "
+                          f"{_one_line(e)}") from None
 
 
 def _where(error: BaseException, file: Path | None) -> str:
-    """`:LINE` of the innermost frame of the traceback in `file` (any file when None);
-    for a syntax error in the file, its line."""
+    """`:LINE` of the innermost frame of the traceback in `file` (for a syntax error
+    in the file, its line); when `file` is None, ` (at FILE:LINE)` of the innermost
+    frame."""
     if isinstance(error, SyntaxError) and error.lineno is not None and (
         file is None or Path(error.filename or "").resolve() == file
     ):
@@ -346,7 +350,7 @@ def _where(error: BaseException, file: Path | None) -> str:
     for frame in reversed(frames):
         if file is None or Path(frame.filename).resolve() == file:
             if file is None:
-                return f" ({frame.filename}:{frame.lineno})"
+                return f" (at {frame.filename}:{frame.lineno})"
             return f":{frame.lineno}"
     return ""
 

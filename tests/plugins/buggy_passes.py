@@ -66,9 +66,9 @@ class FuseLinearBias(RewritePattern):
             return
         linear, bias = match
         fused = nn.LinearOp(linear.input, linear.weight, None if self.drop_bias else bias)
-        rewriter.replace_op(op, fused)
+        rewriter.replace(op, [fused])
         if linear.result.first_use is None:  # else the other users keep it
-            rewriter.erase_op(linear)
+            rewriter.erase(linear)
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,7 @@ class ExpandSwish(RewritePattern):
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: SwishOp, rewriter: PatternRewriter) -> None:
         gate = nn.TanhOp(op.input) if self.wrong else nn.SigmoidOp(op.input)
-        rewriter.replace_op(op, [gate, nn.MulOp(op.input, gate)])
+        rewriter.replace(op, [gate, nn.MulOp(op.input, gate)])
 
 
 @dataclass(frozen=True)
