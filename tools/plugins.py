@@ -94,7 +94,7 @@ class PluginRegistry:
         register = getattr(module, "register", None)
         if not callable(register):
             raise PluginError(
-                f"{source}: defines no register(plugin) function (see docs/plugins.md)"
+                f"{source}: defines no register(plugin) function (see docs/plugins-and-fuzzing.md)"
             )
         _call_register(register, Plugin(self, source), source, file)
         self.files.append(path)

@@ -15,7 +15,7 @@
 // IMPORT-NOT: Traceback
 
 // RUN: not edge-opt %s --load-plugin %inputs/plugins/no_register.py -p cse 2>&1 | filecheck %s --check-prefix=NOREGISTER
-// NOREGISTER: edge-opt: error: plugin {{.*}}no_register.py: defines no register(plugin) function (see docs/plugins.md)
+// NOREGISTER: edge-opt: error: plugin {{.*}}no_register.py: defines no register(plugin) function (see docs/plugins-and-fuzzing.md)
 
 // RUN: not edge-opt %s --load-plugin %inputs/plugins/builtin_clash.py -p cse 2>&1 | filecheck %s --check-prefix=BUILTIN
 // BUILTIN: edge-opt: error: plugin {{.*}}builtin_clash.py: pass 'cse' clashes with a built-in pass or pipeline of the same name (rename it)
