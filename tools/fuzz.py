@@ -268,7 +268,8 @@ def fuzz_command(argv: Sequence[str]) -> int:
         Campaign(args.examples, args.seed, _ops(args.ops), args.max_ops,
                  training=train is not None),
         train,
-        tuple(registry.files) if registry is not None else (),
+        # Absolute: worker processes and Dask workers may start elsewhere.
+        tuple(str(Path(f).resolve()) for f in registry.files) if registry else (),
     )
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -365,7 +366,7 @@ def _print_summary(args: argparse.Namespace, job: FuzzJob, shard_count: int,
     where = (f"{shard_count} Dask tasks" if args.dask is not None else
              f"{shard_count} worker{'s' if shard_count > 1 else ''}")
     function = "@train_step" if job.train_pipeline else "@forward"
-    print(f"{PROG} {args.target} ({function}): {result.examples} examples in "
+    print(f"{PROG} {args.target} ({function}): {_count(result.examples, 'example')} in "
           f"{searching:.1f} s ({rate:.1f} examples/s), seed {args.seed}, {where}")
     if result.refused:
         print(f"  refused: {result.refused} models (a pass precondition, "
@@ -388,11 +389,16 @@ def _report_failure(argv: Sequence[str],
     failure = result.failure
     assert failure is not None
     mlir, inputs = _write_reproducer(failure, out)
-    print(f"FAILED after {result.examples} examples (shrunk in {result.shrink_steps} "
-          f"steps, then reduced to {failure.op_count} ops in @forward):")
+    print(f"FAILED after {_count(result.examples, 'example')} (shrunk in "
+          f"{_count(result.shrink_steps, 'step')}, then reduced to "
+          f"{_count(failure.op_count, 'op')} in @forward):")
     print(failure.message)
     print(f"reproducer: {mlir} and its inputs {inputs}")
     print(f"replay: {_replay_command(argv, mlir)}")
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _write_reproducer(failure: Failure, out: Path) -> tuple[Path, Path]:
