@@ -112,6 +112,15 @@ class CampaignResult:
     stopped: bool = False
     """Ended early because another shard found a failure."""
 
+    def record(self, model: RandomModel, error: BaseException, seconds: float) -> None:
+        """Keeps `model` as the failure if it has no more ops than the one kept."""
+        if self.failure is None:
+            self.search_seconds = seconds
+        count = forward_op_count(model.module)
+        if self.failure is None or count <= self.failure.op_count:
+            self.failure = Failure(failure_message(error), print_module(model.module),
+                                   dict(model.inputs), count)
+
     def merge(self, other: CampaignResult) -> None:
         """Adds `other`'s figures; the first failure stays."""
         self.examples += other.examples
@@ -154,15 +163,6 @@ def run_campaign(
     result = CampaignResult()
     started = time.perf_counter()
 
-    def record(model: RandomModel, error: BaseException) -> None:
-        if result.failure is None:
-            result.search_seconds = time.perf_counter() - started
-        count = forward_op_count(model.module)
-        best = result.failure
-        if best is None or count <= best.op_count:
-            result.failure = Failure(failure_message(error), print_module(model.module),
-                                     dict(model.inputs), count)
-
     @settings(
         max_examples=campaign.examples, deadline=None, database=None,
         phases=(Phase.generate, Phase.shrink), suppress_health_check=list(HealthCheck),
@@ -171,26 +171,14 @@ def run_campaign(
     @seed(campaign.seed)
     @given(campaign.models())
     def search(model: RandomModel) -> None:
-        if result.failure is None:
-            if should_stop is not None and should_stop():
-                raise CampaignStopped
-            result.examples += 1
-            result.op_counts.update(_op_names(model.module))
-            if progress is not None:
-                progress("example")
-        else:
-            if result.shrink_steps >= campaign.shrink_steps:
-                raise CampaignStopped
-            result.shrink_steps += 1
-            if progress is not None:
-                progress("shrink")
+        _account(result, campaign, model, progress, should_stop)
         try:
             check(model)
         except PassFailedException:
             if result.failure is None:
                 result.refused += 1
         except Exception as e:
-            record(model, e)
+            result.record(model, e, time.perf_counter() - started)
             raise
 
     try:
@@ -206,6 +194,25 @@ def run_campaign(
         result.failure = _reduced(result.failure, check)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _account(result: CampaignResult, campaign: Campaign, model: RandomModel,
+             progress: Progress | None, should_stop: Callable[[], bool] | None) -> None:
+    """Counts an example (before the first failure) or a shrinking step (after it);
+    ends the search when another shard failed or the shrinking budget is spent."""
+    if result.failure is None:
+        if should_stop is not None and should_stop():
+            raise CampaignStopped
+        result.examples += 1
+        result.op_counts.update(_op_names(model.module))
+        event = "example"
+    else:
+        if result.shrink_steps >= campaign.shrink_steps:
+            raise CampaignStopped
+        result.shrink_steps += 1
+        event = "shrink"
+    if progress is not None:
+        progress(event)
 
 
 def _reduced(failure: Failure, check: Property) -> Failure:
