@@ -8,7 +8,10 @@ Keys are always the pass's own `name` (a convention test checks it). The driver,
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 
 from xdsl.passes import ModulePass, PassPipeline
 from xdsl.transforms import get_all_passes
@@ -87,9 +90,57 @@ PIPELINES: dict[str, Callable[[], type[ModulePass]]] = _by_name([
 """The named pipelines by name."""
 
 
+PassFactories = Mapping[str, Callable[[], type[ModulePass]]]
+
+_EXTRA_PASSES: ContextVar[tuple[PassFactories, PassFactories]] = ContextVar(
+    "edge_opt_extra_passes", default=({}, {})
+)
+"""Plugin passes and named pipelines active in this context (see `extra_passes`)."""
+
+
+@contextmanager
+def extra_passes(passes: PassFactories, pipelines: PassFactories) -> Iterator[None]:
+    """Within the block, `available_passes` and `named_pipelines` include `passes` and
+    `pipelines` too (a plugin's). Scoped to the current context (thread or task) and
+    undone on exit, so nothing leaks between tests."""
+    old_passes, old_pipelines = _EXTRA_PASSES.get()
+    token = _EXTRA_PASSES.set(
+        ({**old_passes, **passes}, {**old_pipelines, **pipelines})
+    )
+    try:
+        yield
+    finally:
+        _EXTRA_PASSES.reset(token)
+
+
+def named_pipelines() -> dict[str, Callable[[], type[ModulePass]]]:
+    """`PIPELINES` and the active plugins' named pipelines."""
+    return {**PIPELINES, **_EXTRA_PASSES.get()[1]}
+
+
 def available_passes() -> dict[str, Callable[[], type[ModulePass]]]:
-    """Every pass usable in `-p`: xDSL's, edge-opt's and the named pipelines."""
-    return {**get_all_passes(), **EDGE_OPT_PASSES, **PIPELINES}
+    """Every pass usable in `-p`: xDSL's, edge-opt's, the named pipelines, and the
+    active plugins' passes and pipelines."""
+    passes, pipelines = _EXTRA_PASSES.get()
+    return {**get_all_passes(), **EDGE_OPT_PASSES, **PIPELINES, **passes, **pipelines}
+
+
+def spec_pipeline(name: str, spec: str, description: str) -> type[NamedPipeline]:
+    """A named pipeline (without options) that runs the passes of `spec`, parsed when
+    it runs (so it may name passes registered after it)."""
+
+    def passes(self: NamedPipeline) -> tuple[ModulePass, ...]:
+        return parse_pipeline(spec)
+
+    namespace = {
+        "name": name,
+        "description": description or spec,
+        "passes": passes,
+        "__module__": __name__,
+        "__doc__": f"The pipeline `{spec}`.",
+    }
+    title = "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", name))
+    return dataclass(frozen=True)(type(f"{title}Pipeline", (NamedPipeline,), namespace))
 
 
 def parse_pipeline(

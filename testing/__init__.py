@@ -33,11 +33,23 @@ tensor, so shrinking the structure keeps the other values.
 
 Code: `strategies` holds `random_models` and `RandomModel`, `generators` one generator
 per op (and `ALL_OPS`), `builder` the function body under construction that they share,
-`forward_builder` a hand-written `@forward` (`ForwardBuilder`), and `equivalence` the check (`assert_pass_preserves_semantics`, `random_inputs`,
-`apply_passes`).
+`forward_builder` a hand-written `@forward` (`ForwardBuilder`), `equivalence` the check (`assert_pass_preserves_semantics`, `random_inputs`,
+`apply_passes`), `campaign` the fuzzing campaigns of `edge-opt fuzz` (`run_campaign`
+with a property such as `equivalence_property`) and `reduce` the reducer of failing
+models. A plugin's op generator (`Generator`) receives the `ModelBuilder`: `pick()`
+an operand, `param(...)`, `constant(...)`, `integer`/`coin`/`choice` to draw, `emit(op)`.
 """
 
-from edge_opt.testing.builder import Trainable
+from edge_opt.testing.builder import Generator, Trainable
+from edge_opt.testing.builder import _Builder as ModelBuilder
+from edge_opt.testing.campaign import (
+    Campaign,
+    CampaignResult,
+    Failure,
+    Property,
+    equivalence_property,
+    run_campaign,
+)
 from edge_opt.testing.equivalence import (
     DEFAULT_TOLERANCES,
     PassOrPipeline,
@@ -46,19 +58,29 @@ from edge_opt.testing.equivalence import (
     random_inputs,
 )
 from edge_opt.testing.forward_builder import ForwardBuilder
-from edge_opt.testing.generators import ALL_OPS
+from edge_opt.testing.generators import ALL_OPS, active_generators, extra_generators
 from edge_opt.testing.strategies import DType, RandomModel, random_models
 
 __all__ = [
     "ALL_OPS",
     "DEFAULT_TOLERANCES",
+    "Campaign",
+    "CampaignResult",
     "DType",
+    "Failure",
     "ForwardBuilder",
+    "Generator",
+    "ModelBuilder",
     "PassOrPipeline",
+    "Property",
     "RandomModel",
     "Trainable",
+    "active_generators",
     "apply_passes",
     "assert_pass_preserves_semantics",
+    "equivalence_property",
+    "extra_generators",
     "random_inputs",
     "random_models",
+    "run_campaign",
 ]

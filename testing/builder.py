@@ -17,6 +17,7 @@ from xdsl.interpreter import Interpreter
 from xdsl.ir import Attribute, Block, Operation, SSAValue
 
 from edge_opt.dialects import nn
+from edge_opt.ir.interpreters import register_extra_semantics
 from edge_opt.ir.interpreters.nn import NnFunctions
 from edge_opt.support.dtypes import numpy_dtype, to_dense
 
@@ -62,9 +63,11 @@ def _window_kernel_limit(size: int, pad: int, dilation: int) -> int:
 
 
 def _evaluator() -> Interpreter:
-    """Runs single ops as they are built (no module, so no symbol lookups)."""
+    """Runs single ops as they are built (no module, so no symbol lookups), with the
+    active plugins' implementations too."""
     interpreter = Interpreter(ModuleOp([]))
     interpreter.register_implementations(NnFunctions())
+    register_extra_semantics(interpreter)
     return interpreter
 
 

@@ -5,7 +5,10 @@ them in the order shrinking prefers."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from types import MappingProxyType
 
 import numpy as np
 from hypothesis import strategies as st
@@ -62,8 +65,13 @@ def _operand(b: _Builder, row: Unary) -> SSAValue:
 def _binary(cls: type[nn.BinaryElementwiseOp]) -> Generator:
     def generate(b: _Builder) -> SSAValue:
         lhs = b.pick()
-        if b.coin():
+        partner = b.choice(["broadcast", "same", "channel"])
+        if partner == "same":
             rhs = lhs  # x op x
+        elif partner == "channel" and b.shape(lhs):
+            # A per-channel operand of the last axis, as a bias add after a linear or
+            # matmul: the pattern that fusions look for.
+            rhs = b.operand_of_shape(b.shape(lhs)[-1:])
         else:
             rhs = b.operand_of_shape(b.broadcast_partner(b.shape(lhs)))
         if b.coin():
@@ -482,3 +490,26 @@ ALL_OPS: tuple[str, ...] = tuple(_GENERATORS)
 """The op names `random_models(ops=...)` accepts: every `nn` op but `param` and `load`
 (which every parametrised op brings along), without the `nn.` prefix. Shrinking goes
 towards the first ones."""
+
+_EXTRA_GENERATORS: ContextVar[Mapping[str, Generator]] = ContextVar(
+    "edge_opt_extra_generators", default=MappingProxyType({})
+)
+"""Plugin op generators active in this context (see `extra_generators`)."""
+
+
+@contextmanager
+def extra_generators(generators: Mapping[str, Generator]) -> Iterator[None]:
+    """Within the block, `random_models` also accepts (and by default draws) the ops
+    of `generators` (a plugin's), after `ALL_OPS`. Scoped to the current context
+    (thread or task) and undone on exit, so nothing leaks between tests."""
+    token = _EXTRA_GENERATORS.set({**_EXTRA_GENERATORS.get(), **generators})
+    try:
+        yield
+    finally:
+        _EXTRA_GENERATORS.reset(token)
+
+
+def active_generators() -> dict[str, Generator]:
+    """The generator of every op `random_models` can draw now: `ALL_OPS`, then the
+    active plugins' ops."""
+    return {**_GENERATORS, **_EXTRA_GENERATORS.get()}

@@ -15,7 +15,7 @@ from xdsl.ir import Attribute, Block, Region, SSAValue
 
 from edge_opt.ir.model_io import print_module
 from edge_opt.testing.builder import Draw, Trainable, _Builder
-from edge_opt.testing.generators import _GENERATORS, ALL_OPS
+from edge_opt.testing.generators import Generator, active_generators
 
 DType = Literal["f32", "f64"]
 
@@ -61,8 +61,8 @@ def random_models(
 ) -> st.SearchStrategy[RandomModel]:
     """A strategy of random, well-typed `nn` models (see the module docstring).
 
-    - `ops`: the op names to draw from (a subset of `ALL_OPS`; default all of them).
-      Glue ops that adapt shapes or keep values tame may appear besides them.
+    - `ops`: the op names to draw from (a subset of `ALL_OPS` and of the active
+      plugins' ops, see `extra_generators`; default all of them). Glue ops that adapt shapes or keep values tame may appear besides them.
     - `min_ops`/`max_ops`: how many ops to draw (each may bring glue ops with it).
     - `dtype`: element type of every tensor.
     - `batch`: sizes of the leading (batch) axis of the inputs.
@@ -75,11 +75,12 @@ def random_models(
     are returned or left dead at random (work for DCE; the newest result is always
     returned).
     """
-    names = tuple(ALL_OPS if ops is None else ops)
-    unknown = sorted(set(names) - set(ALL_OPS))
+    generators = active_generators()
+    names = tuple(generators if ops is None else ops)
+    unknown = sorted(set(names) - set(generators))
     if unknown or not names:
         raise ValueError(
-            f"random_models: unknown op names {unknown} (known: {', '.join(ALL_OPS)})"
+            f"random_models: unknown op names {unknown} (known: {', '.join(generators)})"
             if unknown
             else "random_models: ops must name at least one op"
         )
@@ -98,7 +99,7 @@ def random_models(
             "random_models: batch sizes, max_dim and max_inputs must be >= 1"
         )
     return _models(
-        names, min_ops, max_ops, _ELEMENT_TYPES[dtype], tuple(batch), max_dim,
+        {name: generators[name] for name in names}, min_ops, max_ops, _ELEMENT_TYPES[dtype], tuple(batch), max_dim,
         trainable, max_inputs,
     )
 
@@ -106,7 +107,7 @@ def random_models(
 @st.composite
 def _models(
     draw: Draw,
-    names: tuple[str, ...],
+    generators: dict[str, Generator],
     min_ops: int,
     max_ops: int,
     element: Attribute,
@@ -140,9 +141,9 @@ def _models(
             ops = list(block.ops)
             result = b.emit(ops[-1 - b.integer(0, len(ops) - 1)].clone())
         else:
-            name = draw(st.sampled_from(names))
-            b.layer = f"{name}{index}"
-            result = b.fit(_GENERATORS[name](b))
+            name = draw(st.sampled_from(list(generators)))
+            b.layer = f"{name}{index}".replace(".", "_")
+            result = b.fit(generators[name](b))
         b.pool.append(result)
         results.append(result)
 

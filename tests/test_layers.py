@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 PACKAGE_DIRS = PYPROJECT["tool"]["setuptools"]["package-dir"]
 
-LAZY_IMPORTS_ALLOWED = {"matplotlib", "torch", "onnxruntime", "unicorn", "ziglang"}
+LAZY_IMPORTS_ALLOWED = {"matplotlib", "torch", "onnxruntime", "unicorn", "ziglang", "distributed"}
 """Libraries imported where they are used, so that a command that does not need them
 does not pay for loading them (or fail without them)."""
 

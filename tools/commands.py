@@ -45,7 +45,7 @@ from edge_opt.ir.session import (
     params_of,
 )
 from edge_opt.passes.lower_to_buffers import WEIGHTS_NOTE_ATTR, lower_to_buffers
-from edge_opt.passes.registry import PIPELINES, expand, parse_pipeline
+from edge_opt.passes.registry import expand, named_pipelines, parse_pipeline
 from edge_opt.support.errors import ModelFileError, UserError
 from edge_opt.support.socs import get_soc, soc_names
 
@@ -77,6 +77,15 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_plugin_argument(parser: argparse.ArgumentParser) -> None:
+    """`--load-plugin FILE`, for the help text: the driver takes every `--load-plugin`
+    out of the command line before parsing (see `edge_opt.tools.plugins`)."""
+    parser.add_argument(
+        "--load-plugin", action="append", default=[], metavar="FILE",
+        help="load a plugin file (its passes, pipelines and dialects); repeatable",
+    )
+
+
 def stage_passes(
     stages: Sequence[tuple[str, str]], passes: dict | None = None
 ) -> list[ModulePass]:
@@ -84,7 +93,7 @@ def stage_passes(
     pipelines only, `-p` any pass (named pipelines included)."""
     result: list[ModulePass] = []
     for kind, spec in stages:
-        registry = dict(PIPELINES) if kind == "pipeline" else passes
+        registry = named_pipelines() if kind == "pipeline" else passes
         result.extend(parse_pipeline(spec, registry))
     return result
 
@@ -441,9 +450,11 @@ def _progress() -> Callable[[int], None] | None:
     return show
 
 
-SUBCOMMANDS: dict[str, Callable[[Sequence[str]], None]] = {
+SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int | None]] = {
     "import": import_command,
     "run": run_command,
     "report": report_command,
     "profile": profile_command,
 }
+"""The subcommands by name; `edge_opt.tools.driver` adds `fuzz`. A subcommand returns
+its exit status, or None for 0."""

@@ -22,7 +22,7 @@ import os
 import re
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import IO
@@ -46,26 +46,37 @@ from edge_opt.dialects import nn
 from edge_opt.dialects.kernel import MEMORY_ATTR
 from edge_opt.frontends.onnx import OnnxImportWarning, import_onnx
 from edge_opt.ir import model_io
-from edge_opt.ir.context import EDGE_OPT_DIALECTS
+from edge_opt.ir.context import all_dialects
 from edge_opt.passes.lower_to_buffers import (
     LowerToBuffersPipeline,
     check_plan,
     choose_weights,
 )
-from edge_opt.passes.registry import PIPELINES, available_passes, expand
+from edge_opt.passes.registry import available_passes, expand, named_pipelines
 from edge_opt.support.errors import ModelFileError, UserError
 from edge_opt.support.socs import get_soc
 from edge_opt.tools.commands import (
-    SUBCOMMANDS,
+    SUBCOMMANDS as BASIC_SUBCOMMANDS,
+)
+from edge_opt.tools.commands import (
     add_pipeline_arguments,
+    add_plugin_argument,
     add_soc_arguments,
     analyse,
     print_reports,
     stage_passes,
     stages_spec,
 )
+from edge_opt.tools.fuzz import fuzz_command
+from edge_opt.tools.plugins import load_plugins, split_plugin_arguments
 
 PROG = "edge-opt"
+
+SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int | None]] = {
+    **BASIC_SUBCOMMANDS,
+    "fuzz": fuzz_command,
+}
+"""`edge-opt NAME ...`: each returns its exit status (None for 0)."""
 
 
 class EdgeOptMain(xDSLOptMain):
@@ -84,7 +95,7 @@ class EdgeOptMain(xDSLOptMain):
 
     def register_all_dialects(self) -> None:
         super().register_all_dialects()
-        for name, factory in EDGE_OPT_DIALECTS.items():
+        for name, factory in all_dialects().items():
             if name not in self.ctx.registered_dialect_names:
                 self.ctx.register_dialect(name, factory)
 
@@ -113,6 +124,7 @@ class EdgeOptMain(xDSLOptMain):
         for container in (arg_parser, arg_parser._optionals):
             container.conflict_handler = "resolve"
         add_pipeline_arguments(arg_parser)
+        add_plugin_argument(arg_parser)
         arg_parser.add_argument(
             "--print-ir-after-all",
             action="store_true",
@@ -429,7 +441,7 @@ class EdgeOptMain(xDSLOptMain):
 
 def print_pipelines(stream: IO[str]) -> None:
     """Each named pipeline with its options and defaults, as a spec that parses back."""
-    for name, factory in sorted(PIPELINES.items()):
+    for name, factory in sorted(named_pipelines().items()):
         cls = factory()
         options = " ".join(
             f"{f.name.replace('_', '-')}={_option_text(f.default)}"
@@ -487,13 +499,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: list[str]) -> int:
     try:
-        if argv and argv[0] in SUBCOMMANDS:
-            SUBCOMMANDS[argv[0]](argv[1:])
-        elif argv and argv[0] == "--list-pipelines":
-            print_pipelines(sys.stdout)
-        else:
-            EdgeOptMain(argv).run()
-        return 0
+        plugin_files, argv = split_plugin_arguments(argv)
+        with load_plugins(plugin_files).activated():
+            return _dispatch(argv)
     except (
         UserError,
         ParseError,
@@ -520,6 +528,17 @@ def _main(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 70
+
+
+def _dispatch(argv: list[str]) -> int:
+    """Runs a subcommand (which may return an exit status) or the optimizer."""
+    if argv and argv[0] in SUBCOMMANDS:
+        return SUBCOMMANDS[argv[0]](argv[1:]) or 0
+    if argv and argv[0] == "--list-pipelines":
+        print_pipelines(sys.stdout)
+    else:
+        EdgeOptMain(argv).run()
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,3 @@
+"""A plugin without a register function."""
+
+PASSES = []

@@ -1,0 +1,5 @@
+"""A plugin with a syntax error on line 4."""
+
+
+def register(plugin)
+    pass
