@@ -179,7 +179,7 @@ def _run(case: _Case, project: Path, steps: int, sanitize: bool,
          threads: int | None, cache: Path | None) -> host.HostRun:
     binary = "network_test_asan" if sanitize else "network_test"
     try:
-        host.build(project, binary, cache)
+        host.build(project, binary, host.default_cache() if cache is None else cache)
     except host.HostError as e:
         raise AssertionError(f"the C project does not build: {e}") from None
     try:
@@ -212,10 +212,11 @@ def difference(actual: np.ndarray, expected: np.ndarray, rtol: float = RTOL,
         return None
     worst = np.unravel_index(np.argmax(error), error.shape) if error.ndim else ()
     relative = float(error.max()) / scale if scale else float("inf")
+    at = f" at index {list(map(int, worst))}" if worst else ""
     return (f"max abs error {float(error.max()):.3e}, max rel error {relative:.3e} "
-            f"(of the largest magnitude {scale:.3e}; rtol {rtol:g}, atol {atol:g}); "
-            f"worst at index {list(map(int, worst))}: C {actual[worst].item()!r}, "
-            f"interpreter {expected[worst].item()!r}")
+            f"(relative to the largest magnitude, {scale:.3e}; rtol {rtol:g}, atol "
+            f"{atol:g}); worst{at}: C {actual[worst].item()!r}, interpreter "
+            f"{expected[worst].item()!r}")
 
 
 def _problems(case: _Case, run: host.HostRun, rtol: float, atol: float) -> list[str]:
@@ -270,8 +271,9 @@ def check_c_backend(
     the loss of each step or the outputs, and every parameter after the steps, must
     agree within `rtol`/`atol`. `runtime_patch` edits the project before the build
     (a planted bug). The project is written to `workdir/project` (kept) or a temporary
-    directory (removed); `cache` is a directory for the runtime's object files, shared
-    across checks (`host.build`).
+    directory (removed). The runtime's object files are shared across checks through
+    `cache` (default `host.default_cache()`; see `host.build`), so a check compiles
+    only the network and a runtime file it changed.
 
     Raises AssertionError naming each value that differs (max abs and rel error), or
     saying that the project did not build, crashed or had a sanitizer report;
@@ -290,7 +292,7 @@ def check_c_backend(
         where = f"project: {project}" if workdir is not None else \
             "pass workdir= to keep the project"
         raise AssertionError(
-            f"the C backend differs from the interpreter ({pipeline}, {steps} step(s)"
+            f"the C backend disagrees with the interpreter ({pipeline}, {steps} step(s)"
             f"{', sanitized' if sanitize else ''}):\n  " + "\n  ".join(problems)
             + f"\n{where}\n--- model ---\n{_model_text(module)}"
         )

@@ -62,6 +62,14 @@ def host_compiler() -> str:
     raise HostError("no host C compiler: install gcc (or set CC)")
 
 
+def default_cache() -> Path:
+    """The cache of runtime objects `build` uses when asked: `$XDG_CACHE_HOME/edge-opt/
+    c-runtime` (default `~/.cache/edge-opt/c-runtime`). Objects are stored under a hash
+    of everything they are compiled from, so a stale one is never used."""
+    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(root) / "edge-opt" / "c-runtime"
+
+
 def _tail(text: str, limit: int = 4000) -> str:
     return text if len(text) <= limit else "...\n" + text[-limit:]
 
@@ -75,19 +83,20 @@ def build(directory: str | os.PathLike[str], binary: str = "network_test",
     """Builds `binary` (one of `BINARIES`) of the project in `directory` with `make`
     and the host compiler; returns its path.
 
-    With a `cache` directory, the runtime's objects are reused across projects: they
-    are stored under a hash of the runtime's sources, the Makefile and the compiler,
-    and copied into a project whose runtime hashes the same before `make` runs (which
-    then compiles only the network). A project whose runtime was changed (a planted
-    bug) hashes differently and compiles its own."""
+    With a `cache` directory, the runtime's object files are reused across projects:
+    each is stored under a hash of its source, the runtime's headers, the Makefile and
+    the compiler, and copied into a project whose source hashes the same before `make`
+    runs (which then compiles only what is missing: the network, and a runtime file
+    that was changed, such as one with a planted bug)."""
     if binary not in BINARIES:
         raise ValueError(f"binary must be one of {', '.join(BINARIES)}, got {binary!r}")
     directory = Path(directory)
     compiler = host_compiler()
-    stored = None
-    if cache is not None:
-        stored = Path(cache) / _runtime_key(directory, compiler, binary)
-        _restore_objects(stored, directory / "runtime")
+    objects = _object_keys(directory, compiler, binary) if cache is not None else {}
+    for target, key in objects.items():
+        stored = Path(cache) / key  # type: ignore[arg-type]
+        if stored.is_file():  # copied now: newer than the sources, so `make` keeps it
+            shutil.copyfile(stored, target)
     jobs = f"-j{min(os.cpu_count() or 1, 8)}"
     result = subprocess.run(
         ["make", "-C", str(directory), jobs, f"CC={compiler}", binary],
@@ -96,42 +105,36 @@ def build(directory: str | os.PathLike[str], binary: str = "network_test",
     if result.returncode != 0:
         raise HostError(f"make {binary} failed (exit status {result.returncode}):\n"
                         + _tail(result.stdout + result.stderr))
-    if stored is not None:
-        _store_objects(directory / "runtime", _OBJECT_SUFFIX[binary], stored)
+    for target, key in objects.items():
+        _store(target, Path(cache) / key)  # type: ignore[arg-type]
     return directory / binary
 
 
-def _runtime_key(directory: Path, compiler: str, binary: str) -> str:
-    digest = hashlib.sha256(f"{compiler}\0{binary}\0".encode())
-    digest.update((directory / "Makefile").read_bytes())
-    for path in sorted((directory / "runtime").glob("*.[ch]")):
-        digest.update(f"\0{path.name}\0".encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:32]
+def _object_keys(directory: Path, compiler: str, binary: str) -> dict[Path, str]:
+    """The cache key of every runtime object `binary` links, by the object's path."""
+    runtime = directory / "runtime"
+    shared = hashlib.sha256(f"{compiler}\0{binary}\0".encode())
+    shared.update((directory / "Makefile").read_bytes())
+    for header in sorted(runtime.glob("*.h")):
+        shared.update(f"\0{header.name}\0".encode() + header.read_bytes())
+    keys = {}
+    for source in sorted(runtime.glob("*.c")):
+        digest = shared.copy()
+        digest.update(f"\0{source.name}\0".encode() + source.read_bytes())
+        keys[source.with_suffix(_OBJECT_SUFFIX[binary])] = digest.hexdigest()[:40] + ".o"
+    return keys
 
 
-def _restore_objects(stored: Path, runtime: Path) -> None:
-    """Copies the cached objects into `runtime`, newer than its sources (so `make`
-    takes them as built)."""
-    if not stored.is_dir():
-        return
-    for path in sorted(stored.glob("*.o")):
-        shutil.copyfile(path, runtime / path.name)
-
-
-def _store_objects(runtime: Path, suffix: str, stored: Path) -> None:
-    """Puts the objects of `runtime` into the cache at `stored`, whole or not at all
-    (another process may be storing the same key)."""
-    if stored.is_dir():
+def _store(built: Path, stored: Path) -> None:
+    """Puts `built` into the cache as `stored`, whole (through a temporary file: another
+    process may be storing the same object)."""
+    if stored.is_file() or not built.is_file():
         return
     stored.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".objects.", dir=stored.parent))
-    for path in sorted(runtime.glob(f"*{suffix}")):
-        shutil.copyfile(path, staging / path.name)
-    try:
-        staging.rename(stored)
-    except OSError:  # stored meanwhile by another process
-        shutil.rmtree(staging, ignore_errors=True)
+    handle, temporary = tempfile.mkstemp(prefix=".object.", dir=stored.parent)
+    os.close(handle)
+    shutil.copyfile(built, temporary)
+    os.replace(temporary, stored)
 
 
 def losses_of(stdout: str) -> list[float]:
