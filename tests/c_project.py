@@ -34,10 +34,12 @@ def build(directory: Path, binary: str = "network_test") -> Path:
 def run_project(directory: Path, steps: int, threads: int = 8,
                 binary: str = "network_test", names: Iterable[str] = ()
                 ) -> tuple[str, dict[str, np.ndarray]]:
-    """Runs the test binary; returns its output and the dumped parameters by name."""
+    """Runs the test binary; returns its output and the dumped parameters (in
+    `directory/params_<binary>_<threads>`), by file stem, and by name for `names`."""
     names = list(names)
     try:
-        result = host.run(directory, steps, threads, binary, names)
+        result = host.run(directory, steps, threads, binary, names,
+                          dump=directory / f"params_{binary}_{threads}")
     except host.HostError as e:
         raise AssertionError(str(e)) from None
     return result.stdout + result.stderr, result.params

@@ -145,18 +145,22 @@ def losses_of(stdout: str) -> list[float]:
 
 def run(directory: str | os.PathLike[str], steps: int, threads: int | None = None,
         binary: str = "network_test", names: Sequence[str] = (),
-        dump_outputs: bool = False, timeout: float = 600) -> HostRun:
+        dump_outputs: bool = False, dump: str | os.PathLike[str] | None = None,
+        timeout: float = 600) -> HostRun:
     """Runs the built `binary` for `steps` steps with `threads` threads (default: the
     SoC's cores) and reads back the parameters `names` and, with `dump_outputs` (an
-    inference test only), the outputs. Exit status 0 (every reference matched) and 1 (a mismatch against the
-    embedded reference) are runs; anything else (bad data, a crash, a sanitizer's abort,
-    `timeout` seconds) raises HostError."""
+    inference test only), the outputs. They are written to `dump` (kept; the outputs
+    in `dump/outputs`) or to a temporary directory. Exit status 0 (every reference
+    matched) and 1 (a mismatch against the embedded reference) are runs; anything else
+    (bad data, a crash, a sanitizer's abort, `timeout` seconds) raises HostError."""
     directory = Path(directory)
     with tempfile.TemporaryDirectory(prefix="edge-opt-dump-") as scratch:
-        dump, outputs_dump = Path(scratch) / "params", Path(scratch) / "outputs"
+        params_dump = Path(scratch) if dump is None else Path(dump)
+        outputs_dump = params_dump / "outputs"
         command = [str(directory / binary), "--steps", str(steps), "--dump-params",
-                   str(dump)]
+                   str(params_dump)]
         if dump_outputs:
+            shutil.rmtree(outputs_dump, ignore_errors=True)  # no outputs of an earlier run
             command += ["--dump-outputs", str(outputs_dump)]
         if threads is not None:
             command += ["--threads", str(threads)]
@@ -170,10 +174,10 @@ def run(directory: str | os.PathLike[str], steps: int, threads: int | None = Non
                             + _tail(result.stdout + result.stderr))
         files = dump_file_names(names)
         named = set(files.values())
-        params = {path.stem: np.load(path) for path in sorted(dump.glob("*.npy"))
+        params = {path.stem: np.load(path) for path in sorted(params_dump.glob("*.npy"))
                   if path.name not in named}
-        params |= {name: np.load(dump / file) for name, file in files.items()
-                   if (dump / file).is_file()}
+        params |= {name: np.load(params_dump / file) for name, file in files.items()
+                   if (params_dump / file).is_file()}
         outputs = []
         while (path := outputs_dump / f"output_{len(outputs)}.npy").is_file():
             outputs.append(np.load(path))
