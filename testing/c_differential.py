@@ -147,6 +147,10 @@ def _prepare(module: ModuleOp, inputs: Mapping[str, np.ndarray], pipeline: str,
         function = tested_function(transformed)
     except (PassFailedException, UserError, EmitError) as e:
         raise UnsupportedModel(f"{pipeline}: {model_io.first_line(e)}") from None
+    except AssertionError:
+        raise
+    except Exception as e:
+        raise AssertionError(f"{pipeline} crashed: {type(e).__name__}: {e}") from e
     names = input_names(get_function(transformed, function))
     unknown = sorted(set(inputs) - set(names))
     if unknown:
@@ -171,6 +175,8 @@ def _emit(case: _Case, project: Path, steps: int,
         emit_c_project(case.module, project, case.batch, steps)
     except (PassFailedException, UserError, EmitError) as e:
         raise UnsupportedModel(f"--emit c: {model_io.first_line(e)}") from None
+    except Exception as e:
+        raise AssertionError(f"--emit c crashed: {type(e).__name__}: {e}") from e
     if runtime_patch is not None:
         runtime_patch(project)
 
@@ -276,9 +282,10 @@ def check_c_backend(
     only the network and a runtime file it changed.
 
     Raises AssertionError naming each value that differs (max abs and rel error), or
-    saying that the project did not build, crashed or had a sanitizer report;
-    UnsupportedModel if the pipeline or the backend refuses the model.
-    """
+    saying that the compiler crashed (an exception that is not a clear refusal), the
+    project did not build, the C test crashed or a sanitizer reported;
+    UnsupportedModel if the pipeline or the backend refuses the model with a clear
+    error (PassFailedException, UserError, EmitError)."""
     case = _prepare(module, inputs, pipeline, steps)
     with tempfile.TemporaryDirectory(prefix="edge-opt-c-") as scratch:
         project = (Path(workdir) if workdir is not None else Path(scratch)) / "project"

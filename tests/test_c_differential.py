@@ -21,7 +21,7 @@ from xdsl.dialects import func
 
 from edge_opt.backends.c import host
 from edge_opt.dialects import nn
-from edge_opt.testing import ForwardBuilder
+from edge_opt.testing import ForwardBuilder, c_differential
 from edge_opt.testing.c_differential import (
     C_PIPELINES,
     RuntimeMutation,
@@ -98,6 +98,19 @@ def test_a_model_made_only_of_views_compiles():
     b = ForwardBuilder((1, 1), dtype=np.float32)
     module = b.module(b.op(nn.ReshapeOp(b.x, ())))
     check_c_backend(module, b.inputs, pipeline="infer")
+
+
+def test_a_compiler_crash_is_a_failure_and_a_refusal_is_not(monkeypatch):
+    module, inputs = _linear_relu()
+    with pytest.raises(UnsupportedModel, match="matches no parameter"):
+        check_c_backend(module, inputs, pipeline="freeze{trainable=nothing},autodiff")
+
+    def crash(*args, **kwargs):
+        raise KeyError("L2")
+
+    monkeypatch.setattr(c_differential, "emit_c_project", crash)
+    with pytest.raises(AssertionError, match="--emit c crashed: KeyError: 'L2'"):
+        check_c_backend(module, inputs, pipeline="infer")
 
 
 @pytest.mark.parametrize("pipeline", ["infer", TRAIN])
