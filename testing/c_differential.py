@@ -401,6 +401,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Replays a C backend reproducer written by write_c_reproducer.")
     parser.add_argument("directory", type=Path)
     args = parser.parse_args(argv)
+    if not (args.directory / CASE_FILE).is_file():
+        print(f"error: {args.directory} is not a reproducer (it has no {CASE_FILE}); give "
+              "a directory written by write_c_reproducer", file=sys.stderr)
+        return 2
     try:
         replay(args.directory)
     except AssertionError as e:
