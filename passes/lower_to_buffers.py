@@ -90,10 +90,12 @@ def choose_weights(module: ModuleOp, soc: str) -> tuple[str, str | None]:
     LowerToBuffersPipeline(soc=soc, tiling="off", check=False).apply(Context(), trial)
     plan = trial.attributes[MEMORY_ATTR]
     assert isinstance(plan, DictionaryAttr)
-    figures = plan.data["L2"]
-    assert isinstance(figures, DictionaryAttr)
-    need = sum(figures.data[k].value.data  # type: ignore[attr-defined]
-               for k in ("arena", "persistent", "constants"))
+    figures = plan.data.get("L2")  # absent when nothing lives in L2 (a pure view)
+    assert figures is None or isinstance(figures, DictionaryAttr)
+    need = 0 if figures is None else sum(
+        figures.data[k].value.data  # type: ignore[attr-defined]
+        for k in ("arena", "persistent", "constants")
+    )
     capacity = target.memory["L2"]
     if need <= capacity:
         return "L2", None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,8 +9,10 @@ from pathlib import Path
 import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 
+from edge_opt.backends.c import host
 from edge_opt.backends.c.compile import emit_c_project
-from edge_opt.backends.c.project import TestData, dump_file_names
+from edge_opt.backends.c.host import losses_of
+from edge_opt.backends.c.project import TestData
 from edge_opt.dialects import nn
 
 
@@ -24,34 +25,24 @@ class CRun:
 
 
 def build(directory: Path, binary: str = "network_test") -> Path:
-    result = subprocess.run(
-        ["make", "-C", str(directory), binary], capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    return directory / binary
+    try:
+        return host.build(directory, binary)
+    except host.HostError as e:
+        raise AssertionError(str(e)) from None
 
 
 def run_project(directory: Path, steps: int, threads: int = 8,
                 binary: str = "network_test", names: Iterable[str] = ()
                 ) -> tuple[str, dict[str, np.ndarray]]:
-    """Runs the test binary; returns its output and the dumped parameters, by file
-    stem, and by parameter name for `names` (whose file names may be hashed)."""
-    dump = directory / f"params_{binary}_{threads}"
-    dump.mkdir(exist_ok=True)
-    result = subprocess.run(
-        [str(directory / binary), "--steps", str(steps), "--threads", str(threads),
-         "--dump-params", str(dump)],
-        capture_output=True, text=True, timeout=600,
-    )
-    assert result.returncode in (0, 1), result.stdout[-4000:] + result.stderr[-4000:]
-    params = {p.stem: np.load(p) for p in sorted(dump.glob("*.npy"))}
-    for name, file in dump_file_names(list(names)).items():
-        params[name] = np.load(dump / file)
-    return result.stdout + result.stderr, params
-
-
-def losses_of(stdout: str) -> list[float]:
-    return [float(line.split()[3]) for line in stdout.splitlines() if line.startswith("step ")]
+    """Runs the test binary; returns its output and the dumped parameters (in
+    `directory/params_<binary>_<threads>`), by file stem, and by name for `names`."""
+    names = list(names)
+    try:
+        result = host.run(directory, steps, threads, binary, names,
+                          dump=directory / f"params_{binary}_{threads}")
+    except host.HostError as e:
+        raise AssertionError(str(e)) from None
+    return result.stdout + result.stderr, result.params
 
 
 def compile_and_run(module: ModuleOp, directory: Path, arrays=None, steps: int = 3,
