@@ -143,7 +143,10 @@ def test_random_models_find_the_planted_bug_and_shrink_it():
             return False
         return False
 
-    smallest = find(c_backend_models(max_ops=4), caught,
+    # Among a few ops (any of which may surround a relu), so that a small derandomized
+    # budget draws relus whatever the generators' order of draws.
+    smallest = find(c_backend_models(ops=["relu", "add", "linear", "conv2d", "tanh"],
+                                     max_ops=4), caught,
                     settings=settings(max_examples=40, database=None, deadline=None,
                                       derandomize=True))
     ops = _forward_ops(smallest.module)
