@@ -140,11 +140,20 @@ def test_batch_update_step_in_c_matches_interpreter(name, tmp_path):
                                  steps=2)
 
 
-def test_calibration_lowers_the_loss_on_the_new_subject():
-    """Every strategy, on a small budget, lowers the cross-entropy of the calibration
-    set (what it trains on) and the model is not worse on held-out trials."""
-    data = calibrate.new_subject("eeg", calibration=16, held_out=32)
-    for strategy in calibrate.STRATEGIES:
-        outcome = calibrate.adapt("eeg", strategy, data, epochs=2)
-        assert outcome.loss_after < outcome.loss_before, outcome
+def test_calibration_adapts_to_the_new_subject():
+    """The demo's core on a small budget (EOG, 32 calibration trials, 3 epochs): every
+    strategy lowers the cross-entropy of the calibration set (what it trains on) well
+    below the unadapted model's, and the best strategy gains held-out accuracy. (The
+    new subject's shift makes the unadapted loss about 20 on seeds 0-2, after 3 epochs
+    it is at most 13; fewer steps are not robust: with 2-4 batches, full training with
+    batch statistics can end with running statistics that lag its weights.)"""
+    data = calibrate.new_subject("eog", calibration=32, held_out=32)
+    outcomes = [calibrate.adapt("eog", strategy, data, epochs=3)
+                for strategy in calibrate.STRATEGIES]
+    for outcome in outcomes:
+        assert outcome.loss_after < 0.75 * outcome.loss_before, outcome
         assert outcome.trainable_params > 0 and outcome.l2_peak_bytes > 0, outcome
+    before = outcomes[0].accuracy_before
+    assert max(o.accuracy_after for o in outcomes) >= before + 0.25, outcomes
+    memory = {o.strategy: o.l2_peak_bytes for o in outcomes}
+    assert memory["train-full accumulate=8"] < memory["train-full bn=batch-update"]

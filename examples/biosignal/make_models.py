@@ -24,7 +24,7 @@ from torch import nn
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import synthetic  # noqa: E402  (the example's own module, beside this script)
+import synthetic  # the example's own module, beside this script
 
 
 class EegNet(nn.Module):
