@@ -103,9 +103,9 @@ def new_subject(model: str, calibration: int = 64, held_out: int = 200,
                       batch(person, whole(held_out), rng))
 
 
-def load(model: str) -> ModuleOp:
-    """The pre-trained model, imported at batch `BATCH`."""
-    shape = (BATCH, *SUBJECTS[model][2])
+def load(model: str, batch: int = BATCH) -> ModuleOp:
+    """The pre-trained model, imported at batch `batch`."""
+    shape = (batch, *SUBJECTS[model][2])
     return import_onnx(HERE / f"{model}.onnx", input_shapes={"input": shape})
 
 
