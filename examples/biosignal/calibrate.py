@@ -82,6 +82,9 @@ class NewSubject:
 
 @dataclass(frozen=True)
 class Outcome:
+    """One strategy's figures: accuracies on the held-out trials and mean cross-entropy
+    on the calibration set, before and after; the planned L2 of its training step."""
+
     strategy: str
     trainable_params: int
     accuracy_before: float
@@ -98,9 +101,12 @@ def new_subject(model: str, calibration: int = 64, held_out: int = 200,
     subject, batch, _ = SUBJECTS[model]
     person = subject(synthetic.NEW_SUBJECT, synthetic.NEW_SHIFT)
     rng = np.random.default_rng([seed, 5])
-    whole = lambda count: -(-count // BATCH) * BATCH
-    return NewSubject(batch(person, whole(calibration), rng),
-                      batch(person, whole(held_out), rng))
+    return NewSubject(batch(person, _whole_batches(calibration), rng),
+                      batch(person, _whole_batches(held_out), rng))
+
+
+def _whole_batches(count: int) -> int:
+    return -(-count // BATCH) * BATCH
 
 
 def load(model: str, batch: int = BATCH) -> ModuleOp:
