@@ -5,10 +5,9 @@ turn), and the FLOPs they add.
 1. CCT2 (Deeploy's fixture, batch 1) trained with train-full and FT2 (the fixture's
    trainable set), host plan: arena peak, its lower bound, and whether the weights plus
    the arena fit GAP9's 1.5 MiB L2.
-2. The EEG model of examples/biosignal (EEGNet-like, 1x22x256 samples), full
-   fine-tuning at batch 1, batch 8 (batch-norm statistics updated), and batch 8 by
-   accumulation of 8 micro-batches of 1 (statistics frozen), each without and with the
-   three passes; beside BioTrain's published 5.4 MB (conventional, batch 8) -> 0.67 MB.
+
+The EEG and EOG models' figures (batch 1, batch 8, batch 8 by accumulation, with and
+without the passes, beside BioTrain's) are bench/biotrain_memory.py's.
 
 Exact byte counts (the planner's). Run: python bench/memory_passes.py
 """
@@ -82,46 +81,10 @@ def table(name: str, training: str) -> None:
           f"({base / figures['peak_bytes']:.2f}x less)")
 
 
-EEG = ROOT / "examples" / "biosignal" / "eeg.onnx"
-EEG_INPUT = (1, 22, 256)
-EEG_SETUPS = {
-    "batch 1": (1, "train-full{bn=frozen lr=0.01}"),
-    "batch 8, bn=batch-update": (8, "train-full{bn=batch-update lr=0.01}"),
-    "batch 8 = 8 x 1 accumulated": (8, "train-full{accumulate=8 lr=0.01}"),
-}
-PASSES = ("pool-before-activation,{training},recompute,"
-          "reorder-for-memory{{function=train_step}}")
-
-
-def eeg_table() -> None:
-    print("\n2. EEG model (examples/biosignal/eeg.onnx), full fine-tuning, planned L2 "
-          "(host plan, bytes)")
-    print(f"  {'setup':<30}{'passes':<8}{'arena peak':>12}{'persistent':>12}"
-          f"{'total':>12}{'extra FLOPs':>13}")
-    totals = {}
-    for label, (batch, training) in EEG_SETUPS.items():
-        model = import_onnx(EEG, input_shapes={"input": (batch, *EEG_INPUT)})
-        for passes, spec in (("no", training), ("yes", PASSES.format(training=training))):
-            module = apply_passes(spec, model)
-            figures = step_l2(module)
-            extra = sum(r["extra_flops"] for r in records(module) or [])
-            total = (figures["peak_bytes"] + figures["persistent_bytes"]
-                     + figures["constants_bytes"])
-            totals[label, passes] = total
-            print(f"  {label:<30}{passes:<8}{figures['peak_bytes']:>12,}"
-                  f"{figures['persistent_bytes']:>12,}{total:>12,}{extra:>13,}")
-    conventional = totals["batch 8, bn=batch-update", "no"]
-    ours = totals["batch 8 = 8 x 1 accumulated", "yes"]
-    print(f"  batch 8 conventional -> accumulated with the passes: {conventional:,} -> "
-          f"{ours:,} B ({conventional / ours:.1f}x less); BioTrain: 5.4 MB -> 0.67 MB "
-          "(8.1x) on its own EEG model")
-
-
 def main() -> None:
     print("1. CCT2 @train_step, planned L2 (host plan, bytes)")
     table("train-full", "train-full")
     table("FT2", ft2_spec())
-    eeg_table()
 
 
 if __name__ == "__main__":

@@ -143,12 +143,16 @@ def test_batch_update_step_in_c_matches_interpreter(name, soc, tmp_path):
                                  steps=2)
 
 
-@pytest.mark.xfail(raises=PassFailedException, strict=True,
-                   reason="tile-l1 cuts grouped convolutions along the batch only")
-def test_eeg_tiles_for_gap9():
-    """Known gap: one sample of the spatial (depthwise) convolution's input, 8x22x257
-    floats, exceeds GAP9's L1; tiling along groups would fit it."""
-    apply_passes("train-full,lower-to-buffers{soc=gap9 weights=L2}", imported("eeg", 1))
+def test_eeg_for_gap9_is_a_clear_error():
+    """Known gap (docs/biosignal.md): one sample of the spatial (depthwise)
+    convolution's input, 8x22x257 floats, exceeds GAP9's L1, and tile-l1 cuts grouped
+    convolutions along the batch only (tiling along groups would fit it). The user gets
+    the op, the L1 size and what to do."""
+    with pytest.raises(PassFailedException, match=r"tile-l1: kernel.conv2d in @forward "
+                       r"does not fit L1 \(120,000 B\): its smallest tiling needs "
+                       r"198,784 B .*give more L1"):
+        apply_passes("train-full,lower-to-buffers{soc=gap9 weights=L2}",
+                     imported("eeg", 1))
 
 
 def test_calibration_adapts_to_the_new_subject():
