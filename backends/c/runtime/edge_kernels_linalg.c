@@ -267,49 +267,65 @@ static void block_1x1(const gemm_t *g, int32_t i, int32_t j) {
 #if EDGE_GEMM_ASM
 #include "edge_kernels_linalg_asm.h"
 
+/* 1, 2, 3 for the strides the bodies specialise (32, 64, 128 floats), else 0 */
+EDGE_INLINE int32_t specialised(int32_t stride) {
+  return stride == 32 ? 1 : stride == 64 ? 2 : stride == 128 ? 3 : 0;
+}
+
 /* The asm's body for g's strides; -1 where it does not apply (the C blocks) */
 EDGE_INLINE int32_t asm_body(const gemm_t *g) {
   if (g->k < 1) return -1;
-  if (g->sak == 1 && g->sbk == 1) return BODY_T;
+  if (g->sak == 1 && g->sbk == 1)
+    return BODY_T + (g->sam == g->sbn ? specialised(g->sam) : 0);
   if (g->sbn != 1 || g->sak == 0) return -1; /* (pa0 counts the steps) */
-  if (g->sak == 1) return BODY_N;
+  if (g->sak == 1) return BODY_N + specialised(g->sbk);
   if (g->sam != 1) return BODY_G;
-  return g->sak == 32 ? BODY_TN32 : g->sak == 64 ? BODY_TN64 : g->sak == 128 ? BODY_TN128
-                                                                             : BODY_TN;
+  return BODY_TN + specialised(g->sak);
 }
 
-/* A width's entry, trips and skips; returns the bias of A's pointers at a run's start
- * (bytes): they start e steps early where they use immediate offsets */
-static int32_t plan_width(const gemm_t *g, int32_t body, int32_t width, width_plan_t *w) {
-  const int32_t k = g->k, runtime = body == BODY_TN || body == BODY_G ||
-                                    (body >= BODY_TN && width == 4);
-  const int32_t unroll = runtime ? 4 : 8, e = (unroll - k % unroll) % unroll;
-  int32_t bias = 0;
+/* A width's entry, runs and pointers (a_adjust and b_adjust: the pointers' bias at a
+ * run's start, bytes: those that use immediate offsets start e steps early) */
+static void plan_width(const gemm_t *g, int32_t body, int32_t width, width_plan_t *w) {
+  const int32_t family = body < BODY_N ? BODY_T : body < BODY_TN ? BODY_N
+                         : body < BODY_G ? BODY_TN : BODY_G;
+  const int32_t spec = width == 6 ? body - family : 0, stride = 16 << spec;
+  const int32_t unroll = (family == BODY_TN && !spec) || family == BODY_G ? 4 : 8;
+  const int32_t k = g->k, e = (unroll - k % unroll) % unroll;
+  int32_t a_run = 4 * k * g->sak, b_run = 4 * k * g->sbk;
   w->e = e;
-  w->run = 4 * (k + e); /* A.B^T, A.B: pa0 += 32 per trip */
-  if (runtime) {
-    w->run = 4 * k * g->sak;
-  } else if (body >= BODY_TN) { /* specialised A^T.B: steps at (p - 4) 4 sak from pa0 */
-    w->run = 4 * (k + e) * g->sak;
-    bias = 4 * (4 - e) * g->sak;
-  } else {
-    bias = -4 * e;
+  w->a_adjust = w->b_adjust = 0;
+  if (family == BODY_T || family == BODY_N) { /* A's rows along k: pa += 32 per trip */
+    a_run = 4 * (k + e);
+    w->a_adjust = -4 * e;
   }
-  w->a_skip = 4 * g->rep_a - w->run;
-  w->b_skip = 4 * g->rep_b - (body == BODY_T ? w->run : 4 * k * g->sbk);
+  if (family == BODY_T) {
+    b_run = a_run;
+    w->b_adjust = -4 * e;
+  }
+  if (spec && family == BODY_TN) { /* A at (p - 4) 4 sak in a trip */
+    a_run = 4 * (k + e) * stride;
+    w->a_adjust = 4 * (4 - e) * stride;
+  }
+  if (spec && family == BODY_N) { /* B likewise */
+    b_run = 4 * (k + e) * stride;
+    w->b_adjust = 4 * (4 - e) * stride;
+  }
+  w->run = a_run;
+  w->a_skip = 4 * g->rep_a - a_run;
+  w->b_skip = 4 * g->rep_b - b_run;
   w->b_next = 4 * width * g->sbn;
-  return bias;
 }
 
-/* The plan of the blocks of rows i, i + 1, ... (strips of 4) and columns 0 .. 6 w6 +
- * 4 w4, C at `c` with row stride `scm` (bytes) */
+/* The plan of the blocks of rows i, i + 1, ... (strips of 4): all but the blocks */
 static void plan_strips(const gemm_t *g, int32_t body, int32_t i, plan_t *plan) {
-  const int32_t bias6 = plan_width(g, body, 6, &plan->w[0]);
-  const int32_t bias4 = plan_width(g, body, 4, &plan->w[1]);
+  plan_width(g, body, 6, &plan->w[0]);
+  plan_width(g, body, 4, &plan->w[1]);
+  const int32_t a_bias = plan->w[0].a_adjust;
+  plan->w[1].a_adjust -= a_bias;
   plan->w[0].a_adjust = 0;
-  plan->w[1].a_adjust = bias4 - bias6;
-  plan->a = (const float *)((const char *)(g->a + i * g->sam) + bias6);
-  plan->b = body == BODY_T ? (const float *)((const char *)g->b + bias6) : g->b;
+  plan->a = (const float *)((const char *)(g->a + i * g->sam) + a_bias);
+  /* A.B^T: B's columns biased as A's rows (the same at both widths) */
+  plan->b = body < BODY_N ? (const float *)((const char *)g->b + plan->w[0].b_adjust) : g->b;
   plan->c = g->c + i * g->scm;
   plan->bias = g->bias;
   plan->mode = g->accumulate ? 2 : g->bias ? 1 : 0;
@@ -319,13 +335,13 @@ static void plan_strips(const gemm_t *g, int32_t body, int32_t i, plan_t *plan) 
   plan->a_strip = 16 * g->sam;
   plan->reps = g->reps > 1 ? g->reps : 1;
   plan->a_step = 4 * g->sak;
-  plan->a_trip = 32 * g->sak;
+  plan->trip = 32 * (body < BODY_TN ? g->sbk : g->sak);
   plan->b_step = 4 * g->sbk;
   plan->layout = body;
 }
 
 EDGE_INLINE void asm_run(plan_t *plan) {
-  if (plan->layout == BODY_T)
+  if (plan->layout < BODY_N)
     asm_strips_t(plan);
   else
     asm_strips_rows(plan);
