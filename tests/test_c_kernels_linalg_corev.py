@@ -140,6 +140,8 @@ def _cases() -> Cases:
                        1, False, True)
             cases.gemm(f"tns{index}_{reps}", m, n, k, reps, (1, 128, 3), (n, 1, k * n),
                        1, True, False)
+            cases.gemm(f"tnb{index}_{reps}", m, n, k, reps, (1, 64, 3), (64, 1, 7),
+                       1, False, False)
     return cases
 
 

@@ -280,7 +280,8 @@ EDGE_INLINE int32_t asm_body(const gemm_t *g) {
   if (g->sbn != 1 || g->sak == 0) return -1; /* (pa0 counts the steps) */
   if (g->sak == 1) return BODY_N + specialised(g->sbk);
   if (g->sam != 1) return BODY_G;
-  return BODY_TN + specialised(g->sak);
+  const int32_t spec = specialised(g->sak);
+  return BODY_TN + spec + (spec && g->sbk == g->sak ? 3 : 0);
 }
 
 /* A width's entry, runs and pointers (a_adjust and b_adjust: the pointers' bias at a
@@ -288,7 +289,8 @@ EDGE_INLINE int32_t asm_body(const gemm_t *g) {
 static void plan_width(const gemm_t *g, int32_t body, int32_t width, width_plan_t *w) {
   const int32_t family = body < BODY_N ? BODY_T : body < BODY_TN ? BODY_N
                          : body < BODY_G ? BODY_TN : BODY_G;
-  const int32_t spec = width == 6 ? body - family : 0, stride = 16 << spec;
+  const int32_t spec = width == 6 ? body - family : 0; /* A^T.B: 4..6 both */
+  const int32_t stride = spec ? 32 << (spec - 1) % 3 : 0;
   const int32_t unroll = (family == BODY_TN && !spec) || family == BODY_G ? 4 : 8;
   const int32_t k = g->k, e = (unroll - k % unroll) % unroll;
   int32_t a_run = 4 * k * g->sak, b_run = 4 * k * g->sbk;
@@ -306,7 +308,7 @@ static void plan_width(const gemm_t *g, int32_t body, int32_t width, width_plan_
     a_run = 4 * (k + e) * stride;
     w->a_adjust = 4 * (4 - e) * stride;
   }
-  if (spec && family == BODY_N) { /* B likewise */
+  if ((spec && family == BODY_N) || spec > 3) { /* B likewise */
     b_run = 4 * (k + e) * stride;
     w->b_adjust = 4 * (4 - e) * stride;
   }

@@ -55,11 +55,11 @@ _Static_assert(sizeof(void *) == 4 && sizeof(width_plan_t) == 32 && sizeof(plan_
                "the asm's offsets");
 
 /* The bodies of the 4 x 6 blocks, by family: A.B^T (then specialised for sam = sbn =
- * 32, 64, 128), A.B (sbk = 32, ...), A^T.B (sak = 32, ...), A strided both ways. The
- * 4 x 4 blocks use their family's first body. */
+ * 32, 64, 128), A.B (sbk = 32, ...), A^T.B (sak = 32, ..., then sak = sbk = 32, ...), A
+ * strided both ways. The 4 x 4 blocks use their family's first body. */
 typedef enum {
   BODY_T, BODY_T32, BODY_T64, BODY_T128, BODY_N, BODY_N32, BODY_N64, BODY_N128,
-  BODY_TN, BODY_TN32, BODY_TN64, BODY_TN128, BODY_G
+  BODY_TN, BODY_TN32, BODY_TN64, BODY_TN128, BODY_TNB32, BODY_TNB64, BODY_TNB128, BODY_G
 } body_t;
 
 /* --- A step: 4 values of A, W of B, 4W multiply-adds ------------------------------- */
@@ -130,6 +130,7 @@ typedef enum {
   LOAD("f27", off "+12", "pa0")
 #define STEP_TN(W, p) A_COLUMN("0") ROW_B(W, "0") ADD("pb0", "rb") ADD("pa0", "ra")
 #define STEP_TNS(W, p) A_COLUMN(SPEC(p)) ROW_B(W, "0") ADD("pb0", "rb")
+#define STEP_TNB(W, p) A_COLUMN(SPEC(p)) ROW_B(W, SPEC(p))
 /* A strided both ways (a convolution's weights): 4 row pointers += a_step */
 #define STEP_G(W, p)                                                                   \
   LOAD("f24", "0", "pa0") LOAD("f25", "0", "pa1") LOAD("f26", "0", "pa2")              \
@@ -155,6 +156,8 @@ typedef enum {
 #define BODY_NS(S) SET_ES(S) BODY_8("n" #S "_", 6, STEP_NS, ADDI_A("32") ADD("pb0", "rl"))
 #define BODY_TN(W) BODY_4("tn", W, STEP_TN)
 #define BODY_TNS(S) SET_ES(S) BODY_8("tn" #S "_", 6, STEP_TNS, ADD("pa0", "rl"))
+#define BODY_TNB(S)                                                                    \
+  SET_ES(S) BODY_8("tnb" #S "_", 6, STEP_TNB, ADD("pa0", "rl") ADD("pb0", "rl"))
 #define BODY_G(W) BODY_4("g", W, STEP_G)
 
 /* --- A block's start and finish ------------------------------------------------------ */
@@ -300,16 +303,20 @@ __attribute__((noinline)) static void asm_strips_rows(plan_t *plan) {
       FIELD("ra", 52) FIELD("rl", 56) FIELD("rb", 60) FIELD("t", 64)
       "addi %[t], %[t], -4\n\t beqz %[t], .Lbody_n%=\n\t" CASE("n32") CASE("n64")
       CASE("n128") CASE("tn") CASE("tn32") CASE("tn64") CASE("tn128")
+      CASE("tnb32") CASE("tnb64") CASE("tnb128")
       ENTRIES("g", "g") LABEL("body_n") ENTRIES("n", "n")
       LABEL("body_n32") ENTRIES("n32_", "n") LABEL("body_n64") ENTRIES("n64_", "n")
       LABEL("body_n128") ENTRIES("n128_", "n") LABEL("body_tn") ENTRIES("tn", "tn")
       LABEL("body_tn32") ENTRIES("tn32_", "tn") LABEL("body_tn64") ENTRIES("tn64_", "tn")
-      LABEL("body_tn128") ENTRIES("tn128_", "tn") LABEL("entered")
+      LABEL("body_tn128") ENTRIES("tn128_", "tn") LABEL("body_tnb32") ENTRIES("tnb32_", "tn")
+      LABEL("body_tnb64") ENTRIES("tnb64_", "tn") LABEL("body_tnb128")
+      ENTRIES("tnb128_", "tn") LABEL("entered")
       STRIPS(BLOCK(6, 68, A_ADJUSTED, B_ROW, B_SKIP_ROW),
              BLOCK(4, 100, A_ADJUSTED, B_ROW, B_SKIP_ROW), ROWS_WIDTH_FIELDS(68),
              ROWS_WIDTH_FIELDS(100))
       BODIES_BEGIN BODY_N(6) BODY_N(4) BODY_NS(32) BODY_NS(64) BODY_NS(128) BODY_TN(6)
-      BODY_TN(4) BODY_TNS(32) BODY_TNS(64) BODY_TNS(128) BODY_G(6) BODY_G(4) BODIES_END
+      BODY_TN(4) BODY_TNS(32) BODY_TNS(64) BODY_TNS(128) BODY_TNB(32)
+      BODY_TNB(64) BODY_TNB(128) BODY_G(6) BODY_G(4) BODIES_END
       : [pa0] "=&r"(pa0), [pa1] "=&r"(pa1), [pa2] "=&r"(pa2), [pa3] "=&r"(pa3),
         [pb0] "=&r"(pb0), [astrip] "=&r"(astrip), [bcol] "=&r"(bcol),
         [cblk] "=&r"(cblk), [blocks] "=&r"(blocks), [runs] "=&r"(runs), [t] "=&r"(t),
@@ -355,6 +362,7 @@ __attribute__((noinline)) static void asm_strips_rows(plan_t *plan) {
 #undef A_COLUMN
 #undef STEP_TN
 #undef STEP_TNS
+#undef STEP_TNB
 #undef STEP_G
 #undef TRIP_END
 #undef BODY_8
@@ -365,6 +373,7 @@ __attribute__((noinline)) static void asm_strips_rows(plan_t *plan) {
 #undef BODY_NS
 #undef BODY_TN
 #undef BODY_TNS
+#undef BODY_TNB
 #undef BODY_G
 #undef BELOW6
 #undef BELOW4
