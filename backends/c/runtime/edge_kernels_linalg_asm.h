@@ -14,10 +14,12 @@
  * and a run of k steps enters the unrolled body at the position that leaves a whole
  * number of trips (Duff's device): no single-step tail. Every position of a body has
  * the same size (.option norvc), so the entry is the body's start plus e positions; the
- * pointers that use immediate offsets start e steps early. A^T.B has its k step A's
- * row stride, a runtime value: specialised bodies for sak = 32, 64, 128 (the common
- * widths) read A at immediate offsets too. What the asm reads besides its pointers is
- * a plan in memory (offsets in brackets). */
+ * pointers that use immediate offsets start e steps early. Where an operand's k step
+ * is a runtime stride (B's rows in A.B, A's columns in A^T.B) or A.B^T's row pointers
+ * could be one, bodies specialised for the strides 32, 64 and 128 floats (the common
+ * widths) read at immediate offsets too; other strides advance a pointer per step. The
+ * asm functions are not inlined: one copy, registers saved once per product. What the
+ * asm reads besides its pointers is a plan in memory (offsets in brackets). */
 
 typedef struct {
   int32_t e;          /* +0 the position where a run enters the unrolled body */
