@@ -335,7 +335,7 @@ static void plan_strips(const gemm_t *g, int32_t body, int32_t i, plan_t *plan) 
   plan->sbn4 = 4 * g->sbn;
   plan->scm4 = 4 * g->scm;
   plan->a_strip = 16 * g->sam;
-  plan->reps = g->reps > 1 ? g->reps : 1;
+  plan->runs = g->reps > 1 ? g->reps - 1 : 0;
   plan->a_step = 4 * g->sak;
   plan->trip = 32 * (body < BODY_TN ? g->sbk : g->sak);
   plan->b_step = 4 * g->sbk;
@@ -428,10 +428,10 @@ static void full_rows(const gemm_t *g, int32_t i0, int32_t i1) {
   if (w6 < 0 || (n < 24 && (n - 6 * w6) % 4 > n % 4)) w6 = 0;
   const int32_t w4 = (n - 6 * w6) / 4, narrow = 6 * w6 + 4 * w4;
   if (strips > 0 && narrow > 0) wide_blocks(g, i0, strips, w6, w4);
-  int32_t i = i0;
-  for (; i + 4 <= i1; i += 4)
-    for (int32_t j = narrow; j < n; j++) block_4x1(g, i, j);
-  for (; i < i1; i++) row_segment(g, i, 0, n);
+  if (narrow < n)
+    for (int32_t i = i0; i + 4 <= i1; i += 4)
+      for (int32_t j = narrow; j < n; j++) block_4x1(g, i, j);
+  for (int32_t i = i0 + 4 * strips; i < i1; i++) row_segment(g, i, 0, n);
 }
 
 void edge_gemm_rows_f32(const edge_gemm_t *g, int32_t i0, int32_t i1) {

@@ -41,7 +41,7 @@ typedef struct {
   int32_t sam4, sbn4;  /* [20], [24] A's row and B's column stride, bytes */
   int32_t scm4;        /* [28] C's row stride, bytes (its columns are adjacent) */
   int32_t a_strip;     /* [32] A from a strip to the next, bytes */
-  int32_t reps;        /* [36] runs of k steps per block */
+  int32_t runs;        /* [36] runs of k steps per block after the first */
   int32_t strips;      /* [40] strips (scratch: left) */
   int32_t w6, w4;      /* [44], [48] 4 x 6 and 4 x 4 blocks per strip */
   int32_t a_step;      /* [52] A's pointers' advance per step (A^T.B, G), bytes */
@@ -50,10 +50,9 @@ typedef struct {
   int32_t layout;      /* [64] the body (body_t) */
   width_plan_t w[2];   /* [68] 4 x 6 blocks, [100] 4 x 4 blocks */
   float *c_strip;      /* [132] scratch: C of the strip */
-  const float *bias_j; /* [136] scratch: bias[j] of the block */
 } plan_t;
 
-_Static_assert(sizeof(void *) == 4 && sizeof(width_plan_t) == 32 && sizeof(plan_t) == 140,
+_Static_assert(sizeof(void *) == 4 && sizeof(width_plan_t) == 32 && sizeof(plan_t) == 136,
                "the asm's offsets");
 
 /* The bodies of the 4 x 6 blocks, by family: A.B^T (then specialised for sam = sbn =
@@ -194,18 +193,18 @@ typedef enum {
 #define STORE4(a, b, c, d) MEM4("fsw", a, b, c, d)
 #define LOAD6(a, b, c, d, e, f) MEM6("flw", a, b, c, d, e, f)
 #define LOAD4(a, b, c, d) MEM4("flw", a, b, c, d)
-#define BIAS6 LOAD6(0, 1, 2, 3, 4, 5)
-#define BIAS4 LOAD4(0, 1, 2, 3)
+#define BIAS4                                                                          \
+  LOAD("f0", "0", "bj") LOAD("f1", "4", "bj") LOAD("f2", "8", "bj") LOAD("f3", "12", "bj")
+#define BIAS6 BIAS4 LOAD("f4", "16", "bj") LOAD("f5", "20", "bj")
 #define FIELD(reg, offset) "lw %[" reg "], " #offset "(%[plan])\n\t"
 #define STORE_FIELD(reg, offset) "sw %[" reg "], " #offset "(%[plan])\n\t"
 
-/* The accumulators' start by mode: 0, bias[j] (row 0 loaded, copied to the others) or
- * C's block */
+/* The accumulators' start by mode: bias[j] (row 0 loaded at bj, copied to the others),
+ * 0, or C's block */
 #define START(W)                                                                       \
-  FIELD("t", 16) "beqz %[t], .Lzero" #W "%=\n\t addi %[t], %[t], -1\n\t"              \
-  "bnez %[t], .Lold" #W "%=\n\t" FIELD("t", 136) BIAS##W                              \
-  "addi %[t], %[t], 4*" #W "\n\t" STORE_FIELD("t", 136) BELOW##W(COPY##W)             \
-  "j .Lstarted" #W "%=\n\t" LABEL("zero" #W) ROWS##W(ZERO##W)                         \
+  FIELD("t", 16) "addi %[t], %[t], -1\n\t bnez %[t], .Lnot_bias" #W "%=\n\t" BIAS##W \
+  "addi %[bj], %[bj], 4*" #W "\n\t" BELOW##W(COPY##W) "j .Lstarted" #W "%=\n\t"      \
+  LABEL("not_bias" #W) "bgtz %[t], .Lold" #W "%=\n\t" ROWS##W(ZERO##W)                \
   "j .Lstarted" #W "%=\n\t" LABEL("old" #W) "mv %[t], %[cblk]\n\t" C_ROWS##W(LOAD##W) \
   LABEL("started" #W)
 
@@ -216,7 +215,7 @@ typedef enum {
   A_START "add %[pa1], %[pa0], %[sa]\n\t add %[pa2], %[pa1], %[sa]\n\t"                 \
   "add %[pa3], %[pa2], %[sa]\n\t" B_START "add %[bcol], %[bcol], %[next]\n\t" START(W) \
   FIELD("runs", 36) LABEL("run" #W) "add %[end], %[pa0], %[run]\n\t jr %[entry]\n\t"    \
-  LABEL("run_end" #W) "addi %[runs], %[runs], -1\n\t beqz %[runs], .Lfinish" #W "%=\n\t" \
+  LABEL("run_end" #W) "beqz %[runs], .Lfinish" #W "%=\n\t addi %[runs], %[runs], -1\n\t" \
   FIELD("t", R + 12) ADD("pa0", "t") ADD("pa1", "t") ADD("pa2", "t") ADD("pa3", "t")   \
   FIELD("t", R + 16) B_SKIP "j .Lrun" #W "%=\n\t" LABEL("finish" #W)                   \
   "mv %[t], %[cblk]\n\t" C_ROWS##W(STORE##W) "addi %[cblk], %[cblk], 4*" #W "\n\t"
@@ -227,7 +226,7 @@ typedef enum {
 /* The strips: their blocks of 6 columns, then of 4; A's pointer on, B's back */
 #define STRIPS(BLOCK6, BLOCK4, FIELDS6, FIELDS4)                                                         \
   FIELD("astrip", 0) FIELD("bcol", 4) FIELD("cblk", 8) STORE_FIELD("cblk", 132)        \
-  FIELD("t", 12) STORE_FIELD("t", 136) FIELD("sa", 20) FIELD("rs", 28)                 \
+  FIELD("bj", 12) FIELD("sa", 20) FIELD("rs", 28)                                      \
   LABEL("strip") FIELD("blocks", 44) "beqz %[blocks], .Lnarrow%=\n\t"                \
   WIDTH_FIELDS(68) FIELDS6 LABEL("wide") BLOCK6                                                \
   "addi %[blocks], %[blocks], -1\n\t bnez %[blocks], .Lwide%=\n\t"                     \
@@ -237,8 +236,8 @@ typedef enum {
   LABEL("strip_end") FIELD("t", 40) "addi %[t], %[t], -1\n\t beqz %[t], .Ldone%=\n\t" \
   STORE_FIELD("t", 40) FIELD("t", 32) "add %[astrip], %[astrip], %[t]\n\t"           \
   FIELD("bcol", 4) FIELD("t", 132) "slli %[u], %[rs], 2\n\t"                           \
-  "add %[cblk], %[t], %[u]\n\t" STORE_FIELD("cblk", 132) FIELD("t", 12)                \
-  STORE_FIELD("t", 136) "j .Lstrip%=\n\t"
+  "add %[cblk], %[t], %[u]\n\t" STORE_FIELD("cblk", 132) FIELD("bj", 12)               \
+  "j .Lstrip%=\n\t"
 
 /* The entry of a body into the width plan at R: p0 + e (p1 - p0) */
 #define ENTRY(body, W, R)                                                              \
@@ -268,7 +267,7 @@ typedef enum {
 
 __attribute__((noinline)) static void asm_strips_t(plan_t *plan) {
   const float *pa0, *pa1, *pa2, *pa3, *pb0, *pb1, *pb2, *pb3, *pb4, *pb5, *astrip, *bcol;
-  const float *end;
+  const float *end, *bj;
   const void *entry;
   float *cblk;
   int32_t blocks, runs, t, u, sa, sb, rs, run, next;
@@ -285,7 +284,8 @@ __attribute__((noinline)) static void asm_strips_t(plan_t *plan) {
         [pb4] "=&r"(pb4), [pb5] "=&r"(pb5), [astrip] "=&r"(astrip), [bcol] "=&r"(bcol),
         [cblk] "=&r"(cblk), [blocks] "=&r"(blocks), [runs] "=&r"(runs), [t] "=&r"(t),
         [u] "=&r"(u), [sa] "=&r"(sa), [sb] "=&r"(sb), [end] "=&r"(end),
-        [entry] "=&r"(entry), [rs] "=&r"(rs), [run] "=&r"(run), [next] "=&r"(next)
+        [entry] "=&r"(entry), [rs] "=&r"(rs), [run] "=&r"(run), [next] "=&r"(next),
+        [bj] "=&r"(bj)
       : [plan] "r"(plan)
       : CLOBBERS);
 }
@@ -297,7 +297,7 @@ __attribute__((noinline)) static void asm_strips_t(plan_t *plan) {
 #define ROWS_WIDTH_FIELDS(R) FIELD("aadj", R + 20) FIELD("badj", R + 24)
 
 __attribute__((noinline)) static void asm_strips_rows(plan_t *plan) {
-  const float *pa0, *pa1, *pa2, *pa3, *pb0, *astrip, *bcol, *end;
+  const float *pa0, *pa1, *pa2, *pa3, *pb0, *astrip, *bcol, *end, *bj;
   const void *entry;
   float *cblk;
   int32_t blocks, runs, t, u, sa, ra, rl, rb, rs, run, next, aadj, badj;
@@ -324,7 +324,7 @@ __attribute__((noinline)) static void asm_strips_rows(plan_t *plan) {
         [cblk] "=&r"(cblk), [blocks] "=&r"(blocks), [runs] "=&r"(runs), [t] "=&r"(t),
         [u] "=&r"(u), [sa] "=&r"(sa), [ra] "=&r"(ra), [rl] "=&r"(rl), [rb] "=&r"(rb),
         [end] "=&r"(end), [entry] "=&r"(entry), [rs] "=&r"(rs), [run] "=&r"(run),
-        [next] "=&r"(next), [aadj] "=&r"(aadj), [badj] "=&r"(badj)
+        [next] "=&r"(next), [aadj] "=&r"(aadj), [badj] "=&r"(badj), [bj] "=&r"(bj)
       : [plan] "r"(plan)
       : CLOBBERS);
 }
