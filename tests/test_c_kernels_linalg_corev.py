@@ -22,7 +22,7 @@ from c_runtime import RUNTIME
 # the strides the asm specialises (32, 64, 128 floats) as k (A.B^T's sam = sbn, A.B's
 # sbk in matmul) and as m or n (A^T.B's sak, A.B's sbk in the linear layer)
 SHAPES = [(4, 6, 1), (5, 7, 3), (8, 12, 8), (7, 13, 9), (9, 20, 17), (12, 26, 4),
-          (6, 9, 2), (13, 14, 33), (3, 6, 5), (4, 32, 16), (8, 32, 32), (9, 64, 64),
+          (6, 9, 2), (13, 14, 33), (3, 6, 5), (4, 32, 16), (13, 32, 32), (9, 64, 64),
           (5, 128, 21), (6, 10, 128), (32, 8, 11)]
 
 
@@ -142,6 +142,8 @@ def _cases() -> Cases:
                        1, True, False)
             cases.gemm(f"tnb{index}_{reps}", m, n, k, reps, (1, 64, 3), (64, 1, 7),
                        1, False, False)
+    # A^T.B with sak = sbk = 128 and a 4x4 block, k over several trips
+    cases.gemm("tnb_narrow", 8, 16, 20, 2, (1, 128, 3), (128, 1, 7), 1, True, False)
     return cases
 
 

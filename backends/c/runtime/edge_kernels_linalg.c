@@ -289,7 +289,8 @@ EDGE_INLINE int32_t asm_body(const gemm_t *g) {
 static void plan_width(const gemm_t *g, int32_t body, int32_t width, width_plan_t *w) {
   const int32_t family = body < BODY_N ? BODY_T : body < BODY_TN ? BODY_N
                          : body < BODY_G ? BODY_TN : BODY_G;
-  const int32_t spec = width == 6 ? body - family : 0; /* A^T.B: 4..6 both */
+  int32_t spec = body - family; /* A^T.B: 1..3 sak, 4..6 sak = sbk */
+  if (width == 4 && family == BODY_TN && spec <= 3) spec = 0;
   const int32_t stride = spec ? 32 << (spec - 1) % 3 : 0;
   const int32_t unroll = (family == BODY_TN && !spec) || family == BODY_G ? 4 : 8;
   const int32_t k = g->k, e = (unroll - k % unroll) % unroll;

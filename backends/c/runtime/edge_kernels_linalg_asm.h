@@ -55,9 +55,9 @@ typedef struct {
 _Static_assert(sizeof(void *) == 4 && sizeof(width_plan_t) == 32 && sizeof(plan_t) == 136,
                "the asm's offsets");
 
-/* The bodies of the 4 x 6 blocks, by family: A.B^T (then specialised for sam = sbn =
- * 32, 64, 128), A.B (sbk = 32, ...), A^T.B (sak = 32, ..., then sak = sbk = 32, ...), A
- * strided both ways. The 4 x 4 blocks use their family's first body. */
+/* The bodies, by family: A.B^T (then specialised for sam = sbn = 32, 64, 128), A.B
+ * (sbk = 32, ...), A^T.B (sak = 32, ..., then sak = sbk = 32, ...), A strided both
+ * ways. The 4 x 4 blocks of A^T.B specialised for sak alone use the family's first. */
 typedef enum {
   BODY_T, BODY_T32, BODY_T64, BODY_T128, BODY_N, BODY_N32, BODY_N64, BODY_N128,
   BODY_TN, BODY_TN32, BODY_TN64, BODY_TN128, BODY_TNB32, BODY_TNB64, BODY_TNB128, BODY_G
@@ -115,7 +115,7 @@ typedef enum {
 #define STEP_TS(W, p)                                                                  \
   LOAD("f28", "4*" p, "pb0") LOAD("f24", "4*" p, "pa0") LOAD("f25", "4*" p "+ES%=", "pa0") \
   LOAD("f26", "4*" p "+2*ES%=", "pa0") LOAD("f27", "4*" p "+3*ES%=", "pa0")             \
-  COLUMNS6(LB_TS, p)
+  COLUMNS##W(LB_TS, p)
 /* B's row k at pb0 + off (its columns 4 bytes apart) */
 #define LB_ROW(c, bytes, reg, off) LOAD(reg, off "+" bytes, "pb0")
 #define ROW_B(W, off) LOAD("f28", off, "pb0") COLUMNS##W(LB_ROW, off)
@@ -150,15 +150,15 @@ typedef enum {
   POSITION(body, W, 0) STEP(W, "0") POSITION(body, W, 1) STEP(W, "1") STEP(W, "2")      \
   STEP(W, "3") TRIP_END(body, W)
 #define BODY_T(W) BODY_8("t", W, STEP_T, ADDI_A("32") ADDI_B##W("32"))
-#define BODY_TS(S)                                                                     \
-  SET_ES(S) BODY_8("t" #S "_", 6, STEP_TS, ADDI("pa0", "32") ADDI("pb0", "32")         \
+#define BODY_TS(W, S)                                                                  \
+  SET_ES(S) BODY_8("t" #S "_", W, STEP_TS, ADDI("pa0", "32") ADDI("pb0", "32")         \
                    ADDI("pb3", "32"))
 #define BODY_N(W) BODY_8("n", W, STEP_N, ADDI_A("32"))
-#define BODY_NS(S) SET_ES(S) BODY_8("n" #S "_", 6, STEP_NS, ADDI_A("32") ADD("pb0", "rl"))
+#define BODY_NS(W, S) SET_ES(S) BODY_8("n" #S "_", W, STEP_NS, ADDI_A("32") ADD("pb0", "rl"))
 #define BODY_TN(W) BODY_4("tn", W, STEP_TN)
 #define BODY_TNS(S) SET_ES(S) BODY_8("tn" #S "_", 6, STEP_TNS, ADD("pa0", "rl"))
-#define BODY_TNB(S)                                                                    \
-  SET_ES(S) BODY_8("tnb" #S "_", 6, STEP_TNB, ADD("pa0", "rl") ADD("pb0", "rl"))
+#define BODY_TNB(W, S)                                                                 \
+  SET_ES(S) BODY_8("tnb" #S "_", W, STEP_TNB, ADD("pa0", "rl") ADD("pb0", "rl"))
 #define BODY_G(W) BODY_4("g", W, STEP_G)
 
 /* --- A block's start and finish ------------------------------------------------------ */
@@ -273,12 +273,13 @@ __attribute__((noinline)) static void asm_strips_t(plan_t *plan) {
   int32_t blocks, runs, t, u, sa, sb, rs, run, next;
   __asm__ volatile(
       FIELD("sb", 24) FIELD("t", 64) CASE("t32") CASE("t64") CASE("t128")
-      ENTRIES("t", "t") LABEL("body_t32") ENTRIES("t32_", "t")
-      LABEL("body_t64") ENTRIES("t64_", "t") LABEL("body_t128") ENTRIES("t128_", "t")
+      ENTRIES("t", "t") LABEL("body_t32") ENTRIES("t32_", "t32_")
+      LABEL("body_t64") ENTRIES("t64_", "t64_") LABEL("body_t128") ENTRIES("t128_", "t128_")
       LABEL("entered")
       STRIPS(BLOCK(6, 68, A_ROWS_START, B_COLUMNS6, B_SKIP6),
              BLOCK(4, 100, A_ROWS_START, B_COLUMNS4, B_SKIP4), , )
-      BODIES_BEGIN BODY_T(6) BODY_T(4) BODY_TS(32) BODY_TS(64) BODY_TS(128) BODIES_END
+      BODIES_BEGIN BODY_T(6) BODY_T(4) BODY_TS(6, 32) BODY_TS(4, 32) BODY_TS(6, 64)
+      BODY_TS(4, 64) BODY_TS(6, 128) BODY_TS(4, 128) BODIES_END
       : [pa0] "=&r"(pa0), [pa1] "=&r"(pa1), [pa2] "=&r"(pa2), [pa3] "=&r"(pa3),
         [pb0] "=&r"(pb0), [pb1] "=&r"(pb1), [pb2] "=&r"(pb2), [pb3] "=&r"(pb3),
         [pb4] "=&r"(pb4), [pb5] "=&r"(pb5), [astrip] "=&r"(astrip), [bcol] "=&r"(bcol),
@@ -307,18 +308,19 @@ __attribute__((noinline)) static void asm_strips_rows(plan_t *plan) {
       CASE("n128") CASE("tn") CASE("tn32") CASE("tn64") CASE("tn128")
       CASE("tnb32") CASE("tnb64") CASE("tnb128")
       ENTRIES("g", "g") LABEL("body_n") ENTRIES("n", "n")
-      LABEL("body_n32") ENTRIES("n32_", "n") LABEL("body_n64") ENTRIES("n64_", "n")
-      LABEL("body_n128") ENTRIES("n128_", "n") LABEL("body_tn") ENTRIES("tn", "tn")
+      LABEL("body_n32") ENTRIES("n32_", "n32_") LABEL("body_n64") ENTRIES("n64_", "n64_")
+      LABEL("body_n128") ENTRIES("n128_", "n128_") LABEL("body_tn") ENTRIES("tn", "tn")
       LABEL("body_tn32") ENTRIES("tn32_", "tn") LABEL("body_tn64") ENTRIES("tn64_", "tn")
-      LABEL("body_tn128") ENTRIES("tn128_", "tn") LABEL("body_tnb32") ENTRIES("tnb32_", "tn")
-      LABEL("body_tnb64") ENTRIES("tnb64_", "tn") LABEL("body_tnb128")
-      ENTRIES("tnb128_", "tn") LABEL("entered")
+      LABEL("body_tn128") ENTRIES("tn128_", "tn") LABEL("body_tnb32")
+      ENTRIES("tnb32_", "tnb32_") LABEL("body_tnb64") ENTRIES("tnb64_", "tnb64_")
+      LABEL("body_tnb128") ENTRIES("tnb128_", "tnb128_") LABEL("entered")
       STRIPS(BLOCK(6, 68, A_ADJUSTED, B_ROW, B_SKIP_ROW),
              BLOCK(4, 100, A_ADJUSTED, B_ROW, B_SKIP_ROW), ROWS_WIDTH_FIELDS(68),
              ROWS_WIDTH_FIELDS(100))
-      BODIES_BEGIN BODY_N(6) BODY_N(4) BODY_NS(32) BODY_NS(64) BODY_NS(128) BODY_TN(6)
-      BODY_TN(4) BODY_TNS(32) BODY_TNS(64) BODY_TNS(128) BODY_TNB(32)
-      BODY_TNB(64) BODY_TNB(128) BODY_G(6) BODY_G(4) BODIES_END
+      BODIES_BEGIN BODY_N(6) BODY_N(4) BODY_NS(6, 32) BODY_NS(4, 32) BODY_NS(6, 64)
+      BODY_NS(4, 64) BODY_NS(6, 128) BODY_NS(4, 128) BODY_TN(6) BODY_TN(4) BODY_TNS(32)
+      BODY_TNS(64) BODY_TNS(128) BODY_TNB(6, 32) BODY_TNB(4, 32) BODY_TNB(6, 64)
+      BODY_TNB(4, 64) BODY_TNB(6, 128) BODY_TNB(4, 128) BODY_G(6) BODY_G(4) BODIES_END
       : [pa0] "=&r"(pa0), [pa1] "=&r"(pa1), [pa2] "=&r"(pa2), [pa3] "=&r"(pa3),
         [pb0] "=&r"(pb0), [astrip] "=&r"(astrip), [bcol] "=&r"(bcol),
         [cblk] "=&r"(cblk), [blocks] "=&r"(blocks), [runs] "=&r"(runs), [t] "=&r"(t),
