@@ -333,7 +333,7 @@ static void plan_strips(const gemm_t *g, int32_t body, int32_t i, plan_t *plan) 
   plan->bias = g->bias;
   plan->mode = g->accumulate ? 2 : g->bias ? 1 : 0;
   plan->sam4 = 4 * g->sam;
-  plan->sbn4 = 4 * g->sbn;
+  plan->sbn4 = (body > BODY_T && body < BODY_N ? 12 : 4) * g->sbn;
   plan->scm4 = 4 * g->scm;
   plan->a_strip = 16 * g->sam;
   plan->runs = g->reps > 1 ? g->reps - 1 : 0;

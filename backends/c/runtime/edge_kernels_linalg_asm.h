@@ -38,7 +38,8 @@ typedef struct {
   float *c;            /* [8] C(i, 0) of the first strip */
   const float *bias;   /* [12] bias[0] (mode 1) */
   int32_t mode;        /* [16] 0: acc starts at 0, 1: at bias[j], 2: at C(i, j) */
-  int32_t sam4, sbn4;  /* [20], [24] A's row and B's column stride, bytes */
+  int32_t sam4, sbn4;  /* [20], [24] A's row and B's column stride, bytes (A.B^T
+                        * specialised: 3 columns) */
   int32_t scm4;        /* [28] C's row stride, bytes (its columns are adjacent) */
   int32_t a_strip;     /* [32] A from a strip to the next, bytes */
   int32_t runs;        /* [36] runs of k steps per block after the first */
@@ -209,11 +210,10 @@ typedef enum {
   LABEL("started" #W)
 
 /* A block of width W (its plan at R, in registers: entry, run, b_next): pointers from
- * the strip's A and the block's B column, the start, the runs (each enters the body at
- * the entry), the stores */
-#define BLOCK(W, R, A_START, B_START, B_SKIP)                                             \
-  A_START "add %[pa1], %[pa0], %[sa]\n\t add %[pa2], %[pa1], %[sa]\n\t"                 \
-  "add %[pa3], %[pa2], %[sa]\n\t" B_START "add %[bcol], %[bcol], %[next]\n\t" START(W) \
+ * the strip's A and the block's B column (POINTERS), the start, the runs (each enters
+ * the body at the entry), the stores */
+#define BLOCK(W, R, POINTERS, B_SKIP)                                                  \
+  POINTERS(W) "add %[bcol], %[bcol], %[next]\n\t" START(W)                             \
   FIELD("runs", 36) LABEL("run" #W) "add %[end], %[pa0], %[run]\n\t jr %[entry]\n\t"    \
   LABEL("run_end" #W) "beqz %[runs], .Lfinish" #W "%=\n\t addi %[runs], %[runs], -1\n\t" \
   FIELD("t", R + 12) ADD("pa0", "t") ADD("pa1", "t") ADD("pa2", "t") ADD("pa3", "t")   \
@@ -256,12 +256,19 @@ typedef enum {
       "f12", "f13", "f14", "f15", "f16", "f17", "f18", "f19", "f20", "f21", "f22",     \
       "f23", "f24", "f25", "f26", "f27", "f28", "f29"
 
-/* A.B^T: A's rows and B's W columns from the strip's and the block's pointers */
-#define A_ROWS_START "mv %[pa0], %[astrip]\n\t"
+/* A.B^T: A's rows and B's W columns from the strip's and the block's pointers; the
+ * specialised bodies read from pa0, pb0 and pb3 (sb: 3 columns) */
+#define A_ROWS_FROM(p) "mv %[pa0], %[" p "]\n\t"
+#define A_ROWS_NEXT                                                                    \
+  "add %[pa1], %[pa0], %[sa]\n\t add %[pa2], %[pa1], %[sa]\n\t add %[pa3], %[pa2], %[sa]\n\t"
 #define B_COLUMNS4                                                                     \
   "mv %[pb0], %[bcol]\n\t add %[pb1], %[pb0], %[sb]\n\t add %[pb2], %[pb1], %[sb]\n\t"  \
   "add %[pb3], %[pb2], %[sb]\n\t"
 #define B_COLUMNS6 B_COLUMNS4 "add %[pb4], %[pb3], %[sb]\n\t add %[pb5], %[pb4], %[sb]\n\t"
+#define T_POINTERS(W)                                                                  \
+  FIELD("t", 64) "beqz %[t], .Lgeneric" #W "%=\n\t" A_ROWS_FROM("astrip")              \
+  "mv %[pb0], %[bcol]\n\t add %[pb3], %[bcol], %[sb]\n\t j .Lpointed" #W "%=\n\t"    \
+  LABEL("generic" #W) A_ROWS_FROM("astrip") A_ROWS_NEXT B_COLUMNS##W LABEL("pointed" #W)
 #define B_SKIP4 ADD("pb0", "t") ADD("pb1", "t") ADD("pb2", "t") ADD("pb3", "t")
 #define B_SKIP6 B_SKIP4 ADD("pb4", "t") ADD("pb5", "t")
 
@@ -276,8 +283,7 @@ __attribute__((noinline)) static void asm_strips_t(plan_t *plan) {
       ENTRIES("t", "t") LABEL("body_t32") ENTRIES("t32_", "t32_")
       LABEL("body_t64") ENTRIES("t64_", "t64_") LABEL("body_t128") ENTRIES("t128_", "t128_")
       LABEL("entered")
-      STRIPS(BLOCK(6, 68, A_ROWS_START, B_COLUMNS6, B_SKIP6),
-             BLOCK(4, 100, A_ROWS_START, B_COLUMNS4, B_SKIP4), , )
+      STRIPS(BLOCK(6, 68, T_POINTERS, B_SKIP6), BLOCK(4, 100, T_POINTERS, B_SKIP4), , )
       BODIES_BEGIN BODY_T(6) BODY_T(4) BODY_TS(6, 32) BODY_TS(4, 32) BODY_TS(6, 64)
       BODY_TS(4, 64) BODY_TS(6, 128) BODY_TS(4, 128) BODIES_END
       : [pa0] "=&r"(pa0), [pa1] "=&r"(pa1), [pa2] "=&r"(pa2), [pa3] "=&r"(pa3),
@@ -292,8 +298,8 @@ __attribute__((noinline)) static void asm_strips_t(plan_t *plan) {
 }
 
 /* B's rows unit-stride: one pointer; A's first pointer adjusted per width */
-#define A_ADJUSTED "add %[pa0], %[astrip], %[aadj]\n\t"
-#define B_ROW "add %[pb0], %[bcol], %[badj]\n\t"
+#define ROWS_POINTERS(W)                                                               \
+  "add %[pa0], %[astrip], %[aadj]\n\t" A_ROWS_NEXT "add %[pb0], %[bcol], %[badj]\n\t"
 #define B_SKIP_ROW ADD("pb0", "t")
 #define ROWS_WIDTH_FIELDS(R) FIELD("aadj", R + 20) FIELD("badj", R + 24)
 
@@ -314,9 +320,8 @@ __attribute__((noinline)) static void asm_strips_rows(plan_t *plan) {
       LABEL("body_tn128") ENTRIES("tn128_", "tn") LABEL("body_tnb32")
       ENTRIES("tnb32_", "tnb32_") LABEL("body_tnb64") ENTRIES("tnb64_", "tnb64_")
       LABEL("body_tnb128") ENTRIES("tnb128_", "tnb128_") LABEL("entered")
-      STRIPS(BLOCK(6, 68, A_ADJUSTED, B_ROW, B_SKIP_ROW),
-             BLOCK(4, 100, A_ADJUSTED, B_ROW, B_SKIP_ROW), ROWS_WIDTH_FIELDS(68),
-             ROWS_WIDTH_FIELDS(100))
+      STRIPS(BLOCK(6, 68, ROWS_POINTERS, B_SKIP_ROW), BLOCK(4, 100, ROWS_POINTERS, B_SKIP_ROW),
+             ROWS_WIDTH_FIELDS(68), ROWS_WIDTH_FIELDS(100))
       BODIES_BEGIN BODY_N(6) BODY_N(4) BODY_NS(6, 32) BODY_NS(4, 32) BODY_NS(6, 64)
       BODY_NS(4, 64) BODY_NS(6, 128) BODY_NS(4, 128) BODY_TN(6) BODY_TN(4) BODY_TNS(32)
       BODY_TNS(64) BODY_TNS(128) BODY_TNB(6, 32) BODY_TNB(4, 32) BODY_TNB(6, 64)
@@ -413,12 +418,13 @@ __attribute__((noinline)) static void asm_strips_rows(plan_t *plan) {
 #undef BODIES_BEGIN
 #undef BODIES_END
 #undef CLOBBERS
-#undef A_ROWS_START
+#undef A_ROWS_FROM
+#undef A_ROWS_NEXT
+#undef T_POINTERS
 #undef B_COLUMNS4
 #undef B_COLUMNS6
 #undef B_SKIP4
 #undef B_SKIP6
-#undef A_ADJUSTED
-#undef B_ROW
+#undef ROWS_POINTERS
 #undef B_SKIP_ROW
 #undef ROWS_WIDTH_FIELDS
