@@ -5,7 +5,7 @@ tests check), and close to a float64 NumPy product (so that both builds cannot a
 something wrong). The host tests cannot run the assembly.
 
 The cases cover the asm's four layouts (A.B^T, A.B, A^T.B, and A strided both ways as
-a convolution's weights), the C layout A^T.B^T, m and n that leave 4x4, 1x4, 4x1 and
+a convolution's weights) with the strides its bodies specialise, the C layout A^T.B^T, m and n that leave 4x4, 1x4, 4x1 and
 1x1 blocks, k = 1, odd, below and above the unrolls (4 and 8), the bias, accumulation
 into C, C strided between columns, and contractions in several runs (reps), on teams of
 1 and 3 cores (a core's share then starts and ends inside rows).
@@ -18,9 +18,12 @@ import pytest
 from c_checks import TEAM_DRIVER
 from c_runtime import RUNTIME
 
-# (m, n, k): every remainder of m mod 4, of n mod 6 and mod 4, k around the unrolls
+# (m, n, k): every remainder of m mod 4, of n mod 6 and mod 4, k around the unrolls;
+# the strides the asm specialises (32, 64, 128 floats) as k (A.B^T's sam = sbn, A.B's
+# sbk in matmul) and as m or n (A^T.B's sak, A.B's sbk in the linear layer)
 SHAPES = [(4, 6, 1), (5, 7, 3), (8, 12, 8), (7, 13, 9), (9, 20, 17), (12, 26, 4),
-          (6, 9, 2), (13, 14, 33), (3, 6, 5), (4, 32, 16)]
+          (6, 9, 2), (13, 14, 33), (3, 6, 5), (4, 32, 16), (13, 32, 32), (9, 64, 64),
+          (5, 128, 21), (6, 10, 128), (32, 8, 11)]
 
 
 
@@ -128,6 +131,19 @@ def _cases() -> Cases:
             # A strided both ways (a convolution's weights), accumulated
             cases.gemm(f"g{index}_{reps}", m, n, k, reps, (9 * k, 9, 1), (n + 2, 1, 1),
                        1, True, False)
+            # the specialised strides, with runs, bias, accumulation, C strided
+            cases.gemm(f"ts{index}_{reps}", m, n, k, reps, (32, 1, 40), (1, 32, 3),
+                       1, False, True)
+            cases.gemm(f"tsc{index}_{reps}", m, n, k, reps, (64, 1, 9), (1, 64, 2),
+                       3, True, False)
+            cases.gemm(f"ns{index}_{reps}", m, n, k, reps, (k, 1, m * k), (64, 1, 5),
+                       1, False, True)
+            cases.gemm(f"tns{index}_{reps}", m, n, k, reps, (1, 128, 3), (n, 1, k * n),
+                       1, True, False)
+            cases.gemm(f"tnb{index}_{reps}", m, n, k, reps, (1, 64, 3), (64, 1, 7),
+                       1, False, False)
+    # A^T.B with sak = sbk = 128 and a 4x4 block, k over several trips
+    cases.gemm("tnb_narrow", 8, 16, 20, 2, (1, 128, 3), (128, 1, 7), 1, True, False)
     return cases
 
 

@@ -4,23 +4,22 @@
  * `gemm_range` over a contiguous range of C's elements: full rows in 4x6 register
  * blocks (24 accumulators, 10 loads per 24 multiply-adds) and 4x4 blocks (16
  * accumulators, 8 loads per 16, k unrolled by two), the rest in 1x4, 4x1 and 1x1
- * blocks. All blocks compute an element the same way (acc = 0;
- * acc += A(i,k) B(k,j) for k = 0, 1, ...; + bias), so which block, and which core,
- * computes it does not change a bit of the result. The hot blocks are specialised for
- * the unit strides of the four layouts (the compiler sees those strides as constants);
- * on RISC-V with CORE-V the 4x6 blocks of a row are one asm statement (asm_4x6_*).
+ * blocks. All blocks compute an element the same way (acc = its start: 0, bias[j], or
+ * C(i, j) when accumulating; acc += A(i,k) B(k,j) for k = 0, 1, ...), so which block,
+ * and which core, computes it does not change a bit of the result. The hot blocks are
+ * specialised for the unit strides of the four layouts (the compiler sees those
+ * strides as constants); on RISC-V with CORE-V the 4x6 and 4x4 blocks of a product
+ * are one asm statement (edge_kernels_linalg_asm.h).
  *
  * Executed instructions on one RV32 core (zig/clang -O2, CORE-V flags; exact counts of
- * bench/riscv_kernels.py's emulator), FLOP per instruction: 64x128x128 linear (A.B^T,
- * with bias) 1.29, A.B 1.30, A^T.B 1.26; 64x64x64: 1.25, 1.26, 1.25; 32x32x32: 1.08,
- * 1.12, 1.12 (C blocks: 1.09, 1.13, 1.14; 1.06, 1.10, 1.16; 0.90, 0.94, 0.99). */
+ * bench/riscv_kernels.py's emulator), FLOP per instruction: see docs/c-backend.md. */
 #include "edge_runtime.h"
 
 typedef edge_gemm_t gemm_t;
 
-/* The 4x6 blocks in assembly (asm_blocks_4x6) on RISC-V with CORE-V; not at -O0 (the
- * asm's operands would not fit the registers) nor with EDGE_GEMM_NO_ASM (the tests
- * compare the two builds). */
+/* The 4x6 and 4x4 blocks in assembly on RISC-V with CORE-V; not at -O0 (the asm's
+ * operands would not fit the registers) nor with EDGE_GEMM_NO_ASM (the tests compare
+ * the two builds). */
 #if defined(__riscv) && defined(__riscv_flen) && defined(__riscv_xcvmem) &&            \
     defined(__riscv_xcvalu) && defined(__OPTIMIZE__) && !defined(EDGE_GEMM_NO_ASM)
 #define EDGE_GEMM_ASM 1
@@ -28,22 +27,26 @@ typedef edge_gemm_t gemm_t;
 #define EDGE_GEMM_ASM 0
 #endif
 
-EDGE_INLINE float finish(const gemm_t *g, float acc, int32_t j) {
-  return g->bias ? acc + g->bias[j] : acc;
-}
-
-/* Writes C(i, j) at `c`: acc (+ bias), or C(i, j) + acc when accumulating. */
-EDGE_INLINE void put(const gemm_t *g, float *c, float acc, int32_t j) {
-  *c = g->accumulate ? *c + acc : finish(g, acc, j);
+/* The start of C(i, j)'s accumulator, at `c`: C(i, j) when accumulating, else bias[j]
+ * or 0 (the bias is added first, as in the asm). */
+EDGE_INLINE float start(const gemm_t *g, const float *c, int32_t j) {
+  return g->accumulate ? *c : g->bias ? g->bias[j] : 0.0f;
 }
 
 EDGE_INLINE void kernel_4x4(const gemm_t *g, int32_t i, int32_t j, int32_t sam,
                             int32_t sak, int32_t sbk, int32_t sbn) {
   const float *a_row = g->a + i * sam, *b_col = g->b + j * sbn;
-  float c00 = 0.0f, c01 = 0.0f, c02 = 0.0f, c03 = 0.0f;
-  float c10 = 0.0f, c11 = 0.0f, c12 = 0.0f, c13 = 0.0f;
-  float c20 = 0.0f, c21 = 0.0f, c22 = 0.0f, c23 = 0.0f;
-  float c30 = 0.0f, c31 = 0.0f, c32 = 0.0f, c33 = 0.0f;
+  float *c = g->c + i * g->scm + j * g->scn;
+  const int32_t cs = g->scn, rs = g->scm;
+#define START_4x4(r)                                                                   \
+  float c##r##0 = start(g, c + r * rs, j), c##r##1 = start(g, c + r * rs + cs, j + 1);  \
+  float c##r##2 = start(g, c + r * rs + 2 * cs, j + 2);                                \
+  float c##r##3 = start(g, c + r * rs + 3 * cs, j + 3)
+  START_4x4(0);
+  START_4x4(1);
+  START_4x4(2);
+  START_4x4(3);
+#undef START_4x4
 #define STEP_4x4(da, db)                                                               \
   do {                                                                                 \
     float a0 = a[da], a1 = a[da + sam], a2 = a[da + 2 * sam], a3 = a[da + 3 * sam];   \
@@ -66,13 +69,10 @@ EDGE_INLINE void kernel_4x4(const gemm_t *g, int32_t i, int32_t j, int32_t sam,
     if (k) STEP_4x4(0, 0);
   }
 #undef STEP_4x4
-  float *c = g->c + i * g->scm + j * g->scn;
-  const int32_t cs = g->scn;
 #define STORE_4x4(r)                                                                   \
   do {                                                                                 \
-    put(g, c, c##r##0, j); put(g, c + cs, c##r##1, j + 1);                             \
-    put(g, c + 2 * cs, c##r##2, j + 2); put(g, c + 3 * cs, c##r##3, j + 3);            \
-    c += g->scm;                                                                       \
+    c[0] = c##r##0; c[cs] = c##r##1; c[2 * cs] = c##r##2; c[3 * cs] = c##r##3;         \
+    c += rs;                                                                           \
   } while (0)
   STORE_4x4(0);
   STORE_4x4(1);
@@ -88,10 +88,19 @@ EDGE_INLINE void kernel_4x4(const gemm_t *g, int32_t i, int32_t j, int32_t sam,
 EDGE_INLINE void kernel_4x6(const gemm_t *g, int32_t i, int32_t j, int32_t sam,
                             int32_t sak, int32_t sbk, int32_t sbn, int32_t unroll) {
   const float *a_row = g->a + i * sam, *b_col = g->b + j * sbn;
-  float c00 = 0.0f, c01 = 0.0f, c02 = 0.0f, c03 = 0.0f, c04 = 0.0f, c05 = 0.0f;
-  float c10 = 0.0f, c11 = 0.0f, c12 = 0.0f, c13 = 0.0f, c14 = 0.0f, c15 = 0.0f;
-  float c20 = 0.0f, c21 = 0.0f, c22 = 0.0f, c23 = 0.0f, c24 = 0.0f, c25 = 0.0f;
-  float c30 = 0.0f, c31 = 0.0f, c32 = 0.0f, c33 = 0.0f, c34 = 0.0f, c35 = 0.0f;
+  float *c = g->c + i * g->scm + j * g->scn;
+  const int32_t cs = g->scn, rs = g->scm;
+#define START_4x6(r)                                                                   \
+  float c##r##0 = start(g, c + r * rs, j), c##r##1 = start(g, c + r * rs + cs, j + 1);  \
+  float c##r##2 = start(g, c + r * rs + 2 * cs, j + 2);                                \
+  float c##r##3 = start(g, c + r * rs + 3 * cs, j + 3);                                \
+  float c##r##4 = start(g, c + r * rs + 4 * cs, j + 4);                                \
+  float c##r##5 = start(g, c + r * rs + 5 * cs, j + 5)
+  START_4x6(0);
+  START_4x6(1);
+  START_4x6(2);
+  START_4x6(3);
+#undef START_4x6
 #define COLUMN_4x6(col)                                                                \
   do {                                                                                 \
     float y = b[(col) * sbn];                                                          \
@@ -127,14 +136,11 @@ EDGE_INLINE void kernel_4x6(const gemm_t *g, int32_t i, int32_t j, int32_t sam,
   }
 #undef STEP_4x6
 #undef COLUMN_4x6
-  float *c = g->c + i * g->scm + j * g->scn;
-  const int32_t cs = g->scn;
 #define STORE_4x6(r)                                                                   \
   do {                                                                                 \
-    put(g, c, c##r##0, j); put(g, c + cs, c##r##1, j + 1);                             \
-    put(g, c + 2 * cs, c##r##2, j + 2); put(g, c + 3 * cs, c##r##3, j + 3);            \
-    put(g, c + 4 * cs, c##r##4, j + 4); put(g, c + 5 * cs, c##r##5, j + 5);            \
-    c += g->scm;                                                                       \
+    c[0] = c##r##0; c[cs] = c##r##1; c[2 * cs] = c##r##2; c[3 * cs] = c##r##3;         \
+    c[4 * cs] = c##r##4; c[5 * cs] = c##r##5;                                          \
+    c += rs;                                                                           \
   } while (0)
   STORE_4x6(0);
   STORE_4x6(1);
@@ -146,7 +152,10 @@ EDGE_INLINE void kernel_4x6(const gemm_t *g, int32_t i, int32_t j, int32_t sam,
 EDGE_INLINE void kernel_1x4(const gemm_t *g, int32_t i, int32_t j, int32_t sam,
                             int32_t sak, int32_t sbk, int32_t sbn) {
   const float *a_row = g->a + i * sam, *b_col = g->b + j * sbn;
-  float c0 = 0.0f, c1 = 0.0f, c2 = 0.0f, c3 = 0.0f;
+  float *c = g->c + i * g->scm + j * g->scn;
+  const int32_t cs = g->scn;
+  float c0 = start(g, c, j), c1 = start(g, c + cs, j + 1);
+  float c2 = start(g, c + 2 * cs, j + 2), c3 = start(g, c + 3 * cs, j + 3);
 #define STEP_1x4(da, db)                                                               \
   do {                                                                                 \
     float a0 = a[da];                                                                  \
@@ -168,11 +177,10 @@ EDGE_INLINE void kernel_1x4(const gemm_t *g, int32_t i, int32_t j, int32_t sam,
     if (k) STEP_1x4(0, 0);
   }
 #undef STEP_1x4
-  float *c = g->c + i * g->scm + j * g->scn;
-  put(g, c, c0, j);
-  put(g, c + g->scn, c1, j + 1);
-  put(g, c + 2 * g->scn, c2, j + 2);
-  put(g, c + 3 * g->scn, c3, j + 3);
+  c[0] = c0;
+  c[cs] = c1;
+  c[2 * cs] = c2;
+  c[3 * cs] = c3;
 }
 
 /* The four layouts, each with its unit strides as constants: A row-major (sak = 1) or
@@ -207,308 +215,6 @@ __attribute__((noinline)) static void block_4x6(const gemm_t *g, int32_t i, int3
     kernel_4x6(g, i, j, g->sam, g->sak, g->sbk, 1, 0);
 }
 
-/* --- The 4x6 blocks in assembly (RISC-V with CORE-V, optimised builds) -------------
- *
- * In C, clang spills or recomputes addresses in kernel_4x6's loop (77 to 86
- * instructions per two k-steps instead of 68 loads and multiply-adds). The asm keeps
- * the 24 accumulators in f0..f23 (acc (r, c) in f(6r + c)), A's 4 values in f24..f27
- * and B's values alternately in f28 and f29 (a column's 4 multiply-adds run while the
- * next column loads), and unrolls k so that pointer increments are shared: where a
- * pointer moves one element per step the steps use immediate offsets from it. The
- * registers are clobbers, not operands (GCC allows 30 operands per asm). Each element
- * is computed as in C: acc = 0, acc = fmadd(A(i, k), B(k, j), acc) for k in order, then
- * stored, + bias, or added to C. What the asm reads besides its pointers is a plan in
- * memory (its offsets in brackets). */
-#if EDGE_GEMM_ASM
-typedef struct {
-  float *c;                     /* [0] C(i, j) of the block, unit column stride */
-  int32_t scm;                  /* [4] C's row stride in bytes */
-  const float *bias;            /* [8] bias[j] (mode 1) */
-  int32_t mode;                 /* [12] 0: C = acc, 1: C = acc + bias, 2: C = C + acc */
-  int32_t main_bytes;           /* [16] the counting pointer's advance in the unrolled */
-  int32_t tail_bytes;           /* [20] loop of a run, then in its single steps */
-  int32_t runs;                 /* [24] runs left (scratch) */
-  int32_t a_skip, b_skip;       /* [28], [32] from the end of a run to the next one */
-  int32_t blocks;               /* [36] blocks after the current one (scratch) */
-  int32_t a_back, b_next;       /* [40], [44] from the end of a block's last run to the */
-  int32_t reps;                 /* [48] next block's start; runs per block */
-} plan_t;
-
-_Static_assert(sizeof(void *) == 4 && sizeof(plan_t) == 52, "the asm's offsets");
-
-#define FMA4(r0, r1, r2, r3, fb)                                                       \
-  "fmadd.s f" #r0 ", f24, " fb ", f" #r0 "\n\t fmadd.s f" #r1 ", f25, " fb ", f" #r1  \
-  "\n\t fmadd.s f" #r2 ", f26, " fb ", f" #r2 "\n\t fmadd.s f" #r3 ", f27, " fb        \
-  ", f" #r3 "\n\t"
-/* The 6 columns of a step, A in f24..f27: LB(c, c's byte offset in B's row, register,
- * off) loads B(k, j + c) (column 0 is already in f28) */
-#define COLUMNS(LB, off)                                                               \
-  LB(1, "4", "f29", off) FMA4(0, 6, 12, 18, "f28") LB(2, "8", "f28", off)              \
-  FMA4(1, 7, 13, 19, "f29") LB(3, "12", "f29", off) FMA4(2, 8, 14, 20, "f28")          \
-  LB(4, "16", "f28", off) FMA4(3, 9, 15, 21, "f29") LB(5, "20", "f29", off)            \
-  FMA4(4, 10, 16, 22, "f28") FMA4(5, 11, 17, 23, "f29")
-#define LOAD(reg, off, p) "flw " reg ", " off "(%[" p "])\n\t"
-/* A.B^T: A's rows and B's columns run along k, 10 pointers at byte offset `off` */
-#define LB_T(c, bytes, reg, off) LOAD(reg, off, "pb" #c)
-#define STEP_T(off)                                                                    \
-  LOAD("f28", off, "pb0") LOAD("f24", off, "pa0") LOAD("f25", off, "pa1")              \
-  LOAD("f26", off, "pa2") LOAD("f27", off, "pa3") COLUMNS(LB_T, off)
-/* B's row k at pb (its columns 4 bytes apart) */
-#define LB_ROW(c, bytes, reg, off) LOAD(reg, bytes, "pb")
-/* A.B: A's rows along k at byte offset `off`; B's row, then pb += sbk */
-#define STEP_N(off)                                                                    \
-  LOAD("f28", "0", "pb") LOAD("f24", off, "pa0") LOAD("f25", off, "pa1")               \
-  LOAD("f26", off, "pa2") LOAD("f27", off, "pa3") COLUMNS(LB_ROW, off)                 \
-  "add %[pb], %[pb], %[sbk]\n\t"
-/* A^T.B: A's column k at pa (rows 4 bytes apart), B's row k at pb */
-#define STEP_TN(off)                                                                   \
-  LOAD("f28", "0", "pb") LOAD("f24", "0", "pa") LOAD("f25", "4", "pa")                 \
-  LOAD("f26", "8", "pa") LOAD("f27", "12", "pa") COLUMNS(LB_ROW, off)                  \
-  "add %[pa], %[pa], %[sak]\n\t add %[pb], %[pb], %[sbk]\n\t"
-/* A strided both ways (a convolution's weights): 4 row pointers += sak */
-#define STEP_G(off)                                                                    \
-  LOAD("f28", "0", "pb") LOAD("f24", "0", "pa0") LOAD("f25", "0", "pa1")               \
-  LOAD("f26", "0", "pa2") LOAD("f27", "0", "pa3") COLUMNS(LB_ROW, off)                 \
-  "add %[pa0], %[pa0], %[sak]\n\t add %[pa1], %[pa1], %[sak]\n\t"                      \
-  "add %[pa2], %[pa2], %[sak]\n\t add %[pa3], %[pa3], %[sak]\n\t"                      \
-  "add %[pb], %[pb], %[sbk]\n\t"
-#define ADD4(p, q, r, s, by)                                                           \
-  "addi %[" p "], %[" p "], " by "\n\t addi %[" q "], %[" q "], " by "\n\t"             \
-  "addi %[" r "], %[" r "], " by "\n\t addi %[" s "], %[" s "], " by "\n\t"
-#define STEPS_8(STEP)                                                                  \
-  STEP("0") STEP("4") STEP("8") STEP("12") STEP("16") STEP("20") STEP("24") STEP("28")
-#define STEPS_4(STEP) STEP("0") STEP("0") STEP("0") STEP("0")
-
-#define ZERO6(a, b, c, d, e, f)                                                        \
-  "fmv.w.x f" #a ", zero\n\t fmv.w.x f" #b ", zero\n\t fmv.w.x f" #c ", zero\n\t"      \
-  "fmv.w.x f" #d ", zero\n\t fmv.w.x f" #e ", zero\n\t fmv.w.x f" #f ", zero\n\t"
-#define ZERO_4x6                                                                       \
-  ZERO6(0, 1, 2, 3, 4, 5) ZERO6(6, 7, 8, 9, 10, 11) ZERO6(12, 13, 14, 15, 16, 17)      \
-  ZERO6(18, 19, 20, 21, 22, 23)
-/* Runs of k steps: `unrolled` (advancing the counting pointer `ctr` by main_bytes), then
- * `single` steps (tail_bytes), then `next` (the pointers to the next run). */
-#define RUNS(ctr, unrolled, single, next)                                              \
-  "1:\n\t lw %[t], 16(%[plan])\n\t beqz %[t], 3f\n\t add %[end], %[" ctr "], %[t]\n\t" \
-  "2:\n\t" unrolled "bne %[" ctr "], %[end], 2b\n\t"                                   \
-  "3:\n\t lw %[t], 20(%[plan])\n\t beqz %[t], 5f\n\t add %[end], %[" ctr "], %[t]\n\t" \
-  "4:\n\t" single "bne %[" ctr "], %[end], 4b\n\t"                                     \
-  "5:\n\t lw %[t], 24(%[plan])\n\t addi %[t], %[t], -1\n\t beqz %[t], 6f\n\t"          \
-  "sw %[t], 24(%[plan])\n\t" next "j 1b\n\t 6:\n\t"
-/* p += the plan's field at `offset` */
-#define SKIP(offset, p) "lw %[t], " #offset "(%[plan])\n\t"  p
-#define ADD(p) "add %[" p "], %[" p "], %[t]\n\t"
-
-/* The finish, with pc and rs free registers: row by row, C at pc, rows rs bytes apart */
-#define STORE6(a, b, c, d, e, f)                                                       \
-  "fsw f" #a ", 0(%[pc])\n\t fsw f" #b ", 4(%[pc])\n\t fsw f" #c ", 8(%[pc])\n\t"      \
-  "fsw f" #d ", 12(%[pc])\n\t fsw f" #e ", 16(%[pc])\n\t fsw f" #f ", 20(%[pc])\n\t"   \
-  "add %[pc], %[pc], %[rs]\n\t"
-#define BIAS6(a, b, c, d, e, f)                                                        \
-  "fadd.s f" #a ", f" #a ", f24\n\t fadd.s f" #b ", f" #b ", f25\n\t"                   \
-  "fadd.s f" #c ", f" #c ", f26\n\t fadd.s f" #d ", f" #d ", f27\n\t"                   \
-  "fadd.s f" #e ", f" #e ", f28\n\t fadd.s f" #f ", f" #f ", f29\n\t"                   \
-  STORE6(a, b, c, d, e, f)
-#define LOAD6(p)                                                                       \
-  "flw f24, 0(%[" p "])\n\t flw f25, 4(%[" p "])\n\t flw f26, 8(%[" p "])\n\t"         \
-  "flw f27, 12(%[" p "])\n\t flw f28, 16(%[" p "])\n\t flw f29, 20(%[" p "])\n\t"
-#define ACCUMULATE6(a, b, c, d, e, f)                                                  \
-  LOAD6("pc") "fadd.s f" #a ", f24, f" #a "\n\t fadd.s f" #b ", f25, f" #b "\n\t"     \
-  "fadd.s f" #c ", f26, f" #c "\n\t fadd.s f" #d ", f27, f" #d "\n\t"                  \
-  "fadd.s f" #e ", f28, f" #e "\n\t fadd.s f" #f ", f29, f" #f "\n\t"                  \
-  STORE6(a, b, c, d, e, f)
-#define ROWS(OP)                                                                       \
-  OP(0, 1, 2, 3, 4, 5) OP(6, 7, 8, 9, 10, 11) OP(12, 13, 14, 15, 16, 17)               \
-  OP(18, 19, 20, 21, 22, 23)
-#define FINISH                                                                         \
-  "lw %[pc], 0(%[plan])\n\t lw %[rs], 4(%[plan])\n\t lw %[t], 12(%[plan])\n\t"         \
-  "bnez %[t], 7f\n\t" ROWS(STORE6) "j 9f\n\t"                                          \
-  "7:\n\t addi %[t], %[t], -1\n\t bnez %[t], 8f\n\t lw %[t], 8(%[plan])\n\t"          \
-  LOAD6("t") ROWS(BIAS6) "j 9f\n\t"                                                    \
-  "8:\n\t" ROWS(ACCUMULATE6) "9:"
-/* On to the next block of the row, if any: A's pointers back, B's on, C and bias on by 6
- * columns */
-#define NEXT_BLOCK(adds_a, adds_b)                                                     \
-  "lw %[t], 36(%[plan])\n\t beqz %[t], 10f\n\t addi %[t], %[t], -1\n\t"             \
-  "sw %[t], 36(%[plan])\n\t" SKIP(40, adds_a) SKIP(44, adds_b)                         \
-  "lw %[t], 0(%[plan])\n\t addi %[t], %[t], 24\n\t sw %[t], 0(%[plan])\n\t"          \
-  "lw %[t], 8(%[plan])\n\t addi %[t], %[t], 24\n\t sw %[t], 8(%[plan])\n\t"          \
-  "lw %[t], 48(%[plan])\n\t sw %[t], 24(%[plan])\n\t j 0b\n\t 10:"
-/* The blocks: `ctr`, `unrolled` and `single` as RUNS; adds_a and adds_b add t to A's and
- * B's pointers */
-#define BLOCKS(ctr, unrolled, single, adds_a, adds_b)                                  \
-  "0:\n\t" ZERO_4x6 RUNS(ctr, unrolled, single, SKIP(28, adds_a) SKIP(32, adds_b))    \
-  FINISH NEXT_BLOCK(adds_a, adds_b)
-#define ADDS_A4 ADD("pa0") ADD("pa1") ADD("pa2") ADD("pa3")
-#define CLOBBERS                                                                       \
-  "memory", "f0", "f1", "f2", "f3", "f4", "f5", "f6", "f7", "f8", "f9", "f10", "f11",  \
-      "f12", "f13", "f14", "f15", "f16", "f17", "f18", "f19", "f20", "f21", "f22",     \
-      "f23", "f24", "f25", "f26", "f27", "f28", "f29"
-
-/* A.B^T (sak = sbk = 1): k unrolled by 8, 10 pointer increments per 8 steps */
-#define ADD10(by)                                                                      \
-  ADD4("pa0", "pa1", "pa2", "pa3", by) ADD4("pb0", "pb1", "pb2", "pb3", by)             \
-  "addi %[pb4], %[pb4], " by "\n\t addi %[pb5], %[pb5], " by "\n\t"
-EDGE_INLINE void asm_4x6_t(plan_t *plan, const float *a, int32_t sam, const float *b,
-                           int32_t sbn) {
-  const float *pa0 = a, *pa1 = a + sam, *pa2 = a + 2 * sam, *pa3 = a + 3 * sam;
-  const float *pb0 = b, *pb1 = b + sbn, *pb2 = b + 2 * sbn, *pb3 = b + 3 * sbn;
-  const float *pb4 = b + 4 * sbn, *pb5 = b + 5 * sbn, *end;
-  int32_t t, pc, rs;
-  __asm__ volatile(
-      BLOCKS("pa0", STEPS_8(STEP_T) ADD10("32"), STEP_T("0") ADD10("4"), ADDS_A4,
-             ADD("pb0") ADD("pb1") ADD("pb2") ADD("pb3") ADD("pb4") ADD("pb5"))
-      : [pa0] "+r"(pa0), [pa1] "+r"(pa1), [pa2] "+r"(pa2), [pa3] "+r"(pa3),
-        [pb0] "+r"(pb0), [pb1] "+r"(pb1), [pb2] "+r"(pb2), [pb3] "+r"(pb3),
-        [pb4] "+r"(pb4), [pb5] "+r"(pb5), [end] "=&r"(end), [t] "=&r"(t),
-        [pc] "=&r"(pc), [rs] "=&r"(rs)
-      : [plan] "r"(plan)
-      : CLOBBERS);
-}
-
-/* A.B (sak = sbn = 1): k unrolled by 8, A's 4 pointers advance once per 8 steps */
-EDGE_INLINE void asm_4x6_n(plan_t *plan, const float *a, int32_t sam, const float *b,
-                           int32_t sbk) {
-  const float *pa0 = a, *pa1 = a + sam, *pa2 = a + 2 * sam, *pa3 = a + 3 * sam, *pb = b;
-  const float *end;
-  int32_t t, pc, rs;
-  __asm__ volatile(
-      BLOCKS("pa0", STEPS_8(STEP_N) ADD4("pa0", "pa1", "pa2", "pa3", "32"),
-             STEP_N("0") ADD4("pa0", "pa1", "pa2", "pa3", "4"), ADDS_A4, ADD("pb"))
-      : [pa0] "+r"(pa0), [pa1] "+r"(pa1), [pa2] "+r"(pa2), [pa3] "+r"(pa3),
-        [pb] "+r"(pb), [end] "=&r"(end), [t] "=&r"(t), [pc] "=&r"(pc), [rs] "=&r"(rs)
-      : [plan] "r"(plan), [sbk] "r"(4 * sbk)
-      : CLOBBERS);
-}
-
-/* A^T.B (sam = sbn = 1): one pointer per operand, += its stride each step */
-EDGE_INLINE void asm_4x6_tn(plan_t *plan, const float *a, int32_t sak, const float *b,
-                            int32_t sbk) {
-  const float *pa = a, *pb = b, *end;
-  int32_t t, pc, rs;
-  __asm__ volatile(
-      BLOCKS("pa", STEPS_4(STEP_TN), STEP_TN("0"), ADD("pa"), ADD("pb"))
-      : [pa] "+r"(pa), [pb] "+r"(pb), [end] "=&r"(end), [t] "=&r"(t), [pc] "=&r"(pc),
-        [rs] "=&r"(rs)
-      : [plan] "r"(plan), [sak] "r"(4 * sak), [sbk] "r"(4 * sbk)
-      : CLOBBERS);
-}
-
-/* A strided both ways, B's rows unit-stride (the convolutions' weights x activations) */
-EDGE_INLINE void asm_4x6_g(plan_t *plan, const float *a, int32_t sam, int32_t sak,
-                           const float *b, int32_t sbk) {
-  const float *pa0 = a, *pa1 = a + sam, *pa2 = a + 2 * sam, *pa3 = a + 3 * sam, *pb = b;
-  const float *end;
-  int32_t t, pc, rs;
-  __asm__ volatile(
-      BLOCKS("pa0", STEPS_4(STEP_G), STEP_G("0"), ADDS_A4, ADD("pb"))
-      : [pa0] "+r"(pa0), [pa1] "+r"(pa1), [pa2] "+r"(pa2), [pa3] "+r"(pa3),
-        [pb] "+r"(pb), [end] "=&r"(end), [t] "=&r"(t), [pc] "=&r"(pc), [rs] "=&r"(rs)
-      : [plan] "r"(plan), [sak] "r"(4 * sak), [sbk] "r"(4 * sbk)
-      : CLOBBERS);
-}
-#undef FMA4
-#undef COLUMNS
-#undef LOAD
-#undef LB_T
-#undef STEP_T
-#undef LB_ROW
-#undef STEP_N
-#undef STEP_TN
-#undef STEP_G
-#undef ADD4
-#undef ADD10
-#undef STEPS_8
-#undef STEPS_4
-#undef ZERO6
-#undef ZERO_4x6
-#undef RUNS
-#undef SKIP
-#undef ADD
-#undef STORE6
-#undef BIAS6
-#undef LOAD6
-#undef ACCUMULATE6
-#undef ROWS
-#undef FINISH
-#undef NEXT_BLOCK
-#undef BLOCKS
-#undef ADDS_A4
-#undef CLOBBERS
-
-enum { LAYOUT_C, LAYOUT_T, LAYOUT_N, LAYOUT_TN, LAYOUT_G };
-
-/* The asm's layout for g's strides (LAYOUT_C: the C blocks), its unroll and the
- * counting pointer's advance per step in bytes (never 0). */
-EDGE_INLINE int32_t asm_layout(const gemm_t *g, int32_t *unroll, int32_t *step) {
-  *unroll = 8;
-  *step = 4;
-  if (g->sak == 1 && g->sbk == 1) return LAYOUT_T;
-  if (g->sbn != 1) return LAYOUT_C;
-  if (g->sak == 1) return LAYOUT_N;
-  *unroll = 4;
-  *step = 4 * g->sak;
-  if (g->sak == 0) return LAYOUT_C;
-  return g->sam == 1 ? LAYOUT_TN : LAYOUT_G;
-}
-
-/* C(i.., j..) from the block's accumulators, stored row-major in acc (C strided) */
-static void put_4x6(const gemm_t *g, int32_t i, int32_t j, const float acc[24]) {
-  for (int32_t r = 0; r < 4; r++)
-    for (int32_t col = 0; col < 6; col++)
-      put(g, g->c + (i + r) * g->scm + (j + col) * g->scn, acc[6 * r + col], j + col);
-}
-
-/* The 4x6 blocks at row i, columns 0, 6, ..., 6 (count - 1), in asm (one statement for
- * them all when C's columns are unit-stride, else one per block finished in C); 0 if
- * it does not apply (then nothing is done). */
-EDGE_INLINE int32_t asm_blocks_4x6(const gemm_t *g, int32_t i, int32_t count) {
-  int32_t unroll, step;
-  const int32_t layout = asm_layout(g, &unroll, &step);
-  if (layout == LAYOUT_C) return 0;
-  float acc[24];
-  const int32_t direct = g->scn == 1, k = g->k;
-  plan_t plan;
-  plan.scm = direct ? 4 * g->scm : 24;
-  plan.mode = !direct ? 0 : g->accumulate ? 2 : g->bias ? 1 : 0;
-  plan.main_bytes = k / unroll * unroll * step;
-  plan.tail_bytes = k % unroll * step;
-  plan.a_skip = 4 * (g->rep_a - k * g->sak);
-  plan.b_skip = 4 * (g->rep_b - k * g->sbk);
-  plan.reps = g->reps > 1 ? g->reps : 1;
-  plan.a_back = -4 * ((plan.reps - 1) * g->rep_a + k * g->sak);
-  plan.b_next = 4 * (6 * g->sbn - (plan.reps - 1) * g->rep_b - k * g->sbk);
-  const float *a = g->a + i * g->sam;
-  const int32_t per_asm = direct ? count : 1; /* blocks per asm statement */
-  for (int32_t j = 0; j < 6 * count; j += 6 * per_asm) {
-    const float *b = g->b + j * g->sbn;
-    plan.c = direct ? g->c + i * g->scm + j : acc;
-    plan.bias = g->bias ? g->bias + j : NULL;
-    plan.runs = plan.reps;
-    plan.blocks = per_asm - 1;
-    if (layout == LAYOUT_T)
-      asm_4x6_t(&plan, a, g->sam, b, g->sbn);
-    else if (layout == LAYOUT_N)
-      asm_4x6_n(&plan, a, g->sam, b, g->sbk);
-    else if (layout == LAYOUT_TN)
-      asm_4x6_tn(&plan, a, g->sak, b, g->sbk);
-    else
-      asm_4x6_g(&plan, a, g->sam, g->sak, b, g->sbk);
-    if (!direct) put_4x6(g, i, j, acc);
-  }
-  return 1;
-}
-#endif
-
-/* The 4x6 blocks at row i, columns 0, 6, ..., 6 (count - 1). Not inlined: the asm
- * clobbers every FP register, saved once per row of blocks. */
-__attribute__((noinline)) static void blocks_4x6(const gemm_t *g, int32_t i,
-                                                 int32_t count) {
-#if EDGE_GEMM_ASM
-  if (asm_blocks_4x6(g, i, count)) return;
-#endif
-  for (int32_t j = 0; j < 6 * count; j += 6) block_4x6(g, i, j);
-}
-
 static void block_4x4(const gemm_t *g, int32_t i, int32_t j) {
   DISPATCH(kernel_4x4, g, i, j);
 }
@@ -519,8 +225,10 @@ static void block_1x4(const gemm_t *g, int32_t i, int32_t j) {
 
 static void block_4x1(const gemm_t *g, int32_t i, int32_t j) {
   const float *a_row = g->a + i * g->sam, *b_col = g->b + j * g->sbn;
-  int32_t sam = g->sam;
-  float c0 = 0.0f, c1 = 0.0f, c2 = 0.0f, c3 = 0.0f;
+  const int32_t sam = g->sam, rs = g->scm;
+  float *c = g->c + i * rs + j * g->scn;
+  float c0 = start(g, c, j), c1 = start(g, c + rs, j);
+  float c2 = start(g, c + 2 * rs, j), c3 = start(g, c + 3 * rs, j);
   for (int32_t rep = g->reps > 1 ? g->reps : 1; rep > 0;
        rep--, a_row += g->rep_a, b_col += g->rep_b) {
     const float *a = a_row, *b = b_col;
@@ -534,16 +242,16 @@ static void block_4x1(const gemm_t *g, int32_t i, int32_t j) {
       b += g->sbk;
     }
   }
-  float *c = g->c + i * g->scm + j * g->scn;
-  put(g, c, c0, j);
-  put(g, c + g->scm, c1, j);
-  put(g, c + 2 * g->scm, c2, j);
-  put(g, c + 3 * g->scm, c3, j);
+  c[0] = c0;
+  c[rs] = c1;
+  c[2 * rs] = c2;
+  c[3 * rs] = c3;
 }
 
 static void block_1x1(const gemm_t *g, int32_t i, int32_t j) {
   const float *a_row = g->a + i * g->sam, *b_col = g->b + j * g->sbn;
-  float c0 = 0.0f;
+  float *c = g->c + i * g->scm + j * g->scn;
+  float c0 = start(g, c, j);
   for (int32_t rep = g->reps > 1 ? g->reps : 1; rep > 0;
        rep--, a_row += g->rep_a, b_col += g->rep_b) {
     const float *a = a_row, *b = b_col;
@@ -553,7 +261,155 @@ static void block_1x1(const gemm_t *g, int32_t i, int32_t j) {
       b += g->sbk;
     }
   }
-  put(g, g->c + i * g->scm + j * g->scn, c0, j);
+  *c = c0;
+}
+
+#if EDGE_GEMM_ASM
+#include "edge_kernels_linalg_asm.h"
+
+/* 1, 2, 3 for the strides the bodies specialise (32, 64, 128 floats), else 0 */
+EDGE_INLINE int32_t specialised(int32_t stride) {
+  return stride == 32 ? 1 : stride == 64 ? 2 : stride == 128 ? 3 : 0;
+}
+
+/* The asm's body for g's strides; -1 where it does not apply (the C blocks) */
+EDGE_INLINE int32_t asm_body(const gemm_t *g) {
+  if (g->k < 1) return -1;
+  if (g->sak == 1 && g->sbk == 1)
+    return BODY_T + (g->sam == g->sbn ? specialised(g->sam) : 0);
+  if (g->sbn != 1 || g->sak == 0) return -1; /* (pa0 counts the steps) */
+  if (g->sak == 1) return BODY_N + specialised(g->sbk);
+  if (g->sam != 1) return BODY_G;
+  const int32_t spec = specialised(g->sak);
+  return BODY_TN + spec + (spec && g->sbk == g->sak ? 3 : 0);
+}
+
+/* A width's entry, runs and pointers (a_adjust and b_adjust: the pointers' bias at a
+ * run's start, bytes: those that use immediate offsets start e steps early) */
+static void plan_width(const gemm_t *g, int32_t body, int32_t width, width_plan_t *w) {
+  const int32_t family = body < BODY_N ? BODY_T : body < BODY_TN ? BODY_N
+                         : body < BODY_G ? BODY_TN : BODY_G;
+  int32_t spec = body - family; /* A^T.B: 1..3 sak, 4..6 sak = sbk */
+  if (width == 4 && family == BODY_TN && spec <= 3) spec = 0;
+  const int32_t stride = spec ? 32 << (spec - 1) % 3 : 0;
+  const int32_t unroll = (family == BODY_TN && !spec) || family == BODY_G ? 4 : 8;
+  const int32_t k = g->k, e = (unroll - k % unroll) % unroll;
+  int32_t a_run = 4 * k * g->sak, b_run = 4 * k * g->sbk;
+  w->e = e;
+  w->a_adjust = w->b_adjust = 0;
+  if (family == BODY_T || family == BODY_N) { /* A's rows along k: pa += 32 per trip */
+    a_run = 4 * (k + e);
+    w->a_adjust = -4 * e;
+  }
+  if (family == BODY_T) {
+    b_run = a_run;
+    w->b_adjust = -4 * e;
+  }
+  if (spec && family == BODY_TN) { /* A at (p - 4) 4 sak in a trip */
+    a_run = 4 * (k + e) * stride;
+    w->a_adjust = 4 * (4 - e) * stride;
+  }
+  if ((spec && family == BODY_N) || spec > 3) { /* B likewise */
+    b_run = 4 * (k + e) * stride;
+    w->b_adjust = 4 * (4 - e) * stride;
+  }
+  w->run = a_run;
+  w->a_skip = 4 * g->rep_a - a_run;
+  w->b_skip = 4 * g->rep_b - b_run;
+  w->b_next = 4 * width * g->sbn;
+}
+
+/* The plan of the blocks of rows i, i + 1, ... (strips of 4): all but the blocks */
+static void plan_strips(const gemm_t *g, int32_t body, int32_t i, plan_t *plan) {
+  plan_width(g, body, 6, &plan->w[0]);
+  plan_width(g, body, 4, &plan->w[1]);
+  const int32_t a_bias = plan->w[0].a_adjust;
+  plan->w[1].a_adjust -= a_bias;
+  plan->w[0].a_adjust = 0;
+  plan->a = (const float *)((const char *)(g->a + i * g->sam) + a_bias);
+  /* A.B^T: B's columns biased as A's rows (the same at both widths) */
+  plan->b = body < BODY_N ? (const float *)((const char *)g->b + plan->w[0].b_adjust) : g->b;
+  plan->c = g->c + i * g->scm;
+  plan->bias = g->bias;
+  plan->mode = g->accumulate ? 2 : g->bias ? 1 : 0;
+  plan->sam4 = 4 * g->sam;
+  plan->sbn4 = (body > BODY_T && body < BODY_N ? 12 : 4) * g->sbn;
+  plan->scm4 = 4 * g->scm;
+  plan->a_strip = 16 * g->sam;
+  plan->runs = g->reps > 1 ? g->reps - 1 : 0;
+  plan->a_step = 4 * g->sak;
+  plan->trip = 32 * (body < BODY_TN ? g->sbk : g->sak);
+  plan->b_step = 4 * g->sbk;
+  plan->layout = body;
+}
+
+EDGE_INLINE void asm_run(plan_t *plan) {
+  if (plan->layout < BODY_N)
+    asm_strips_t(plan);
+  else
+    asm_strips_rows(plan);
+}
+
+/* One block (4 x `width` at row i, column j) through `acc` (C strided between columns):
+ * C's block copied in when accumulating, out after */
+static void asm_block_via(const gemm_t *g, plan_t *plan, int32_t i, int32_t j,
+                          int32_t width) {
+  float acc[24];
+  const float *a = plan->a, *b = plan->b;
+  float *c = g->c + i * g->scm + j * g->scn;
+  for (int32_t r = 0; r < 4; r++)
+    for (int32_t col = 0; col < width; col++) acc[6 * r + col] = c[r * g->scm + col * g->scn];
+  plan->b = (const float *)((const char *)b + 4 * j * g->sbn);
+  plan->c = acc;
+  plan->bias = g->bias ? g->bias + j : NULL;
+  plan->strips = 1;
+  plan->w6 = width == 6;
+  plan->w4 = width == 4;
+  asm_run(plan);
+  plan->a = a;
+  plan->b = b;
+  for (int32_t r = 0; r < 4; r++)
+    for (int32_t col = 0; col < width; col++) c[r * g->scm + col * g->scn] = acc[6 * r + col];
+}
+
+/* The w6 4x6 and w4 4x4 blocks of the `strips` strips of 4 rows from row i, in asm; 0
+ * if it does not apply (then nothing is done). */
+static int32_t asm_strips(const gemm_t *g, int32_t i, int32_t strips, int32_t w6,
+                          int32_t w4) {
+  const int32_t body = asm_body(g);
+  if (body < 0) return 0;
+  plan_t plan;
+  plan_strips(g, body, i, &plan);
+  if (g->scn == 1) {
+    plan.strips = strips;
+    plan.w6 = w6;
+    plan.w4 = w4;
+    asm_run(&plan);
+    return 1;
+  }
+  plan.scm4 = 24; /* the rows of acc */
+  for (int32_t s = 0; s < strips; s++, i += 4) {
+    plan.a = (const float *)((const char *)plan.a + (s ? plan.a_strip : 0));
+    int32_t j = 0;
+    for (int32_t b = 0; b < w6; b++, j += 6) asm_block_via(g, &plan, i, j, 6);
+    for (int32_t b = 0; b < w4; b++, j += 4) asm_block_via(g, &plan, i, j, 4);
+  }
+  return 1;
+}
+#endif
+
+/* The w6 4x6 and w4 4x4 blocks of the `strips` strips of 4 rows from row i. Not
+ * inlined: the asm clobbers every FP register, saved once per product. */
+__attribute__((noinline)) static void wide_blocks(const gemm_t *g, int32_t i,
+                                                  int32_t strips, int32_t w6, int32_t w4) {
+#if EDGE_GEMM_ASM
+  if (asm_strips(g, i, strips, w6, w4)) return;
+#endif
+  for (int32_t s = 0; s < strips; s++, i += 4) {
+    int32_t j = 0;
+    for (int32_t b = 0; b < w6; b++, j += 6) block_4x6(g, i, j);
+    for (int32_t b = 0; b < w4; b++, j += 4) block_4x4(g, i, j);
+  }
 }
 
 /* Columns [j0, j1) of row i. */
@@ -568,17 +424,15 @@ static void full_rows(const gemm_t *g, int32_t i0, int32_t i1) {
   /* 4x6 blocks, leaving 8 columns to two 4x4 blocks rather than 2 to 4x1 blocks (the
    * slowest; but 9 columns in two 4x4 and a 4x1 are slower than 3 in 4x1 on a
    * convolution's strided A); none on a narrow C where they leave more single columns */
-  const int32_t n = g->n;
-  int32_t wide = n / 6 - (n % 6 == 2); /* 4x6 blocks per row of blocks */
-  if (wide < 0 || (n < 24 && (n - 6 * wide) % 4 > n % 4)) wide = 0;
-  int32_t i = i0;
-  for (; i + 4 <= i1; i += 4) {
-    int32_t j = 6 * wide;
-    if (wide > 0) blocks_4x6(g, i, wide);
-    for (; j + 4 <= n; j += 4) block_4x4(g, i, j);
-    for (; j < n; j++) block_4x1(g, i, j);
-  }
-  for (; i < i1; i++) row_segment(g, i, 0, n);
+  const int32_t n = g->n, strips = (i1 - i0) / 4;
+  int32_t w6 = n / 6 - (n % 6 == 2); /* 4x6 blocks per row of blocks */
+  if (w6 < 0 || (n < 24 && (n - 6 * w6) % 4 > n % 4)) w6 = 0;
+  const int32_t w4 = (n - 6 * w6) / 4, narrow = 6 * w6 + 4 * w4;
+  if (strips > 0 && narrow > 0) wide_blocks(g, i0, strips, w6, w4);
+  if (narrow < n)
+    for (int32_t i = i0; i + 4 <= i1; i += 4)
+      for (int32_t j = narrow; j < n; j++) block_4x1(g, i, j);
+  for (int32_t i = i0 + 4 * strips; i < i1; i++) row_segment(g, i, 0, n);
 }
 
 void edge_gemm_rows_f32(const edge_gemm_t *g, int32_t i0, int32_t i1) {
