@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
 from hypothesis import strategies as st
+from hypothesis.errors import UnsatisfiedAssumption
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.utils.exceptions import PassFailedException
@@ -45,7 +46,8 @@ from edge_opt.testing.strategies import RandomModel, random_models
 
 Property = Callable[[RandomModel], None]
 """Raises on a bug (AssertionError for a wrong result), `PassFailedException` when the
-model does not fit the code under test; returns None when the model passes."""
+model does not fit the code under test (or calls `hypothesis.reject()`: the model does
+not count towards the budget); returns None when the model passes."""
 
 Progress = Callable[[str], None]
 """Called with "example" for each example drawn, "shrink" for each shrinking step."""
@@ -102,6 +104,9 @@ class CampaignResult:
     """Examples drawn and checked before the first failure."""
     refused: int = 0
     """Of those, how many the code under test refused (`PassFailedException`)."""
+    rejected: int = 0
+    """Models the property rejected (`hypothesis.reject()`), besides `examples`:
+    hypothesis draws another model for each."""
     shrink_steps: int = 0
     seconds: float = 0.0
     search_seconds: float = 0.0
@@ -125,6 +130,7 @@ class CampaignResult:
         """Adds `other`'s figures; the first failure stays."""
         self.examples += other.examples
         self.refused += other.refused
+        self.rejected += other.rejected
         self.shrink_steps += other.shrink_steps
         self.seconds = max(self.seconds, other.seconds)
         self.search_seconds = max(self.search_seconds, other.search_seconds)
@@ -177,6 +183,12 @@ def run_campaign(
         except PassFailedException:
             if result.failure is None:
                 result.refused += 1
+        except UnsatisfiedAssumption:
+            if result.failure is None:  # not an example after all
+                result.examples -= 1
+                result.op_counts -= _op_names(model.module)
+                result.rejected += 1
+            raise
         except Exception as e:
             result.record(model, e, time.perf_counter() - started)
             raise

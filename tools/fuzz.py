@@ -6,6 +6,8 @@
     edge-opt fuzz my-pass --workers 4                    # 4 processes, seeds S..S+3
     edge-opt fuzz my-pass --dask tcp://scheduler:8786    # the same on a Dask cluster
     edge-opt fuzz my-pass --replay fuzz-repro/repro.mlir # rerun a reproducer
+    edge-opt fuzz --backend c 'train-full{loss=mse}'     # the C backend against the
+    edge-opt fuzz --backend c infer --sanitize           # interpreter (ASan/UBSan)
 
 The campaign (`edge_opt.testing.campaign`) checks that the pass keeps the meaning of
 `@forward` (with `--train`, of `@train_step`) on each model. Before it, a probe finds
@@ -14,6 +16,14 @@ hypothesis shrinks the model, the reducer removes what it can, and the command w
 `DIR/repro.mlir` (its parameters inline, or in `repro.npz` beside it as for any model)
 and the inputs `DIR/repro_input.npz`, prints the failure and the command that replays
 it, and exits with status 1.
+
+With `--backend c`, the property is `c_backend_property` (Csmith-style differential
+testing, `edge_opt.testing.c_differential`): each model goes through the pipeline and
+`--emit c`, the project is built with the host compiler and run, and its loss (or
+outputs) and parameters must agree with the interpreter's. A model the pipeline or the
+backend refuses is rejected (not an example). A failure's reproducer is a directory
+(`write_c_reproducer`: model, inputs, C project) that
+`python -m edge_opt.testing.c_differential DIR` replays.
 
 Shards of a campaign (`--workers`, `--dask`) get the seeds S, S+1, ... and split the
 examples; each loads the plugins again. The first failure stops the others.
@@ -31,7 +41,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 from rich.console import Console
 from rich.progress import (
@@ -45,8 +55,16 @@ from xdsl.utils.exceptions import PassFailedException
 
 from edge_opt.ir import model_io
 from edge_opt.ir.session import get_function, input_names
-from edge_opt.passes.registry import parse_pipeline
+from edge_opt.passes.autodiff import AutodiffPass
+from edge_opt.passes.registry import expand, parse_pipeline
 from edge_opt.support.errors import UserError
+from edge_opt.testing.c_differential import (
+    DEFAULT_PIPELINE,
+    RuntimeMutation,
+    c_backend_property,
+    replay_command,
+    write_c_reproducer,
+)
 from edge_opt.testing.campaign import (
     TRAIN_PIPELINE,
     Campaign,
@@ -68,17 +86,40 @@ PROG = "edge-opt fuzz"
 
 DEFAULT_EXAMPLES = 100
 
+DEFAULT_MAX_OPS = {"interpreter": 8, "c": 4}
+"""Drawn ops per model: a C check builds and runs a project, so its models are
+smaller."""
+
+Backend = Literal["interpreter", "c"]
+
+
+@dataclass(frozen=True)
+class CBackendCheck:
+    """How `--backend c` checks each model: `steps` steps, the sanitizer build or not,
+    and a planted bug in the C runtime (Python API only, for mutation testing of the
+    kernels; it travels into the reproducer)."""
+
+    steps: int = 1
+    sanitize: bool = False
+    runtime_patch: RuntimeMutation | None = None
+
 
 @dataclass(frozen=True)
 class FuzzJob:
-    """One shard of a campaign, as sent to a worker process or a Dask worker."""
+    """One shard of a campaign, as sent to a worker process or a Dask worker. With
+    `c_backend`, `target` is the pipeline before the C backend."""
 
     target: str
     campaign: Campaign
     train_pipeline: str | None
     plugin_files: tuple[str, ...] = ()
+    c_backend: CBackendCheck | None = None
 
     def check(self) -> Property:
+        if self.c_backend is not None:
+            c = self.c_backend
+            return c_backend_property(self.target, steps=c.steps, sanitize=c.sanitize,
+                                      runtime_patch=c.runtime_patch)
         return equivalence_property(self.target, self.train_pipeline)
 
 
@@ -214,20 +255,32 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("target", nargs="?", metavar="PASS_OR_PIPELINE",
                         help="a pass pipeline: 'canonicalize,cse', 'my-pass{opt=1}', "
-                        "a named pipeline")
+                        "a named pipeline; with --backend c, the pipeline before the "
+                        f"C backend (default '{DEFAULT_PIPELINE}')")
+    parser.add_argument("--backend", choices=("interpreter", "c"), default="interpreter",
+                        help="interpreter: the pass must keep the meaning of the models "
+                        "(default); c: the C project of each model after the pipeline "
+                        "must compute what the interpreter computes")
     parser.add_argument("--examples", type=int, default=DEFAULT_EXAMPLES, metavar="N",
                         help=f"random models to check (default {DEFAULT_EXAMPLES})")
     parser.add_argument("--seed", type=int, default=0, metavar="S",
                         help="the campaign's seed (default 0; shard i uses S+i)")
     parser.add_argument("--ops", metavar="A,B,...",
                         help="the ops to draw (default all; see --list-ops)")
-    parser.add_argument("--max-ops", type=int, default=8, metavar="M",
-                        help="at most M drawn ops per model (default 8)")
+    parser.add_argument("--max-ops", type=int, metavar="M",
+                        help="at most M drawn ops per model (default 8; 4 with "
+                        "--backend c)")
     parser.add_argument("--train", action="store_true",
                         help="check @train_step: apply the training pipeline first, then "
                         "the pass; both steps run on the same inputs and labels")
     parser.add_argument("--train-pipeline", default=TRAIN_PIPELINE, metavar="SPEC",
                         help=f"the training pipeline of --train (default {TRAIN_PIPELINE})")
+    parser.add_argument("--sanitize", action="store_true",
+                        help="with --backend c: build with -fsanitize=address,undefined; "
+                        "any report fails")
+    parser.add_argument("--steps", type=int, default=1, metavar="N",
+                        help="with --backend c: run N steps and compare after each "
+                        "(default 1)")
     parser.add_argument("--no-focus", action="store_true",
                         help="do not favour the ops the pass acts on (skips the probe)")
     parser.add_argument("--workers", type=int, default=1, metavar="K",
@@ -247,14 +300,25 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def fuzz_command(argv: Sequence[str]) -> int:
+def fuzz_command(argv: Sequence[str], *,
+                 runtime_patch: RuntimeMutation | None = None) -> int:
+    """`edge-opt fuzz ARGV`; returns the exit status. `runtime_patch` (Python only,
+    with `--backend c`) plants a bug in the C runtime of every project: mutation
+    testing of the kernels, replayed by the reproducer too."""
     args = _parser().parse_args(argv)
     if args.list_ops:
         print("\n".join(active_generators()))
         return 0
+    c_backend = args.backend == "c"
+    if runtime_patch is not None and not c_backend:
+        raise ValueError("runtime_patch plants a bug in the C runtime: give --backend c")
     if args.target is None:
-        raise UserError("fuzz: give the pass or pipeline to fuzz, e.g. "
-                        "edge-opt fuzz canonicalize,cse")
+        if not c_backend:
+            raise UserError("fuzz: give the pass or pipeline to fuzz, e.g. "
+                            "edge-opt fuzz canonicalize,cse")
+        args.target = DEFAULT_PIPELINE
+    if args.max_ops is None:
+        args.max_ops = DEFAULT_MAX_OPS[args.backend]
     _check_options(args)
     parse_pipeline(args.target)  # unknown names and bad options, before any work
     train = args.train_pipeline if args.train else None
@@ -262,20 +326,11 @@ def fuzz_command(argv: Sequence[str]) -> int:
         parse_pipeline(train)
     if args.replay is not None:
         return _replay(args, train)
-    registry = active_registry()
-    job = FuzzJob(
-        args.target,
-        Campaign(args.examples, args.seed, _ops(args.ops), args.max_ops,
-                 training=train is not None),
-        train,
-        # Absolute: worker processes and Dask workers may start elsewhere.
-        tuple(str(Path(f).resolve()) for f in registry.files) if registry else (),
-    )
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: not a directory")
-    if not args.no_focus:
-        job = replace(job, campaign=replace(job.campaign, focus=_focus(job)))
+    job = _job(args, train, CBackendCheck(args.steps, args.sanitize, runtime_patch)
+               if c_backend else None)
     jobs = shards(job, args.workers)
     with _ProgressBar(args.examples) as bar:
         started = time.perf_counter()
@@ -289,8 +344,37 @@ def fuzz_command(argv: Sequence[str]) -> int:
     _print_summary(args, job, len(jobs), result, seconds)
     if result.failure is None:
         return 0
-    _report_failure(argv, result, out)
+    if job.c_backend is not None:
+        _report_c_failure(job, result, out)
+    else:
+        _report_failure(argv, result, out)
     return 1
+
+
+def _job(args: argparse.Namespace, train: str | None,
+         c_backend: CBackendCheck | None) -> FuzzJob:
+    """The whole campaign as one job (with its focus, for a pass)."""
+    registry = active_registry()
+    # A C check trains every parameter: models get one (see Campaign.training) when
+    # the pipeline differentiates.
+    training = train is not None or (c_backend is not None and _trains(args.target))
+    job = FuzzJob(
+        args.target,
+        Campaign(args.examples, args.seed, _ops(args.ops), args.max_ops,
+                 trainable="all" if c_backend else "mixed", training=training),
+        train,
+        # Absolute: worker processes and Dask workers may start elsewhere.
+        tuple(str(Path(f).resolve()) for f in registry.files) if registry else (),
+        c_backend,
+    )
+    if args.no_focus or c_backend is not None:
+        return job
+    return replace(job, campaign=replace(job.campaign, focus=_focus(job)))
+
+
+def _trains(pipeline: str) -> bool:
+    """Whether `pipeline` builds a training step (runs `autodiff`)."""
+    return any(isinstance(p, AutodiffPass) for p in expand(parse_pipeline(pipeline)))
 
 
 def _check_options(args: argparse.Namespace) -> None:
@@ -302,6 +386,27 @@ def _check_options(args: argparse.Namespace) -> None:
         raise UserError("--train-pipeline only takes effect with --train: add --train")
     if args.input is not None and args.replay is None:
         raise UserError("--input only takes effect with --replay: add --replay MLIR")
+    if args.backend == "c":
+        _check_c_options(args)
+    else:
+        for option, given in (("--sanitize", args.sanitize), ("--steps", args.steps != 1)):
+            if given:
+                raise UserError(f"{option} only takes effect with --backend c: add "
+                                "--backend c")
+
+
+def _check_c_options(args: argparse.Namespace) -> None:
+    if args.steps < 1:
+        raise UserError(f"--steps must be at least 1, got {args.steps}")
+    if args.train or args.train_pipeline != TRAIN_PIPELINE:
+        raise UserError("--backend c checks the pipeline it is given: write the "
+                        "training pipeline as PIPELINE instead of --train "
+                        "(edge-opt fuzz --backend c 'train-full{loss=mse}')")
+    if args.replay is not None or args.input is not None:
+        raise UserError("--backend c writes a reproducer directory; replay it with "
+                        "python -m edge_opt.testing.c_differential DIR")
+    if args.no_focus:
+        raise UserError("--no-focus has no effect with --backend c (it has no probe)")
 
 
 def _ops(text: str | None) -> tuple[str, ...] | None:
@@ -365,12 +470,21 @@ def _print_summary(args: argparse.Namespace, job: FuzzJob, shard_count: int,
     rate = result.examples / searching if searching > 0 else 0.0
     where = (f"{shard_count} Dask tasks" if args.dask is not None else
              f"{shard_count} worker{'s' if shard_count > 1 else ''}")
-    function = "@train_step" if job.train_pipeline else "@forward"
-    print(f"{PROG} {args.target} ({function}): {_count(result.examples, 'example')} in "
+    if job.c_backend is not None:
+        function = "@train_step" if job.campaign.training else "@forward"
+        sanitized = ", sanitized" if job.c_backend.sanitize else ""
+        what = (f"--backend c {args.target} (C vs interpreter, {function}, "
+                f"{_count(job.c_backend.steps, 'step')}{sanitized})")
+    else:
+        what = f"{args.target} ({'@train_step' if job.train_pipeline else '@forward'})"
+    print(f"{PROG} {what}: {_count(result.examples, 'example')} in "
           f"{searching:.1f} s ({rate:.1f} examples/s), seed {args.seed}, {where}")
     if result.refused:
         print(f"  refused: {result.refused} models (a pass precondition, "
               "PassFailedException)")
+    if result.rejected:
+        print(f"  rejected: {_count(result.rejected, 'more model')} that the pipeline or "
+              "the C backend refused (nothing to train, a plan that does not fit)")
     if job.campaign.focus:
         print(f"  focus: the pass acts on {', '.join(job.campaign.focus)}; half of the "
               "models favour them")
@@ -395,6 +509,21 @@ def _report_failure(argv: Sequence[str],
     print(failure.message)
     print(f"reproducer: {mlir} and its inputs {inputs}")
     print(f"replay: {_replay_command(argv, mlir)}")
+
+
+def _report_c_failure(job: FuzzJob, result: CampaignResult, out: Path) -> None:
+    failure = result.failure
+    assert failure is not None and job.c_backend is not None
+    c = job.c_backend
+    print(f"FAILED after {_count(result.examples, 'example')} (shrunk in "
+          f"{_count(result.shrink_steps, 'step')}, then reduced to "
+          f"{_count(failure.op_count, 'op')} in @forward):")
+    print(failure.message)
+    readme = write_c_reproducer(model_io.parse_module(failure.module_text),
+                                failure.inputs, job.target, out, steps=c.steps,
+                                sanitize=c.sanitize, runtime_patch=c.runtime_patch)
+    print(f"reproducer: {out} (the model, its inputs and the C project; see {readme})")
+    print(f"replay: {replay_command(out)}")
 
 
 def _count(number: int, noun: str) -> str:
