@@ -42,7 +42,7 @@ from edge_opt.testing.equivalence import (
 )
 from edge_opt.testing.generators import active_generators
 from edge_opt.testing.reduce import failure_of, reduce_module
-from edge_opt.testing.strategies import RandomModel, random_models
+from edge_opt.testing.strategies import DType, RandomModel, random_models
 
 Property = Callable[[RandomModel], None]
 """Raises on a bug (AssertionError for a wrong result), `PassFailedException` when the
@@ -63,6 +63,7 @@ class Campaign:
     ops: tuple[str, ...] | None = None
     max_ops: int = 8
     trainable: Trainable = "mixed"
+    dtype: DType = "f32"
     training: bool = False
     """Models for a training step: every parameter trainable, and models without
     parameters get a trainable scale on each input (`with_trainable_inputs`)."""
@@ -76,13 +77,15 @@ class Campaign:
 
     def models(self) -> st.SearchStrategy[RandomModel]:
         trainable = "all" if self.training else self.trainable
-        models = random_models(ops=self.ops, max_ops=self.max_ops, trainable=trainable)
+        models = random_models(ops=self.ops, max_ops=self.max_ops, trainable=trainable,
+                               dtype=self.dtype)
         if self.focus:
             others = sorted(set(self.ops or active_generators()) - set(self.focus))
             extra = st.lists(st.sampled_from(others), max_size=3, unique=True) if (
                 others) else st.just([])
             focused = extra.flatmap(lambda more: random_models(
-                ops=(*self.focus, *more), max_ops=self.max_ops, trainable=trainable))
+                ops=(*self.focus, *more), max_ops=self.max_ops, trainable=trainable,
+                dtype=self.dtype))
             models = st.one_of(focused, models)  # shrinks towards the focused ones
         return models.map(with_trainable_inputs) if self.training else models
 

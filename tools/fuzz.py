@@ -8,6 +8,7 @@
     edge-opt fuzz my-pass --replay fuzz-repro/repro.mlir # rerun a reproducer
     edge-opt fuzz --backend c 'train-full{loss=mse}'     # the C backend against the
     edge-opt fuzz --backend c infer --sanitize           # interpreter (ASan/UBSan)
+    edge-opt fuzz --gradients 'train-full{accumulate=2}' # gradients vs finite differences
 
 The campaign (`edge_opt.testing.campaign`) checks that the pass keeps the meaning of
 `@forward` (with `--train`, of `@train_step`) on each model. Before it, a probe finds
@@ -16,6 +17,12 @@ hypothesis shrinks the model, the reducer removes what it can, and the command w
 `DIR/repro.mlir` (its parameters inline, or in `repro.npz` beside it as for any model)
 and the inputs `DIR/repro_input.npz`, prints the failure and the command that replays
 it, and exits with status 1.
+
+With `--gradients`, the property is `gradient_property` (`edge_opt.testing.gradients`):
+the training step the pipeline builds (its `autodiff` as SGD with lr=1) must move each
+parameter by minus the central finite difference of its loss, on f64 models: an oracle
+for the training step itself, which `--train` (the same step before and after a pass)
+does not have.
 
 With `--backend c`, the property is `c_backend_property` (Csmith-style differential
 testing, `edge_opt.testing.c_differential`): each model goes through the pipeline and
@@ -79,12 +86,16 @@ from edge_opt.testing.campaign import (
     touched_ops,
 )
 from edge_opt.testing.generators import active_generators
+from edge_opt.testing.gradients import gradient_property
 from edge_opt.tools.commands import add_plugin_argument
 from edge_opt.tools.plugins import active_registry, load_plugins
 
 PROG = "edge-opt fuzz"
 
 DEFAULT_EXAMPLES = 100
+
+GRADIENT_PIPELINE = "train-full{loss=mse}"
+"""The pipeline of `--gradients` without one."""
 
 DEFAULT_MAX_OPS = {"interpreter": 8, "c": 4}
 """Drawn ops per model: a C check builds and runs a project, so its models are
@@ -114,8 +125,12 @@ class FuzzJob:
     train_pipeline: str | None
     plugin_files: tuple[str, ...] = ()
     c_backend: CBackendCheck | None = None
+    gradients: bool = False
+    """Check the gradients of the training step `target` builds (`--gradients`)."""
 
     def check(self) -> Property:
+        if self.gradients:
+            return gradient_property(self.target)
         if self.c_backend is not None:
             c = self.c_backend
             return c_backend_property(self.target, steps=c.steps, sanitize=c.sanitize,
@@ -275,6 +290,10 @@ def _parser() -> argparse.ArgumentParser:
                         "the pass; both steps run on the same inputs and labels")
     parser.add_argument("--train-pipeline", default=TRAIN_PIPELINE, metavar="SPEC",
                         help=f"the training pipeline of --train (default {TRAIN_PIPELINE})")
+    parser.add_argument("--gradients", action="store_true",
+                        help="check the gradients of the training step that the pipeline "
+                        "builds against finite differences of its loss (f64 models; "
+                        f"default pipeline '{GRADIENT_PIPELINE}')")
     parser.add_argument("--sanitize", action="store_true",
                         help="with --backend c: build with -fsanitize=address,undefined; "
                         "any report fails")
@@ -313,10 +332,10 @@ def fuzz_command(argv: Sequence[str], *,
     if runtime_patch is not None and not c_backend:
         raise ValueError("runtime_patch plants a bug in the C runtime: give --backend c")
     if args.target is None:
-        if not c_backend:
+        if not (c_backend or args.gradients):
             raise UserError("fuzz: give the pass or pipeline to fuzz, e.g. "
                             "edge-opt fuzz canonicalize,cse")
-        args.target = DEFAULT_PIPELINE
+        args.target = DEFAULT_PIPELINE if c_backend else GRADIENT_PIPELINE
     if args.max_ops is None:
         args.max_ops = DEFAULT_MAX_OPS[args.backend]
     _check_options(args)
@@ -331,6 +350,7 @@ def fuzz_command(argv: Sequence[str], *,
         raise UserError(f"--out {out}: not a directory")
     job = _job(args, train, CBackendCheck(args.steps, args.sanitize, runtime_patch)
                if c_backend else None)
+    job.check()  # a --gradients pipeline without autodiff, before any work
     jobs = shards(job, args.workers)
     with _ProgressBar(args.examples) as bar:
         started = time.perf_counter()
@@ -357,17 +377,21 @@ def _job(args: argparse.Namespace, train: str | None,
     registry = active_registry()
     # A C check trains every parameter: models get one (see Campaign.training) when
     # the pipeline differentiates.
-    training = train is not None or (c_backend is not None and _trains(args.target))
+    gradients = args.gradients
+    training = (train is not None or gradients
+                or (c_backend is not None and _trains(args.target)))
     job = FuzzJob(
         args.target,
         Campaign(args.examples, args.seed, _ops(args.ops), args.max_ops,
-                 trainable="all" if c_backend else "mixed", training=training),
+                 trainable="all" if c_backend or gradients else "mixed",
+                 dtype="f64" if gradients else "f32", training=training),
         train,
         # Absolute: worker processes and Dask workers may start elsewhere.
         tuple(str(Path(f).resolve()) for f in registry.files) if registry else (),
         c_backend,
+        gradients,
     )
-    if args.no_focus or c_backend is not None:
+    if args.no_focus or c_backend is not None or gradients:
         return job
     return replace(job, campaign=replace(job.campaign, focus=_focus(job)))
 
@@ -386,6 +410,10 @@ def _check_options(args: argparse.Namespace) -> None:
         raise UserError("--train-pipeline only takes effect with --train: add --train")
     if args.input is not None and args.replay is None:
         raise UserError("--input only takes effect with --replay: add --replay MLIR")
+    if args.gradients and (args.backend == "c" or args.train
+                           or args.train_pipeline != TRAIN_PIPELINE):
+        raise UserError("--gradients checks the training step of the pipeline it is "
+                        "given: drop --backend c, --train and --train-pipeline")
     if args.backend == "c":
         _check_c_options(args)
     else:
@@ -475,6 +503,8 @@ def _print_summary(args: argparse.Namespace, job: FuzzJob, shard_count: int,
         sanitized = ", sanitized" if job.c_backend.sanitize else ""
         what = (f"--backend c {args.target} (C vs interpreter, {function}, "
                 f"{_count(job.c_backend.steps, 'step')}{sanitized})")
+    elif job.gradients:
+        what = f"--gradients {args.target} (@train_step against finite differences, f64)"
     else:
         what = f"{args.target} ({'@train_step' if job.train_pipeline else '@forward'})"
     print(f"{PROG} {what}: {_count(result.examples, 'example')} in "
@@ -573,7 +603,8 @@ def _replay(args: argparse.Namespace, train: str | None) -> int:
     if missing:
         raise UserError(f"{inputs_path}: no array for the input(s) {', '.join(missing)} "
                         f"of @forward in {path}")
-    check = equivalence_property(args.target, train)
+    check = (gradient_property(args.target) if args.gradients
+             else equivalence_property(args.target, train))
     try:
         replay(check, module, {n: arrays[n] for n in names})
     except PassFailedException as e:
@@ -583,6 +614,9 @@ def _replay(args: argparse.Namespace, train: str | None) -> int:
         print(f"FAILED on {path}:")
         print(failure_message(e))
         return 1
+    if args.gradients:
+        print(f"{PROG} --gradients {args.target}: the gradients agree on {path}")
+        return 0
     function = "@train_step" if train else "@forward"
     print(f"{PROG} {args.target}: no difference on {path} (the pass keeps the meaning of "
           f"{function})")
