@@ -76,7 +76,7 @@ LINALG = "autodiff/rules/linalg.py"
 POOLS = "autodiff/rules/pools.py"
 STEP = "autodiff/train_step.py"
 ATTN = "ir/attention.py"
-FBN_OPS = ("fold-batch-norm", "--ops", "conv2d,linear,batch_norm")
+FBN_OPS = ("fold-batch-norm", "--ops", "conv2d,linear,batch_norm", "--trainable", "none")
 PBA_OPS = ("pool-before-activation", "--ops",
            "relu,leaky_relu,clip,silu,tanh,max_pool2d,avg_pool2d,conv2d")
 """As docs/plugins-and-fuzzing.md advises for a rewrite of two ops in a row, which the

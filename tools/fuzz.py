@@ -285,6 +285,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-ops", type=int, metavar="M",
                         help="at most M drawn ops per model (default 8; 4 with "
                         "--backend c)")
+    parser.add_argument("--trainable", choices=("mixed", "all", "none"),
+                        help="which parameters of the drawn models are trainable: a "
+                        "random flag each (mixed, the default), all, or none (frozen "
+                        "models, for passes that act on frozen layers); --train, "
+                        "--gradients and --backend c train all of them")
     parser.add_argument("--train", action="store_true",
                         help="check @train_step: apply the training pipeline first, then "
                         "the pass; both steps run on the same inputs and labels")
@@ -383,7 +388,8 @@ def _job(args: argparse.Namespace, train: str | None,
     job = FuzzJob(
         args.target,
         Campaign(args.examples, args.seed, _ops(args.ops), args.max_ops,
-                 trainable="all" if c_backend or gradients else "mixed",
+                 trainable=("all" if c_backend or gradients
+                            else args.trainable or "mixed"),
                  dtype="f64" if gradients else "f32", training=training),
         train,
         # Absolute: worker processes and Dask workers may start elsewhere.
@@ -410,6 +416,9 @@ def _check_options(args: argparse.Namespace) -> None:
         raise UserError("--train-pipeline only takes effect with --train: add --train")
     if args.input is not None and args.replay is None:
         raise UserError("--input only takes effect with --replay: add --replay MLIR")
+    if args.trainable is not None and (args.train or args.gradients or args.backend == "c"):
+        raise UserError("--trainable only takes effect on @forward: --train, --gradients "
+                        "and --backend c make every parameter trainable")
     if args.gradients and (args.backend == "c" or args.train
                            or args.train_pipeline != TRAIN_PIPELINE):
         raise UserError("--gradients checks the training step of the pipeline it is "
@@ -569,6 +578,7 @@ def _write_reproducer(failure: Failure, out: Path) -> tuple[Path, Path]:
 
 
 _CAMPAIGN_OPTIONS = {"--examples", "--seed", "--ops", "--max-ops", "--workers", "--dask",
+                     "--trainable",
                      "--out"}
 _CAMPAIGN_FLAGS = {"--no-focus"}
 
