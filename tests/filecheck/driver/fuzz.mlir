@@ -23,6 +23,14 @@
 // RUN: not edge-opt fuzz --backend c 'train-full{los=mse}' 2>&1 | filecheck %s --check-prefix=CPIPE
 // CPIPE: edge-opt: error: bad pipeline 'train-full{los=mse}'
 
+// --gradients and --trainable
+// RUN: not edge-opt fuzz --gradients cse 2>&1 | filecheck %s --check-prefix=GRADS
+// GRADS: edge-opt: error: --gradients: 'cse' builds no training step (it runs no autodiff); give a training pipeline, e.g. 'train-full{loss=mse}'
+// RUN: not edge-opt fuzz --gradients --train 2>&1 | filecheck %s --check-prefix=GTRAIN
+// GTRAIN: edge-opt: error: --gradients checks the training step of the pipeline it is given: drop --backend c, --train and --train-pipeline
+// RUN: not edge-opt fuzz cse --train --trainable none 2>&1 | filecheck %s --check-prefix=TRAINABLE
+// TRAINABLE: edge-opt: error: --trainable only takes effect on @forward: --train, --gradients and --backend c make every parameter trainable
+
 // RUN: edge-opt fuzz cse --examples 5 --no-focus | filecheck %s --check-prefix=SUMMARY
 // SUMMARY: edge-opt fuzz cse (@forward): 5 examples in {{[0-9.]+}} s ({{[0-9.]+}} examples/s), seed 0, 1 worker
 // SUMMARY-NEXT: ops covered ({{[0-9]+}} kinds): {{.*}}
