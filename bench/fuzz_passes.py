@@ -14,6 +14,8 @@ their decisions), with a wrapper where the pass needs one:
   `lower-attention`; `tile-l1`/`insert-dma` within the lowering for GAP9, whose L1 is
   tiled; `plan-memory` last), and is checked against the tensor-level `@forward`;
 - `rules` gets the rule file of the lit tests;
+- passes that act on frozen layers only (`fold-batch-norm`, `fuse-attention-weights`)
+  get frozen models (`--trainable none`);
 - passes of the training step (`recompute`, `reorder-for-memory`) run with `--train`;
 - `autodiff` and the training pipelines are checked with `--gradients` (the gradients
   of their step against finite differences): `@forward` itself they leave alone;
@@ -54,9 +56,11 @@ HOW: dict[str, How] = {
     "rules": How((f"rules{{file={RULES}}}",)),
     "autodiff": How(("--gradients", "autodiff{loss=mse}")),
     "bufferize": How(("lower-attention,bufferize",)),
-    "fold-batch-norm": How(("fold-batch-norm",)),
+    "fold-batch-norm": How(("fold-batch-norm", "--trainable", "none"),
+                           "frozen models: it folds frozen layers only"),
     "freeze": How(("freeze",), "sets flags only: @forward unchanged"),
-    "fuse-attention-weights": How(("fuse-attention-weights",)),
+    "fuse-attention-weights": How(("fuse-attention-weights", "--trainable", "none"),
+                                  "frozen models: it fuses frozen projections only"),
     "insert-dma": How((GAP9_TILES,), "with tile-l1, GAP9"),
     "insert-lora": How(("insert-lora",)),
     "merge-lora": How(("insert-lora,merge-lora",), "after insert-lora: B = 0"),
