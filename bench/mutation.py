@@ -81,6 +81,8 @@ PBA_OPS = ("pool-before-activation", "--ops",
            "relu,leaky_relu,clip,silu,tanh,max_pool2d,avg_pool2d,conv2d")
 """As docs/plugins-and-fuzzing.md advises for a rewrite of two ops in a row, which the
 focus probe (one op kind at a time) does not find: the ops the pass is about."""
+FUSE = ("fuse-attention-weights", "--trainable", "none")
+"""It fuses frozen projections only."""
 ACCUMULATE = ("--gradients", "train-full{loss=mse accumulate=2}")
 
 
@@ -230,11 +232,11 @@ MUTANTS: tuple[Mutant, ...] = (
        "the last query block stops one row short"),
     _m("fused-vo-bias", "passes/fuse_attention_weights.py",
        "return n, bo.astype(np.float64) + bv.astype(np.float64) @ wo.astype(np.float64)",
-       "return n, bo.astype(np.float64)", "fuse-attention-weights",
+       "return n, bo.astype(np.float64)", FUSE,
        "the fused output bias drops the value bias"),
     _m("fused-qk-operands", "passes/fuse_attention_weights.py",
        "m = scale * (q @ k.transpose(0, 2, 1))", "m = scale * (k @ q.transpose(0, 2, 1))",
-       "fuse-attention-weights", "Wq Wk^T with its operands swapped (the transpose)"),
+       FUSE, "Wq Wk^T with its operands swapped (the transpose)"),
     # --- rewrite rules -------------------------------------------------------------------
     _m("rules-any-constant", "passes/rules.py",
        "return array is not None and bool(np.all(array == np.asarray(number, "
