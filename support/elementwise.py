@@ -300,7 +300,9 @@ UNARY: tuple[Unary, ...] = (
         lambda x, alpha: np.where(x > 0, x, x * alpha),
         lambda dy, x, alpha: np.where(x > 0, dy, dy * alpha),
         grad_doc="`dy` where `x > 0`, else `alpha * dy`, saved = the input `x`.",
-        attributes=(Scalar("alpha", 0.01, samples=(0.01, 0.1, 0.3)),),
+        # A negative slope too: a pass that assumes leaky relu never decreases (as
+        # pool-before-activation must not) is then caught (bench/mutation.py).
+        attributes=(Scalar("alpha", 0.01, samples=(0.01, 0.1, 0.3, -0.2)),),
         onnx="LeakyRelu",
     ),
 )

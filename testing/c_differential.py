@@ -43,6 +43,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from hypothesis import reject
 from hypothesis import strategies as st
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.utils.exceptions import PassFailedException
@@ -296,13 +297,42 @@ def check_c_backend(
         except AssertionError as e:
             problems = [str(e)]
     if problems:
-        where = f"project: {project}" if workdir is not None else \
-            "pass workdir= to keep the project"
+        where = f"project: {project}\n" if workdir is not None else _NO_WORKDIR
         raise AssertionError(
             f"the C backend disagrees with the interpreter ({pipeline}, {steps} step(s)"
             f"{', sanitized' if sanitize else ''}):\n  " + "\n  ".join(problems)
-            + f"\n{where}\n--- model ---\n{_model_text(module)}"
+            + f"\n{where}--- model ---\n{_model_text(module)}"
         )
+
+
+_NO_WORKDIR = "pass workdir= to keep the project\n"
+"""The end of a failure's first part without `workdir` (a campaign's property leaves it
+out: the reproducer keeps the project)."""
+
+
+def c_backend_property(
+    pipeline: str = DEFAULT_PIPELINE,
+    *,
+    steps: int = 1,
+    sanitize: bool = False,
+    runtime_patch: RuntimePatch | None = None,
+    cache: Path | None = None,
+) -> Callable[[RandomModel], None]:
+    """The property of `edge-opt fuzz --backend c PIPELINE`, for `run_campaign`:
+    `check_c_backend` on the model's `@forward` inputs (the labels of a training step
+    are drawn), and `hypothesis.reject()` for a model the pipeline or the backend
+    refuses (`UnsupportedModel`): not a miscompilation, and not an example."""
+
+    def check(model: RandomModel) -> None:
+        try:
+            check_c_backend(model.module, model.inputs, pipeline=pipeline, steps=steps,
+                            sanitize=sanitize, runtime_patch=runtime_patch, cache=cache)
+        except UnsupportedModel:
+            reject()
+        except AssertionError as e:
+            raise AssertionError(str(e).replace(_NO_WORKDIR, "", 1)) from None
+
+    return check
 
 
 _PRINT_LIMIT = 20_000

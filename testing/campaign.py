@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
 from hypothesis import strategies as st
+from hypothesis.errors import UnsatisfiedAssumption
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.utils.exceptions import PassFailedException
@@ -41,11 +42,12 @@ from edge_opt.testing.equivalence import (
 )
 from edge_opt.testing.generators import active_generators
 from edge_opt.testing.reduce import failure_of, reduce_module
-from edge_opt.testing.strategies import RandomModel, random_models
+from edge_opt.testing.strategies import DType, RandomModel, random_models
 
 Property = Callable[[RandomModel], None]
 """Raises on a bug (AssertionError for a wrong result), `PassFailedException` when the
-model does not fit the code under test; returns None when the model passes."""
+model does not fit the code under test (or calls `hypothesis.reject()`: the model does
+not count towards the budget); returns None when the model passes."""
 
 Progress = Callable[[str], None]
 """Called with "example" for each example drawn, "shrink" for each shrinking step."""
@@ -61,6 +63,7 @@ class Campaign:
     ops: tuple[str, ...] | None = None
     max_ops: int = 8
     trainable: Trainable = "mixed"
+    dtype: DType = "f32"
     training: bool = False
     """Models for a training step: every parameter trainable, and models without
     parameters get a trainable scale on each input (`with_trainable_inputs`)."""
@@ -74,13 +77,15 @@ class Campaign:
 
     def models(self) -> st.SearchStrategy[RandomModel]:
         trainable = "all" if self.training else self.trainable
-        models = random_models(ops=self.ops, max_ops=self.max_ops, trainable=trainable)
+        models = random_models(ops=self.ops, max_ops=self.max_ops, trainable=trainable,
+                               dtype=self.dtype)
         if self.focus:
             others = sorted(set(self.ops or active_generators()) - set(self.focus))
             extra = st.lists(st.sampled_from(others), max_size=3, unique=True) if (
                 others) else st.just([])
             focused = extra.flatmap(lambda more: random_models(
-                ops=(*self.focus, *more), max_ops=self.max_ops, trainable=trainable))
+                ops=(*self.focus, *more), max_ops=self.max_ops, trainable=trainable,
+                dtype=self.dtype))
             models = st.one_of(focused, models)  # shrinks towards the focused ones
         return models.map(with_trainable_inputs) if self.training else models
 
@@ -102,6 +107,9 @@ class CampaignResult:
     """Examples drawn and checked before the first failure."""
     refused: int = 0
     """Of those, how many the code under test refused (`PassFailedException`)."""
+    rejected: int = 0
+    """Models the property rejected (`hypothesis.reject()`), besides `examples`:
+    hypothesis draws another model for each."""
     shrink_steps: int = 0
     seconds: float = 0.0
     search_seconds: float = 0.0
@@ -125,6 +133,7 @@ class CampaignResult:
         """Adds `other`'s figures; the first failure stays."""
         self.examples += other.examples
         self.refused += other.refused
+        self.rejected += other.rejected
         self.shrink_steps += other.shrink_steps
         self.seconds = max(self.seconds, other.seconds)
         self.search_seconds = max(self.search_seconds, other.search_seconds)
@@ -177,6 +186,12 @@ def run_campaign(
         except PassFailedException:
             if result.failure is None:
                 result.refused += 1
+        except UnsatisfiedAssumption:
+            if result.failure is None:  # not an example after all
+                result.examples -= 1
+                result.op_counts -= _op_names(model.module)
+                result.rejected += 1
+            raise
         except Exception as e:
             result.record(model, e, time.perf_counter() - started)
             raise

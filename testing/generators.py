@@ -232,7 +232,11 @@ def _layer_norm(b: _Builder) -> SSAValue:
 
 
 def _batch_norm(b: _Builder) -> SSAValue:
-    x = b.as_rank(b.pick(), b.integer(2, 4))
+    x = b.pick()
+    # Half the time on the operand as it is when its rank fits (the output of a conv or
+    # linear layer: what fold-batch-norm rewrites), else reshaped to a drawn rank.
+    if not (2 <= len(b.shape(x)) <= 4 and b.coin()):
+        x = b.as_rank(x, b.integer(2, 4))
     shape = b.shape(x)
     training = b.coin()
     if training and math.prod(shape) > shape[1]:

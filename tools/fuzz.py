@@ -6,6 +6,9 @@
     edge-opt fuzz my-pass --workers 4                    # 4 processes, seeds S..S+3
     edge-opt fuzz my-pass --dask tcp://scheduler:8786    # the same on a Dask cluster
     edge-opt fuzz my-pass --replay fuzz-repro/repro.mlir # rerun a reproducer
+    edge-opt fuzz --backend c 'train-full{loss=mse}'     # the C backend against the
+    edge-opt fuzz --backend c infer --sanitize           # interpreter (ASan/UBSan)
+    edge-opt fuzz --gradients 'train-full{accumulate=2}' # gradients vs finite differences
 
 The campaign (`edge_opt.testing.campaign`) checks that the pass keeps the meaning of
 `@forward` (with `--train`, of `@train_step`) on each model. Before it, a probe finds
@@ -14,6 +17,20 @@ hypothesis shrinks the model, the reducer removes what it can, and the command w
 `DIR/repro.mlir` (its parameters inline, or in `repro.npz` beside it as for any model)
 and the inputs `DIR/repro_input.npz`, prints the failure and the command that replays
 it, and exits with status 1.
+
+With `--gradients`, the property is `gradient_property` (`edge_opt.testing.gradients`):
+the training step the pipeline builds (its `autodiff` as SGD with lr=1) must move each
+parameter by minus the central finite difference of its loss, on f64 models: an oracle
+for the training step itself, which `--train` (the same step before and after a pass)
+does not have.
+
+With `--backend c`, the property is `c_backend_property` (Csmith-style differential
+testing, `edge_opt.testing.c_differential`): each model goes through the pipeline and
+`--emit c`, the project is built with the host compiler and run, and its loss (or
+outputs) and parameters must agree with the interpreter's. A model the pipeline or the
+backend refuses is rejected (not an example). A failure's reproducer is a directory
+(`write_c_reproducer`: model, inputs, C project) that
+`python -m edge_opt.testing.c_differential DIR` replays.
 
 Shards of a campaign (`--workers`, `--dask`) get the seeds S, S+1, ... and split the
 examples; each loads the plugins again. The first failure stops the others.
@@ -31,7 +48,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 from rich.console import Console
 from rich.progress import (
@@ -45,8 +62,16 @@ from xdsl.utils.exceptions import PassFailedException
 
 from edge_opt.ir import model_io
 from edge_opt.ir.session import get_function, input_names
-from edge_opt.passes.registry import parse_pipeline
+from edge_opt.passes.autodiff import AutodiffPass
+from edge_opt.passes.registry import expand, parse_pipeline
 from edge_opt.support.errors import UserError
+from edge_opt.testing.c_differential import (
+    DEFAULT_PIPELINE,
+    RuntimeMutation,
+    c_backend_property,
+    replay_command,
+    write_c_reproducer,
+)
 from edge_opt.testing.campaign import (
     TRAIN_PIPELINE,
     Campaign,
@@ -61,6 +86,7 @@ from edge_opt.testing.campaign import (
     touched_ops,
 )
 from edge_opt.testing.generators import active_generators
+from edge_opt.testing.gradients import gradient_property
 from edge_opt.tools.commands import add_plugin_argument
 from edge_opt.tools.plugins import active_registry, load_plugins
 
@@ -68,17 +94,47 @@ PROG = "edge-opt fuzz"
 
 DEFAULT_EXAMPLES = 100
 
+GRADIENT_PIPELINE = "train-full{loss=mse}"
+"""The pipeline of `--gradients` without one."""
+
+DEFAULT_MAX_OPS = {"interpreter": 8, "c": 4}
+"""Drawn ops per model: a C check builds and runs a project, so its models are
+smaller."""
+
+Backend = Literal["interpreter", "c"]
+
+
+@dataclass(frozen=True)
+class CBackendCheck:
+    """How `--backend c` checks each model: `steps` steps, the sanitizer build or not,
+    and a planted bug in the C runtime (Python API only, for mutation testing of the
+    kernels; it travels into the reproducer)."""
+
+    steps: int = 1
+    sanitize: bool = False
+    runtime_patch: RuntimeMutation | None = None
+
 
 @dataclass(frozen=True)
 class FuzzJob:
-    """One shard of a campaign, as sent to a worker process or a Dask worker."""
+    """One shard of a campaign, as sent to a worker process or a Dask worker. With
+    `c_backend`, `target` is the pipeline before the C backend."""
 
     target: str
     campaign: Campaign
     train_pipeline: str | None
     plugin_files: tuple[str, ...] = ()
+    c_backend: CBackendCheck | None = None
+    gradients: bool = False
+    """Check the gradients of the training step `target` builds (`--gradients`)."""
 
     def check(self) -> Property:
+        if self.gradients:
+            return gradient_property(self.target)
+        if self.c_backend is not None:
+            c = self.c_backend
+            return c_backend_property(self.target, steps=c.steps, sanitize=c.sanitize,
+                                      runtime_patch=c.runtime_patch)
         return equivalence_property(self.target, self.train_pipeline)
 
 
@@ -214,20 +270,41 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("target", nargs="?", metavar="PASS_OR_PIPELINE",
                         help="a pass pipeline: 'canonicalize,cse', 'my-pass{opt=1}', "
-                        "a named pipeline")
+                        "a named pipeline; with --backend c, the pipeline before the "
+                        f"C backend (default '{DEFAULT_PIPELINE}')")
+    parser.add_argument("--backend", choices=("interpreter", "c"), default="interpreter",
+                        help="interpreter: the pass must keep the meaning of the models "
+                        "(default); c: the C project of each model after the pipeline "
+                        "must compute what the interpreter computes")
     parser.add_argument("--examples", type=int, default=DEFAULT_EXAMPLES, metavar="N",
                         help=f"random models to check (default {DEFAULT_EXAMPLES})")
     parser.add_argument("--seed", type=int, default=0, metavar="S",
                         help="the campaign's seed (default 0; shard i uses S+i)")
     parser.add_argument("--ops", metavar="A,B,...",
                         help="the ops to draw (default all; see --list-ops)")
-    parser.add_argument("--max-ops", type=int, default=8, metavar="M",
-                        help="at most M drawn ops per model (default 8)")
+    parser.add_argument("--max-ops", type=int, metavar="M",
+                        help="at most M drawn ops per model (default 8; 4 with "
+                        "--backend c)")
+    parser.add_argument("--trainable", choices=("mixed", "all", "none"),
+                        help="which parameters of the drawn models are trainable: a "
+                        "random flag each (mixed, the default), all, or none (frozen "
+                        "models, for passes that act on frozen layers); --train, "
+                        "--gradients and --backend c train all of them")
     parser.add_argument("--train", action="store_true",
                         help="check @train_step: apply the training pipeline first, then "
                         "the pass; both steps run on the same inputs and labels")
     parser.add_argument("--train-pipeline", default=TRAIN_PIPELINE, metavar="SPEC",
                         help=f"the training pipeline of --train (default {TRAIN_PIPELINE})")
+    parser.add_argument("--gradients", action="store_true",
+                        help="check the gradients of the training step that the pipeline "
+                        "builds against finite differences of its loss (f64 models; "
+                        f"default pipeline '{GRADIENT_PIPELINE}')")
+    parser.add_argument("--sanitize", action="store_true",
+                        help="with --backend c: build with -fsanitize=address,undefined; "
+                        "any report fails")
+    parser.add_argument("--steps", type=int, default=1, metavar="N",
+                        help="with --backend c: run N steps and compare after each "
+                        "(default 1)")
     parser.add_argument("--no-focus", action="store_true",
                         help="do not favour the ops the pass acts on (skips the probe)")
     parser.add_argument("--workers", type=int, default=1, metavar="K",
@@ -247,14 +324,25 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def fuzz_command(argv: Sequence[str]) -> int:
+def fuzz_command(argv: Sequence[str], *,
+                 runtime_patch: RuntimeMutation | None = None) -> int:
+    """`edge-opt fuzz ARGV`; returns the exit status. `runtime_patch` (Python only,
+    with `--backend c`) plants a bug in the C runtime of every project: mutation
+    testing of the kernels, replayed by the reproducer too."""
     args = _parser().parse_args(argv)
     if args.list_ops:
         print("\n".join(active_generators()))
         return 0
+    c_backend = args.backend == "c"
+    if runtime_patch is not None and not c_backend:
+        raise ValueError("runtime_patch plants a bug in the C runtime: give --backend c")
     if args.target is None:
-        raise UserError("fuzz: give the pass or pipeline to fuzz, e.g. "
-                        "edge-opt fuzz canonicalize,cse")
+        if not (c_backend or args.gradients):
+            raise UserError("fuzz: give the pass or pipeline to fuzz, e.g. "
+                            "edge-opt fuzz canonicalize,cse")
+        args.target = DEFAULT_PIPELINE if c_backend else GRADIENT_PIPELINE
+    if args.max_ops is None:
+        args.max_ops = DEFAULT_MAX_OPS[args.backend]
     _check_options(args)
     parse_pipeline(args.target)  # unknown names and bad options, before any work
     train = args.train_pipeline if args.train else None
@@ -262,20 +350,12 @@ def fuzz_command(argv: Sequence[str]) -> int:
         parse_pipeline(train)
     if args.replay is not None:
         return _replay(args, train)
-    registry = active_registry()
-    job = FuzzJob(
-        args.target,
-        Campaign(args.examples, args.seed, _ops(args.ops), args.max_ops,
-                 training=train is not None),
-        train,
-        # Absolute: worker processes and Dask workers may start elsewhere.
-        tuple(str(Path(f).resolve()) for f in registry.files) if registry else (),
-    )
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: not a directory")
-    if not args.no_focus:
-        job = replace(job, campaign=replace(job.campaign, focus=_focus(job)))
+    job = _job(args, train, CBackendCheck(args.steps, args.sanitize, runtime_patch)
+               if c_backend else None)
+    job.check()  # a --gradients pipeline without autodiff, before any work
     jobs = shards(job, args.workers)
     with _ProgressBar(args.examples) as bar:
         started = time.perf_counter()
@@ -289,8 +369,42 @@ def fuzz_command(argv: Sequence[str]) -> int:
     _print_summary(args, job, len(jobs), result, seconds)
     if result.failure is None:
         return 0
-    _report_failure(argv, result, out)
+    if job.c_backend is not None:
+        _report_c_failure(job, result, out)
+    else:
+        _report_failure(argv, result, out)
     return 1
+
+
+def _job(args: argparse.Namespace, train: str | None,
+         c_backend: CBackendCheck | None) -> FuzzJob:
+    """The whole campaign as one job (with its focus, for a pass)."""
+    registry = active_registry()
+    # A C check trains every parameter: models get one (see Campaign.training) when
+    # the pipeline differentiates.
+    gradients = args.gradients
+    training = (train is not None or gradients
+                or (c_backend is not None and _trains(args.target)))
+    job = FuzzJob(
+        args.target,
+        Campaign(args.examples, args.seed, _ops(args.ops), args.max_ops,
+                 trainable=("all" if c_backend or gradients
+                            else args.trainable or "mixed"),
+                 dtype="f64" if gradients else "f32", training=training),
+        train,
+        # Absolute: worker processes and Dask workers may start elsewhere.
+        tuple(str(Path(f).resolve()) for f in registry.files) if registry else (),
+        c_backend,
+        gradients,
+    )
+    if args.no_focus or c_backend is not None or gradients:
+        return job
+    return replace(job, campaign=replace(job.campaign, focus=_focus(job)))
+
+
+def _trains(pipeline: str) -> bool:
+    """Whether `pipeline` builds a training step (runs `autodiff`)."""
+    return any(isinstance(p, AutodiffPass) for p in expand(parse_pipeline(pipeline)))
 
 
 def _check_options(args: argparse.Namespace) -> None:
@@ -302,6 +416,34 @@ def _check_options(args: argparse.Namespace) -> None:
         raise UserError("--train-pipeline only takes effect with --train: add --train")
     if args.input is not None and args.replay is None:
         raise UserError("--input only takes effect with --replay: add --replay MLIR")
+    if args.trainable is not None and (args.train or args.gradients or args.backend == "c"):
+        raise UserError("--trainable only takes effect on @forward: --train, --gradients "
+                        "and --backend c make every parameter trainable")
+    if args.gradients and (args.backend == "c" or args.train
+                           or args.train_pipeline != TRAIN_PIPELINE):
+        raise UserError("--gradients checks the training step of the pipeline it is "
+                        "given: drop --backend c, --train and --train-pipeline")
+    if args.backend == "c":
+        _check_c_options(args)
+    else:
+        for option, given in (("--sanitize", args.sanitize), ("--steps", args.steps != 1)):
+            if given:
+                raise UserError(f"{option} only takes effect with --backend c: add "
+                                "--backend c")
+
+
+def _check_c_options(args: argparse.Namespace) -> None:
+    if args.steps < 1:
+        raise UserError(f"--steps must be at least 1, got {args.steps}")
+    if args.train or args.train_pipeline != TRAIN_PIPELINE:
+        raise UserError("--backend c checks the pipeline it is given: write the "
+                        "training pipeline as PIPELINE instead of --train "
+                        "(edge-opt fuzz --backend c 'train-full{loss=mse}')")
+    if args.replay is not None or args.input is not None:
+        raise UserError("--backend c writes a reproducer directory; replay it with "
+                        "python -m edge_opt.testing.c_differential DIR")
+    if args.no_focus:
+        raise UserError("--no-focus has no effect with --backend c (it has no probe)")
 
 
 def _ops(text: str | None) -> tuple[str, ...] | None:
@@ -365,12 +507,23 @@ def _print_summary(args: argparse.Namespace, job: FuzzJob, shard_count: int,
     rate = result.examples / searching if searching > 0 else 0.0
     where = (f"{shard_count} Dask tasks" if args.dask is not None else
              f"{shard_count} worker{'s' if shard_count > 1 else ''}")
-    function = "@train_step" if job.train_pipeline else "@forward"
-    print(f"{PROG} {args.target} ({function}): {_count(result.examples, 'example')} in "
+    if job.c_backend is not None:
+        function = "@train_step" if job.campaign.training else "@forward"
+        sanitized = ", sanitized" if job.c_backend.sanitize else ""
+        what = (f"--backend c {args.target} (C vs interpreter, {function}, "
+                f"{_count(job.c_backend.steps, 'step')}{sanitized})")
+    elif job.gradients:
+        what = f"--gradients {args.target} (@train_step against finite differences, f64)"
+    else:
+        what = f"{args.target} ({'@train_step' if job.train_pipeline else '@forward'})"
+    print(f"{PROG} {what}: {_count(result.examples, 'example')} in "
           f"{searching:.1f} s ({rate:.1f} examples/s), seed {args.seed}, {where}")
     if result.refused:
         print(f"  refused: {result.refused} models (a pass precondition, "
               "PassFailedException)")
+    if result.rejected:
+        print(f"  rejected: {_count(result.rejected, 'more model')} that the pipeline or "
+              "the C backend refused (nothing to train, a plan that does not fit)")
     if job.campaign.focus:
         print(f"  focus: the pass acts on {', '.join(job.campaign.focus)}; half of the "
               "models favour them")
@@ -397,6 +550,21 @@ def _report_failure(argv: Sequence[str],
     print(f"replay: {_replay_command(argv, mlir)}")
 
 
+def _report_c_failure(job: FuzzJob, result: CampaignResult, out: Path) -> None:
+    failure = result.failure
+    assert failure is not None and job.c_backend is not None
+    c = job.c_backend
+    print(f"FAILED after {_count(result.examples, 'example')} (shrunk in "
+          f"{_count(result.shrink_steps, 'step')}, then reduced to "
+          f"{_count(failure.op_count, 'op')} in @forward):")
+    print(failure.message)
+    readme = write_c_reproducer(model_io.parse_module(failure.module_text),
+                                failure.inputs, job.target, out, steps=c.steps,
+                                sanitize=c.sanitize, runtime_patch=c.runtime_patch)
+    print(f"reproducer: {out} (the model, its inputs and the C project; see {readme})")
+    print(f"replay: {replay_command(out)}")
+
+
 def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
 
@@ -410,6 +578,7 @@ def _write_reproducer(failure: Failure, out: Path) -> tuple[Path, Path]:
 
 
 _CAMPAIGN_OPTIONS = {"--examples", "--seed", "--ops", "--max-ops", "--workers", "--dask",
+                     "--trainable",
                      "--out"}
 _CAMPAIGN_FLAGS = {"--no-focus"}
 
@@ -444,7 +613,8 @@ def _replay(args: argparse.Namespace, train: str | None) -> int:
     if missing:
         raise UserError(f"{inputs_path}: no array for the input(s) {', '.join(missing)} "
                         f"of @forward in {path}")
-    check = equivalence_property(args.target, train)
+    check = (gradient_property(args.target) if args.gradients
+             else equivalence_property(args.target, train))
     try:
         replay(check, module, {n: arrays[n] for n in names})
     except PassFailedException as e:
@@ -454,6 +624,9 @@ def _replay(args: argparse.Namespace, train: str | None) -> int:
         print(f"FAILED on {path}:")
         print(failure_message(e))
         return 1
+    if args.gradients:
+        print(f"{PROG} --gradients {args.target}: the gradients agree on {path}")
+        return 0
     function = "@train_step" if train else "@forward"
     print(f"{PROG} {args.target}: no difference on {path} (the pass keeps the meaning of "
           f"{function})")

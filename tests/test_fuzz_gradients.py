@@ -1,0 +1,85 @@
+"""`edge-opt fuzz --gradients`: the training step's gradients against finite
+differences (`edge_opt.testing.gradients`), an oracle for `autodiff` itself; and
+`--trainable` (frozen models).
+"""
+
+from __future__ import annotations
+
+import pytest
+from xdsl.dialects import func
+
+from edge_opt.autodiff.rules import RULES, elementwise
+from edge_opt.dialects import nn
+from edge_opt.ir.model_io import load_model
+from edge_opt.ir.session import get_function
+from edge_opt.passes import fold_batch_norm
+from edge_opt.passes.autodiff import AutodiffPass
+from edge_opt.support.errors import UserError
+from edge_opt.testing.gradients import sgd_step
+from edge_opt.tools.driver import main
+
+
+def fuzz(argv: list[str], capsys) -> tuple[int, str]:
+    status = main(["fuzz", *argv])
+    captured = capsys.readouterr()
+    return status, captured.out + captured.err
+
+
+def test_a_correct_training_step_passes(capsys):
+    status, output = fuzz(["--gradients", "--ops", "linear,tanh,mul,sub", "--examples",
+                           "15"], capsys)
+    assert status == 0, output
+    assert output.startswith("edge-opt fuzz --gradients train-full{loss=mse} (@train_step "
+                             "against finite differences, f64): 15 examples in ")
+
+
+def _sub_without_minus(b, op, dy, needs):
+    """The gradient of `sub` with the right operand's sign wrong (a planted bug)."""
+    return [b.reduce_to(dy, elementwise.shape_of(op.lhs)) if needs[0] else None,
+            b.reduce_to(dy, elementwise.shape_of(op.rhs)) if needs[1] else None]
+
+
+def test_a_wrong_gradient_rule_is_caught_and_replays(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(RULES, nn.SubOp, _sub_without_minus)
+    out = tmp_path / "repro"
+    status, output = fuzz(["--gradients", "--ops", "sub,linear,tanh", "--out", str(out)],
+                          capsys)
+    assert status == 1, output
+    assert "the training step's gradients differ from finite differences" in output
+    body = get_function(load_model(out / "repro.mlir"), "forward").body.block
+    ops = [op.name for op in body.ops if not isinstance(op, func.ReturnOp)]
+    assert "nn.sub" in ops and len(ops) <= 5, ops
+    (line,) = [x for x in output.splitlines() if x.startswith("replay: ")]
+    assert "--gradients" in line
+    status, replayed = fuzz(["--gradients", "--replay", str(out / "repro.mlir")], capsys)
+    assert status == 1 and "FAILED on" in replayed
+    monkeypatch.undo()
+    status, replayed = fuzz(["--gradients", "--replay", str(out / "repro.mlir")], capsys)
+    assert status == 0 and "the gradients agree" in replayed
+
+
+def test_the_step_is_plain_sgd_with_lr_one():
+    (step,) = [p for p in sgd_step("train-full{loss=mse optimizer=adam lr=0.3 "
+                                   "weight-decay=0.1}") if isinstance(p, AutodiffPass)]
+    assert (step.optimizer, step.lr, step.momentum, step.weight_decay) == ("sgd", 1.0, 0.0,
+                                                                           0.0)
+    assert step.loss == "mse"
+    with pytest.raises(UserError, match="builds no training step"):
+        sgd_step("cse")
+
+
+def test_frozen_models_reach_passes_on_frozen_layers(monkeypatch, tmp_path, capsys):
+    """fold-batch-norm acts only where all six parameters are frozen: with
+    `--trainable none` a fold that forgets the running mean is caught."""
+    right = fold_batch_norm.folded
+
+    def without_mean(w, b, scale, bias, mean, var, eps):
+        return right(w, b, scale, bias, 0 * mean, var, eps)
+
+    monkeypatch.setattr(fold_batch_norm, "folded", without_mean)
+    status, output = fuzz(["fold-batch-norm", "--ops", "conv2d,linear,batch_norm",
+                           "--trainable", "none", "--out", str(tmp_path)], capsys)
+    assert status == 1, output
+    assert "fold-batch-norm changed the meaning of @forward" in output
+    (line,) = [x for x in output.splitlines() if x.startswith("replay: ")]
+    assert "--trainable" not in line  # a drawing option, not one of the check
