@@ -173,7 +173,7 @@ def run_campaign(
     started = time.perf_counter()
 
     @settings(
-        max_examples=campaign.examples, deadline=None, database=None,
+        max_examples=campaign.examples, deadline=None, database=None, derandomize=False,
         phases=(Phase.generate, Phase.shrink), suppress_health_check=list(HealthCheck),
         verbosity=Verbosity.quiet, report_multiple_bugs=False, print_blob=False,
     )
@@ -360,7 +360,8 @@ class _Found(Exception):
 
 def _any_model(campaign: Campaign, predicate: Callable[[RandomModel], bool]) -> bool:
     @settings(max_examples=campaign.examples, deadline=None, database=None,
-              phases=(Phase.generate,), suppress_health_check=list(HealthCheck),
+              derandomize=False, phases=(Phase.generate,),
+              suppress_health_check=list(HealthCheck),
               verbosity=Verbosity.quiet, print_blob=False)
     @seed(campaign.seed)
     @given(campaign.models())
