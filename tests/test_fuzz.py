@@ -12,6 +12,7 @@ import shlex
 from dataclasses import replace
 from pathlib import Path
 
+import distributed
 import numpy as np
 import pytest
 from xdsl.dialects import func
@@ -116,7 +117,6 @@ def test_worker_processes_split_the_campaign(tmp_path, capsys):
 
 
 def test_dask_cluster_runs_the_campaign(tmp_path, capsys):
-    distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
                                   dashboard_address=None) as cluster:
         status, output = fuzz(["swap-sub-operands", "--workers", "2", "--dask",
