@@ -137,6 +137,12 @@ def op_graph(function: func.FuncOp, why: str) -> OpGraph:
     return OpGraph(function, ops, free, graph)
 
 
+def function_peak(function: func.FuncOp, why: str) -> int:
+    """The peak of live bytes of `function` in its current op order (graph model)."""
+    graph = op_graph(function, why).graph
+    return graph.peak(range(len(graph)))
+
+
 def _writes_param(op: Operation, params: dict[SSAValue, str]) -> set[int]:
     """The results of an optimizer op (or a scatter) that `bufferize` writes into the
     buffer of the parameter it updates (its in-place operand is a load of it)."""

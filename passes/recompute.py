@@ -15,6 +15,17 @@ order, and the FLOPs it adds stay within `max-extra-flops` (a fraction of the
 function's FLOPs; default 0.05). Run `reorder-for-memory` after it: a recomputed op is
 placed early, and reordering moves it where it helps. `edge-opt report` shows the
 peak before and after and the FLOPs added ("memory passes").
+
+With `segments=true` a value may also be recomputed through the forward ops it needs,
+back to values that are live anyway at its first backward use (the step's inputs,
+parameters, constants, and forward values the backward still reads from there on): a
+segment, as in gradient checkpointing. The copies of the segment's ops are placed, in
+forward order, before that first use, and every backward use of a segment value from
+there on reads its copy, so the whole segment dies early. Each round tries every
+candidate and keeps the one that lowers the peak most (ties: fewer FLOPs, then forward
+order), until none lowers it or the budget is spent. `expensive=true` lets segments (and
+single recomputations) include ops outside the cheap set: convolutions, matmuls,
+attention; the budget bounds what they cost.
 """
 
 from __future__ import annotations
@@ -31,9 +42,10 @@ from edge_opt.dialects import nn
 from edge_opt.dialects.elementwise import BinaryElementwiseOp, UnaryElementwiseOp
 from edge_opt.ir.cost import flops
 from edge_opt.ir.memory_passes import record
-from edge_opt.ir.op_graph import op_graph, value_bytes
+from edge_opt.ir.op_graph import function_peak, value_bytes
 from edge_opt.ir.options import EdgeOptPass
 from edge_opt.ir.report import training_phases
+from edge_opt.passes.recompute_segments import recompute_segments
 
 CHEAP = (
     UnaryElementwiseOp, BinaryElementwiseOp, nn.LayerNormOp, nn.GroupNormOp,
@@ -42,27 +54,23 @@ CHEAP = (
 """The ops whose results may be recomputed."""
 
 
-def _peak(function: func.FuncOp, why: str) -> int:
-    graph = op_graph(function, why).graph
-    return graph.peak(range(len(graph)))
-
-
 @dataclass
 class _Candidate:
     op: Operation
     backward_uses: list[Operation]
 
 
-def _candidates(function: func.FuncOp) -> list[_Candidate]:
-    """Cheap forward ops whose result the backward reads and whose operands are kept
-    anyway, largest result first (ties: forward order)."""
+def _candidates(function: func.FuncOp, kinds: tuple[type[Operation], ...] | None
+                ) -> list[_Candidate]:
+    """Forward ops of `kinds` (None: any) whose result the backward reads and whose
+    operands are kept anyway, largest result first (ties: forward order)."""
     phases = training_phases(function)
     forward = phases["forward"]
     later = set(phases["loss"] + phases["backward"] + phases["optimizer"])
     read_later = {o for op in later for o in op.operands}
     found = []
     for op in forward:
-        if not isinstance(op, CHEAP) or len(op.results) != 1:
+        if kinds is not None and not isinstance(op, kinds) or len(op.results) != 1:
             continue
         if isinstance(op, nn.BatchNormOp) and op.training is not None:
             continue
@@ -101,20 +109,22 @@ def _undo(candidate: _Candidate, copy: Operation) -> None:
     copy.erase()
 
 
-def recompute_function(function: func.FuncOp, budget: float, why: str
+def recompute_function(function: func.FuncOp, budget: float, why: str,
+                       kinds: tuple[type[Operation], ...] | None = CHEAP
                        ) -> tuple[int, int, int]:
-    """Recomputes what lowers `function`'s peak within `budget` x its FLOPs; returns
-    the peak before and after and the FLOPs added."""
-    before = peak = _peak(function, why)
+    """Recomputes the results of ops of `kinds` (None: any) where that lowers
+    `function`'s peak within `budget` x its FLOPs; returns the peak before and after and
+    the FLOPs added."""
+    before = peak = function_peak(function, why)
     allowed = budget * sum(flops(op) for op in function.body.block.ops
                            if not isinstance(op, func.ReturnOp))
     added = 0
-    for candidate in _candidates(function):
+    for candidate in _candidates(function, kinds):
         cost = flops(candidate.op)
         if added + cost > allowed:
             continue
         copy = _recompute(candidate)
-        lowered = _peak(function, why)
+        lowered = function_peak(function, why)
         if lowered < peak:
             peak, added = lowered, added + cost
         else:
@@ -131,6 +141,8 @@ class RecomputePass(EdgeOptPass):
 
     function: str = "train_step"
     max_extra_flops: float = 0.05
+    segments: bool = False
+    expensive: bool = False
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         found = [f for f in op.ops if isinstance(f, func.FuncOp)
@@ -140,8 +152,16 @@ class RecomputePass(EdgeOptPass):
                 f"{self.name}: the module has no function @{self.function}; run a "
                 "training pipeline (or autodiff) first"
             )
-        before, after, extra = recompute_function(found[0], self.max_extra_flops,
-                                                  self.name)
+        if self.segments:
+            before, after, extra = recompute_segments(
+                found[0], self.max_extra_flops, None if self.expensive else CHEAP,
+                self.name)
+            search = "segments"
+        else:
+            before, after, extra = recompute_function(
+                found[0], self.max_extra_flops, self.name,
+                None if self.expensive else CHEAP)
+            search = "greedy"
         record(op, **{"pass": self.name}, function=self.function, peak_before=before,
-               peak_after=after, extra_flops=extra, search="greedy")
+               peak_after=after, extra_flops=extra, search=search)
 

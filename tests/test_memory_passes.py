@@ -25,6 +25,7 @@ from xdsl.ir import SSAValue
 
 from edge_opt.dialects import nn
 from edge_opt.frontends.onnx import import_onnx
+from edge_opt.ir.cost import flops
 from edge_opt.ir.memory_passes import records
 from edge_opt.ir.memory_report import memory_figures
 from edge_opt.ir.model_io import load_model
@@ -107,9 +108,22 @@ def assert_same_steps(before: ModuleOp, after: ModuleOp, model: RandomModel, see
 @given(training_models(), st.sampled_from(sorted(OPTIMIZERS)), st.integers(0, 2**16),
        st.sampled_from(["reorder-for-memory{window=3 exact-limit=8 beam=2}",
                         "reorder-for-memory", "recompute{max-extra-flops=1}",
-                        "recompute,reorder-for-memory"]))
+                        "recompute,reorder-for-memory",
+                        "recompute{segments=true max-extra-flops=1}",
+                        ("recompute{segments=true expensive=true max-extra-flops=1},"
+                         "reorder-for-memory")]))
 def test_memory_passes_keep_the_training_step(model, optimizer, seed, passes):
     tensor = trained(model, "train-full", optimizer)
+    assert_same_steps(tensor, apply_passes(passes, tensor), model, seed)
+
+
+@PROPERTY
+@given(training_models(), st.sampled_from(sorted(OPTIMIZERS)), st.integers(0, 2**16))
+def test_expensive_segments_keep_the_training_step(model, optimizer, seed):
+    """Segments through any op, with a budget that allows every one of them: copies of
+    convolutions and matmuls read parameters the step updates in place."""
+    tensor = trained(model, "train-full", optimizer)
+    passes = "recompute{segments=true expensive=true max-extra-flops=10}"
     assert_same_steps(tensor, apply_passes(passes, tensor), model, seed)
 
 
@@ -184,6 +198,24 @@ def test_each_pass_lowers_the_planned_peak_of_cct2(cct2):
         assert figures["peak_bytes"] >= figures["lower_bound_bytes"]
     assert all(a > b for a, b in itertools.pairwise(bounds)), bounds
     assert all(a > b for a, b in itertools.pairwise(peaks)), peaks
+
+
+def test_segments_lower_the_peak_of_cct2_further(cct2):
+    """Segments (cheap ops only) lower CCT2's training step below what single
+    recomputations reach, and reordering still helps after them; expensive segments
+    stay within their FLOP budget."""
+    trained = apply_passes("pool-before-activation,train-full", cct2)
+    greedy = apply_passes("recompute,reorder-for-memory{function=train_step}", trained)
+    segments = apply_passes("recompute{segments=true},reorder-for-memory{function=train_step}",
+                            trained)
+    assert model_peak(segments) < model_peak(greedy)
+    assert planned_l2(segments)["peak_bytes"] < planned_l2(greedy)["peak_bytes"]
+    step_flops = sum(flops(op) for op in get_function(trained, "train_step").body.block.ops)
+    expensive = apply_passes("recompute{segments=true expensive=true max-extra-flops=0.02}",
+                             trained)
+    (record,) = records(expensive)
+    assert 0 < record["extra_flops"] <= 0.02 * step_flops
+    assert record["peak_after"] == model_peak(expensive) < record["peak_before"]
 
 
 def test_report_records_what_the_passes_did(cct2):
