@@ -4,7 +4,8 @@
 
 For the EEG and EOG models of `examples/biosignal` (imported from their ONNX files),
 the planned L2 of the training step on GAP9 (`lower-to-buffers{soc=gap9 weights=L2
-tiling=off}` on `@train_step` alone; see docs/biosignal.md for why without L1 tiling),
+tiling=off}` on `@train_step` alone: without L1 tiling, as at batch 8 a training-mode
+batch norm's per-channel planes of the whole batch exceed GAP9's L1; docs/biosignal.md),
 for full fine-tuning at
 
 - batch 1 and batch 8 with batch statistics (`train-full{bn=batch-update}`),

@@ -113,6 +113,11 @@ class ScheduleType(ParametrizedAttribute, TypeAttribute):
     name = "tile.schedule"
 
 
+SINGLE_BUFFER_ATTR = "single_buffer"
+"""A unit attribute of a `tile.schedule` whose working set fits L1 only with one slot
+per operand: `insert-dma` must not double-buffer its nest."""
+
+
 @irdl_op_definition
 class ScheduleOp(IRDLOperation):
     """The loop nest of one kernel call (module docstring)."""

@@ -134,9 +134,9 @@ def _conv2d(op: kernel.KernelOp) -> IterationSpace:
     nest reads them padded (its row padding becomes the slot's). The forward's bias is
     added once per output: with a bias, C is never cut. Rows are cut when the padding
     is smaller than the kernel's reach and, for grad-input, at stride 1. Several groups
-    (depthwise too): batch N only, as a tile of channels would need its own `groups`."""
+    (depthwise too): `_grouped_conv2d`."""
     if op.groups.value.data != 1:  # type: ignore[attr-defined]
-        return _batch_only(op)
+        return _grouped_conv2d(op)
     top, _, bottom, _ = op.padding.get_values()  # type: ignore[attr-defined]
     stride = op.stride.get_values()[0]  # type: ignore[attr-defined]
     span = (_kernel_rows(op) - 1) * op.dilation.get_values()[0] + 1  # type: ignore[attr-defined]
@@ -162,6 +162,52 @@ def _conv2d(op: kernel.KernelOp) -> IterationSpace:
     halos = (None, Halo(2, stride, span, top), None)
     return IterationSpace((_shape(x)[0], _shape(dw)[0], _shape(dw)[1], _shape(dy)[2]),
                           maps, (True, True, True, rows_cut), halos, _row_padding(op, 0))
+
+
+def _grouped_conv2d(op: kernel.KernelOp) -> IterationSpace:
+    """Several groups: a tile of channels would need its own `groups`, so the channels
+    stay whole and the dimensions are batch N and one spatial axis of the output (of
+    the input gradient for grad-input; summed for grad-weight): the rows, or the
+    columns when the forward's output has a single row (a 1-D signal laid out (C, 1,
+    T), or a convolution over the full height), followed through a halo as `_conv2d`'s
+    rows are, under the same conditions."""
+    forward = isinstance(op, kernel.Conv2dKernelOp)
+    out = _shape(op.outputs[0] if forward else op.inputs[0])  # the forward's output
+    axis = 2 if out[2] > 1 else 3
+    k = axis - 2  # index of the axis in (rows, columns) properties
+    top_left = op.padding.get_values()[k]  # type: ignore[attr-defined]
+    bottom_right = op.padding.get_values()[k + 2]  # type: ignore[attr-defined]
+    stride = op.stride.get_values()[k]  # type: ignore[attr-defined]
+    weight = op.outputs[0] if isinstance(op, kernel.Conv2dGradWeightKernelOp) else op.inputs[1]
+    span = (_shape(weight)[axis] - 1) * op.dilation.get_values()[k] + 1  # type: ignore[attr-defined]
+    cut = top_left < span and bottom_right < span
+    spatial = tuple(1 if a == axis else (0 if a == 0 else FULL) for a in range(4))
+    whole = tuple(FULL for _ in range(4))
+    if forward:
+        bias = op.inputs[2:]
+        maps = (spatial, whole, *([(FULL,)] if bias else []), spatial)
+        halos = (Halo(axis, stride, span, top_left), *(None,) * (len(maps) - 1))
+        return IterationSpace((out[0], out[axis]), maps, (True, cut), halos,
+                              _axis_padding(op, k, 0))
+    if isinstance(op, kernel.Conv2dGradInputKernelOp):
+        halos = (Halo(axis, 1, span, span - 1 - top_left), None, None)
+        dx = _shape(op.outputs[0])
+        return IterationSpace((dx[0], dx[axis]), (spatial, whole, spatial),
+                              (True, cut and stride == 1), halos,
+                              _axis_padding(op, k, span - 1))
+    # grad-weight: dy and x follow N and the axis, both summed
+    halos = (None, Halo(axis, stride, span, top_left), None)
+    return IterationSpace((out[0], out[axis]), (spatial, spatial, whole), (True, cut),
+                          halos, _axis_padding(op, k, 0))
+
+
+def _axis_padding(op: kernel.KernelOp, k: int, amount: int
+                  ) -> tuple[tuple[str, Attribute], ...]:
+    """The convolution's properties with `amount` of padding on both sides of spatial
+    axis `k` (0: rows, 1: columns)."""
+    padding = list(op.padding.get_values())  # type: ignore[attr-defined]
+    padding[k] = padding[k + 2] = amount
+    return (("padding", ints(padding)),)
 
 
 def _kernel_rows(op: kernel.KernelOp) -> int:

@@ -118,7 +118,8 @@ class _Lowering:
             _root(w.buffer) in roots_in and w not in self.read  # type: ignore[attr-defined]
             for w in self.written
         )
-        self.double_buffer = double_buffer and not aliased
+        single = tile.SINGLE_BUFFER_ATTR in loop.schedule.owner.attributes  # type: ignore[union-attr]
+        self.double_buffer = double_buffer and not aliased and not single
 
     # --- parts --------------------------------------------------------------------------
 

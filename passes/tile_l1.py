@@ -4,8 +4,10 @@ After `bufferize`, before `insert-dma` and `plan-memory`. For each kernel op of 
 function whose buffers are in L2 or L3, the op's iteration space
 (`edge_opt.ir.tiling`) and the SoC's numbers give a `Problem`; the schedule search
 (`edge_opt.support.schedule_search`) picks the tile sizes and loop order of least
-estimated time whose working set fits L1 (double buffered unless `double-buffer=false`).
-The op becomes
+estimated time whose working set fits L1 (double buffered unless `double-buffer=false`;
+a kernel whose smallest double-buffered tiling does not fit but whose single-buffered
+one does gets one slot per operand, marked `single_buffer` on its `tile.schedule`, and
+`insert-dma` then does not overlap its transfers with compute). The op becomes
 
     %s = tile.schedule {extents = ..., sizes = ..., order = ...}
     tile.for %t in %s {
@@ -31,12 +33,18 @@ default the SoC's L1), `double-buffer` (default true), `alignment` (as `plan-mem
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from xdsl.context import Context
 from xdsl.dialects import func
-from xdsl.dialects.builtin import IntegerAttr, MemRefType, ModuleOp, StringAttr
+from xdsl.dialects.builtin import (
+    IntegerAttr,
+    MemRefType,
+    ModuleOp,
+    StringAttr,
+    UnitAttr,
+)
 from xdsl.ir import Region, SSAValue
 from xdsl.rewriter import InsertPoint, Rewriter
 from xdsl.utils.exceptions import PassFailedException
@@ -147,10 +155,12 @@ class TileL1Pass(EdgeOptPass):
             for kernel_op in list(function.body.block.ops):
                 if isinstance(kernel_op, kernel.KernelOp) and tileable(kernel_op):
                     problem = problem_of(kernel_op)
-                    choice = self._choose(kernel_op, problem, target, function)
+                    choice, used = self._choose(kernel_op, problem, target, function)
                     loop = tile_op(kernel_op, choice, problem)
+                    if used.double_buffer != target.double_buffer:
+                        loop.schedule.owner.attributes[tile.SINGLE_BUFFER_ATTR] = UnitAttr()
                     if choice.method == "annealing":
-                        self._check_annealing(problem, target, loop)
+                        self._check_annealing(problem, used, loop)
 
     def _check_annealing(self, problem: Problem, target: Target, loop: tile.ForOp) -> None:
         """On a space small enough to enumerate, records the exhaustive optimum beside
@@ -163,19 +173,27 @@ class TileL1Pass(EdgeOptPass):
         schedule_op.attributes[EXHAUSTIVE_ATTR] = IntegerAttr(round(best.cost.cycles), 64)
 
     def _choose(self, op: kernel.KernelOp, problem: Problem, target: Target,
-                function: func.FuncOp) -> Choice:
+                function: func.FuncOp) -> tuple[Choice, Target]:
+        """The schedule, and the target it fits (single-buffered if only that fits)."""
         method = {"annealing": "anneal"}.get(self.search, self.search)
         try:
-            return schedule_search.search(problem, target, self.seed, method)
+            return schedule_search.search(problem, target, self.seed, method), target
         except DoesNotFit as e:
-            sizes = ", ".join(
-                f"{byte_size(v.type):,} B" for v in op.operands  # type: ignore[arg-type]
-            )
-            raise PassFailedException(
-                f"{self.name}: {op.name} in @{function.sym_name.data} does not fit L1 "
-                f"({target.l1_bytes:,} B): its smallest tiling needs {e.smallest:,} B "
-                f"(operands {sizes}); give more L1 (l1-bytes) or a SoC with more"
-            ) from None
+            smallest = e.smallest
+        if target.double_buffer:
+            single = replace(target, double_buffer=False)
+            try:
+                return schedule_search.search(problem, single, self.seed, method), single
+            except DoesNotFit as e:
+                smallest = e.smallest  # what it needs with one slot per operand
+        sizes = ", ".join(
+            f"{byte_size(v.type):,} B" for v in op.operands  # type: ignore[arg-type]
+        )
+        raise PassFailedException(
+            f"{self.name}: {op.name} in @{function.sym_name.data} does not fit L1 "
+            f"({target.l1_bytes:,} B): its smallest tiling needs {smallest:,} B "
+            f"(operands {sizes}); give more L1 (l1-bytes) or a SoC with more"
+        )
 
 
 def tile_op(op: kernel.KernelOp, choice: Choice, problem: Problem | None = None) -> tile.ForOp:

@@ -4,10 +4,12 @@ comparison of training runs."""
 
 from __future__ import annotations
 
+import itertools
+import random
 import re
 
 import numpy as np
-from hypothesis import reject
+from hypothesis import event, reject
 from hypothesis import strategies as st
 from xdsl.dialects import func
 from xdsl.dialects.builtin import (
@@ -19,12 +21,18 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.utils.exceptions import PassFailedException
 
+from edge_opt.dialects import kernel
 from edge_opt.dialects.kernel import LEVEL_ATTR, MEMORY_ATTR, OFFSET_ATTR
 from edge_opt.ir.interpreters.dma import DmaMode
 from edge_opt.ir.liveness import allocations
 from edge_opt.ir.session import Session, get_function, params_of
+from edge_opt.passes.tile_l1 import problem_of, target_of, tile_op
+from edge_opt.support import schedule_search
 from edge_opt.support.dtypes import numpy_dtype
 from edge_opt.support.memory_plan import Plan, check_plan
+from edge_opt.support.schedule_search import Choice, Problem
+from edge_opt.support.socs import get_soc
+from edge_opt.support.tiling import Schedule
 from edge_opt.testing import RandomModel, apply_passes, random_models
 
 
@@ -183,3 +191,38 @@ def mse_labels(tensor: ModuleOp, seed: int) -> np.ndarray:
     assert isinstance(output, TensorType)
     labels = np.random.default_rng(seed).standard_normal(output.get_shape())
     return labels.astype(numpy_dtype(output.element_type))
+
+
+RANDOM_TILING_TARGET = target_of(get_soc("gap9"), 0, True, 16)
+
+
+def random_schedule(problem: Problem, rng: random.Random) -> Schedule:
+    """Random tile sizes (any, not only divisors: ragged tiles) and a random legal
+    loop order."""
+    sizes = tuple(rng.randint(1, n) if split else n
+                  for n, split in zip(problem.extents, problem.splittable, strict=True))
+    orders = list(itertools.permutations(range(len(problem.extents))))
+    rng.shuffle(orders)
+    for order in orders:
+        schedule = Schedule(problem.extents, sizes, order)
+        if schedule_search.legal(schedule, problem):
+            return schedule
+    raise AssertionError("no legal order")  # the order with summed dims inside exists
+
+
+def tile_randomly(buffers: ModuleOp, rng: random.Random) -> ModuleOp:
+    """A copy of the buffer-level `buffers` with each kernel op tiled under a random
+    schedule (`random_schedule`), as `tile-l1` would write it for that schedule."""
+    tiled = buffers.clone()
+    for function in (o for o in tiled.ops if isinstance(o, func.FuncOp)):
+        for op in list(function.body.block.ops):
+            if isinstance(op, kernel.KernelOp):
+                problem = problem_of(op)
+                schedule = random_schedule(problem, rng)
+                tile_op(op, Choice(schedule, schedule_search.cost(
+                    schedule, problem, RANDOM_TILING_TARGET), "random", 1), problem)
+                ragged = any(n % s for n, s in zip(schedule.extents, schedule.sizes,
+                                                   strict=True))
+                event(f"{op.name} {'ragged' if ragged else 'even'}")
+    tiled.verify()
+    return tiled

@@ -30,28 +30,30 @@ from plan_checks import (
     TIGHT,
     assert_same_training,
     assert_valid_plan,
+    memory_attr,
     mse_labels,
+    tile_randomly,
     train_or_reject,
     training_models,
     with_options,
 )
-from xdsl.dialects import func
 from xdsl.dialects.builtin import IntegerAttr, ModuleOp, i64
 from xdsl.interpreter import InterpretationError
 from xdsl.utils.exceptions import PassFailedException
 
-from edge_opt.dialects import dma, kernel, tile
+from edge_opt.dialects import dma, kernel, nn, tile
 from edge_opt.dialects.base import ints
 from edge_opt.dialects.kernel import memory_level
 from edge_opt.ir import model_io
 from edge_opt.ir.session import Session, get_function
 from edge_opt.ir.tiling import RULES, iteration_space
-from edge_opt.passes.tile_l1 import problem_of, target_of, tile_op
+from edge_opt.passes.tile_l1 import target_of
 from edge_opt.support import schedule_search
-from edge_opt.support.schedule_search import Choice, Operand, Problem
+from edge_opt.support.schedule_search import Operand, Problem
 from edge_opt.support.socs import get_soc
 from edge_opt.support.tiling import FULL, Schedule
 from edge_opt.testing import (
+    ForwardBuilder,
     RandomModel,
     apply_passes,
     random_models,
@@ -150,20 +152,6 @@ def test_tiled_training_step_equals_tensor_level(
 # --------------------------------------------------------------------------------------
 
 
-def random_schedule(problem: Problem, rng: random.Random) -> Schedule:
-    """Random tile sizes (any, not only divisors: ragged tiles) and a random legal
-    loop order."""
-    sizes = tuple(rng.randint(1, n) if split else n
-                  for n, split in zip(problem.extents, problem.splittable, strict=True))
-    orders = list(itertools.permutations(range(len(problem.extents))))
-    rng.shuffle(orders)
-    for order in orders:
-        schedule = Schedule(problem.extents, sizes, order)
-        if schedule_search.legal(schedule, problem):
-            return schedule
-    raise AssertionError("no legal order")  # the order with summed dims inside exists
-
-
 @settings(max_examples=40)
 @given(training_models(**LARGER), st.sampled_from(["train-full", "train-last{layers=1}"]),
        st.integers(0, 2**32 - 1), st.sampled_from(["immediate", "deferred"]))
@@ -173,20 +161,8 @@ def test_every_rule_under_random_schedules(model: RandomModel, strategy: str, se
     then moved to L1 by DMA: the training step is unchanged."""
     tensor = train_or_reject(with_options(strategy, "loss=mse lr=0.01"), model.module)
     buffers = apply_passes("lower-attention,bufferize", tensor)
-    tiled = buffers.clone()
-    rng = random.Random(seed)
-    for function in (o for o in tiled.ops if isinstance(o, func.FuncOp)):
-        for op in list(function.body.block.ops):
-            if isinstance(op, kernel.KernelOp):
-                problem = problem_of(op)
-                schedule = random_schedule(problem, rng)
-                tile_op(op, Choice(schedule, schedule_search.cost(
-                    schedule, problem, TARGET), "random", 1), problem)
-                ragged = any(n % s for n, s in zip(schedule.extents, schedule.sizes,
-                                                   strict=True))
-                event(f"{op.name} {'ragged' if ragged else 'even'}")
-    tiled.verify()
-    tiled = apply_passes("insert-dma,plan-memory{soc=gap9}", tiled)
+    tiled = apply_passes("insert-dma,plan-memory{soc=gap9}",
+                         tile_randomly(buffers, random.Random(seed)))
     assert_kernels_on_l1(tiled)
     labels = mse_labels(tensor, seed)
     inputs = list(model.inputs.values())
@@ -453,3 +429,21 @@ def test_tiling_is_deterministic_across_processes():
         outputs.append(result.stdout)
     assert outputs[0] == outputs[1]
     assert 'search = "annealing"' in outputs[0] and "dma.start" in outputs[0]
+
+
+@pytest.mark.parametrize("mode", ["immediate", "deferred"])
+def test_single_buffered_when_only_that_fits(mode: str):
+    """A softmax row (4,000 B) in and out fits 12,000 B of L1 once, not twice: the nest
+    is single-buffered (one slot per operand, the plan within the budget) and computes
+    the softmax."""
+    b = ForwardBuilder((2, 1000), dtype=np.float32)
+    module = b.module(b.op(nn.SoftmaxOp(b.x), "y"))
+    tiled = apply_passes("lower-to-buffers{soc=gap9 l1-bytes=12000}", module)
+    (schedule,) = [op for op in tiled.walk() if isinstance(op, tile.ScheduleOp)]
+    assert tile.SINGLE_BUFFER_ATTR in schedule.attributes
+    assert memory_attr(tiled)["L1"]["arena"] <= 12000
+    x = b.inputs["x0"].astype(np.float64)
+    expected = np.exp(x - x.max(-1, keepdims=True))
+    expected /= expected.sum(-1, keepdims=True)
+    (actual,) = Session(tiled, dma=mode).run("forward", b.inputs)  # type: ignore[arg-type]
+    np.testing.assert_allclose(actual, expected, rtol=1e-6, atol=1e-7)
