@@ -194,7 +194,7 @@ MUTANTS: tuple[Mutant, ...] = (
        "in users)", "op.results[0].replace_all_uses_with(copy.results[0])",
        ("recompute", *TRAIN), "recompute redirects the forward uses to the copy too"),
     _m("recompute-non-cheap", "passes/recompute.py",
-       "if not isinstance(op, CHEAP) or len(op.results) != 1:",
+       "if kinds is not None and not isinstance(op, kinds) or len(op.results) != 1:",
        "if len(op.results) != 1:", ("recompute", *TRAIN),
        "recompute copies expensive ops (convolutions, matmuls) too"),
     # --- memory planning (the buffer level, interpreted in byte arenas) -------------------
