@@ -928,5 +928,6 @@ TRAIN = Dialect(
 __all__ = [
     "TRAIN", "TrainOperation", "ElementwiseGradOp", "PoolAttributes", "MAX_POOL_WINDOW",
     "ui8", "Reduction", "STATE_ATTR", "STATE_OF_ATTR", "CHANNELS_ATTR", "CHANNEL_AXIS_ATTR",
+    "SWEEP_ATTR", "MICRO_BATCH_ATTR",
     "is_optimizer_state", *(op.__name__ for op in TRAIN.operations),
 ]
