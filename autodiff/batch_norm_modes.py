@@ -89,20 +89,27 @@ class BatchNormModes:
         """With `bn=batch-update`, the running statistics' update after `copy`."""
         if self.options.bn != "batch-update":
             return
+        mean, var = self._batch_statistics(copy)
+        self.update_running(copy, copy.mean, copy.var, mean, var)
+
+    def update_running(self, op: nn.BatchNormOp, running_mean: SSAValue,
+                       running_var: SSAValue, mean: SSAValue, unbiased: SSAValue) -> None:
+        """The update of `op`'s running statistics (the values `running_mean` and
+        `running_var` of the step) from the batch's `mean` and `unbiased` variance."""
         names = (
-            _statistic_param(copy, copy.mean, "mean"),
-            _statistic_param(copy, copy.var, "variance"),
+            _statistic_param(op, op.mean, "mean"),
+            _statistic_param(op, op.var, "variance"),
         )
         for name in names:
             if name in self.updated:
                 raise PassFailedException(
                     f"autodiff: bn=batch-update: @{name} is the running statistic of "
-                    f"two batch norms ({self.updated[name]} and {_where(copy)}); give "
+                    f"two batch norms ({self.updated[name]} and {_where(op)}); give "
                     "each its own, or use bn=batch"
                 )
-            self.updated[name] = _where(copy)
-        mean, var = self._batch_statistics(copy)
-        for name, running, batch in zip(names, (copy.mean, copy.var), (mean, var)):
+            self.updated[name] = _where(op)
+        for name, running, batch in zip(names, (running_mean, running_var),
+                                        (mean, unbiased)):
             self._store(name, running, batch)
 
     def _batch_statistics(self, op: nn.BatchNormOp) -> tuple[SSAValue, SSAValue]:

@@ -14,7 +14,9 @@ size op by op and rejects, naming it, every op that mixes the batch axis:
   N rows);
 - shape and axis ops must keep axis 0: no reduction, softmax, concat, gather, pad or
   slice along it, transposes keep it first, reshapes and broadcasts keep N rows;
-- a training-mode batch norm (batch statistics) couples samples.
+- a training-mode batch norm (batch statistics) couples samples, unless the caller
+  computes its statistics over the whole batch (`batch_statistics`, see
+  `edge_opt.autodiff.batch_statistics`).
 """
 
 from __future__ import annotations
@@ -58,8 +60,10 @@ class Coupling(PassFailedException):
 class MicroBatchForward:
     """Rebuilds `forward` (batch `batch`) at batch `micro` (see the module docstring)."""
 
-    def __init__(self, forward: func.FuncOp, batch: int, micro: int, why: str):
+    def __init__(self, forward: func.FuncOp, batch: int, micro: int, why: str,
+                 batch_statistics: bool = False):
         self.forward = forward
+        self.batch_statistics = batch_statistics
         self.batch = batch
         self.micro = micro
         self.why = why
@@ -158,7 +162,8 @@ class MicroBatchForward:
             return
         if any(flags[1:]) and not isinstance(op, nn.MatmulOp):
             raise self.fail(op, "takes a batched value as a weight or statistic")
-        if isinstance(op, nn.BatchNormOp) and op.training is not None:
+        if (isinstance(op, nn.BatchNormOp) and op.training is not None
+                and not self.batch_statistics):
             raise self.fail(op, "normalises with batch statistics (training)")
         if isinstance(op, (*WEIGHTED, *PER_SAMPLE)):
             return
@@ -221,11 +226,14 @@ class MicroBatchForward:
         return None
 
 
-def micro_batch_forward(forward: func.FuncOp, micro: int, why: str) -> func.FuncOp:
+def micro_batch_forward(forward: func.FuncOp, micro: int, why: str,
+                        batch_statistics: bool = False) -> func.FuncOp:
     """`forward` rebuilt at batch `micro` (its inputs' first dimension is the batch);
-    `why` starts the error messages (e.g. "autodiff: accumulate=4")."""
+    `why` starts the error messages (e.g. "autodiff: accumulate=4"). With
+    `batch_statistics`, training-mode batch norms are accepted (the caller gives them
+    the whole batch's statistics)."""
     args = forward.body.block.args
     if not args:
         raise PassFailedException(f"{why}: @{forward.sym_name.data} has no input")
     batch = _shape(args[0])[0] if _shape(args[0]) else 0
-    return MicroBatchForward(forward, batch, micro, why).build()
+    return MicroBatchForward(forward, batch, micro, why, batch_statistics).build()

@@ -11,23 +11,27 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import (
     ArrayAttr,
     DictionaryAttr,
+    IntegerAttr,
     ModuleOp,
     StringAttr,
     TensorType,
     i32,
+    i64,
 )
 from xdsl.ir import Block, Operation, Region, SSAValue
 from xdsl.utils.exceptions import PassFailedException
 
 from edge_opt.autodiff.batch_norm_modes import BatchNormModes
+from edge_opt.autodiff.batch_statistics import ExactBatchStatistics, output_of
+from edge_opt.autodiff.dependence import differentiable_operands, requires_grad
 from edge_opt.autodiff.micro_batches import micro_batch_forward
 from edge_opt.autodiff.optimizers import OptimizerEmitter
 from edge_opt.autodiff.rules import RULES, GradientBuilder
 from edge_opt.dialects import nn, train
+from edge_opt.dialects.train import MICRO_BATCH_ATTR, SWEEP_ATTR
 from edge_opt.ir.channels import ChannelRestriction, check_uses, restriction_of
 from edge_opt.ir.options import BatchOptions, OptimizerOptions
 from edge_opt.ir.session import input_names
-from edge_opt.support.dtypes import numpy_dtype
 from edge_opt.support.hints import symbol_hint
 
 NAME_ATTR = "nn.name"
@@ -71,34 +75,6 @@ def channel_restrictions(
     return result
 
 
-def _is_float_tensor(value: SSAValue) -> bool:
-    return isinstance(value.type, TensorType) and numpy_dtype(
-        value.type.element_type
-    ).kind == "f"
-
-
-def differentiable_operands(op: Operation) -> Sequence[SSAValue]:
-    """The operands `op`'s results depend on differentiably: all of them, but the
-    running statistics of a batch norm in training mode (which normalises with the
-    batch's own statistics)."""
-    if isinstance(op, nn.BatchNormOp) and op.training is not None:
-        return op.operands[:3]
-    return op.operands
-
-
-def requires_grad(function: func.FuncOp, trainable: set[str]) -> set[SSAValue]:
-    """Float values of `function` that depend (differentiably) on a trainable
-    parameter."""
-    result: set[SSAValue] = set()
-    for op in function.body.block.ops:
-        if isinstance(op, nn.LoadOp):
-            if op.param.string_value() in trainable:
-                result.add(op.result)
-        elif any(o in result for o in differentiable_operands(op)):
-            result.update(r for r in op.results if _is_float_tensor(r))
-    return result
-
-
 class TrainStepBuilder:
     """Builds `@train_step`: forward copy, loss, backward sweep with updates."""
 
@@ -115,6 +91,8 @@ class TrainStepBuilder:
         self.grads = GradientBuilder(self.block)
         self.optimizer = OptimizerEmitter(module, self.grads, optimizer, self.restrictions)
         self.batch_norms = BatchNormModes(batch, self.grads)
+        self.micro = 0
+        self.exact: ExactBatchStatistics | None = None
 
     def build(self, loss: str, reduction: str) -> func.FuncOp:
         returned = self.forward.body.block.last_op
@@ -122,15 +100,15 @@ class TrainStepBuilder:
         if not returned.arguments:
             raise PassFailedException(f"autodiff: @{self.forward.sym_name.data} returns nothing")
         labels_type = self._labels_type(loss, returned.arguments[0])
-        inputs = self._arguments(labels_type)
-        source, micro = self._micro_batches()
+        self._arguments(labels_type)
+        source = self._micro_batches()
+        sweep = None
+        if self.exact is not None:
+            sweep = self.exact.run_sweeps(loss, reduction)
         carried: dict[str, SSAValue] = {}
         losses: list[SSAValue] = []
         for index in range(self.accumulate):
-            values = inputs if self.accumulate == 1 else [
-                self.grads.emit(nn.SliceOp(v, *_rows(v, index * micro, micro)))
-                for v in inputs
-            ]
+            values = self.micro_batch(index, sweep)
             final = index == self.accumulate - 1
             losses.append(self._micro_step(source, values, loss, reduction, final, carried))
         total = losses[0]
@@ -148,10 +126,8 @@ class TrainStepBuilder:
         """The forward ops of `source` on `values` (inputs, then labels), the loss and
         the backward sweep; the updates only if `final` (else the gradients are added
         to `carried`). Returns the loss."""
-        mapping, requires, body = self._copy_forward(source, values[:-1])
-        returned = source.body.block.last_op
-        assert isinstance(returned, func.ReturnOp)
-        logits, labels = mapping[returned.arguments[0]], values[-1]
+        mapping, requires, body = self.copy_forward(source, values[:-1])
+        logits, labels = mapping[output_of(source)], values[-1]
         if loss == "cross-entropy":
             loss_value = self.grads.emit(train.CrossEntropyOp(logits, labels, reduction))
         else:
@@ -163,6 +139,13 @@ class TrainStepBuilder:
                 f"result of @{self.forward.sym_name.data}), so nothing would train; "
                 "check which parameters are trainable (freeze, train-last, ...)"
             )
+        seed = self.loss_gradient(logits, labels, loss, reduction)
+        self._backward(body, requires, {logits: seed}, final, carried)
+        return loss_value
+
+    def loss_gradient(self, logits: SSAValue, labels: SSAValue, loss: str,
+                      reduction: str) -> SSAValue:
+        """The gradient of a micro-batch's share of the loss with respect to `logits`."""
         if loss == "cross-entropy":
             seed = self.grads.emit(train.CrossEntropyGradOp(logits, labels, reduction))
         else:
@@ -171,15 +154,32 @@ class TrainStepBuilder:
             seed = self.grads.scale(seed, 1.0 / self.accumulate)
         if logits.name_hint is not None:
             seed.name_hint = f"d_{logits.name_hint}"
-        self._backward(body, requires, {logits: seed}, final, carried)
-        return loss_value
+        return seed
 
-    def _micro_batches(self) -> tuple[func.FuncOp, int]:
+    def micro_batch(self, index: int, sweep: int | None = None,
+                    labels: bool = True) -> list[SSAValue]:
+        """The step's arguments (without the labels unless `labels`), or with
+        accumulation their rows of micro-batch `index`, sliced here; slices of a sweep
+        of `edge_opt.autodiff.batch_statistics` carry its number and `index`."""
+        args = list(self.block.args) if labels else list(self.block.args)[:-1]
+        if self.accumulate == 1:
+            return args
+        values: list[SSAValue] = []
+        for value in args:
+            piece = nn.SliceOp(value, *_rows(value, index * self.micro, self.micro))
+            if sweep is not None:
+                piece.attributes[SWEEP_ATTR] = IntegerAttr(sweep, i64)
+                piece.attributes[MICRO_BATCH_ATTR] = IntegerAttr(index, i64)
+            values.append(self.grads.emit(piece))
+        return values
+
+    def _micro_batches(self) -> func.FuncOp:
         """The function whose ops each micro-batch runs (`@forward` without
-        accumulation, else rebuilt for the micro-batch) and the micro-batch size."""
+        accumulation, else rebuilt for the micro-batch; sets the micro-batch size, and
+        with `bn-accumulate=exact` the sweeps for the batch statistics)."""
         k = self.accumulate
         if k == 1:
-            return self.forward, 0
+            return self.forward
         why = f"autodiff: accumulate={k}"
         batch = self.forward.function_type.inputs.data[0]
         assert isinstance(batch, TensorType)
@@ -189,14 +189,19 @@ class TrainStepBuilder:
                 f"{why}: the batch of {rows} does not split into {k} micro-batches; "
                 f"choose a divisor of {rows}"
             )
-        if self.batch_norms.options.bn != "frozen":
+        exact = self.batch_norms.options.bn_accumulate == "exact"
+        if self.batch_norms.options.bn != "frozen" and not exact:
             raise PassFailedException(
                 f"{why}: bn={self.batch_norms.options.bn} normalises with statistics of "
-                "the whole batch, which micro-batches do not see; use bn=frozen (exact), "
-                "or accumulate=1, or replace batch norm by group norm"
+                "the whole batch, which micro-batches do not see; use bn-accumulate="
+                "exact (the whole batch's statistics by extra sweeps), bn=frozen, "
+                "batch-norm-to-group-norm{groups=G} before autodiff, or accumulate=1"
             )
-        micro = rows // k
-        return micro_batch_forward(self.forward, micro, why), micro
+        self.micro = rows // k
+        source = micro_batch_forward(self.forward, self.micro, why, exact)
+        if exact:
+            self.exact = ExactBatchStatistics(self, source, rows)
+        return source
 
     def _labels_type(self, loss: str, output: SSAValue) -> TensorType:
         assert isinstance(output.type, TensorType)
@@ -219,12 +224,12 @@ class TrainStepBuilder:
         labels.name_hint = self._labels_name()
         return list(self.block.args)
 
-    def _copy_forward(
+    def copy_forward(
         self, function: func.FuncOp, inputs: Sequence[SSAValue]
     ) -> tuple[dict[SSAValue, SSAValue], set[SSAValue], list[Operation]]:
         """Copies the ops of `function` on `inputs` into the new block; a differentiated
-        max-pool becomes `train.max_pool2d_with_indices`, batch norms run as `bn` says.
-        Returns the value mapping, the copied values that need gradients, and the
+        max-pool becomes `train.max_pool2d_with_indices`, batch norms run as `bn` says
+        (with exact accumulation: on the whole batch's statistics). Returns the value mapping, the copied values that need gradients, and the
         copied ops."""
         source = function.body.block
         requires_source = requires_grad(function, self.trainable)
@@ -246,6 +251,9 @@ class TrainStepBuilder:
                 if op.result.name_hint is not None:
                     copy.results[1].name_hint = f"{op.result.name_hint}_indices"
                 mapping[op.result] = copy.results[0]
+            elif self.exact is not None and self.exact.normalises(op):
+                assert isinstance(op, nn.BatchNormOp)
+                copy = self.exact.copy(op, mapping)
             elif self.batch_norms.applies_to(op):
                 assert isinstance(op, nn.BatchNormOp)
                 copy = self.batch_norms.copy(op, mapping)
@@ -254,7 +262,8 @@ class TrainStepBuilder:
                 copy = op.clone(value_mapper=mapping)
             self.block.add_op(copy)
             body.append(copy)
-            if isinstance(copy, nn.BatchNormOp) and self.batch_norms.applies_to(op):
+            if (isinstance(copy, nn.BatchNormOp) and self.batch_norms.applies_to(op)
+                    and self.exact is None):
                 self.batch_norms.after(copy)
             if isinstance(op, nn.LoadOp):
                 restriction = self.restrictions.get(op.param.string_value())
@@ -296,7 +305,7 @@ class TrainStepBuilder:
             if op not in reaching:
                 continue
             if not isinstance(op, nn.LoadOp):
-                self._differentiate(op, requires, adjoints)
+                self.differentiate(op, requires, adjoints)
             for operand in op.operands:
                 owner = operand.owner
                 if isinstance(owner, nn.LoadOp) and owner.param.string_value() in pending:
@@ -305,11 +314,18 @@ class TrainStepBuilder:
                     if pending[name] == 0:
                         self._update(name, loads[name], adjoints, final, carried)
 
-    def _differentiate(self, op: Operation, requires: set[SSAValue],
-                       adjoints: dict[SSAValue, SSAValue]) -> None:
+    def differentiate(self, op: Operation, requires: set[SSAValue],
+                      adjoints: dict[SSAValue, SSAValue]) -> None:
+        """Adds the gradients of `op`'s operands in `requires` to `adjoints`."""
         dy = adjoints.get(op.results[0]) if op.results else None
         needs = [o in requires for o in op.operands]
         if dy is None or not any(needs):
+            return
+        if self.exact is not None and self.exact.is_copy(op):
+            for operand, grad in zip(op.operands, self.exact.gradients(op, dy, needs),
+                                     strict=True):
+                if grad is not None:
+                    self._accumulate(adjoints, operand, grad)
             return
         rule = RULES.get(type(op))
         if rule is None:

@@ -19,6 +19,8 @@ their decisions), with a wrapper where the pass needs one:
 - passes of the training step (`recompute`, `reorder-for-memory`) run with `--train`;
 - `autodiff` and the training pipelines are checked with `--gradients` (the gradients
   of their step against finite differences): `@forward` itself they leave alone;
+- `batch-norm-to-group-norm` changes the model on purpose (group norm for batch norm):
+  the training step of the rewritten model is checked with `--gradients`;
 - `merge-lora` runs after `insert-lora`, whose B factors are zero: the merge is
   exercised, its arithmetic only with zeros (noted in the table).
 
@@ -55,6 +57,9 @@ class How:
 HOW: dict[str, How] = {
     "rules": How((f"rules{{file={RULES}}}",)),
     "autodiff": How(("--gradients", "autodiff{loss=mse}")),
+    "batch-norm-to-group-norm": How(
+        ("--gradients", "batch-norm-to-group-norm,train-full{loss=mse}"),
+        "changes the model on purpose: the rewritten model's training step"),
     "bufferize": How(("lower-attention,bufferize",)),
     "fold-batch-norm": How(("fold-batch-norm", "--trainable", "none"),
                            "frozen models: it folds frozen layers only"),

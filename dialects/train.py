@@ -88,6 +88,14 @@ STATE_ATTR = "train.state"
 STATE_OF_ATTR = "train.state_of"
 """Discardable attribute of an optimizer-state `nn.param`: the parameter it belongs to."""
 
+SWEEP_ATTR = "train.sweep"
+"""Discardable attribute of an input `nn.slice` of a training step with exact batch
+statistics under accumulation (`edge_opt.autodiff.batch_statistics`): the number of the
+sweep over the micro-batches it starts a micro-batch of (`i64`). Distinct per sweep, so
+`cse` keeps the sweeps apart."""
+MICRO_BATCH_ATTR = "train.micro_batch"
+"""Discardable attribute of such a slice: the index of its micro-batch (`i64`)."""
+
 CHANNELS_ATTR = "train.channels"
 """Discardable attribute of a trainable `nn.param` (`array<i64: ...>`, sorted, unique):
 the only channels (indices along `train.channel_axis`) that training updates; the
@@ -920,5 +928,6 @@ TRAIN = Dialect(
 __all__ = [
     "TRAIN", "TrainOperation", "ElementwiseGradOp", "PoolAttributes", "MAX_POOL_WINDOW",
     "ui8", "Reduction", "STATE_ATTR", "STATE_OF_ATTR", "CHANNELS_ATTR", "CHANNEL_AXIS_ATTR",
+    "SWEEP_ATTR", "MICRO_BATCH_ATTR",
     "is_optimizer_state", *(op.__name__ for op in TRAIN.operations),
 ]

@@ -75,6 +75,7 @@ OPTION_RULES: dict[str, OptionRule] = {
     "beam": AT_LEAST_ONE,
     "window": AT_LEAST_ONE,
     "max_extra_flops": NON_NEGATIVE,
+    "groups": AT_LEAST_ONE,
 }
 """The rule of every numeric option, by field name (a convention test checks that
 every numeric option of every pass has one)."""
@@ -182,11 +183,15 @@ class BatchOptions:
     with the batch's own statistics and differentiate through them, as PyTorch's train
     mode; running statistics unchanged) or `bn=batch-update` (as `batch`, and update the
     running statistics: `running = (1 - bn-momentum) running + bn-momentum batch`, the
-    variance unbiased, PyTorch's convention and default 0.1)."""
+    variance unbiased, PyTorch's convention and default 0.1). `bn-accumulate=exact`:
+    with `accumulate` > 1, batch statistics of the whole batch by extra sweeps over the
+    micro-batches (`edge_opt.autodiff.batch_statistics`); `reject` (default): batch
+    statistics with `accumulate` > 1 are an error that lists the choices."""
 
     bn: Literal["frozen", "batch", "batch-update"] = "frozen"
     bn_momentum: float = 0.1
     accumulate: int = 1
+    bn_accumulate: Literal["reject", "exact"] = "reject"
 
 
 OPTION_GROUPS = (LossOptions, OptimizerOptions, AttentionOptions, BatchOptions)

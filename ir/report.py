@@ -119,17 +119,30 @@ def _itemsize(param: nn.ParamOp) -> int:
 def micro_batches(function: func.FuncOp) -> list[list[Operation]]:
     """The ops of a training function per micro-batch (`accumulate=k`: each runs its
     forward, loss and backward in turn). A micro-batch starts with the `nn.slice` of a
-    function argument that follows a loss; without accumulation there is one."""
+    function argument that follows a loss, or whose sweep and micro-batch
+    (`train.sweep`, `train.micro_batch`: exact batch statistics) differ from the
+    previous slice's; without accumulation there is one."""
     segments: list[list[Operation]] = [[]]
     has_loss = False
+    tag: tuple[Attribute | None, Attribute | None] | None = None
     for op in function.body.block.ops:
-        if (has_loss and isinstance(op, nn.SliceOp)
-                and isinstance(op.input, BlockArgument)):
-            segments.append([])
-            has_loss = False
+        if isinstance(op, nn.SliceOp) and isinstance(op.input, BlockArgument):
+            sliced = (op.attributes.get(train.SWEEP_ATTR),
+                      op.attributes.get(train.MICRO_BATCH_ATTR))
+            if has_loss or (tag is not None and sliced != tag):
+                segments.append([])
+                has_loss = False
+            tag = sliced
         has_loss = has_loss or isinstance(op, _LOSSES)
         segments[-1].append(op)
     return segments
+
+
+def batch_statistics_sweeps(function: func.FuncOp) -> int:
+    """The sweeps over the micro-batches of a step with exact batch statistics (the
+    distinct `train.sweep` values of its slices; 0 without)."""
+    return len({op.attributes[train.SWEEP_ATTR] for op in function.body.block.ops
+                if train.SWEEP_ATTR in op.attributes})
 
 
 def training_phases(function: func.FuncOp) -> dict[str, list[Operation]]:
@@ -148,8 +161,8 @@ def _phases(ops: list[Operation]) -> dict[str, list[Operation]]:
     }
     phase = "forward"
     for op in ops:
-        if isinstance(op, _LOSSES):
-            phase = "loss"
+        if isinstance(op, _LOSSES) or (phase == "forward" and isinstance(op, _LOSS_GRADS)):
+            phase = "loss"  # a sweep for batch statistics has no loss, only its gradient
         elif phase == "loss" and not isinstance(op, _LOSS_GRADS):
             phase = "backward"
         if isinstance(op, (*_OPTIMIZERS, train.ScatterOp, train.StoreOp)):
@@ -350,6 +363,9 @@ def build_report(module: ModuleOp, pipeline: str | None = None) -> Report:
     memory_passes = memory_pass_records(module)
     if memory_passes is not None:
         report.extra["memory_passes"] = memory_passes
+    sweeps = batch_statistics_sweeps(step) if step is not None else 0
+    if sweeps:
+        report.extra["batch_statistics_sweeps"] = sweeps
     return report
 
 
@@ -387,6 +403,9 @@ def format_report(report: Report) -> str:
     text.append(f"pipeline              {report.pipeline or '(none)'}")
     for label, value in _summary_rows(report):
         text.append(f"{label:<22}{value}")
+    if "batch_statistics_sweeps" in report.extra:
+        text.append(f"{'micro-batch sweeps':<22}{report.extra['batch_statistics_sweeps']}"
+                    " (exact batch statistics)")
     if "attention_fusion" in report.extra:
         text += ["", *format_attention_fusion(report.extra["attention_fusion"])]
     if "memory_passes" in report.extra:

@@ -26,6 +26,10 @@ Options:
   gradient through them) or `batch-update` (`batch`, and the running statistics updated
   with momentum `bn-momentum`, default 0.1, unbiased variance: PyTorch's train mode).
   See `edge_opt.autodiff.batch_norm_modes`.
+- `accumulate`: the batch as k micro-batches, gradients summed, one update
+  (`edge_opt.autodiff.micro_batches`); `bn-accumulate=exact`: with batch statistics,
+  the whole batch's by extra sweeps over the micro-batches
+  (`edge_opt.autodiff.batch_statistics`), else (`reject`) an error.
 - `function`: the function to differentiate (default `forward`).
 
 The labels are the last input of `@train_step`, named `labels` (`labels_1`, ... if

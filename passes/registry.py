@@ -20,6 +20,7 @@ from xdsl.utils.arg_spec import parse_pipeline as parse_arg_specs
 from xdsl.utils.exceptions import ArgSpecParseError
 
 from edge_opt.passes.autodiff import AutodiffPass
+from edge_opt.passes.batch_norm_to_group_norm import BatchNormToGroupNormPass
 from edge_opt.passes.bufferize import BufferizePass
 from edge_opt.passes.fold_batch_norm import FoldBatchNormPass
 from edge_opt.passes.freeze import FreezePass
@@ -58,6 +59,7 @@ def _by_name(classes: Iterable[type[ModulePass]]) -> dict[str, Callable[[], type
 EDGE_OPT_PASSES: dict[str, Callable[[], type[ModulePass]]] = _by_name([
     ApplyRulesPass,
     AutodiffPass,
+    BatchNormToGroupNormPass,
     BufferizePass,
     FoldBatchNormPass,
     FreezePass,
