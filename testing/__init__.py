@@ -18,10 +18,13 @@ verifies after every pass, interprets both modules on the same inputs and compar
 output and the parameter state after the call.
 
 How the strategy works. It keeps a pool of the values built so far (function inputs
-and op results) and, for each op it draws, picks operands from the pool (by distance
-from the newest value, so a shrunk graph is a chain) and adapts them: a conv reshapes
-its operand into an NCHW tensor, a binary op resizes the other operand into a shape
-that broadcasts. Every op is evaluated as it is built (with the interpreter's own
+and op results) and, for each op it draws, picks operands from the pool (the newest
+value half the time, else by distance from the newest, so graphs are chains of layers
+and a shrunk graph is one) and adapts them: a conv or pool takes a value that is
+already NCHW when it can (so `max_pool2d(relu(conv2d(x)))` occurs), else reshapes one
+(the reshape joins the pool), a binary op resizes the other operand into a shape that
+broadcasts (half of its per-channel operands are bias parameters). Three in four
+results nobody uses are returned, the others left dead. Every op is evaluated as it is built (with the interpreter's own
 implementations), so the strategy knows the actual values and keeps them tame:
 operands larger than `_BOUND` pass through `tanh` first, `log`/`sqrt`/`pow`/`div` get
 positive or non-small operands (through `exp(tanh(x))` or `sigmoid(x) + 0.5` when

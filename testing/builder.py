@@ -177,8 +177,15 @@ class _Builder:
         return self.values[value].shape
 
     def choose(self) -> SSAValue:
-        """A value of the pool, counted from the newest (so shrinking makes chains)."""
-        return self.pool[-1 - self.integer(0, len(self.pool) - 1)]
+        """A value of the pool: half the time the newest (chains of layers, as in
+        real networks, where rewrites of two ops in a row apply), else any, counted
+        from the newest (so shrinking makes chains)."""
+        return self._newest_or_any(self.pool)
+
+    def _newest_or_any(self, values: Sequence[SSAValue]) -> SSAValue:
+        if not self.coin():
+            return values[-1]
+        return values[-1 - self.integer(0, len(values) - 1)]
 
     def pick(self, min_rank: int = 0) -> SSAValue:
         """A value of the pool, tamed, with at least `min_rank` axes."""
@@ -188,6 +195,20 @@ class _Builder:
             value = self.emit(
                 nn.ReshapeOp(value, (1,) * (min_rank - len(shape)) + shape)
             )
+        return value
+
+    def pick_rank(self, rank: int) -> SSAValue:
+        """A value of the pool with exactly `rank` axes: mostly one that has them
+        already (so a pool or a convolution reads an activation's or a layer's result
+        directly: the chains that rewrites of two ops in a row match), else any value
+        reshaped (`as_rank`), which joins the pool so that later ops (an activation,
+        then a pool) may read it too. Shrinks towards the first."""
+        fitting = [v for v in self.pool if len(self.shape(v)) == rank]
+        if fitting and not (self.coin() and self.coin()):  # 3 in 4
+            return self.bounded(self._newest_or_any(fitting), _BOUND)
+        value = self.as_rank(self.pick(), rank)
+        if value not in self.pool:
+            self.pool.append(value)
         return value
 
     def bounded(self, value: SSAValue, bound: float) -> SSAValue:

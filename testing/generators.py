@@ -70,8 +70,9 @@ def _binary(cls: type[nn.BinaryElementwiseOp]) -> Generator:
             rhs = lhs  # x op x
         elif partner == "channel" and b.shape(lhs):
             # A per-channel operand of the last axis, as a bias add after a linear or
-            # matmul: the pattern that fusions look for.
-            rhs = b.operand_of_shape(b.shape(lhs)[-1:])
+            # matmul: the pattern that fusions look for (so half the time a parameter).
+            channels = b.shape(lhs)[-1:]
+            rhs = b.param("bias", channels) if b.coin() else b.operand_of_shape(channels)
         else:
             rhs = b.operand_of_shape(b.broadcast_partner(b.shape(lhs)))
         if b.coin():
@@ -151,7 +152,7 @@ def _groups(
 
 
 def _conv2d(b: _Builder) -> SSAValue:
-    x, groups = _groups(b, b.as_rank(b.pick(), 4), ["dense", "grouped", "depthwise"])
+    x, groups = _groups(b, b.pick_rank(4), ["dense", "grouped", "depthwise"])
     _, c, h, w = b.shape(x)
     out = groups * b.integer(1, max(1, b.max_dim // groups))
     stride = (b.integer(1, 2), b.integer(1, 2))
@@ -170,7 +171,7 @@ def _conv2d(b: _Builder) -> SSAValue:
 
 
 def _conv_transpose2d(b: _Builder) -> SSAValue:
-    x, groups = _groups(b, b.as_rank(b.pick(), 4), ["dense", "grouped", "depthwise"])
+    x, groups = _groups(b, b.pick_rank(4), ["dense", "grouped", "depthwise"])
     _, c, h, w = b.shape(x)
     per_group = b.integer(1, max(1, b.max_dim // groups))
     stride = (b.integer(1, 2), b.integer(1, 2))
@@ -260,7 +261,7 @@ def _attention(b: _Builder) -> SSAValue:
     """A self-attention block: x as (B, S, D), 1-3 heads, query/key and value head
     sizes 1-3 (equal or not), with or without the four biases, the scale
     1/sqrt(dk) or drawn."""
-    x = b.as_rank(b.pick(), 3)
+    x = b.pick_rank(3)
     features = b.shape(x)[2]
     heads = b.integer(1, 3)
     dk = b.integer(1, 3)
@@ -293,7 +294,7 @@ def _pool_window(
 
 def _pool(b: _Builder, dilated: bool) -> tuple[SSAValue, tuple[int, int], ...]:
     """Operand, kernel, stride, padding, dilation and ceil mode of a 2-D pool."""
-    x = b.as_rank(b.pick(), 4)
+    x = b.pick_rank(4)
     _, _, h, w = b.shape(x)
     kh, sh, th, bh, dh = _pool_window(b, h, dilated)
     kw, sw, tw, bw, dw = _pool_window(b, w, dilated)

@@ -12,6 +12,14 @@ returns, in float64 (the models of a `--gradients` campaign are f64).
 Where the loss is not smooth near the element (a relu, a max-pool or a hardswish at a
 kink), differences at two step sizes, or the one-sided differences, disagree: the
 element is skipped.
+
+With `bn=batch` or `bn=batch-update` (and `accumulate=1`), the running statistics of
+each batch norm that normalises with them in `@forward` are checked too, against an
+oracle that does not involve `autodiff`: `@forward` interpreted with those batch norms
+in training mode, as the step runs them, gives each one's input, whose per-channel
+mean and unbiased variance the step must blend into the running statistics by
+PyTorch's rule, `(1 - bn-momentum) running + bn-momentum batch` (`batch-update`), or
+leave unchanged (`batch`).
 """
 
 from __future__ import annotations
@@ -20,12 +28,14 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
-from xdsl.dialects.builtin import ModuleOp
+from xdsl.dialects import func
+from xdsl.dialects.builtin import FunctionType, ModuleOp, UnitAttr
+from xdsl.ir import Operation
 from xdsl.passes import ModulePass
 
 from edge_opt.dialects import nn
 from edge_opt.ir.model_io import print_module
-from edge_opt.ir.session import Session
+from edge_opt.ir.session import Session, get_function
 from edge_opt.passes.autodiff import AutodiffPass
 from edge_opt.passes.registry import expand, parse_pipeline
 from edge_opt.support.errors import UserError
@@ -74,6 +84,75 @@ def _stepped_by_gradient(module: ModuleOp, passes: tuple[ModulePass, ...]) -> li
                   and op.sym_name.data not in statistics)
 
 
+def _live_ops(function: func.FuncOp) -> set[Operation]:
+    """The ops of `function` an output depends on (the training step has no others)."""
+    live: set[Operation] = set()
+    stack = [function.body.block.last_op]
+    while stack:
+        op = stack.pop()
+        if op is None or op in live:
+            continue
+        live.add(op)
+        stack.extend(o.owner for o in op.operands if isinstance(o.owner, Operation))
+    return live
+
+
+def _running_statistics(module: ModuleOp) -> list[tuple[str, str, nn.BatchNormOp]]:
+    """(mean param, variance param, op) of each live batch norm of `@forward` that
+    normalises with running statistics held in parameters."""
+    forward = get_function(module, "forward")
+    live = _live_ops(forward)
+    return [
+        (op.mean.owner.param.string_value(), op.var.owner.param.string_value(), op)
+        for op in forward.walk()
+        if op in live and isinstance(op, nn.BatchNormOp) and op.training is None
+        and isinstance(op.mean.owner, nn.LoadOp) and isinstance(op.var.owner, nn.LoadOp)
+    ]
+
+
+def _batch_norm_inputs(model: RandomModel) -> list[tuple[str, str, np.ndarray]]:
+    """(mean param, variance param, input) of each batch norm of `_running_statistics`,
+    the input computed by `@forward` with every batch norm in training mode."""
+    probe = model.module.clone()
+    norms = _running_statistics(probe)
+    for _, _, op in norms:
+        op.properties["training"] = UnitAttr()
+    forward = get_function(probe, "forward")
+    returned = forward.body.block.last_op
+    assert isinstance(returned, func.ReturnOp)
+    outputs = [*returned.operands, *(op.input for _, _, op in norms)]
+    returned.operands = outputs
+    forward.function_type = FunctionType.from_lists(
+        forward.function_type.inputs.data, [v.type for v in outputs])
+    values = Session(probe).run("forward", list(model.inputs.values()))
+    tail = values[len(values) - len(norms):] if norms else ()
+    return [(mean, var, x) for (mean, var, _), x in zip(norms, tail, strict=True)]
+
+
+def check_running_statistics(passes: tuple[ModulePass, ...], model: RandomModel,
+                             before: dict[str, np.ndarray],
+                             after: dict[str, np.ndarray]) -> list[str]:
+    """The running statistics whose value after the step (`after`, from `before`)
+    is not what the pipeline's `bn` mode prescribes (see the module docstring), as
+    messages; none when no `autodiff` of `passes` trains batch norms in a batch mode
+    with `accumulate=1`."""
+    modes = [p for p in passes if isinstance(p, AutodiffPass)]
+    if len(modes) != 1 or modes[0].bn == "frozen" or modes[0].accumulate != 1:
+        return []
+    momentum = modes[0].bn_momentum if modes[0].bn == "batch-update" else 0.0
+    failures = []
+    for mean_name, var_name, x in _batch_norm_inputs(model):
+        axes = (0, *range(2, x.ndim))
+        batch = {mean_name: x.mean(axis=axes), var_name: x.var(axis=axes, ddof=1)}
+        for name, statistic in batch.items():
+            expected = (1.0 - momentum) * before[name] + momentum * statistic
+            if not np.allclose(after[name], expected, rtol=1e-7, atol=1e-9):
+                failures.append(
+                    f"@{name}: the step stores {after[name]!r}, expected "
+                    f"(1 - {momentum}) * {before[name]!r} + {momentum} * {statistic!r}")
+    return failures
+
+
 def check_gradients(pipeline: str | tuple[ModulePass, ...], model: RandomModel,
                     seed: int = 0) -> int:
     """Checks the gradients of the training step `pipeline` builds for `model` (see
@@ -96,6 +175,12 @@ def check_gradients(pipeline: str | tuple[ModulePass, ...], model: RandomModel,
         return float(value)
 
     base = loss_at()
+    statistics = check_running_statistics(passes, model, start, dict(session.params))
+    if statistics:
+        raise AssertionError(
+            "the training step's running statistics differ from the batch's:\n  "
+            + "\n  ".join(statistics)
+            + f"\n--- after the pipeline ---\n{print_module(stepped)}")
     gradients = {n: start[n] - session.params[n] for n in _stepped_by_gradient(stepped, passes)}
     rng = np.random.default_rng((seed, 0xAD))
     tolerance = ATOL * max(1.0, abs(base))

@@ -72,7 +72,7 @@ def random_models(
     - `max_inputs`: how many function inputs at most (at least one).
 
     About one op in eight repeats an earlier op (work for CSE), and results nobody uses
-    are returned or left dead at random (work for DCE; the newest result is always
+    are returned, or, one in four, left dead (work for DCE; the newest result is always
     returned).
     """
     generators = active_generators()
@@ -147,7 +147,10 @@ def _models(
         b.pool.append(result)
         results.append(result)
 
-    outputs = [r for r in results[:-1] if not r.uses and draw(st.booleans())]
+    # Three in four unused results are returned: a dead one hides what a pass did to
+    # it (e.g. a max-pool of an activation), so most stay observable.
+    outputs = [r for r in results[:-1] if not r.uses
+               and not (draw(st.booleans()) and draw(st.booleans()))]
     outputs.append(results[-1])
     block.add_op(func.ReturnOp(*outputs))
     function = func.FuncOp(

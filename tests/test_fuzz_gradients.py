@@ -1,6 +1,7 @@
 """`edge-opt fuzz --gradients`: the training step's gradients against finite
-differences (`edge_opt.testing.gradients`), an oracle for `autodiff` itself; and
-`--trainable` (frozen models).
+differences (`edge_opt.testing.gradients`), an oracle for `autodiff` itself, and its
+running statistics (`bn=batch-update`) against the batch's; and `--trainable` (frozen
+models).
 """
 
 from __future__ import annotations
@@ -8,8 +9,9 @@ from __future__ import annotations
 import pytest
 from xdsl.dialects import func
 
+from edge_opt.autodiff.batch_norm_modes import BatchNormModes
 from edge_opt.autodiff.rules import RULES, elementwise
-from edge_opt.dialects import nn
+from edge_opt.dialects import nn, train
 from edge_opt.ir.model_io import load_model
 from edge_opt.ir.session import get_function
 from edge_opt.passes import fold_batch_norm
@@ -56,6 +58,28 @@ def test_a_wrong_gradient_rule_is_caught_and_replays(tmp_path, monkeypatch, caps
     monkeypatch.undo()
     status, replayed = fuzz(["--gradients", "--replay", str(out / "repro.mlir")], capsys)
     assert status == 0 and "the gradients agree" in replayed
+
+
+def _momentum_on_running(self, name, running, batch):
+    """`running = momentum running + (1 - momentum) batch` (a planted bug: the
+    momentum weighs the wrong term)."""
+    b, momentum = self.grads, self.options.bn_momentum
+    new = b.emit(nn.AddOp(b.scale(running, momentum), b.scale(batch, 1.0 - momentum)))
+    b.block.add_op(train.StoreOp(new, name))
+
+
+@pytest.mark.parametrize("bug", [False, True])
+def test_running_statistics_are_checked_against_the_batch(bug, monkeypatch, tmp_path,
+                                                          capsys):
+    if bug:
+        monkeypatch.setattr(BatchNormModes, "_store", _momentum_on_running)
+    pipeline = "train-full{loss=mse bn=batch-update bn-momentum=0.3}"
+    status, output = fuzz(["--gradients", pipeline, "--ops", "batch_norm,conv2d,linear",
+                           "--examples", "25", "--out", str(tmp_path)], capsys)
+    assert status == int(bug), output
+    if bug:
+        assert "the training step's running statistics differ from the batch's" in output
+        assert "expected (1 - 0.3) * array(" in output
 
 
 def test_the_step_is_plain_sgd_with_lr_one():
