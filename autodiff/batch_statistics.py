@@ -52,6 +52,7 @@ from edge_opt.autodiff.dependence import dependents, requires_grad
 from edge_opt.autodiff.rules import RULES, GradientBuilder, Grads
 from edge_opt.autodiff.rules.builder import shape_of
 from edge_opt.dialects import nn, train
+from edge_opt.ir.layers import ancestors
 
 if TYPE_CHECKING:
     from edge_opt.autodiff.train_step import TrainStepBuilder
@@ -70,18 +71,6 @@ def _channel_axes(value: SSAValue) -> tuple[int, ...]:
 def _keep_shape(value: SSAValue, channels: int) -> tuple[int, ...]:
     """The shape of a per-channel vector broadcast against `value` (N, C, ...)."""
     return (1, channels, *(1 for _ in shape_of(value)[2:]))
-
-
-def _ancestors(value: SSAValue) -> set[Operation]:
-    """The ops `value` depends on."""
-    result: set[Operation] = set()
-    work = [value]
-    while work:
-        owner = work.pop().owner
-        if isinstance(owner, Operation) and owner not in result:
-            result.add(owner)
-            work.extend(owner.operands)
-    return result
 
 
 @dataclass
@@ -177,7 +166,7 @@ class ExactBatchStatistics:
     def _statistics_sweep(self, layer: _Layer) -> None:
         b = self.grads
         target = layer.source.input
-        needed = _ancestors(target)
+        needed = ancestors(target)
         mean = m2 = None
         per_micro = layer.count // self.step.accumulate
         for index in range(self.step.accumulate):

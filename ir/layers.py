@@ -35,18 +35,23 @@ class Layer:
 _AFFINE_TAILS = (nn.AddOp, nn.MulOp, nn.SubOp)
 
 
+def ancestors(*values: SSAValue) -> set[Operation]:
+    """The ops `values` depend on."""
+    result: set[Operation] = set()
+    work = list(values)
+    while work:
+        owner = work.pop().owner
+        if isinstance(owner, Operation) and owner not in result:
+            result.add(owner)
+            work.extend(owner.operands)
+    return result
+
+
 def _reaching_output(function: func.FuncOp) -> set[Operation]:
     """The ops the function's first result depends on."""
     returned = function.body.block.last_op
     assert returned is not None
-    work = list(returned.operands[:1])
-    reaching: set[Operation] = set()
-    while work:
-        owner = work.pop().owner
-        if isinstance(owner, Operation) and owner not in reaching:
-            reaching.add(owner)
-            work.extend(owner.operands)
-    return reaching
+    return ancestors(*returned.operands[:1])
 
 
 def parametrised_layers(function: func.FuncOp) -> list[Layer]:
