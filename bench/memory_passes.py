@@ -1,6 +1,7 @@
 """Lowering the peak of a training step: the planned L2 arena of `@train_step` with and
 without `pool-before-activation`, `recompute` and `reorder-for-memory` (each added in
-turn), and the FLOPs they add.
+turn), and the FLOPs they add; last, `fuse-weight-updates` with expensive recompute
+segments (20 % FLOP budget) and reordering.
 
 1. CCT2 (Deeploy's fixture, batch 1) trained with train-full and FT2 (the fixture's
    trainable set), host plan: arena peak, its lower bound, and whether the weights plus
@@ -46,6 +47,10 @@ def variants(training: str) -> dict[str, str]:
         "+ recompute": f"pool-before-activation,{training},recompute",
         "+ reorder-for-memory": f"pool-before-activation,{training},recompute,"
                                 "reorder-for-memory{function=train_step}",
+        "fused, segments, reorder": (
+            f"pool-before-activation,{training},fuse-weight-updates,"
+            "recompute{segments=true expensive=true max-extra-flops=0.2},"
+            "reorder-for-memory{function=train_step}"),
     }
 
 
