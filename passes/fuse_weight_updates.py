@@ -92,8 +92,8 @@ class FuseSgdWithGradWeight(RewritePattern):
             fused = train.Conv2dGradWeightSgdOp(gradient.grad, gradient.input, op.param,
                                                 **hyper, **gradient.conv_attributes())
         fused.results[0].name_hint = op.new_param.name_hint
-        rewriter.replace_op(op, fused)
-        rewriter.erase_op(gradient)
+        rewriter.replace(op, [fused], fused.results)
+        rewriter.erase(gradient)
 
 
 @dataclass(frozen=True)
