@@ -5,8 +5,11 @@ workspace; their kernels against the unfused pair, op by op."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
+from c_project import assert_c_matches_interpreter
 from conftest import deeploy_model
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -21,7 +24,7 @@ from test_memory_passes import assert_same_steps, trained
 from xdsl.dialects.builtin import ModuleOp, TensorType, f32
 from xdsl.ir import Block
 
-from edge_opt.dialects import kernel, train
+from edge_opt.dialects import kernel, nn, train
 from edge_opt.frontends.onnx import import_onnx
 from edge_opt.ir.interpreters import make_interpreter
 from edge_opt.ir.memory_passes import records
@@ -29,7 +32,7 @@ from edge_opt.ir.op_graph import function_peak
 from edge_opt.ir.options import OptionError
 from edge_opt.ir.session import get_function
 from edge_opt.passes.fuse_weight_updates import FuseWeightUpdatesPass, chunk_rows
-from edge_opt.testing import apply_passes
+from edge_opt.testing import ForwardBuilder, apply_passes
 
 PROPERTY = settings(max_examples=20, deadline=None)
 FUSED = (train.LinearGradWeightSgdOp, train.Conv2dGradWeightSgdOp)
@@ -163,3 +166,40 @@ def test_fusing_lowers_cct2s_peak_after_segments(cct2_trained):
 def cct2_trained():
     model = import_onnx(deeploy_model("CCT_Train_CCT2_FT2") / "network_infer.onnx")
     return apply_passes("pool-before-activation,train-full", model)
+
+
+# --------------------------------------------------------------------------------------
+# The C kernels, in a generated project against the interpreter
+# --------------------------------------------------------------------------------------
+
+
+def _conv_linear_model(batch: int, conv: dict) -> tuple[ModuleOp, dict[str, np.ndarray]]:
+    """conv2d -> relu -> flatten -> linear, float32, batch `batch`."""
+    b = ForwardBuilder((batch, 3, 7, 6), seed=batch, dtype=np.float32)
+    y = b.op(nn.Conv2dOp(b.x, b.param("conv_weight", (5, 3, 3, 2)), None, **conv))
+    y = b.op(nn.ReluOp(y))
+    flat = math.prod(y.type.get_shape()[1:])
+    y = b.op(nn.ReshapeOp(y, (batch, flat)))
+    y = b.op(nn.LinearOp(y, b.param("fc_weight", (4, flat)), b.param("fc_bias", (4,))))
+    return b.module(y), b.inputs
+
+
+_PLAIN = {"stride": (1, 1), "padding": (0, 0, 0, 0)}
+
+
+@pytest.mark.parametrize("batch, conv, chunk", [
+    (1, _PLAIN, 16384),                                    # whole weights at once
+    (1, {"stride": (2, 1), "padding": (1, 0, 2, 1)}, 144),  # conv rows 2, 2, 1
+    (2, {"stride": (1, 2), "padding": (1, 1, 1, 1), "dilation": (2, 1)}, 1),  # row by row
+    (2, _PLAIN, 1500),                                     # linear rows 3, 1
+])
+def test_c_fused_updates_match_the_interpreter(batch, conv, chunk, tmp_path):
+    """Batch 1 takes the usual convolution kernel on channel slices, batch 2 the direct
+    loop; the conv weight's rows are 72 B, the linear weight's 400 or 500 B (chunk-bytes
+    clamps to whole rows); 8 threads split every chunk."""
+    module, inputs = _conv_linear_model(batch, conv)
+    tensor = apply_passes("train-full{loss=mse lr=0.05 weight-decay=0.01}", module)
+    fused = apply_passes(f"fuse-weight-updates{{chunk-bytes={chunk}}}", tensor)
+    assert sum(op_count(fused, t) for t in FUSED) == 2
+    labels = np.random.default_rng(0).standard_normal((batch, 4)).astype(np.float32)
+    assert_c_matches_interpreter(fused, tmp_path / "project", {**inputs, "labels": labels})
