@@ -131,8 +131,8 @@ void edge_sgd_f32(const edge_sgd_t *p, const float *param, const float *grad,
 /* SGD of rows [first, first + count) of w (row elements each) by their gradient. */
 static void sgd_rows(const edge_sgd_t *s, int32_t first, int32_t count, int32_t row,
                      const float *grad, const float *w, float *new_w) {
-  edge_sgd_t rows = *s;
-  rows.count = count * row;
+  /* field by field: a struct copy may become a memcpy call on the target */
+  edge_sgd_t rows = {count * row, s->lr, s->weight_decay};
   edge_sgd_f32(&rows, w + first * row, grad, new_w + first * row);
 }
 
@@ -182,8 +182,11 @@ void edge_conv2d_grad_weight_sgd_f32(const edge_conv2d_t *p, const edge_sgd_t *s
     if (p->n == 1) {
       /* one sample: the chunk's dy is a contiguous channel slice, the convolution
        * with `count` output channels (the usual kernel) */
-      edge_conv2d_t slice = *p;
-      slice.o = count;
+      edge_conv2d_t slice = {
+          p->n, p->c, p->h, p->w, count, p->kh, p->kw, p->oh, p->ow,
+          {p->stride[0], p->stride[1]},
+          {p->padding[0], p->padding[1], p->padding[2], p->padding[3]},
+          {p->dilation[0], p->dilation[1]}, p->groups};
       edge_conv2d_grad_weight_f32(&slice, dy + (int64_t)first * p->oh * p->ow, x,
                                   workspace);
     } else {
