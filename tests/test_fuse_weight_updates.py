@@ -203,3 +203,18 @@ def test_c_fused_updates_match_the_interpreter(batch, conv, chunk, tmp_path):
     assert sum(op_count(fused, t) for t in FUSED) == 2
     labels = np.random.default_rng(0).standard_normal((batch, 4)).astype(np.float32)
     assert_c_matches_interpreter(fused, tmp_path / "project", {**inputs, "labels": labels})
+
+
+def test_c_cct2_fused_step_matches_the_interpreter(tmp_path):
+    """CCT2's train-full step as the bench plans it to fit GAP9's L2 (fused updates,
+    expensive segments, reordering): two steps in C equal the interpreter's."""
+    model = import_onnx(deeploy_model("CCT_Train_CCT2_FT2") / "network_infer.onnx")
+    module = apply_passes(
+        "pool-before-activation,train-full{lr=0.01},fuse-weight-updates,"
+        "recompute{segments=true expensive=true max-extra-flops=0.2},"
+        "reorder-for-memory{function=train_step}", model)
+    assert sum(op_count(module, t) for t in FUSED) > 0
+    (image, _) = get_function(module, "train_step").body.block.args
+    x = np.random.default_rng(0).standard_normal(image.type.get_shape()).astype(np.float32)
+    batch = {image.name_hint: x, "labels": np.array([3], dtype=np.int32)}
+    assert_c_matches_interpreter(module, tmp_path / "project", batch, steps=2)
