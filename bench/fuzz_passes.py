@@ -16,7 +16,8 @@ their decisions), with a wrapper where the pass needs one:
 - `rules` gets the rule file of the lit tests;
 - passes that act on frozen layers only (`fold-batch-norm`, `fuse-attention-weights`)
   get frozen models (`--trainable none`);
-- passes of the training step (`recompute`, `reorder-for-memory`) run with `--train`;
+- passes of the training step (`recompute`, `reorder-for-memory`,
+  `fuse-weight-updates`) run with `--train` (train-full's plain SGD);
 - `autodiff` and the training pipelines are checked with `--gradients` (the gradients
   of their step against finite differences): `@forward` itself they leave alone;
 - `batch-norm-to-group-norm` changes the model on purpose (group norm for batch norm):
@@ -66,6 +67,7 @@ HOW: dict[str, How] = {
     "freeze": How(("freeze",), "sets flags only: @forward unchanged"),
     "fuse-attention-weights": How(("fuse-attention-weights", "--trainable", "none"),
                                   "frozen models: it fuses frozen projections only"),
+    "fuse-weight-updates": How(("fuse-weight-updates", "--train")),
     "insert-dma": How((GAP9_TILES,), "with tile-l1, GAP9"),
     "insert-lora": How(("insert-lora",)),
     "merge-lora": How(("insert-lora,merge-lora",), "after insert-lora: B = 0"),

@@ -1,7 +1,8 @@
 """Lowering the peak of a training step: the planned L2 arena of `@train_step` with and
 without `pool-before-activation`, `recompute` and `reorder-for-memory` (each added in
 turn; then `recompute{segments=true}`, which recomputes chains of forward ops), and the
-FLOPs they add.
+FLOPs they add; last, `fuse-weight-updates` with expensive recompute segments (20 % FLOP
+budget) and reordering.
 
 1. CCT2 (Deeploy's fixture, batch 1) trained with train-full and FT2 (the fixture's
    trainable set), host plan: arena peak, its lower bound, and whether the weights plus
@@ -51,6 +52,9 @@ def variants(training: str) -> dict[str, str]:
         "+ recompute": f"{pooled},recompute",
         "+ reorder-for-memory": f"{pooled},recompute,{REORDER}",
         "segments, + reorder": f"{pooled},recompute{{segments=true}},{REORDER}",
+        "fused, segments, reorder": (
+            f"{pooled},fuse-weight-updates,"
+            f"recompute{{segments=true expensive=true max-extra-flops=0.2}},{REORDER}"),
     }
 
 

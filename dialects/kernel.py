@@ -19,7 +19,11 @@ Storage:
 - `kernel.copy` copies one buffer into another of the same shape.
 
 Some kernels may write their output over an input (`KernelOp.INPLACE`: element-wise
-ops, optimizer updates); the bufferizer uses that to reuse a dying input's buffer.
+ops, optimizer updates); the bufferizer uses that to reuse a dying input's buffer. The
+fused weight updates (`kernel.linear_grad_weight_sgd`, `kernel.conv2d_grad_weight_sgd`)
+take one more output than their tensor op has results: a workspace buffer for a chunk
+of gradient rows (`KernelOp.WORKSPACE`), allocated by the bufferizer and planned like
+any buffer.
 """
 
 from __future__ import annotations
@@ -127,6 +131,10 @@ class KernelOp(IRDLOperation, ABC):
     """The tensor-level op whose semantics this kernel implements."""
     INPLACE: ClassVar[dict[int, tuple[int, ...]]] = {}
     """For an output index, the inputs whose buffer it may be written over."""
+    WORKSPACE: ClassVar[bool] = False
+    """Whether the last output is a scratch buffer of the kernel (not a result of the
+    tensor-level op; its contents afterwards are undefined): the fused weight updates'
+    chunk of gradient rows, `(chunk_rows, *weight.shape[1:])`."""
 
     inputs = var_operand_def(MemRefType)
     outputs = var_operand_def(MemRefType)
@@ -150,7 +158,7 @@ class KernelOp(IRDLOperation, ABC):
         """The tensor-level op on block arguments of this op's buffer shapes (or of
         `shapes`, one per input then output: a ragged tile), with the same properties:
         its rules and semantics are this kernel's."""
-        types = [tensor_type(v.type) for v in (*self.inputs, *self.outputs)]
+        types = [tensor_type(v.type) for v in (*self.inputs, *self.result_outputs())]
         if shapes is not None:
             types = [TensorType(t.element_type, s) for t, s in zip(types, shapes, strict=True)]
         block = Block(arg_types=types[: len(self.inputs)])
@@ -159,6 +167,10 @@ class KernelOp(IRDLOperation, ABC):
             result_types=types[len(self.inputs):],
             properties=self.own_properties(),
         )
+
+    def result_outputs(self) -> Sequence[SSAValue]:
+        """The outputs that hold the tensor op's results (all but a workspace)."""
+        return self.outputs[:-1] if self.WORKSPACE else self.outputs
 
     def own_properties(self) -> dict[str, Attribute]:
         """The op's properties but its operand segment sizes: what a copy of the op
@@ -174,6 +186,8 @@ class KernelOp(IRDLOperation, ABC):
                         f"{self.name}: output {i} is input {j}'s buffer, but this "
                         "kernel cannot run in place"
                     )
+        if self.WORKSPACE:
+            self._verify_workspace()
         twin = self.tensor_equivalent()
         try:
             twin.verify_()
@@ -185,6 +199,23 @@ class KernelOp(IRDLOperation, ABC):
             raise VerifyException(message) from None
 
 
+    def _verify_workspace(self) -> None:
+        if len(self.outputs) < 2:
+            raise VerifyException(f"{self.name}: expected a result and a workspace output")
+        workspace, result = self.outputs[-1], self.outputs[0]
+        rows = self.properties["chunk_rows"].value.data  # type: ignore[attr-defined]
+        expected = (rows, *tensor_type(result.type).get_shape()[1:])
+        if tensor_type(workspace.type) != TensorType(
+                tensor_type(result.type).element_type, expected):
+            raise VerifyException(
+                f"{self.name}: the workspace is {workspace.type}, expected "
+                f"{list(expected)} of the result's element type (chunk_rows rows of "
+                "the weight)"
+            )
+        if workspace in (*self.inputs, *self.outputs[:-1]):
+            raise VerifyException(f"{self.name}: the workspace must be a buffer of its own")
+
+
 def _property_field(definition) -> object:
     if isinstance(definition, OptPropertyDef):
         return opt_prop_def(definition.constr, definition.default_value)
@@ -192,7 +223,8 @@ def _property_field(definition) -> object:
 
 
 def kernel_op(
-    tensor_op: type[IRDLOperation], inplace: dict[int, tuple[int, ...]] | None = None
+    tensor_op: type[IRDLOperation], inplace: dict[int, tuple[int, ...]] | None = None,
+    workspace: bool = False,
 ) -> type[KernelOp]:
     """Declares the kernel op of `tensor_op` (see the module docstring)."""
     short = tensor_op.name.split(".", 1)[1]
@@ -200,9 +232,11 @@ def kernel_op(
         "name": f"kernel.{short}",
         "TENSOR_OP": tensor_op,
         "INPLACE": inplace or {},
+        "WORKSPACE": workspace,
         "__doc__": f"Buffer form of `{tensor_op.name}`: {tensor_op.__doc__ or ''}",
         "__module__": __name__,
-        "__annotations__": {"TENSOR_OP": ClassVar, "INPLACE": ClassVar},
+        "__annotations__": {"TENSOR_OP": ClassVar, "INPLACE": ClassVar,
+                            "WORKSPACE": ClassVar},
     }
     for name, definition in tensor_op.get_irdl_definition().properties.items():
         namespace[name] = _property_field(definition)
@@ -229,6 +263,8 @@ _INPLACE: dict[type[IRDLOperation], dict[int, tuple[int, ...]]] = {
     train.MseGradOp: _IN_PLACE_0,
     train.ScatterOp: _IN_PLACE_0,
     train.SgdOp: _IN_PLACE_0,
+    train.LinearGradWeightSgdOp: {0: (2,)},
+    train.Conv2dGradWeightSgdOp: {0: (2,)},
     train.SgdMomentumOp: {0: (0,), 1: (2,)},
     train.AdamOp: {0: (0,), 1: (2,), 2: (3,)},
 }
@@ -244,8 +280,11 @@ def _inplace(op: type[IRDLOperation]) -> dict[int, tuple[int, ...]]:
     return _INPLACE.get(op, {})
 
 
+_WITH_WORKSPACE = (train.LinearGradWeightSgdOp, train.Conv2dGradWeightSgdOp)
+"""The kernels whose last output is a workspace (`KernelOp.WORKSPACE`)."""
+
 KERNEL_OPS: tuple[type[KernelOp], ...] = tuple(
-    kernel_op(op, _inplace(op))
+    kernel_op(op, _inplace(op), op in _WITH_WORKSPACE)
     for op in (*nn.NN.operations, *train.TRAIN.operations)
     if op not in _NO_KERNEL
 )

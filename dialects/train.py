@@ -25,7 +25,9 @@ from collections.abc import Sequence
 from typing import ClassVar, Literal
 
 from xdsl.dialects.builtin import (
+    I64,
     FloatAttr,
+    IntegerAttr,
     StringAttr,
     SymbolRefAttr,
     TensorType,
@@ -502,6 +504,74 @@ class ConvTranspose2dGradWeightOp(ConvTransposeAttributes, _ConvGradWeightOp):
     name = "train.conv_transpose2d_grad_weight"
 
 
+class _GradWeightSgdOp(_WeightedGradOp, ABC):
+    """A weight gradient and its plain-SGD update in one op (`fuse-weight-updates`):
+    `weight - lr * (grad_weight(dy, input) + weight_decay * weight)`, the numbers of the
+    grad-weight op followed by `train.sgd`. The result is the new weight (type of
+    `weight`). `chunk_rows` (output rows of the weight, >= 1) is how many rows of the
+    gradient the kernel computes at a time into its workspace (a buffer-level detail:
+    it does not change the result)."""
+
+    grad = operand_def(FloatTensor)
+    input = operand_def(FloatTensor)
+    weight = operand_def(FloatTensor)
+    result = result_def(FloatTensor)
+    lr = prop_def(FloatAttr)
+    weight_decay = prop_def(FloatAttr, default_value=float_(0.0))
+    chunk_rows = prop_def(IntegerAttr[I64], default_value=int_(1))
+
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = (
+        "$grad `,` $input `,` $weight attr-dict `:` functional-type(operands, results)"
+    )
+
+    def forward_operand_shapes(self) -> tuple[Sequence[int], Sequence[int]]:
+        return shape_of(self.input), shape_of(self.weight)
+
+    def check(self) -> None:
+        super().check()
+        self.expect("the result", shape_of(self.result), shape_of(self.weight))
+        rows = self.chunk_rows.value.data
+        if not 1 <= rows <= shape_of(self.weight)[0]:
+            raise ShapeError(
+                f"chunk_rows = {rows} is outside [1, {shape_of(self.weight)[0]}] (the "
+                "weight's rows)"
+            )
+
+
+@irdl_op_definition
+class LinearGradWeightSgdOp(_LinearShape, _GradWeightSgdOp):
+    """`train.linear_grad_weight` then `train.sgd` of the weight, fused."""
+
+    name = "train.linear_grad_weight_sgd"
+
+    def __init__(self, grad, input, weight, lr: float, weight_decay: float = 0.0,
+                 chunk_rows: int = 1):
+        super().__init__(
+            operands=[grad, input, weight],
+            result_types=[SSAValue.get(weight).type],
+            properties={"lr": float_(lr), "weight_decay": float_(weight_decay),
+                        "chunk_rows": int_(chunk_rows)},
+        )
+
+
+@irdl_op_definition
+class Conv2dGradWeightSgdOp(ConvAttributes, _GradWeightSgdOp):
+    """`train.conv2d_grad_weight` then `train.sgd` of the weight, fused (the conv
+    attributes are the convolution's)."""
+
+    name = "train.conv2d_grad_weight_sgd"
+
+    def __init__(self, grad, input, weight, lr: float, weight_decay: float = 0.0,
+                 chunk_rows: int = 1, **conv_attrs: object):
+        super().__init__(
+            operands=[grad, input, weight],
+            result_types=[SSAValue.get(weight).type],
+            properties={"lr": float_(lr), "weight_decay": float_(weight_decay),
+                        "chunk_rows": int_(chunk_rows), **conv_properties(conv_attrs)},
+        )
+
+
 # --------------------------------------------------------------------------------------
 # Normalizations and softmax
 # --------------------------------------------------------------------------------------
@@ -913,6 +983,8 @@ TRAIN = Dialect(
         Conv2dGradWeightOp,
         ConvTranspose2dGradInputOp,
         ConvTranspose2dGradWeightOp,
+        LinearGradWeightSgdOp,
+        Conv2dGradWeightSgdOp,
         MaxPool2dWithIndicesOp,
         MaxPool2dGradOp,
         AvgPool2dGradOp,

@@ -151,6 +151,17 @@ def _optimizer(per_element: int) -> Callable[[Operation], int]:
     return count
 
 
+def _grad_weight_sgd(op: train.LinearGradWeightSgdOp | train.Conv2dGradWeightSgdOp) -> int:
+    """The fused update costs what its grad-weight op and `train.sgd` cost."""
+    rows = math.prod(_shape(op.grad)[:-1])
+    if isinstance(op, train.LinearGradWeightSgdOp):
+        gradient = 2 * rows * _shape(op.grad)[-1] * _shape(op.input)[-1]
+    else:
+        gradient = 2 * _conv_macs(op.grad, _shape(op.weight))
+    decay = 2 if op.weight_decay.value.data else 0
+    return gradient + (2 + decay) * numel(op.weight)
+
+
 FLOPS: dict[type[Operation], Callable[[Operation], int]] = {
     # nn
     nn.ParamOp: _free,
@@ -208,6 +219,8 @@ FLOPS: dict[type[Operation], Callable[[Operation], int]] = {
     train.SliceGradOp: _free,
     train.ScatterOp: _free,
     train.SgdOp: _optimizer(2),
+    train.LinearGradWeightSgdOp: _grad_weight_sgd,
+    train.Conv2dGradWeightSgdOp: _grad_weight_sgd,
     train.SgdMomentumOp: _optimizer(4),
     train.AdamOp: _optimizer(12),
     # upstream

@@ -147,7 +147,8 @@ def _writes_param(op: Operation, params: dict[SSAValue, str]) -> set[int]:
     """The results of an optimizer op (or a scatter) that `bufferize` writes into the
     buffer of the parameter it updates (its in-place operand is a load of it)."""
     if not isinstance(op, train.SgdOp | train.SgdMomentumOp | train.AdamOp
-                      | train.ScatterOp):
+                      | train.ScatterOp | train.LinearGradWeightSgdOp
+                      | train.Conv2dGradWeightSgdOp):
         return set()
     kernel_op = kernel.KERNEL_OF[type(op)]
     return {output for output, inputs in kernel_op.INPLACE.items()

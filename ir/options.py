@@ -76,6 +76,7 @@ OPTION_RULES: dict[str, OptionRule] = {
     "window": AT_LEAST_ONE,
     "max_extra_flops": NON_NEGATIVE,
     "groups": AT_LEAST_ONE,
+    "chunk_bytes": AT_LEAST_ONE,
 }
 """The rule of every numeric option, by field name (a convention test checks that
 every numeric option of every pass has one)."""

@@ -57,7 +57,8 @@ dictionaries, one per `nn.attention` and side (see `attention_fusion`)."""
 
 _LOSSES = (train.CrossEntropyOp, train.MseOp)
 _LOSS_GRADS = (train.CrossEntropyGradOp, train.MseGradOp)
-_OPTIMIZERS = (train.SgdOp, train.SgdMomentumOp, train.AdamOp)
+_OPTIMIZERS = (train.SgdOp, train.SgdMomentumOp, train.AdamOp, train.LinearGradWeightSgdOp,
+               train.Conv2dGradWeightSgdOp)
 
 
 @dataclass

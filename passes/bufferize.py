@@ -14,6 +14,9 @@ In place where legal:
   in place); otherwise it is copied there, after copying out the old value if it is
   still read later.
 
+A fused weight update (`fuse-weight-updates`) gets a workspace buffer of `chunk_rows`
+rows of its weight as its last output (`KernelOp.WORKSPACE`).
+
 The buffer level has no attention kernel: an `nn.attention` must be rewritten into
 primitive ops by `lower-attention` first (the lowering stage does; `bufferize` refuses
 one, naming it). A training step's attention backward is already made of primitive ops.
@@ -175,9 +178,24 @@ class FunctionBufferizer:
             taken.add(buffer)
             outputs.append(buffer)
             self.buffers[result] = buffer
+        if kernel_op.WORKSPACE:
+            outputs.append(self._workspace(op))
         properties = dict(op.properties)
         properties.pop("operandSegmentSizes", None)
         self._emit(kernel_op(inputs, outputs, properties))
+
+    def _workspace(self, op: Operation) -> SSAValue:
+        """The scratch buffer of a fused weight update: `chunk_rows` rows of its
+        weight, allocated (and so planned) like any buffer, live for that op alone."""
+        result = op.results[0].type
+        assert isinstance(result, TensorType)
+        rows = op.properties["chunk_rows"].value.data  # type: ignore[attr-defined]
+        shape = (rows, *result.get_shape()[1:])
+        alloc = self._emit(kernel.AllocOp(buffer_type(TensorType(result.element_type, shape),
+                                                      self.level)))
+        alloc.results[0].name_hint = "workspace"
+        self.owned.add(alloc.results[0])
+        return alloc.results[0]
 
     def _reusable_input(self, op: Operation, kernel_op: type[kernel.KernelOp],
                         output: int, taken: set[SSAValue]) -> SSAValue | None:

@@ -25,6 +25,7 @@ from edge_opt.passes.bufferize import BufferizePass
 from edge_opt.passes.fold_batch_norm import FoldBatchNormPass
 from edge_opt.passes.freeze import FreezePass
 from edge_opt.passes.fuse_attention_weights import FuseAttentionWeightsPass
+from edge_opt.passes.fuse_weight_updates import FuseWeightUpdatesPass
 from edge_opt.passes.insert_dma import InsertDmaPass
 from edge_opt.passes.insert_lora import InsertLoraPass
 from edge_opt.passes.lower_attention import LowerAttentionPass
@@ -64,6 +65,7 @@ EDGE_OPT_PASSES: dict[str, Callable[[], type[ModulePass]]] = _by_name([
     FoldBatchNormPass,
     FreezePass,
     FuseAttentionWeightsPass,
+    FuseWeightUpdatesPass,
     InsertDmaPass,
     InsertLoraPass,
     MergeLoraPass,

@@ -118,6 +118,11 @@ def tileable(op: kernel.KernelOp) -> bool:
             f"tile-l1: {op.name} mixes L1 and {'/'.join(sorted(levels - {'L1'}))} "
             "buffers; bufferize everything at one level (bufferize{level=L2})"
         )
+    if op.WORKSPACE:
+        raise PassFailedException(
+            f"tile-l1: {op.name} (from fuse-weight-updates) has no tiling rule; run "
+            "fuse-weight-updates only for host or untiled plans"
+        )
     return "L1" not in levels
 
 

@@ -449,7 +449,9 @@ def test_emit_adam_rejects_a_beta_outside_the_unit_interval():
 
 
 def test_builds_for_riscv_without_library_calls():
-    # the platform's team calls and its error record (a bad class label)
+    # the platform's team calls and its error record (a bad class label); the fused
+    # weight updates call the runtime's own grad-weight kernels on row chunks
     assert riscv_calls("edge_kernels_train.c") <= {
-        "edge_barrier", "edge_core_id", "edge_num_cores", "edge_record_error"
+        "edge_barrier", "edge_core_id", "edge_num_cores", "edge_record_error",
+        "edge_conv2d_grad_weight_f32", "edge_linear_grad_weight_rows_f32",
     }

@@ -21,7 +21,8 @@ FIELDS = ("lr", "momentum", "weight_decay")
 GLOBAL = "edge_hyperparameters"
 """The C variable every optimizer update reads."""
 
-_OPTIMIZERS = (kernel.SgdKernelOp, kernel.SgdMomentumKernelOp, kernel.AdamKernelOp)
+_OPTIMIZERS = (kernel.SgdKernelOp, kernel.SgdMomentumKernelOp, kernel.AdamKernelOp,
+               kernel.LinearGradWeightSgdKernelOp, kernel.Conv2dGradWeightSgdKernelOp)
 
 
 def hyperparameters(module: ModuleOp) -> dict[str, float] | None:

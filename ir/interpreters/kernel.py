@@ -123,7 +123,9 @@ def _run_kernel(self: KernelFunctions, interpreter: Interpreter, op: Operation,
     # Inputs are read in full before any output is written, as a kernel that may run
     # in place must do too.
     results = interpreter.run_op(twin, tuple(np.array(a) for a in inputs))
-    for buffer, value in zip(outputs, results, strict=True):
+    # A workspace (the last output of a kernel that has one) stays poisoned: what a
+    # kernel leaves in its scratch buffer is undefined.
+    for buffer, value in zip(outputs[: len(op.result_outputs())], results, strict=True):
         np.copyto(buffer, value)
     return ()
 

@@ -19,6 +19,15 @@ from edge_opt.ir.interpreters.semantics import (
 )
 from edge_opt.support import train_numerics as tn
 
+
+def _sgd_of(op: train.LinearGradWeightSgdOp | train.Conv2dGradWeightSgdOp,
+            weight: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    """`train.sgd` of `weight` by `grad`, the gradient first cast to the weight's type
+    as the unfused grad-weight op's result is: the fused op gives the pair's numbers."""
+    grad = np.asarray(grad, dtype=weight.dtype)
+    return tn.sgd(weight, grad, op.lr.value.data, op.weight_decay.value.data)
+
+
 SEMANTICS: dict[type[Operation], Semantics] = {
     train.CrossEntropyOp: lambda op, a: tn.cross_entropy(*a, op.reduction.data),
     train.CrossEntropyGradOp: lambda op, a: tn.cross_entropy_grad(*a, op.reduction.data),
@@ -60,6 +69,11 @@ SEMANTICS: dict[type[Operation], Semantics] = {
         op.steps.get_values()),
     train.ScatterOp: lambda op, a: tn.scatter(
         *a, op.indices.get_values(), op.axis.value.data),
+    train.LinearGradWeightSgdOp: lambda op, a: _sgd_of(
+        op, a[2], tn.linear_grad_weight(a[0], a[1])),
+    train.Conv2dGradWeightSgdOp: lambda op, a: _sgd_of(
+        op, a[2], tn.conv2d_grad_weight(
+            a[0], a[1], result_shape(op), **op.conv_attributes())),
     train.SgdOp: lambda op, a: tn.sgd(*a, op.lr.value.data, op.weight_decay.value.data),
     train.SgdMomentumOp: lambda op, a: tn.sgd_momentum(
         *a, op.lr.value.data, op.momentum.value.data, op.weight_decay.value.data,

@@ -1,7 +1,9 @@
 """C forms of the train kernels (`edge_kernels_train.h`): the losses `kernel.cross_entropy`,
 `kernel.mse` and their gradients, and the optimizer updates `kernel.sgd`,
 `kernel.sgd_momentum`, `kernel.adam` (which run in place when the bufferizer gives them
-the parameter's and the state's buffers as outputs).
+the parameter's and the state's buffers as outputs), and the fused weight updates
+`kernel.linear_grad_weight_sgd`, `kernel.conv2d_grad_weight_sgd` (in place over the
+weight, with their workspace of `chunk_rows` gradient rows).
 
 The parameter structs are computed by the `*_params` functions, which the kernel tests
 use as well."""
@@ -14,6 +16,8 @@ from xdsl.ir import Operation, SSAValue
 
 from edge_opt.backends.c.emitter import EmitError, FunctionContext, emitter
 from edge_opt.backends.c.hyperparameters import runtime_fields
+from edge_opt.backends.c.kernels.conv_pool import conv2d_fields
+from edge_opt.backends.c.kernels.linalg import linear_params
 from edge_opt.dialects import kernel
 
 
@@ -110,6 +114,26 @@ def emit_sgd(f: FunctionContext, op: kernel.KernelOp) -> None:
     runtime = runtime_fields("lr", "weight_decay")
     f.call("edge_sgd_f32", f.params("edge_sgd_t", runtime, **fields), f.ptr(param), f.ptr(grad),
            f.ptr(new_param))
+
+
+@emitter(kernel.LinearGradWeightSgdKernelOp, kernel.Conv2dGradWeightSgdKernelOp)
+def emit_grad_weight_sgd(f: FunctionContext, op: kernel.KernelOp) -> None:
+    """The layer's struct, SGD's (count set per chunk by the kernel), the chunk's rows,
+    then the operands: dy, x, w, new w, workspace."""
+    _check_types(f, op)
+    (dy, x, weight), (new_weight, workspace) = op.inputs, op.outputs
+    if isinstance(op, kernel.LinearGradWeightSgdKernelOp):
+        layer = f.params("edge_linear_t", **linear_params(f.shape(x), f.shape(weight)))
+    else:
+        if op.groups.value.data != 1:  # type: ignore[attr-defined]
+            raise EmitError(f"{op.name}: the C kernel takes groups = 1 only")
+        fields = conv2d_fields(f.shape(x), f.shape(weight), f.shape(dy), op)
+        layer = f.params("edge_conv2d_t", **fields)
+    sgd = f.params("edge_sgd_t", runtime_fields("lr", "weight_decay"), **sgd_params(
+        0, _float(op.lr), _float(op.weight_decay)))  # type: ignore[attr-defined]
+    name = op.name.split(".", 1)[1]
+    f.call(f"edge_{name}_f32", layer, sgd, op.chunk_rows.value.data,  # type: ignore[attr-defined]
+           *(f.ptr(v) for v in (dy, x, weight, new_weight, workspace)))
 
 
 @emitter(kernel.SgdMomentumKernelOp)

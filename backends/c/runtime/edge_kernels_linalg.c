@@ -581,6 +581,14 @@ void edge_linear_grad_weight_f32(const edge_linear_t *p, const float *dy, const 
   gemm(&g, out);
 }
 
+void edge_linear_grad_weight_rows_f32(const edge_linear_t *p, const float *dy,
+                                      const float *x, int32_t first, int32_t count,
+                                      float *dw_rows) {
+  int32_t in = p->in_features, out = p->out_features;
+  gemm_t g = {dy + first, x, NULL, dw_rows, in, p->rows, 1, out, in, 1, in, 1, 0, 1, 0, 0};
+  gemm(&g, count);
+}
+
 void edge_matmul_f32(const edge_matmul_t *p, const float *lhs, const float *rhs,
                      float *out) {
   int32_t m = p->m, n = p->n, k = p->k, size = m * n, batches = 1;

@@ -29,6 +29,11 @@ void edge_linear_grad_input_f32(const edge_linear_t *p, const float *dy, const f
 /* dw (out, in) = dy (rows, out)^T . x (rows, in), summed over the rows */
 void edge_linear_grad_weight_f32(const edge_linear_t *p, const float *dy, const float *x,
                                  float *dw);
+/* Rows [first, first + count) of that dw, written to dw_rows (count, in): the
+ * fused weight update's chunk (train.linear_grad_weight_sgd). */
+void edge_linear_grad_weight_rows_f32(const edge_linear_t *p, const float *dy,
+                                      const float *x, int32_t first, int32_t count,
+                                      float *dw_rows);
 
 /* A batched product out (batch..., m, n) = op(lhs) . op(rhs), op transposing the last
  * two axes of an operand when its flag is set. The batch axes (batch_rank <= 4, the

@@ -128,6 +128,74 @@ void edge_sgd_f32(const edge_sgd_t *p, const float *param, const float *grad,
   edge_barrier();
 }
 
+/* SGD of rows [first, first + count) of w (row elements each) by their gradient. */
+static void sgd_rows(const edge_sgd_t *s, int32_t first, int32_t count, int32_t row,
+                     const float *grad, const float *w, float *new_w) {
+  /* field by field: a struct copy may become a memcpy call on the target */
+  edge_sgd_t rows = {count * row, s->lr, s->weight_decay};
+  edge_sgd_f32(&rows, w + first * row, grad, new_w + first * row);
+}
+
+void edge_linear_grad_weight_sgd_f32(const edge_linear_t *p, const edge_sgd_t *s,
+                                     int32_t chunk_rows, const float *dy, const float *x,
+                                     const float *w, float *new_w, float *workspace) {
+  for (int32_t first = 0; first < p->out_features; first += chunk_rows) {
+    int32_t count = p->out_features - first < chunk_rows ? p->out_features - first
+                                                         : chunk_rows;
+    edge_linear_grad_weight_rows_f32(p, dy, x, first, count, workspace);
+    sgd_rows(s, first, count, p->in_features, workspace, w, new_w);
+  }
+}
+
+/* dw for output channels [first, first + count) into dw_rows, one element per
+ * accumulation over (batch, output row, output column) in that order; any batch. */
+static void conv_grad_weight_rows(const edge_conv2d_t *p, const float *dy, const float *x,
+                                  int32_t first, int32_t count, float *dw_rows) {
+  int32_t taps = p->kh * p->kw, row = p->c * taps, begin, end;
+  edge_split(count * row, &begin, &end);
+  for (int32_t e = begin; e < end; e++) {
+    int32_t k = first + e / row, q = e % row / taps, i = e % taps / p->kw, j = e % p->kw;
+    float sum = 0.0f;
+    for (int32_t b = 0; b < p->n; b++) {
+      const float *d = dy + ((int64_t)b * p->o + k) * p->oh * p->ow;
+      const float *plane = x + ((int64_t)b * p->c + q) * p->h * p->w;
+      for (int32_t y = 0; y < p->oh; y++) {
+        int32_t r = y * p->stride[0] + i * p->dilation[0] - p->padding[0];
+        if (r < 0 || r >= p->h) continue;
+        for (int32_t c = 0; c < p->ow; c++) {
+          int32_t col = c * p->stride[1] + j * p->dilation[1] - p->padding[1];
+          if (col >= 0 && col < p->w) sum += d[y * p->ow + c] * plane[r * p->w + col];
+        }
+      }
+    }
+    dw_rows[e] = sum;
+  }
+  edge_barrier();
+}
+
+void edge_conv2d_grad_weight_sgd_f32(const edge_conv2d_t *p, const edge_sgd_t *s,
+                                     int32_t chunk_rows, const float *dy, const float *x,
+                                     const float *w, float *new_w, float *workspace) {
+  int32_t row = p->c * p->kh * p->kw;
+  for (int32_t first = 0; first < p->o; first += chunk_rows) {
+    int32_t count = p->o - first < chunk_rows ? p->o - first : chunk_rows;
+    if (p->n == 1) {
+      /* one sample: the chunk's dy is a contiguous channel slice, the convolution
+       * with `count` output channels (the usual kernel) */
+      edge_conv2d_t slice = {
+          p->n, p->c, p->h, p->w, count, p->kh, p->kw, p->oh, p->ow,
+          {p->stride[0], p->stride[1]},
+          {p->padding[0], p->padding[1], p->padding[2], p->padding[3]},
+          {p->dilation[0], p->dilation[1]}, p->groups};
+      edge_conv2d_grad_weight_f32(&slice, dy + (int64_t)first * p->oh * p->ow, x,
+                                  workspace);
+    } else {
+      conv_grad_weight_rows(p, dy, x, first, count, workspace);
+    }
+    sgd_rows(s, first, count, row, workspace, w, new_w);
+  }
+}
+
 void edge_sgd_momentum_f32(const edge_sgd_momentum_t *p, const float *param,
                            const float *grad, const float *buffer, float *new_param,
                            float *new_buffer) {

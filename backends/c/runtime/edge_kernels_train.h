@@ -12,6 +12,9 @@
 
 #include <stdint.h>
 
+#include "edge_kernels_conv_pool.h"
+#include "edge_kernels_linalg.h"
+
 /* Softmax cross-entropy of logits (rows, classes) against int32 labels (rows);
  * `mean` = 1 divides by the rows (reduction "mean"), 0 does not ("sum"). A label
  * outside [0, classes) gives NaN (loss, and its gradient row). */
@@ -50,6 +53,18 @@ typedef struct {
 
 void edge_sgd_f32(const edge_sgd_t *p, const float *param, const float *grad,
                   float *new_param);
+
+/* Fused weight updates (train.linear_grad_weight_sgd, train.conv2d_grad_weight_sgd):
+ * new_w = sgd(w, grad_weight(dy, x)) without a whole gradient buffer. The gradient is
+ * computed `chunk_rows` output rows (features, channels) at a time into `workspace`
+ * (chunk_rows rows of w), then SGD updates those rows. `s->count` is unused (each
+ * chunk sets it). new_w may be w's buffer. The convolution takes groups = 1. */
+void edge_linear_grad_weight_sgd_f32(const edge_linear_t *p, const edge_sgd_t *s,
+                                     int32_t chunk_rows, const float *dy, const float *x,
+                                     const float *w, float *new_w, float *workspace);
+void edge_conv2d_grad_weight_sgd_f32(const edge_conv2d_t *p, const edge_sgd_t *s,
+                                     int32_t chunk_rows, const float *dy, const float *x,
+                                     const float *w, float *new_w, float *workspace);
 
 /* g = grad + weight_decay * param; new_buffer = momentum * buffer + g;
  * new_param = param - lr * (nesterov ? g + momentum * new_buffer : new_buffer) */

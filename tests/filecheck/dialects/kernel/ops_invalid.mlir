@@ -130,3 +130,11 @@ func.func @param_type() {
   %w = kernel.get_param @w : memref<8x4xf32, "L2">
   func.return
 }
+
+// -----
+
+func.func @workspace_shape(%dy: memref<2x4xf32, "L2">, %x: memref<2x3xf32, "L2">, %w: memref<4x3xf32, "L2">, %ws: memref<2x4xf32, "L2">) {
+  // CHECK: {{^ *}}kernel.linear_grad_weight_sgd: the workspace is memref<2x4xf32, "L2">, expected [2, 3] of the result's element type (chunk_rows rows of the weight)
+  kernel.linear_grad_weight_sgd ins(%dy, %x, %w : memref<2x4xf32, "L2">, memref<2x3xf32, "L2">, memref<4x3xf32, "L2">) outs(%w, %ws : memref<4x3xf32, "L2">, memref<2x4xf32, "L2">) {lr = 0.1 : f32, chunk_rows = 2 : i64}
+  func.return
+}

@@ -115,6 +115,17 @@ func.func @convolutions(%dy: tensor<2x4x3x3xf32>, %w: tensor<4x2x3x3xf32>, %x: t
   func.return %dx, %dw, %dxt, %dwt : tensor<2x2x6x6xf32>, tensor<4x2x3x3xf32>, tensor<2x4x2x2xf32>, tensor<4x3x2x2xf32>
 }
 
+// The fused weight updates of fuse-weight-updates; the default chunk_rows (1) and
+// weight_decay (0) are not printed.
+// CHECK-LABEL: func.func @fused_updates
+func.func @fused_updates(%dy: tensor<2x4x3x3xf32>, %w: tensor<4x2x3x3xf32>, %x: tensor<2x2x6x6xf32>, %ldy: tensor<2x7x3xf32>, %lx: tensor<2x7x5xf32>, %lw: tensor<3x5xf32>) -> (tensor<4x2x3x3xf32>, tensor<3x5xf32>) {
+  // CHECK-NEXT: %cw = train.conv2d_grad_weight_sgd %dy, %x, %w {lr = 1.000000e-01 : f32, weight_decay = 1.000000e-02 : f32, chunk_rows = 3 : i64, stride = array<i64: 2, 2>, padding = array<i64: 1, 1, 0, 0>} : (tensor<2x4x3x3xf32>, tensor<2x2x6x6xf32>, tensor<4x2x3x3xf32>) -> tensor<4x2x3x3xf32>
+  %cw = train.conv2d_grad_weight_sgd %dy, %x, %w {lr = 0.1 : f32, weight_decay = 0.01 : f32, chunk_rows = 3 : i64, stride = array<i64: 2, 2>, padding = array<i64: 1, 1, 0, 0>} : (tensor<2x4x3x3xf32>, tensor<2x2x6x6xf32>, tensor<4x2x3x3xf32>) -> tensor<4x2x3x3xf32>
+  // CHECK-NEXT: %lw2 = train.linear_grad_weight_sgd %ldy, %lx, %lw {lr = 5.000000e-01 : f32} : (tensor<2x7x3xf32>, tensor<2x7x5xf32>, tensor<3x5xf32>) -> tensor<3x5xf32>
+  %lw2 = train.linear_grad_weight_sgd %ldy, %lx, %lw {lr = 0.5 : f32, chunk_rows = 1 : i64} : (tensor<2x7x3xf32>, tensor<2x7x5xf32>, tensor<3x5xf32>) -> tensor<3x5xf32>
+  func.return %cw, %lw2 : tensor<4x2x3x3xf32>, tensor<3x5xf32>
+}
+
 // The default dilation [1, 1] is not printed.
 // CHECK-LABEL: func.func @pooling
 func.func @pooling(%x: tensor<1x2x7x7xf32>, %dy: tensor<1x2x3x3xf32>) -> (tensor<1x2x4x4xf32>, tensor<1x2x7x7xf32>, tensor<1x2x7x7xf32>) {

@@ -563,3 +563,19 @@ func.func @adam_step(%p: tensor<3xf32>, %t: tensor<1xf32>) -> tensor<3xf32> {
   %np, %m, %v = train.adam %p, %p, %p, %p, %t {lr = 1.000000e-03 : f32} : tensor<3xf32>, tensor<1xf32>
   func.return %np : tensor<3xf32>
 }
+
+// -----
+
+func.func @grad_weight_sgd_chunk(%dy: tensor<2x4xf32>, %x: tensor<2x3xf32>, %w: tensor<4x3xf32>) -> tensor<4x3xf32> {
+  // CHECK: {{^ *}}train.linear_grad_weight_sgd: chunk_rows = 5 is outside [1, 4] (the weight's rows)
+  %n = train.linear_grad_weight_sgd %dy, %x, %w {lr = 0.1 : f32, chunk_rows = 5 : i64} : (tensor<2x4xf32>, tensor<2x3xf32>, tensor<4x3xf32>) -> tensor<4x3xf32>
+  func.return %n : tensor<4x3xf32>
+}
+
+// -----
+
+func.func @grad_weight_sgd_dy(%dy: tensor<1x8x3x3xf32>, %x: tensor<1x2x4x4xf32>, %w: tensor<8x2x3x3xf32>) -> tensor<8x2x3x3xf32> {
+  // CHECK: {{^ *}}train.conv2d_grad_weight_sgd: the output gradient has shape [1, 8, 3, 3], expected [1, 8, 2, 2]
+  %n = train.conv2d_grad_weight_sgd %dy, %x, %w {lr = 0.1 : f32} : (tensor<1x8x3x3xf32>, tensor<1x2x4x4xf32>, tensor<8x2x3x3xf32>) -> tensor<8x2x3x3xf32>
+  func.return %n : tensor<8x2x3x3xf32>
+}
