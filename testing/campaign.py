@@ -41,6 +41,7 @@ from edge_opt.testing.equivalence import (
     assert_pass_preserves_semantics,
 )
 from edge_opt.testing.generators import active_generators
+from edge_opt.testing.memory_claims import assert_memory_claims_hold
 from edge_opt.testing.reduce import failure_of, reduce_module
 from edge_opt.testing.strategies import DType, RandomModel, random_models
 
@@ -64,6 +65,8 @@ class Campaign:
     max_ops: int = 8
     trainable: Trainable = "mixed"
     dtype: DType = "f32"
+    batch: tuple[int, ...] = (1, 2)
+    """The sizes the inputs' leading (batch) axis is drawn from."""
     training: bool = False
     """Models for a training step: every parameter trainable, and models without
     parameters get a trainable scale on each input (`with_trainable_inputs`)."""
@@ -78,14 +81,14 @@ class Campaign:
     def models(self) -> st.SearchStrategy[RandomModel]:
         trainable = "all" if self.training else self.trainable
         models = random_models(ops=self.ops, max_ops=self.max_ops, trainable=trainable,
-                               dtype=self.dtype)
+                               dtype=self.dtype, batch=self.batch)
         if self.focus:
             others = sorted(set(self.ops or active_generators()) - set(self.focus))
             extra = st.lists(st.sampled_from(others), max_size=3, unique=True) if (
                 others) else st.just([])
             focused = extra.flatmap(lambda more: random_models(
                 ops=(*self.focus, *more), max_ops=self.max_ops, trainable=trainable,
-                dtype=self.dtype))
+                dtype=self.dtype, batch=self.batch))
             models = st.one_of(focused, models)  # shrinks towards the focused ones
         return models.map(with_trainable_inputs) if self.training else models
 
@@ -300,7 +303,8 @@ def equivalence_property(
     `train_pipeline` (e.g. `TRAIN_PIPELINE`), that pipeline runs first and the pass
     must keep the meaning of `@train_step` (loss and updated parameters) on the
     inputs and `training_labels`. A model the training pipeline refuses (nothing
-    trainable reaches the loss) is refused."""
+    trainable reaches the loss) is refused. A pass that records a lower peak must
+    also keep every in-place parameter update in place (`assert_memory_claims_hold`)."""
 
     def check(model: RandomModel) -> None:
         module, inputs, function = model.module, list(model.inputs.values()), "forward"
@@ -308,8 +312,9 @@ def equivalence_property(
             module = apply_passes(train_pipeline, model.module)
             inputs.append(training_labels(model.module))
             function = "train_step"
-        assert_pass_preserves_semantics(pass_or_pipeline, module, inputs,
-                                        function=function, rtol=rtol, atol=atol)
+        after = assert_pass_preserves_semantics(pass_or_pipeline, module, inputs,
+                                                function=function, rtol=rtol, atol=atol)
+        assert_memory_claims_hold(module, after)
 
     return check
 
