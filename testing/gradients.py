@@ -13,7 +13,8 @@ Where the loss is not smooth near the element (a relu, a max-pool or a hardswish
 kink), differences at two step sizes, or the one-sided differences, disagree: the
 element is skipped.
 
-With `bn=batch` or `bn=batch-update` (and `accumulate=1`), the running statistics of
+With `bn=batch` or `bn=batch-update` (and `accumulate=1`, or `accumulate=k` with
+`bn-accumulate=exact`, which must give the whole batch's), the running statistics of
 each batch norm that normalises with them in `@forward` are checked too, against an
 oracle that does not involve `autodiff`: `@forward` interpreted with those batch norms
 in training mode, as the step runs them, gives each one's input, whose per-channel
@@ -135,9 +136,10 @@ def check_running_statistics(passes: tuple[ModulePass, ...], model: RandomModel,
     """The running statistics whose value after the step (`after`, from `before`)
     is not what the pipeline's `bn` mode prescribes (see the module docstring), as
     messages; none when no `autodiff` of `passes` trains batch norms in a batch mode
-    with `accumulate=1`."""
+    with `accumulate=1` or exact accumulation."""
     modes = [p for p in passes if isinstance(p, AutodiffPass)]
-    if len(modes) != 1 or modes[0].bn == "frozen" or modes[0].accumulate != 1:
+    if len(modes) != 1 or modes[0].bn == "frozen" or (
+            modes[0].accumulate != 1 and modes[0].bn_accumulate != "exact"):
         return []
     momentum = modes[0].bn_momentum if modes[0].bn == "batch-update" else 0.0
     failures = []

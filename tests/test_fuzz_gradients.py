@@ -6,10 +6,13 @@ models).
 
 from __future__ import annotations
 
+import shlex
+
 import pytest
 from xdsl.dialects import func
 
 from edge_opt.autodiff.batch_norm_modes import BatchNormModes
+from edge_opt.autodiff.batch_statistics import ExactBatchStatistics
 from edge_opt.autodiff.rules import RULES, elementwise
 from edge_opt.dialects import nn, train
 from edge_opt.ir.model_io import load_model
@@ -80,6 +83,38 @@ def test_running_statistics_are_checked_against_the_batch(bug, monkeypatch, tmp_
     if bug:
         assert "the training step's running statistics differ from the batch's" in output
         assert "expected (1 - 0.3) * array(" in output
+
+
+def _half_spread_moments(self, x, layer):
+    """A micro-batch's centred sum of squares halved (a planted bug: the merged
+    variance is too small)."""
+    mean, m2 = _right_moments(self, x, layer)
+    return mean, self.grads.scale(m2, 0.5)
+
+
+_right_moments = ExactBatchStatistics._moments
+
+
+@pytest.mark.parametrize("bug", [False, True])
+def test_exact_accumulation_keeps_the_whole_batch_statistics(bug, monkeypatch, tmp_path,
+                                                             capsys):
+    """With bn-accumulate=exact the running statistics after k micro-batches must be
+    the whole batch's: the same oracle as at accumulate=1 (batches of 2 and 4)."""
+    if bug:
+        monkeypatch.setattr(ExactBatchStatistics, "_moments", _half_spread_moments)
+    pipeline = ("train-full{loss=mse bn=batch-update accumulate=2 "
+                "bn-accumulate=exact}")
+    status, output = fuzz(["--gradients", pipeline, "--ops", "batch_norm,conv2d",
+                           "--batch", "2,4", "--examples", "30", "--out",
+                           str(tmp_path)], capsys)
+    assert status == int(bug), output
+    assert "refused: 30 models" not in output  # some models were checked
+    if bug:
+        assert "the training step's" in output and "differ from" in output
+        (line,) = [x for x in output.splitlines() if x.startswith("replay: ")]
+        assert "--batch" not in line  # a drawing option, not one of the check
+        status, _ = fuzz(shlex.split(line.removeprefix("replay: "))[2:], capsys)
+        assert status == 1
 
 
 def test_the_step_is_plain_sgd_with_lr_one():

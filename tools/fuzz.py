@@ -285,6 +285,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-ops", type=int, metavar="M",
                         help="at most M drawn ops per model (default 8; 4 with "
                         "--backend c)")
+    parser.add_argument("--batch", metavar="N,M,...",
+                        help="the batch sizes of the drawn models' inputs (default 1,2; "
+                        "accumulate=k needs a multiple of k)")
     parser.add_argument("--trainable", choices=("mixed", "all", "none"),
                         help="which parameters of the drawn models are trainable: a "
                         "random flag each (mixed, the default), all, or none (frozen "
@@ -390,7 +393,8 @@ def _job(args: argparse.Namespace, train: str | None,
         Campaign(args.examples, args.seed, _ops(args.ops), args.max_ops,
                  trainable=("all" if c_backend or gradients
                             else args.trainable or "mixed"),
-                 dtype="f64" if gradients else "f32", training=training),
+                 dtype="f64" if gradients else "f32", batch=_batch(args.batch),
+                 training=training),
         train,
         # Absolute: worker processes and Dask workers may start elsewhere.
         tuple(str(Path(f).resolve()) for f in registry.files) if registry else (),
@@ -414,6 +418,9 @@ def _check_options(args: argparse.Namespace) -> None:
             raise UserError(f"{option} must be at least 1, got {value}")
     if args.train_pipeline != TRAIN_PIPELINE and not args.train:
         raise UserError("--train-pipeline only takes effect with --train: add --train")
+    _batch(args.batch)
+    if args.batch is not None and args.replay is not None:
+        raise UserError("--batch only takes effect on drawn models: drop it with --replay")
     if args.input is not None and args.replay is None:
         raise UserError("--input only takes effect with --replay: add --replay MLIR")
     if args.trainable is not None and (args.train or args.gradients or args.backend == "c"):
@@ -444,6 +451,19 @@ def _check_c_options(args: argparse.Namespace) -> None:
                         "python -m edge_opt.testing.c_differential DIR")
     if args.no_focus:
         raise UserError("--no-focus has no effect with --backend c (it has no probe)")
+
+
+def _batch(text: str | None) -> tuple[int, ...]:
+    if text is None:
+        return Campaign.batch
+    try:
+        sizes = tuple(int(n) for n in text.split(",") if n.strip())
+    except ValueError:
+        raise UserError(f"--batch {text}: give batch sizes as integers, e.g. --batch "
+                        "2,4") from None
+    if not sizes or min(sizes) < 1:
+        raise UserError(f"--batch {text}: give at least one batch size, each at least 1")
+    return sizes
 
 
 def _ops(text: str | None) -> tuple[str, ...] | None:
@@ -578,8 +598,7 @@ def _write_reproducer(failure: Failure, out: Path) -> tuple[Path, Path]:
 
 
 _CAMPAIGN_OPTIONS = {"--examples", "--seed", "--ops", "--max-ops", "--workers", "--dask",
-                     "--trainable",
-                     "--out"}
+                     "--trainable", "--batch", "--out"}
 _CAMPAIGN_FLAGS = {"--no-focus"}
 
 

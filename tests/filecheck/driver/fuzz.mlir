@@ -31,6 +31,14 @@
 // RUN: not edge-opt fuzz cse --train --trainable none 2>&1 | filecheck %s --check-prefix=TRAINABLE
 // TRAINABLE: edge-opt: error: --trainable only takes effect on @forward: --train, --gradients and --backend c make every parameter trainable
 
+// --batch
+// RUN: not edge-opt fuzz cse --batch 2,x 2>&1 | filecheck %s --check-prefix=BATCH
+// BATCH: edge-opt: error: --batch 2,x: give batch sizes as integers, e.g. --batch 2,4
+// RUN: not edge-opt fuzz cse --batch 0 2>&1 | filecheck %s --check-prefix=BATCH0
+// BATCH0: edge-opt: error: --batch 0: give at least one batch size, each at least 1
+// RUN: not edge-opt fuzz cse --batch 2 --replay %s 2>&1 | filecheck %s --check-prefix=BREPLAY
+// BREPLAY: edge-opt: error: --batch only takes effect on drawn models: drop it with --replay
+
 // RUN: edge-opt fuzz cse --examples 5 --no-focus | filecheck %s --check-prefix=SUMMARY
 // SUMMARY: edge-opt fuzz cse (@forward): 5 examples in {{[0-9.]+}} s ({{[0-9.]+}} examples/s), seed 0, 1 worker
 // SUMMARY-NEXT: ops covered ({{[0-9]+}} kinds): {{.*}}
