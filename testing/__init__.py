@@ -30,7 +30,8 @@ operands larger than `_BOUND` pass through `tanh` first, `log`/`sqrt`/`pow`/`div
 positive or non-small operands (through `exp(tanh(x))` or `sigmoid(x) + 0.5` when
 needed), and normalisations get inputs whose normalised groups are not almost
 constant. Such glue ops (reshape, slice, concat, tanh, exp, sigmoid, add of a
-constant) appear even when `ops` does not list them. All numbers (inputs, parameter
+constant) appear even when `ops` does not list them. Half the inputs are centred
+at -3 or 3 rather than 0, so that windows of one sign occur. All numbers (inputs, parameter
 values, constants) come from NumPy generators seeded by drawn integers, one per
 tensor, so shrinking the structure keeps the other values.
 

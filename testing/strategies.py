@@ -104,6 +104,10 @@ def random_models(
     )
 
 
+INPUT_OFFSETS = (0.0, -3.0, 0.0, 3.0)
+"""The means of the inputs' standard normal values, drawn per input (shrinks to 0)."""
+
+
 @st.composite
 def _models(
     draw: Draw,
@@ -129,7 +133,11 @@ def _models(
     inputs: dict[str, np.ndarray] = {}
     for i, arg in enumerate(block.args):
         arg.name_hint = f"x{i}"
-        array = b.rng().standard_normal(arg.type.get_shape()).astype(b.dtype)
+        # Half the inputs are centred off zero (an activation after a bias is): a pass
+        # that is right only for values of both signs in a window (an activation moved
+        # past a max-pool) must meet windows of one sign.
+        offset = draw(st.sampled_from(INPUT_OFFSETS))
+        array = (offset + b.rng().standard_normal(arg.type.get_shape())).astype(b.dtype)
         inputs[f"x{i}"] = array
         b.values[arg] = array
         b.pool.append(arg)
