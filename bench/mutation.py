@@ -24,14 +24,17 @@ must pass: otherwise a "caught" would mean nothing.
 Each row: the mutant, the command (pass or pipeline), caught or not, the examples it
 took (`FAILED after N examples`), and the ops of the reproducer's `@forward`.
 
-Mutants no numeric oracle can catch (they change memory, not numbers):
+reorder-no-effect-edges changes memory, not numbers: the reorder may put an
+optimizer's in-place update of `@p` before another read of `@p`, and `bufferize` then
+writes the update to a new buffer and copies it at the store (the arena grows: 208
+instead of 176 bytes on `linear -> tanh -> linear`, while the pass records a lower
+peak). The fuzz campaign's memory-claims check (`edge_opt.testing.memory_claims`)
+catches it.
 
-- recompute-non-cheap: copies of expensive ops compute the same values;
-- reorder-no-effect-edges: the reorder may put an optimizer's in-place update of
-  `@p` before another read of `@p`, but `bufferize` then writes the update to a new
-  buffer and copies it at the store, so the numbers stay right (the arena grows: 208
-  instead of 176 bytes on `linear -> tanh -> linear`, while the pass records a lower
-  peak);
+Mutants no oracle of `edge-opt fuzz` can catch:
+
+- recompute-non-cheap: copies of expensive ops compute the same values, and stay
+  within the FLOP budget the pass records (performance only);
 - plan-overlap-strict: a buffer's lifetime runs from its `kernel.alloc` to its last
   use, and no alloc uses another buffer, so one buffer's end never equals another's
   start: `<` and `<=` decide alike on every plan `plan-memory` asks for (an
@@ -102,6 +105,12 @@ FUSE = ("fuse-attention-weights", "--trainable", "none")
 ACCUMULATE = ("--gradients", "train-full{loss=mse accumulate=2}", "--ops", "linear,tanh")
 """As docs/plugins-and-fuzzing.md shows: over all ops most models are refused
 (a batch of 1, or ops that couple the samples of a batch)."""
+
+EXACT = ("--gradients",
+         "train-full{loss=mse bn=batch-update accumulate=2 bn-accumulate=exact}",
+         "--ops", "batch_norm,conv2d", "--batch", "2,4")
+"""Exact batch statistics over micro-batches: batches of 2 and 4 (most random models
+have batch 1 or 2, which accumulate=2 refuses or splits into single samples)."""
 
 
 def _grad(ops: str) -> tuple[str, ...]:
@@ -200,6 +209,17 @@ MUTANTS: tuple[Mutant, ...] = (
        ("--gradients", "train-full{loss=mse bn=batch-update}", "--ops",
         "batch_norm,conv2d"),
        "bn=batch-update: the momentum weighs the running statistics, not the batch"),
+    _m("bn-exact-no-spread", "autodiff/batch_statistics.py",
+       "m2 = b.emit(nn.AddOp(b.emit(nn.AddOp(m2, part_m2)), spread))",
+       "m2 = b.emit(nn.AddOp(m2, part_m2))", EXACT,
+       "bn-accumulate=exact: the merged variance forgets the spread between the "
+       "micro-batches' means"),
+    _m("bn-exact-shift-per-micro-batch", "autodiff/batch_statistics.py",
+       "layer.shift = b.emit(nn.ReshapeOp(b.scale(total[0], 1.0 / layer.count), keep))",
+       "layer.shift = b.emit(nn.ReshapeOp(b.scale(total[0], self.step.accumulate / "
+       "layer.count), keep))", EXACT,
+       "bn-accumulate=exact: the gradient's mean term is a micro-batch's, not the "
+       "batch's"),
     # --- reorder-for-memory, recompute --------------------------------------------------
     _m("reorder-no-effect-edges", "ir/op_graph.py", "for u in readers.get(name, ()):",
        "for u in ():", ("reorder-for-memory", *TRAIN),
