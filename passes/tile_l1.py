@@ -17,7 +17,11 @@ one does gets one slot per operand, marked `single_buffer` on its `tile.schedule
     }
 
 An output that sums over a cut dimension (a weight gradient over row tiles) gets an L1
-partial buffer and a `tile.accumulate` into its window. An input that follows a cut
+partial buffer and a `tile.accumulate` into its window. A kernel's workspace (the fused
+weight updates' scratch rows) becomes one L1 buffer of the tile shape of the result it
+serves, used through a `tile.slot` and moved by no DMA (its `chunk_rows` is the tile's
+rows); the L2 workspace is dropped. An output written over an input with the same map
+shares that input's window. An input that follows a cut
 dimension through a sliding window (a convolution's input rows: a halo) is read through
 `tile.halo`, its window padded with zeros where it reaches beyond the buffer, by a copy
 of the kernel whose own padding along that axis is removed. A kernel whose working set fits
