@@ -12,7 +12,8 @@ padding, dilation, weight decay > 0) under random ragged schedules, double or si
 buffered, in both DMA modes (deferred: a copy lands only at its wait, so a weight
 window read before it is written back gives NaN); the schedule search on small L1
 budgets; seeded faults (a rule that cuts the summed rows, a weight map that is off) are
-caught; the tiled step in C equals the interpreter.
+caught; the tiled step in C equals the interpreter; CCT2's fused train-full step on the
+GAP9 build fits GAP9's L2 with its weights and equals the tensor level.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import deeploy_model
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from plan_checks import (
@@ -44,7 +46,9 @@ from xdsl.utils.exceptions import PassFailedException
 from edge_opt.dialects import dma, kernel, tile, train
 from edge_opt.dialects.base import ints
 from edge_opt.dialects.kernel import memory_level
-from edge_opt.ir.session import Session
+from edge_opt.frontends.onnx import import_onnx
+from edge_opt.ir.memory_report import memory_figures
+from edge_opt.ir.session import Session, get_function
 from edge_opt.ir.tiling import RULES, IterationSpace, iteration_space
 from edge_opt.passes.tile_l1 import problem_of, tile_op
 from edge_opt.support import schedule_search
@@ -333,3 +337,30 @@ def test_tiled_fused_step_in_c_equals_the_interpreter(double_buffer: bool,
     labels = np.random.default_rng(0).standard_normal((2, 4)).astype(np.float32)
     assert_c_equals_interpreter(planned, tmp_path / "project", {**inputs, "labels": labels},
                                 threads=8)
+
+
+# --------------------------------------------------------------------------------------
+# CCT2 on GAP9
+# --------------------------------------------------------------------------------------
+
+
+def test_cct2_fused_step_on_the_gap9_build_fits_l2_and_equals_the_tensor_level():
+    """The bench's pipeline (bench/memory_passes.py), tiled for GAP9: weights + arena +
+    constants within 1.5 MiB of L2, L1 within 120,000 B, and one step (DMA copies
+    landing at their waits) gives the tensor level's loss and parameters."""
+    model = import_onnx(deeploy_model("CCT_Train_CCT2_FT2") / "network_infer.onnx")
+    tensor = apply_passes(
+        "pool-before-activation,train-full{lr=0.01},fuse-weight-updates,"
+        "recompute{segments=true expensive=true max-extra-flops=0.2},"
+        "reorder-for-memory{function=train_step}", model)
+    planned = apply_passes("lower-to-buffers{soc=gap9}", tensor)
+    assert len(fused_loops(planned)) > 0
+    figures = memory_figures(planned)
+    l2 = figures["L2"]
+    assert l2["peak_bytes"] + l2["persistent_bytes"] + l2["constants_bytes"] <= 1536 * 1024
+    assert figures["L1"]["peak_bytes"] <= 120_000
+    (image, _) = get_function(tensor, "train_step").body.block.args
+    x = np.random.default_rng(0).standard_normal(
+        image.type.get_shape()).astype(np.float32)  # type: ignore[attr-defined]
+    args = [x, np.array([3], dtype=np.int32)]
+    assert_same_training(tensor, planned, args, [x], steps=1, dma="deferred")
