@@ -160,6 +160,9 @@ class KernelOp(IRDLOperation, ABC):
         its rules and semantics are this kernel's."""
         types = [tensor_type(v.type) for v in (*self.inputs, *self.result_outputs())]
         if shapes is not None:
+            # a workspace's shape (the last, when `shapes` has one per operand) is not
+            # the twin's
+            shapes = shapes[: len(types)] if len(shapes) == len(self.operands) else shapes
             types = [TensorType(t.element_type, s) for t, s in zip(types, shapes, strict=True)]
         block = Block(arg_types=types[: len(self.inputs)])
         return self.TENSOR_OP.create(

@@ -34,6 +34,10 @@ from edge_opt.support.tiling import FULL, Halo
 
 @dataclass(frozen=True)
 class IterationSpace:
+    """A workspace output (`KernelOp.WORKSPACE`: the fused weight updates' scratch
+    rows) is mapped as the result it is scratch for (the first output): in a tile it
+    is an L1 buffer of that result's tile shape, never copied (`tile-l1`)."""
+
     extents: tuple[int, ...]
     maps: tuple[tuple[int, ...], ...]
     """One per input, then one per output."""
@@ -221,6 +225,32 @@ def _row_padding(op: kernel.KernelOp, rows: int) -> tuple[tuple[str, Attribute],
     return (("padding", ints((rows, left, rows, right))),)
 
 
+def _grad_weight_sgd(op: kernel.KernelOp) -> IterationSpace:
+    """The fused weight updates (`fuse-weight-updates`): dimensions the weight's output
+    rows O (features, channels) and its input columns I (in features; input channels),
+    both cut. The new weight is written over the weight, with the same map; the
+    workspace follows it too (a tile computes its whole gradient slice into L1 scratch).
+
+    The dimensions the gradient sums over (a linear layer's leading row axes; a
+    convolution's batch and output rows) are not dimensions here: the operands are
+    whole along them. SGD with weight decay is not linear in the gradient and a tile
+    updates its weight window in place, so a tile must see the whole sum of its
+    gradient slice: a cut summed dimension would apply SGD to partial sums (and
+    accumulate new weights). So each weight window belongs to exactly one tile, written
+    back before any other tile could read it. A kernel whose summed extent is too
+    large for L1 does not fit (`tile-l1` says to run without `fuse-weight-updates`).
+    Grouped convolutions (which the pass leaves alone) run as one tile."""
+    dy, _, w = op.inputs
+    if isinstance(op, kernel.Conv2dGradWeightSgdKernelOp):
+        if op.groups.value.data != 1:  # type: ignore[attr-defined]
+            return whole(op)
+        maps = ((FULL, 0, *F4), (FULL, 1, *F4), *((0, 1, *F4),) * 3)
+    else:
+        lead = (FULL,) * (len(_shape(dy)) - 1)
+        maps = ((*lead, 0), (*lead, 1), *((0, 1),) * 3)
+    return IterationSpace(_shape(w)[:2], maps, (True, True))
+
+
 def _batch_only(op: kernel.KernelOp) -> IterationSpace:
     """Transposed and grouped convolutions: batch N for the activations and their
     gradients; the weight is whole, and its gradient sums over N."""
@@ -336,6 +366,8 @@ RULES: dict[type[kernel.KernelOp], Callable[[kernel.KernelOp], IterationSpace]] 
        for t in (nn.BatchNormOp, train.BatchNormGradInputOp, train.BatchNormGradScaleOp)},
     **{kernel.KERNEL_OF[t]: _group_norm
        for t in (nn.GroupNormOp, train.GroupNormGradInputOp, train.GroupNormGradScaleOp)},
+    **{kernel.KERNEL_OF[t]: _grad_weight_sgd
+       for t in (train.LinearGradWeightSgdOp, train.Conv2dGradWeightSgdOp)},
     kernel.KERNEL_OF[nn.TransposeOp]: _transpose,
     kernel.KERNEL_OF[nn.ReduceSumOp]: _reduce,
     kernel.KERNEL_OF[nn.ReduceMeanOp]: _reduce,

@@ -26,8 +26,9 @@ whole rows, at least one row and at most the whole weight. `edge-opt report` sho
 graph-level peak of each function before and after ("memory passes"; the tensor-level
 model does not count the workspace, the planned buffer level does).
 
-Run it only for host or untiled plans: `tile-l1` has no rule for the fused kernels and
-refuses them by name.
+On a tiled SoC `tile-l1` cuts the fused kernels by the weight's rows and columns only,
+never the dimensions the gradient sums over, each tile with its own L1 workspace
+(`edge_opt.ir.tiling`, the rule for the fused weight updates).
 """
 
 from __future__ import annotations

@@ -17,7 +17,11 @@ one does gets one slot per operand, marked `single_buffer` on its `tile.schedule
     }
 
 An output that sums over a cut dimension (a weight gradient over row tiles) gets an L1
-partial buffer and a `tile.accumulate` into its window. An input that follows a cut
+partial buffer and a `tile.accumulate` into its window. A kernel's workspace (the fused
+weight updates' scratch rows) becomes one L1 buffer of the tile shape of the result it
+serves, used through a `tile.slot` and moved by no DMA (its `chunk_rows` is the tile's
+rows); the L2 workspace is dropped. An output written over an input with the same map
+shares that input's window. An input that follows a cut
 dimension through a sliding window (a convolution's input rows: a halo) is read through
 `tile.halo`, its window padded with zeros where it reaches beyond the buffer, by a copy
 of the kernel whose own padding along that axis is removed. A kernel whose working set fits
@@ -98,11 +102,14 @@ def problem_of(op: kernel.KernelOp) -> Problem:
     operands = []
     for i, (value, operand_map, halo) in enumerate(zip(op.operands, space.maps, halos,
                                                        strict=True)):
-        assert isinstance(value.type, MemRefType)
+        scratch = op.WORKSPACE and i == len(op.operands) - 1
+        # a workspace is scratch of the first output's tile shape (`IterationSpace`)
+        shaped = op.outputs[0] if scratch else value
+        assert isinstance(value.type, MemRefType) and isinstance(shaped.type, MemRefType)
         operands.append(Operand(
-            tuple(value.type.get_shape()), operand_map,
+            tuple(shaped.type.get_shape()), operand_map,
             numpy_dtype(value.type.element_type).itemsize, i >= len(op.inputs),
-            memory_level(value.type), halo,
+            memory_level(value.type), halo, scratch,
         ))
     return Problem(space.extents, space.splittable, tuple(operands),
                    flops(op.tensor_equivalent()))
@@ -117,11 +124,6 @@ def tileable(op: kernel.KernelOp) -> bool:
         raise PassFailedException(
             f"tile-l1: {op.name} mixes L1 and {'/'.join(sorted(levels - {'L1'}))} "
             "buffers; bufferize everything at one level (bufferize{level=L2})"
-        )
-    if op.WORKSPACE:
-        raise PassFailedException(
-            f"tile-l1: {op.name} (from fuse-weight-updates) has no tiling rule; run "
-            "fuse-weight-updates only for host or untiled plans"
         )
     return "L1" not in levels
 
@@ -194,10 +196,12 @@ class TileL1Pass(EdgeOptPass):
         sizes = ", ".join(
             f"{byte_size(v.type):,} B" for v in op.operands  # type: ignore[arg-type]
         )
+        hint = ("; its gradient's summed dimensions (batch, rows) are never cut: run "
+                "without fuse-weight-updates") if op.WORKSPACE else ""
         raise PassFailedException(
             f"{self.name}: {op.name} in @{function.sym_name.data} does not fit L1 "
             f"({target.l1_bytes:,} B): its smallest tiling needs {smallest:,} B "
-            f"(operands {sizes}); give more L1 (l1-bytes) or a SoC with more"
+            f"(operands {sizes}); give more L1 (l1-bytes) or a SoC with more{hint}"
         )
 
 
@@ -225,6 +229,14 @@ def tile_op(op: kernel.KernelOp, choice: Choice, problem: Problem | None = None)
             windows.append(windows[in_place[0]])
             continue
         operand = problem.operands[i]
+        if operand.scratch:
+            workspace = _scratch(value, operand, schedule_op.result, number, operand_map,
+                                 before)
+            body.add_op(workspace.owner)  # type: ignore[arg-type]
+            windows.append(workspace)
+            rows = schedule.tile_shape(operand_map, operand.shape)[0]
+            properties["chunk_rows"] = IntegerAttr(rows, 64)
+            continue
         halo = schedule_search.active_halo(schedule, operand)
         window = tile.WindowOp(value, schedule_op.result, number, operand_map, halo=halo)
         window.result.name_hint = value.name_hint
@@ -259,6 +271,26 @@ def tile_op(op: kernel.KernelOp, choice: Choice, problem: Problem | None = None)
     body.add_op(tile.YieldOp())
     loop = tile.ForOp(schedule_op.result, [], Region(body))
     Rewriter.insert_op([*before, loop], InsertPoint.before(op))
+    workspace = op.outputs[-1] if op.WORKSPACE else None
     Rewriter.erase_op(op)
+    if workspace is not None and not workspace.uses and isinstance(
+            workspace.owner, kernel.AllocOp):  # the tiles have their own
+        Rewriter.erase_op(workspace.owner)
     return loop
+
+
+def _scratch(value: SSAValue, operand: Operand, schedule: SSAValue, number: SSAValue,
+             operand_map: tuple[int, ...], before: list) -> SSAValue:
+    """A kernel's workspace in the nest: one L1 buffer of the tile shape (appended to
+    `before`), through a slot (a ragged tile's is a prefix); no DMA moves it."""
+    assert isinstance(schedule.owner, tile.ScheduleOp)
+    shape = schedule.owner.schedule().tile_shape(operand_map, operand.shape)
+    assert isinstance(value.type, MemRefType)
+    buffer = kernel.AllocOp(MemRefType(value.type.element_type, shape,
+                                       memory_space=StringAttr("L1")))
+    buffer.result.name_hint = "workspace"
+    before.append(buffer)
+    slot = tile.SlotOp(schedule, number, [buffer.result], operand_map)
+    slot.result.name_hint = "workspace_tile"
+    return slot.result
 

@@ -5,7 +5,8 @@ cut, one operand map per operand), each operand's shape, element size and direct
 its FLOPs. A candidate `Schedule` fits when its L1 working set does: every operand's
 full tile, twice when double buffered and its window changes during the nest, plus a
 partial-result tile for each output that accumulates; each rounded up to the
-alignment, as `plan-memory` places them.
+alignment, as `plan-memory` places them. A scratch operand (a kernel's workspace) is
+one L1 tile that no DMA moves.
 
 The cost of a fitting schedule (`Cost.cycles`) is an estimate in cluster cycles:
 - DMA: per direction, bytes / bandwidth, plus a setup cost per transfer (one per window
@@ -50,6 +51,8 @@ class Operand:
     """The level its windows come from (L2, or L3 for a staged operand)."""
     halo: Halo | None = None
     """Its sliding-window axis, used when the dimension it follows is cut."""
+    scratch: bool = False
+    """A kernel's workspace: one L1 buffer of its tile shape, never copied."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +119,7 @@ def tile_bytes(schedule: Schedule, operand: Operand) -> int:
 def accumulates(schedule: Schedule, problem: Problem, operand: Operand) -> bool:
     """Whether an output's tiles sum over a dimension cut into several tiles."""
     followed = set(operand.map)
-    return operand.output and any(
+    return operand.output and not operand.scratch and any(
         problem.splittable[d] and schedule.counts[d] > 1 and d not in followed
         for d in range(len(problem.extents))
     )
@@ -124,7 +127,8 @@ def accumulates(schedule: Schedule, problem: Problem, operand: Operand) -> bool:
 
 def slots(schedule: Schedule, operand: Operand, double_buffer: bool) -> int:
     """L1 buffers an operand needs: two when double buffered and its window changes."""
-    return 2 if double_buffer and schedule.window_count(operand.map) > 1 else 1
+    changes = schedule.window_count(operand.map) > 1
+    return 2 if double_buffer and changes and not operand.scratch else 1
 
 
 def l1_bytes(schedule: Schedule, problem: Problem, target: Target) -> int:
@@ -139,7 +143,10 @@ def l1_bytes(schedule: Schedule, problem: Problem, target: Target) -> int:
 
 def transferred_bytes(schedule: Schedule, operand: Operand) -> int:
     """Bytes moved for an operand over the nest: each visit of a window moves it once,
-    and the windows of one pass over the dimensions it follows tile the operand."""
+    and the windows of one pass over the dimensions it follows tile the operand (a
+    scratch operand moves nothing)."""
+    if operand.scratch:
+        return 0
     followed = [d for d in operand.map if d != FULL]
     passes = schedule.window_count(operand.map) // math.prod(
         schedule.counts[d] for d in followed
@@ -161,6 +168,8 @@ def cost(schedule: Schedule, problem: Problem, target: Target) -> Cost:
     read = write = transfers = 0
     first = 0.0
     for operand in problem.operands:
+        if operand.scratch:
+            continue
         moved = transferred_bytes(schedule, operand)
         transfers += schedule.window_count(operand.map)
         if operand.output:
