@@ -779,6 +779,53 @@ def test_adam(shape, lr, betas, epsilon, weight_decay, steps, dtype, seed):
 # --------------------------------------------------------------------------------------
 
 
+def _torch_sgd_step(weight: np.ndarray, grad: torch.Tensor, lr: float,
+                    weight_decay: float) -> torch.Tensor:
+    """One `torch.optim.SGD` step of `weight` with the gradient `grad`."""
+    reference = torch.nn.Parameter(_t(weight))
+    optimizer = torch.optim.SGD([reference], lr=lr, weight_decay=weight_decay)
+    reference.grad = grad.to(reference.dtype)
+    optimizer.step()
+    return reference.detach()
+
+
+@SETTINGS
+@given(batch=_shapes(max_dims=3), features=st.integers(1, 6),
+       out_features=st.integers(1, 6), lr=LEARNING_RATES, weight_decay=WEIGHT_DECAYS,
+       chunk=st.integers(1, 6), dtype=DTYPES, seed=SEEDS)
+def test_linear_grad_weight_sgd(batch, features, out_features, lr, weight_decay, chunk,
+                                dtype, seed):
+    """The fused update is the weight after autograd's gradient and a torch SGD step,
+    whatever its chunk rows."""
+    rng = np.random.default_rng(seed)
+    x = _random(rng, (*batch, features), dtype)
+    w = _random(rng, (out_features, features), dtype)
+    dy = _random(rng, (*batch, out_features), dtype)
+    (dw,) = _autograd(F.linear, [x, w], [1], dy)
+    ours = _run1(lambda g, a, b: train.LinearGradWeightSgdOp(
+        g, a, b, lr, weight_decay, min(chunk, out_features)), dy, x, w)
+    _check(ours, _torch_sgd_step(w, dw, lr, weight_decay), dtype, **_tol(dtype, 1e-5, 1e-5))
+
+
+@SETTINGS
+@given(data=st.data(), lr=LEARNING_RATES, weight_decay=WEIGHT_DECAYS, dtype=DTYPES,
+       seed=SEEDS)
+def test_conv2d_grad_weight_sgd(data, lr, weight_decay, dtype, seed):
+    """As the linear one, for ungrouped convolutions (the only ones the pass fuses)."""
+    case = data.draw(conv2d_cases().filter(lambda c: c["groups"] == 1))
+    rng = np.random.default_rng(seed)
+    x = _random(rng, case["input"], dtype)
+    w = _random(rng, case["weight"], dtype)
+    forward = torch_conv2d(case)
+    dy = _random(rng, forward(_t(x), _t(w)).shape, dtype)
+    (dw,) = _autograd(forward, [x, w], [1], dy)
+    attrs = {k: case[k] for k in ("stride", "padding", "dilation", "groups")}
+    chunk = data.draw(st.integers(1, case["weight"][0]))
+    ours = _run1(lambda g, a, b: train.Conv2dGradWeightSgdOp(
+        g, a, b, lr, weight_decay, chunk, **attrs), dy, x, w)
+    _check(ours, _torch_sgd_step(w, dw, lr, weight_decay), dtype, **_tol(dtype, 1e-4, 1e-4))
+
+
 @FEW
 @given(shape=_shapes(), dtype=DTYPES, seed=SEEDS)
 def test_store(shape, dtype, seed):
@@ -913,7 +960,7 @@ def test_every_train_op_is_covered():
         train.MaxPool2dWithIndicesOp, train.MaxPool2dGradOp, train.AvgPool2dGradOp,
         train.SliceGradOp, train.ScatterOp, train.CrossEntropyOp, train.CrossEntropyGradOp,
         train.MseOp, train.MseGradOp, train.SgdOp, train.SgdMomentumOp, train.AdamOp,
-        train.StoreOp,
+        train.StoreOp, train.LinearGradWeightSgdOp, train.Conv2dGradWeightSgdOp,
     }
     missing = sorted(op.name for op in train.TRAIN.operations if op not in covered)
     assert not missing, f"train ops without a semantics test: {missing}"
