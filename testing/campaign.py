@@ -35,6 +35,7 @@ from edge_opt.ir.model_io import parse_module, print_module
 from edge_opt.ir.session import get_function
 from edge_opt.support.dtypes import numpy_dtype, to_dense
 from edge_opt.testing.builder import Trainable
+from edge_opt.testing.draws import seed_only_draws
 from edge_opt.testing.equivalence import (
     PassOrPipeline,
     apply_passes,
@@ -200,7 +201,8 @@ def run_campaign(
             raise
 
     try:
-        search()
+        with seed_only_draws():
+            search()
     except CampaignStopped:
         result.stopped = result.failure is None
     except Exception:
@@ -375,7 +377,8 @@ def _any_model(campaign: Campaign, predicate: Callable[[RandomModel], bool]) -> 
             raise _Found
 
     try:
-        probe()
+        with seed_only_draws():
+            probe()
     except _Found:
         return True
     return False

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
+from edge_opt.testing.draws import seed_only_draws
+
 settings.register_profile(
     "edge-opt",
     deadline=None,
@@ -29,6 +31,14 @@ settings.register_profile(
     "edge-opt-ci", settings.get_profile("edge-opt"), derandomize=True, database=None
 )
 settings.load_profile("edge-opt-ci" if os.environ.get("CI") else "edge-opt")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _draws_depend_on_the_seed_alone():
+    """Derandomized draws that do not depend on the modules earlier tests imported
+    (`edge_opt.testing.draws`)."""
+    with seed_only_draws():
+        yield
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_MODELS = Path(
