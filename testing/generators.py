@@ -65,7 +65,9 @@ def _operand(b: _Builder, row: Unary) -> SSAValue:
 def _binary(cls: type[nn.BinaryElementwiseOp]) -> Generator:
     def generate(b: _Builder) -> SSAValue:
         lhs = b.pick()
-        partner = b.choice(["broadcast", "same", "channel"])
+        # Per-channel operands (biases, scales) half the time: the commonest partner
+        # of an element-wise op in real networks, and what fusions match.
+        partner = b.choice(["broadcast", "channel", "same", "channel"])
         if partner == "same":
             rhs = lhs  # x op x
         elif partner == "channel" and b.shape(lhs):
