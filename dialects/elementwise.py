@@ -33,7 +33,7 @@ from xdsl.irdl import (
     result_def,
     traits_def,
 )
-from xdsl.traits import Pure
+from xdsl.traits import Commutative, Pure
 
 from edge_opt.dialects.base import (
     FloatTensor,
@@ -206,6 +206,8 @@ def binary_op(row: Binary) -> type[BinaryElementwiseOp]:
         "name": f"nn.{row.name}", "__doc__": row.doc, "__module__": __name__, "ROW": row,
         "__annotations__": {"ROW": ClassVar},
     }
+    if row.commutative:
+        namespace["traits"] = traits_def(Pure(), Commutative())
     return irdl_op_definition(type(class_name(row.name, "Op"), (BinaryElementwiseOp,),
                                    namespace))
 

@@ -8,7 +8,9 @@ class of the rule's root op. A match binds the pattern's names to SSA values and
 attribute values, checks the conditions, builds the replacement ops with the `nn`
 builders (which infer their result types) and replaces the root only if the
 replacement's type equals the root's result type; otherwise the built ops are dropped
-and the rule does not fire. Rules are tried in file order at each op; the first that
+and the rule does not fire. The operands of a commutative op (`Commutative` trait:
+`add`, `mul`) match in either order: the given order first, and the swapped one when
+the first does not match, fails a condition or does not fit. Rules are tried in file order at each op; the first that
 fires wins.
 
 An op a rule created is never the root of another rewrite in the same run (it may be an
@@ -19,6 +21,7 @@ results of rewrites. Dead ops left behind are removed (`dce`) at the end.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,7 +35,7 @@ from xdsl.pattern_rewriter import (
     PatternRewriteWalker,
     RewritePattern,
 )
-from xdsl.traits import SymbolTable
+from xdsl.traits import Commutative, SymbolTable
 from xdsl.transforms.dead_code_elimination import region_dce
 from xdsl.utils.exceptions import VerifyException
 
@@ -65,6 +68,14 @@ class Bindings:
     values: dict[str, SSAValue] = field(default_factory=dict)
     attributes: dict[str, object] = field(default_factory=dict)
 
+    def copy(self) -> Bindings:
+        return Bindings(dict(self.values), dict(self.attributes))
+
+    def with_value(self, name: str, value: SSAValue) -> Bindings:
+        bound = self.copy()
+        bound.values[name] = value
+        return bound
+
 
 # --------------------------------------------------------------------------------------
 # Matching
@@ -94,31 +105,56 @@ def _is_splat(value: SSAValue, number: float) -> bool:
     return array is not None and bool(np.all(array == np.asarray(number, array.dtype)))
 
 
-def match(node: PatternNode, value: SSAValue, bindings: Bindings) -> bool:
-    """Whether `value` matches `node`, binding names in `bindings` as it goes."""
+def matches(node: PatternNode, value: SSAValue, bindings: Bindings) -> Iterator[Bindings]:
+    """Every way `value` matches `node`, each the bindings extended (`bindings` itself
+    is left alone): one at most, but for a commutative op (`add`, `mul`) whose operands
+    may match in either order, two."""
     if isinstance(node, ValuePattern):
         if node.name is None:
-            return True
-        bound = bindings.values.setdefault(node.name, value)
-        return bound is value
+            yield bindings
+        elif node.name not in bindings.values:
+            yield bindings.with_value(node.name, value)
+        elif bindings.values[node.name] is value:
+            yield bindings
+        return
     if isinstance(node, ConstantPattern):
-        return _is_splat(value, node.value)
+        if _is_splat(value, node.value):
+            yield bindings
+        return
     op = value.owner
     if not isinstance(op, node.info.cls) or len(op.operands) != len(node.operands):
-        return False
+        return
+    bound = bindings.copy()
     for name, term in node.attributes:
         info = node.info.attributes[name]
         actual = attribute_value(op.properties.get(name), info.kind)
         if actual is None:
             actual = info.default
-        if not _match_attribute(term, actual, info, bindings):
-            return False
-    if node.bind is not None and bindings.values.setdefault(node.bind, value) is not value:
-        return False
-    return all(
-        match(child, operand, bindings)
-        for child, operand in zip(node.operands, op.operands, strict=True)
-    )
+        if not _match_attribute(term, actual, info, bound):
+            return
+    if node.bind is not None and bound.values.setdefault(node.bind, value) is not value:
+        return
+    for operands in _operand_orders(op):
+        yield from _match_operands(node.operands, operands, bound)
+
+
+def _operand_orders(op: Operation) -> list[tuple[SSAValue, ...]]:
+    """The op's operands, then, for a commutative op of two different operands, the
+    swapped pair."""
+    operands = tuple(op.operands)
+    if (op.has_trait(Commutative) and len(operands) == 2
+            and operands[0] is not operands[1]):
+        return [operands, operands[::-1]]
+    return [operands]
+
+
+def _match_operands(children: Sequence[PatternNode], operands: Sequence[SSAValue],
+                    bindings: Bindings) -> Iterator[Bindings]:
+    if not children:
+        yield bindings
+        return
+    for bound in matches(children[0], operands[0], bindings):
+        yield from _match_operands(children[1:], operands[1:], bound)
 
 
 # --------------------------------------------------------------------------------------
@@ -276,24 +312,23 @@ class RulePattern(RewritePattern):
         rule = self.rule
         if not isinstance(op, rule.pattern.info.cls) or op in self.created:
             return
-        bindings = Bindings()
-        if not match(rule.pattern, op.results[0], bindings):
+        for bindings in matches(rule.pattern, op.results[0], Bindings()):
+            if not all(holds(c, bindings) for c in rule.conditions):
+                continue
+            built: list[Operation] = []
+            try:
+                value = _build(rule.replacement, bindings, built)
+            except _DoesNotFit:
+                _drop(built)
+                continue
+            if value is op.results[0]:  # `PATTERN as y => y`: nothing to do
+                return
+            if value.type != op.results[0].type:
+                _drop(built)
+                continue
+            self.created.update(built)
+            rewriter.replace(op, built, [value])
             return
-        if not all(holds(c, bindings) for c in rule.conditions):
-            return
-        built: list[Operation] = []
-        try:
-            value = _build(rule.replacement, bindings, built)
-        except _DoesNotFit:
-            _drop(built)
-            return
-        if value is op.results[0]:  # `PATTERN as y => y`: nothing to do
-            return
-        if value.type != op.results[0].type:
-            _drop(built)
-            return
-        self.created.update(built)
-        rewriter.replace(op, built, [value])
 
 
 def rule_patterns(rules: tuple[Rule, ...]) -> list[RewritePattern]:

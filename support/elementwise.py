@@ -127,6 +127,9 @@ class Binary:
     forward: Callable[[np.ndarray, np.ndarray], np.ndarray]
     onnx: str
     flops: int = 1
+    commutative: bool = False
+    """`f(a, b) == f(b, a)`: the op gets xDSL's `Commutative` trait (rules match its
+    operands in either order)."""
 
 
 # --------------------------------------------------------------------------------------
@@ -308,9 +311,9 @@ UNARY: tuple[Unary, ...] = (
 )
 
 BINARY: tuple[Binary, ...] = (
-    Binary("add", "`lhs + rhs`.", np.add, "Add"),
+    Binary("add", "`lhs + rhs`.", np.add, "Add", commutative=True),
     Binary("sub", "`lhs - rhs`.", np.subtract, "Sub"),
-    Binary("mul", "`lhs * rhs`.", np.multiply, "Mul"),
+    Binary("mul", "`lhs * rhs`.", np.multiply, "Mul", commutative=True),
     Binary("div", "`lhs / rhs`.", np.divide, "Div"),
     Binary("pow", "`lhs ** rhs`.", np.power, "Pow"),
 )

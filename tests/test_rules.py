@@ -15,6 +15,7 @@ from xdsl.dialects.builtin import ModuleOp
 
 from edge_opt.dialects import nn
 from edge_opt.ir.model_io import print_module
+from edge_opt.ir.session import get_function
 from edge_opt.passes.registry import parse_pipeline
 from edge_opt.passes.rule_language import GRAMMAR, parse_rules
 from edge_opt.passes.rules import ApplyRulesPass
@@ -116,13 +117,13 @@ def test_fusion_when_the_bias_is_a_parameter_only(tmp_path: Path):
 
 
 def test_a_rule_does_not_fire_when_the_replacement_type_differs(tmp_path: Path):
-    # add(x, b) with b of shape (4,) broadcasts to x's type, but `=> b` would have b's
+    # sub(x, b) with b of shape (4,) broadcasts to x's type, but `=> b` would have b's
     # type: the rule must skip (it is also wrong, which does not matter here).
-    rules = ApplyRulesPass(file=_rules_file(tmp_path, "add(x, b) => b"))
+    rules = ApplyRulesPass(file=_rules_file(tmp_path, "sub(x, b) => b"))
     b = ForwardBuilder((2, 4), seed=3)
-    module = b.module(b.op(nn.AddOp(b.x, b.param("b", (4,)))))
+    module = b.module(b.op(nn.SubOp(b.x, b.param("b", (4,)))))
     result = apply_passes(rules, module)
-    assert _ops(result) == ["nn.add"]
+    assert _ops(result) == ["nn.sub"]
 
 
 def test_attribute_constraints_and_repeated_names(tmp_path: Path):
@@ -280,11 +281,45 @@ def test_the_documented_grammar_is_the_grammar():
 ])
 def test_conditions(tmp_path: Path, condition: str, fires: bool):
     rules = ApplyRulesPass(file=_rules_file(
-        tmp_path, f"mul(neg(x) as y, add(w, c)) => mul(add(w, c), y) where {condition}"
+        tmp_path, f"mul(neg(x) as y, sub(w, c)) => mul(sub(w, c), y) where {condition}"
     ))
     b = ForwardBuilder((2, 4), seed=9)
     w = b.param("w", (2, 4), trainable=True)
-    y = b.op(nn.MulOp(b.op(nn.NegOp(b.x)), b.op(nn.AddOp(w, b.constant(0.5)))))
+    y = b.op(nn.MulOp(b.op(nn.NegOp(b.x)), b.op(nn.SubOp(w, b.constant(0.5)))))
     result = assert_pass_preserves_semantics(rules, b.module(y), b.inputs)
     (mul,) = [op for op in result.walk() if isinstance(op, nn.MulOp)]
-    assert isinstance(mul.lhs.owner, nn.AddOp) == fires
+    assert isinstance(mul.lhs.owner, nn.SubOp) == fires
+
+
+FOLD_BIAS = "add(linear(x, w), b) => linear(x, w, b) where rank(b) == 1 and b is a parameter"
+
+
+@pytest.mark.parametrize("bias_first", [False, True])
+def test_commutative_ops_match_their_operands_in_either_order(tmp_path: Path,
+                                                              bias_first: bool):
+    rules = ApplyRulesPass(file=_rules_file(tmp_path, FOLD_BIAS))
+    b = ForwardBuilder((2, 3), seed=10)
+    linear = b.op(nn.LinearOp(b.x, b.param("w", (4, 3))))
+    bias = b.param("b", (4,))
+    y = b.op(nn.AddOp(bias, linear) if bias_first else nn.AddOp(linear, bias))
+    result = assert_pass_preserves_semantics(rules, b.module(y), b.inputs)
+    assert _ops(result) == ["nn.linear"]
+
+
+def test_the_swapped_order_is_tried_when_a_condition_fails(tmp_path: Path):
+    """add(p, q) with both operands parameters-or-not: the condition picks the order."""
+    rules = ApplyRulesPass(file=_rules_file(
+        tmp_path, "add(x, c) => sub(x, neg(c)) where c is a constant"))
+    b = ForwardBuilder((2, 3), seed=11)
+    y = b.op(nn.AddOp(b.constant(2.0), b.x))
+    result = assert_pass_preserves_semantics(rules, b.module(y), b.inputs)
+    (sub,) = [op for op in result.walk() if isinstance(op, nn.SubOp)]
+    assert sub.lhs is get_function(result, "forward").body.block.args[0]
+
+
+def test_sub_does_not_commute(tmp_path: Path):
+    rules = ApplyRulesPass(file=_rules_file(tmp_path, "sub(linear(x, w), b) => linear(x, w)"))
+    b = ForwardBuilder((2, 3), seed=12)
+    linear = b.op(nn.LinearOp(b.x, b.param("w", (4, 3))))
+    y = b.op(nn.SubOp(b.param("b", (4,)), linear))
+    assert _ops(apply_passes(rules, b.module(y))) == ["nn.linear", "nn.sub"]
