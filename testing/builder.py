@@ -257,6 +257,9 @@ class _Builder:
         if len(shape) == rank:
             return value
         candidates = _factorizations(math.prod(shape), rank, self.max_dim)
+        # Planes first (most elements past the batch and channel axes): a pool or a
+        # convolution over a 1x1 plane cannot show what its windows do.
+        candidates.sort(key=lambda c: -math.prod(c[2:]))
         if candidates:
             return self.reshape(value, self.choice(candidates))
         return self.resize(

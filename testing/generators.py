@@ -112,8 +112,12 @@ def _linear(b: _Builder) -> SSAValue:
     features = b.shape(x)[-1]
     out = b.integer(1, b.max_dim)
     weight = b.param("weight", (out, features), fan_in=features)
-    bias = b.param("bias", (out,)) if b.coin() else None
-    return b.emit(nn.LinearOp(x, weight, bias))
+    form = b.choice(["plain", "bias", "bias_add"])
+    bias = b.param("bias", (out,)) if form == "bias" else None
+    y = b.emit(nn.LinearOp(x, weight, bias))
+    if form == "bias_add":  # as exporters write a linear of a 3-D input: MatMul, Add
+        y = b.emit(nn.AddOp(y, b.param("bias", (out,))))
+    return y
 
 
 def _matmul(b: _Builder) -> SSAValue:
@@ -285,7 +289,7 @@ def _pool_window(
 ) -> tuple[int, int, int, int, int]:
     """(kernel, stride, pad_begin, pad_end, dilation) along one axis. Padding is at most
     half the kernel, and only without dilation, so every window sees the input."""
-    kernel = b.integer(1, 3)
+    kernel = b.choice([2, 3, 1])  # shrinks to 2: a 1x1 window hides what a pool does
     stride = b.integer(1, 3)
     if dilated and 2 * (kernel - 1) + 1 <= size and b.coin():
         return kernel, stride, 0, 0, 2
