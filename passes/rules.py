@@ -359,4 +359,4 @@ class ApplyRulesPass(ModulePass):
             region_dce(region)
 
 
-__all__ = ["ApplyRulesPass", "Bindings", "RulePattern", "holds", "match", "rule_patterns"]
+__all__ = ["ApplyRulesPass", "Bindings", "RulePattern", "holds", "matches", "rule_patterns"]
