@@ -30,6 +30,7 @@ attention; the budget bounds what they cost.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 from xdsl.context import Context
@@ -45,7 +46,8 @@ from edge_opt.ir.memory_passes import record
 from edge_opt.ir.op_graph import function_peak, value_bytes
 from edge_opt.ir.options import EdgeOptPass
 from edge_opt.ir.report import training_phases
-from edge_opt.passes.recompute_segments import recompute_segments
+from edge_opt.ir.session import get_function
+from edge_opt.passes.recompute_segments import VIEWS, recompute_segments
 
 CHEAP = (
     UnaryElementwiseOp, BinaryElementwiseOp, nn.LayerNormOp, nn.GroupNormOp,
@@ -164,4 +166,19 @@ class RecomputePass(EdgeOptPass):
             search = "greedy"
         record(op, **{"pass": self.name}, function=self.function, peak_before=before,
                peak_after=after, extra_flops=extra, search=search)
+
+    def check_result(self, before: ModuleOp, after: ModuleOp) -> list[str]:
+        """What the pass promises besides the numbers (`edge-opt fuzz` checks it):
+        without `expensive`, the ops it adds are copies of cheap ones (and, in
+        segments, of views)."""
+        if self.expensive:
+            return []
+        counts = [Counter(type(o) for o in get_function(m, self.function).walk())
+                  for m in (before, after)]
+        added = sorted(t.name for t in counts[1] - counts[0]
+                       if not issubclass(t, (*CHEAP, *VIEWS)))
+        if not added:
+            return []
+        names = ", ".join(added)
+        return [f"{self.name} (expensive=false) added ops that are not cheap: {names}"]
 

@@ -97,7 +97,7 @@ def _closure(op: Operation, first: int, position: dict[Operation, int],
         current = stack.pop()
         if current in taken:
             continue
-        if kinds is not None and not isinstance(current, (*kinds, *_VIEWS)):
+        if kinds is not None and not isinstance(current, (*kinds, *VIEWS)):
             return None
         taken.add(current)
         for operand in current.operands:
@@ -110,7 +110,7 @@ def _closure(op: Operation, first: int, position: dict[Operation, int],
     return tuple(sorted(taken, key=position.__getitem__))
 
 
-_VIEWS = (nn.ReshapeOp, nn.SqueezeOp, nn.UnsqueezeOp)
+VIEWS = (nn.ReshapeOp, nn.SqueezeOp, nn.UnsqueezeOp)
 
 
 def _live_anyway(value: SSAValue, first: int, position: dict[Operation, int]) -> bool:

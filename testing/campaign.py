@@ -40,6 +40,7 @@ from edge_opt.testing.equivalence import (
     PassOrPipeline,
     apply_passes,
     assert_pass_preserves_semantics,
+    expand_passes,
 )
 from edge_opt.testing.generators import active_generators
 from edge_opt.testing.memory_claims import assert_memory_claims_hold
@@ -317,8 +318,27 @@ def equivalence_property(
         after = assert_pass_preserves_semantics(pass_or_pipeline, module, inputs,
                                                 function=function, rtol=rtol, atol=atol)
         assert_memory_claims_hold(module, after)
+        assert_promises_hold(pass_or_pipeline, module)
 
     return check
+
+
+def assert_promises_hold(pass_or_pipeline: PassOrPipeline, module: ModuleOp) -> None:
+    """Each pass of `pass_or_pipeline` that has a `check_result(before, after)` method
+    (returning the promises it broke besides the numbers, as messages: `recompute`
+    adds only cheap ops unless told otherwise) keeps them on `module`, the passes
+    applied in turn. Raises AssertionError listing the broken ones."""
+    passes = expand_passes(pass_or_pipeline)
+    if not any(hasattr(p, "check_result") for p in passes):
+        return
+    problems: list[str] = []
+    for p in passes:
+        after = apply_passes(p, module)
+        check = getattr(p, "check_result", None)
+        if check is not None:
+            problems += check(module, after)
+        module = after
+    assert not problems, "\n".join(problems)
 
 
 def pass_changes(

@@ -61,7 +61,9 @@ def random_inputs(
 PassOrPipeline = ModulePass | Sequence[ModulePass] | str
 
 
-def _passes(pass_or_pipeline: PassOrPipeline) -> tuple[ModulePass, ...]:
+def expand_passes(pass_or_pipeline: PassOrPipeline) -> tuple[ModulePass, ...]:
+    """The passes of a pass, a list of passes or a pipeline spec (named pipelines
+    expanded)."""
     if isinstance(pass_or_pipeline, str):
         return expand(parse_pipeline(pass_or_pipeline))
     if isinstance(pass_or_pipeline, ModulePass):
@@ -148,7 +150,7 @@ def assert_pass_preserves_semantics(
     Raises AssertionError naming the pass(es), the output (or parameter), the max
     absolute and relative error, and showing both modules.
     """
-    passes = _passes(pass_or_pipeline)
+    passes = expand_passes(pass_or_pipeline)
     described = _describe(passes)
     module.verify()
     transformed = _transformed(module, passes, described)
@@ -165,7 +167,7 @@ def assert_pass_preserves_semantics(
 def apply_passes(pass_or_pipeline: PassOrPipeline, module: ModuleOp) -> ModuleOp:
     """A copy of `module` after a pass, a list of passes or a pipeline spec (named
     pipelines expanded), verified after every pass; an error names the pass."""
-    passes = _passes(pass_or_pipeline)
+    passes = expand_passes(pass_or_pipeline)
     return _transformed(module, passes, _describe(passes))
 
 

@@ -1,6 +1,7 @@
 """`assert_memory_claims_hold`: a pass that records a lower peak must keep every
 in-place parameter update in place (`edge_opt.testing.memory_claims`), and `edge-opt
-fuzz` checks it after the equivalence check."""
+fuzz` checks it after the equivalence check; and a pass's own promises
+(`check_result`, `assert_promises_hold`)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
 
-from edge_opt.dialects import train
+from edge_opt.dialects import nn, train
 from edge_opt.ir.memory_passes import record
 from edge_opt.ir.model_io import parse_module
 from edge_opt.ir.session import get_function
+from edge_opt.passes.recompute import RecomputePass
 from edge_opt.passes.reorder_for_memory import ReorderForMemoryPass
 from edge_opt.testing.campaign import TRAIN_PIPELINE, equivalence_property
 from edge_opt.testing.equivalence import apply_passes
@@ -89,3 +91,55 @@ def test_fuzz_property_checks_the_claims():
     equivalence_property(ReorderForMemoryPass(), TRAIN_PIPELINE)(model)
     with pytest.raises(AssertionError, match="can no longer update @w in place"):
         equivalence_property(SinkLossPass(), TRAIN_PIPELINE)(model)
+
+
+LINEAR_TANH = """
+builtin.module {
+  nn.param trainable @w : tensor<3x2xf32> = dense<[[0.5, -0.2], [0.1, 0.3], [-0.4, 0.2]]> : tensor<3x2xf32>
+  func.func @forward(%x: tensor<4x2xf32>) -> tensor<4x3xf32> {
+    %0 = nn.load @w : tensor<3x2xf32>
+    %1 = nn.linear %x, %0 : (tensor<4x2xf32>, tensor<3x2xf32>) -> tensor<4x3xf32>
+    %2 = nn.tanh %1 : tensor<4x3xf32>
+    func.return %2 : tensor<4x3xf32>
+  }
+}
+"""
+
+
+@pytest.mark.parametrize(("copied", "broken"), [(nn.TanhOp, False), (nn.LinearOp, True)])
+def test_recompute_promises_cheap_copies(copied, broken):
+    """`recompute` without `expensive` may add copies of cheap ops only (its
+    `check_result`, which `edge-opt fuzz` runs): a copy of the linear breaks it."""
+    before = apply_passes(TRAIN_PIPELINE, parse_module(LINEAR_TANH))
+    after = before.clone()
+    block = get_function(after, "train_step").body.block
+    (original,) = [o for o in block.ops if isinstance(o, copied)][:1]
+    block.insert_op_after(original.clone(), original)
+    problems = RecomputePass().check_result(before, after)
+    assert bool(problems) == broken, problems
+    if broken:
+        (problem,) = problems
+        assert problem == "recompute (expensive=false) added ops that are not cheap: nn.linear"
+    assert RecomputePass(expensive=True).check_result(before, after) == []
+
+
+@dataclass(frozen=True)
+class PromiseBreakingPass(ModulePass):
+    """Changes nothing, and says it broke its promise."""
+
+    name = "promise-breaking"
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        pass
+
+    def check_result(self, before: ModuleOp, after: ModuleOp) -> list[str]:
+        return ["promise-breaking: broken"]
+
+
+def test_fuzz_property_checks_a_pass_s_own_promises():
+    model = RandomModel(parse_module(MODEL), {"x": np.zeros((2, 2), np.float32)})
+    with pytest.raises(AssertionError, match="promise-breaking: broken"):
+        equivalence_property(PromiseBreakingPass())(model)
+    with pytest.raises(AssertionError, match="promise-breaking: broken"):
+        equivalence_property([ReorderForMemoryPass(), PromiseBreakingPass()],
+                             TRAIN_PIPELINE)(model)
