@@ -24,8 +24,8 @@ and a shrunk graph is one) and adapts them: a conv or pool takes a value that is
 already NCHW when it can (so `max_pool2d(relu(conv2d(x)))` occurs), else reshapes one
 (the reshape joins the pool), a binary op resizes the other operand into a shape that
 broadcasts (half the time a per-channel operand, half of those bias parameters), and a
-linear layer comes as a bias-less one followed by an `add` of a bias parameter one time
-in three (as exporters write a linear of a 3-D input). Three in four
+linear layer comes, where `add` is drawn too, as a bias-less one followed by an `add`
+of a bias parameter one time in three (as exporters write a linear of a 3-D input). Three in four
 results nobody uses are returned, the others left dead. Every op is evaluated as it is built (with the interpreter's own
 implementations), so the strategy knows the actual values and keeps them tame:
 operands larger than `_BOUND` pass through `tanh` first, `log`/`sqrt`/`pow`/`div` get

@@ -87,6 +87,8 @@ class _Builder:
     param_values: dict[str, np.ndarray] = field(default_factory=dict)
     layer: str = "op"
     interpreter: Interpreter = field(default_factory=_evaluator)
+    drawn: frozenset[str] = frozenset()
+    """The op names the models draw from (glue ops aside)."""
 
     @property
     def dtype(self) -> np.dtype:

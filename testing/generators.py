@@ -112,10 +112,13 @@ def _linear(b: _Builder) -> SSAValue:
     features = b.shape(x)[-1]
     out = b.integer(1, b.max_dim)
     weight = b.param("weight", (out, features), fan_in=features)
-    form = b.choice(["plain", "bias", "bias_add"])
+    # Where `add` is drawn too, a linear may come as exporters write one of a 3-D input
+    # (MatMul, then Add of the bias): the pattern bias fusions match.
+    forms = ["plain", "bias", "bias_add"] if "add" in b.drawn else ["plain", "bias"]
+    form = b.choice(forms)
     bias = b.param("bias", (out,)) if form == "bias" else None
     y = b.emit(nn.LinearOp(x, weight, bias))
-    if form == "bias_add":  # as exporters write a linear of a 3-D input: MatMul, Add
+    if form == "bias_add":
         y = b.emit(nn.AddOp(y, b.param("bias", (out,))))
     return y
 

@@ -129,7 +129,7 @@ def _models(
         )
         input_types.append(TensorType(element, shape))
     block = Block(arg_types=input_types)
-    b = _Builder(draw, element, max_dim, trainable, block)
+    b = _Builder(draw, element, max_dim, trainable, block, drawn=frozenset(generators))
     inputs: dict[str, np.ndarray] = {}
     for i, arg in enumerate(block.args):
         arg.name_hint = f"x{i}"
