@@ -92,7 +92,7 @@ from edge_opt.tools.plugins import active_registry, load_plugins
 
 PROG = "edge-opt fuzz"
 
-DEFAULT_EXAMPLES = 100
+DEFAULT_EXAMPLES = 500
 
 GRADIENT_PIPELINE = "train-full{loss=mse}"
 """The pipeline of `--gradients` without one."""
