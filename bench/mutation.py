@@ -3,7 +3,7 @@
 Each mutant is a plausible bug planted by one text edit (file, find, replace) in a
 copy of the package: an off-by-one, swapped operands, a dropped bias, a gradient with
 the wrong sign, a missing 1/k, an ignored dependency... For each, `edge-opt fuzz` runs
-at its default budget (100 examples, seed 0) against the pass or pipeline the mutant
+at its default budget (500 examples, seed 0) against the pass or pipeline the mutant
 touches, in a subprocess that imports the mutated copy; the mutant is *caught* when the
 command exits with status 1 (a wrong result, or a crash, found on a random model). The
 real files are never modified.

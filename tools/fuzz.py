@@ -1,7 +1,7 @@
 """`edge-opt fuzz PASS_OR_PIPELINE`: random models against the interpreter.
 
-    edge-opt fuzz canonicalize,cse                       # 100 random models, seed 0
-    edge-opt fuzz my-pass --load-plugin my_passes.py --ops linear,add --examples 500
+    edge-opt fuzz canonicalize,cse                       # 500 random models, seed 0
+    edge-opt fuzz my-pass --load-plugin my_passes.py --ops linear,add --examples 2000
     edge-opt fuzz my-pass --train                        # on @train_step after train-full
     edge-opt fuzz my-pass --workers 4                    # 4 processes, seeds S..S+3
     edge-opt fuzz my-pass --dask tcp://scheduler:8786    # the same on a Dask cluster
