@@ -11,6 +11,7 @@ from xdsl.dialects.builtin import ModuleOp, SymbolRefAttr, TensorType
 from xdsl.interpreter import Interpreter
 from xdsl.ir import Attribute, Operation, SSAValue
 from xdsl.rewriter import Rewriter
+from xdsl.traits import SymbolTable
 
 from edge_opt.dialects import nn
 from edge_opt.ir.interpreters.nn import NnFunctions
@@ -30,8 +31,10 @@ class FrozenValues:
     """The values of operands read from frozen parameters (or constants)."""
 
     def __init__(self, module: ModuleOp):
-        self.params = {op.sym_name.data: op for op in module.ops
-                       if isinstance(op, nn.ParamOp)}
+        self.module = module
+        """Looked up at each read: a rewrite may read a parameter an earlier rewrite
+        declared (a batch norm folded into a layer another batch norm was folded
+        into)."""
         self.interpreter = Interpreter(ModuleOp([]))  # single ops, no symbol lookups
         self.interpreter.register_implementations(NnFunctions())
 
@@ -39,7 +42,8 @@ class FrozenValues:
         owner = value.owner
         if isinstance(owner, nn.LoadOp):
             name = owner.param.string_value()
-            param = self.params[name]
+            param = SymbolTable.lookup_symbol(self.module, name)
+            assert isinstance(param, nn.ParamOp), f"@{name} is not a parameter"
             if param.is_trainable:
                 raise NotFrozen(f"{what} @{name} is trainable")
             if param.value is None:
