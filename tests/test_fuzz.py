@@ -71,7 +71,7 @@ def test_planted_bug_is_caught_and_reduced(target, ops, must_contain, tmp_path, 
     assert status == 1, output
     assert f"{target} changed the meaning of @forward" in output
     examples = int(output.split("FAILED after ")[1].split()[0])
-    assert examples <= DEFAULT_EXAMPLES
+    assert examples <= DEFAULT_EXAMPLES["interpreter"]
     ops_found = forward_ops(out / "repro.mlir")
     assert len(ops_found) <= 5, ops_found
     assert must_contain <= set(ops_found)

@@ -92,7 +92,9 @@ from edge_opt.tools.plugins import active_registry, load_plugins
 
 PROG = "edge-opt fuzz"
 
-DEFAULT_EXAMPLES = 500
+DEFAULT_EXAMPLES = {"interpreter": 500, "c": 100}
+"""Models per campaign: 500 interpreted (calibrated with bench/mutation.py, see
+docs/plugins-and-fuzzing.md), 100 through the C backend (each builds a project)."""
 
 GRADIENT_PIPELINE = "train-full{loss=mse}"
 """The pipeline of `--gradients` without one."""
@@ -276,8 +278,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="interpreter: the pass must keep the meaning of the models "
                         "(default); c: the C project of each model after the pipeline "
                         "must compute what the interpreter computes")
-    parser.add_argument("--examples", type=int, default=DEFAULT_EXAMPLES, metavar="N",
-                        help=f"random models to check (default {DEFAULT_EXAMPLES})")
+    parser.add_argument("--examples", type=int, metavar="N",
+                        help="random models to check (default "
+                        f"{DEFAULT_EXAMPLES['interpreter']}; "
+                        f"{DEFAULT_EXAMPLES['c']} with --backend c)")
     parser.add_argument("--seed", type=int, default=0, metavar="S",
                         help="the campaign's seed (default 0; shard i uses S+i)")
     parser.add_argument("--ops", metavar="A,B,...",
@@ -346,6 +350,8 @@ def fuzz_command(argv: Sequence[str], *,
         args.target = DEFAULT_PIPELINE if c_backend else GRADIENT_PIPELINE
     if args.max_ops is None:
         args.max_ops = DEFAULT_MAX_OPS[args.backend]
+    if args.examples is None:
+        args.examples = DEFAULT_EXAMPLES[args.backend]
     _check_options(args)
     parse_pipeline(args.target)  # unknown names and bad options, before any work
     train = args.train_pipeline if args.train else None
