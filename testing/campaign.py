@@ -318,22 +318,25 @@ def equivalence_property(
         after = assert_pass_preserves_semantics(pass_or_pipeline, module, inputs,
                                                 function=function, rtol=rtol, atol=atol)
         assert_memory_claims_hold(module, after)
-        assert_promises_hold(pass_or_pipeline, module)
+        assert_promises_hold(pass_or_pipeline, module, after)
 
     return check
 
 
-def assert_promises_hold(pass_or_pipeline: PassOrPipeline, module: ModuleOp) -> None:
+def assert_promises_hold(pass_or_pipeline: PassOrPipeline, module: ModuleOp,
+                         result: ModuleOp) -> None:
     """Each pass of `pass_or_pipeline` that has a `check_result(before, after)` method
     (returning the promises it broke besides the numbers, as messages: `recompute`
-    adds only cheap ops unless told otherwise) keeps them on `module`, the passes
-    applied in turn. Raises AssertionError listing the broken ones."""
+    adds only cheap ops unless told otherwise) keeps them on `module`, which the
+    passes turned into `result`; in a pipeline of several passes each is checked on its
+    own input and output, the passes applied again in turn. Raises AssertionError
+    listing the broken ones."""
     passes = expand_passes(pass_or_pipeline)
     if not any(hasattr(p, "check_result") for p in passes):
         return
     problems: list[str] = []
     for p in passes:
-        after = apply_passes(p, module)
+        after = result if len(passes) == 1 else apply_passes(p, module)
         check = getattr(p, "check_result", None)
         if check is not None:
             problems += check(module, after)
